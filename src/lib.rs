@@ -1,0 +1,2 @@
+//! tailcast: stream log files and events over Server-Sent Events.
+pub mod follow;
