@@ -67,3 +67,28 @@ pub async fn follow_file(
 ) {
     let _ = (path, opts, sink, shutdown);
 }
+
+/// Follows a reader (stdin) until EOF or `shutdown`.
+pub async fn follow_reader<R: tokio::io::AsyncRead + Unpin + Send>(
+    reader: R,
+    opts: FollowOptions,
+    sink: Arc<dyn LineSink>,
+    shutdown: CancellationToken,
+) {
+    let _ = (reader, opts, sink, shutdown);
+}
+
+/// Whether `pattern` contains glob metacharacters.
+pub fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+/// Reports every path matching `pattern`, now and as new ones appear.
+pub async fn watch_glob(
+    pattern: String,
+    opts: FollowOptions,
+    on_match: impl FnMut(PathBuf) + Send + 'static,
+    shutdown: CancellationToken,
+) {
+    let _ = (pattern, opts, on_match, shutdown);
+}

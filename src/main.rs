@@ -1,1 +1,90 @@
-fn main(){}
+//! The `tailcast` binary: parses the command line and calls the library.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tailcast::config::{Cli, Command};
+use tokio_util::sync::CancellationToken;
+
+/// After a shutdown signal, the process exits by this deadline even if a
+/// stalled client keeps its connection open.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TAILCAST_LOG").unwrap_or_else(|_| "tailcast=info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Generate(args) => {
+                let token = CancellationToken::new();
+                tailcast::shutdown::cancel_on_signal(token.clone());
+                tailcast::generate::run(&args.path, args.interval, args.count, token)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("cannot write {}: {e}", args.path.display()))
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+async fn serve(args: tailcast::config::ServeArgs) -> Result<(), String> {
+    let config = args.resolve().map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&config.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let demo = config.files.is_empty();
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "tailcast listening on http://{addr}");
+        if demo {
+            let _ = writeln!(out, "demo mode: a generated log is served as stream `demo`");
+            let _ = writeln!(out, "  open http://{addr}/ or run: curl -N http://{addr}/stream-logs");
+        }
+        let _ = out.flush();
+    }
+    let token = CancellationToken::new();
+    tailcast::shutdown::cancel_on_signal(token.clone());
+    let mut server = tokio::spawn(tailcast::server::run(listener, config, token.clone()));
+    tokio::select! {
+        _ = token.cancelled() => {}
+        result = &mut server => {
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("server failed: {e}")),
+                Err(e) => Err(format!("server task failed: {e}")),
+            };
+        }
+    }
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(format!("server failed: {e}")),
+        Ok(Err(e)) => Err(format!("server task failed: {e}")),
+        Err(_) => {
+            tracing::warn!("some connections did not close in time; exiting anyway");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Turning a hub [`Subscription`] into an SSE response body.
+//!
+//! The body is pulled by hyper: the next batch is taken from the hub only
+//! when hyper asks for more, so a client that does not read only holds its
+//! own cursor back (see the hub's backpressure rules). Each event's bytes
+//! were encoded once by the hub and are shared, not copied. Heartbeats come
+//! from one shared tick, not a timer per connection: a stream that sent
+//! nothing since the previous tick gets `: ping` (so an idle stream sees one
+//! every one to two heartbeat intervals).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+use regex::Regex;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Delivery, Subscription};
+use crate::metrics::Metrics;
+use crate::sse;
+
+/// How events are written on a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// The event's data as published (single-channel endpoints).
+    Plain,
+    /// `{"channel": ..., "data": ...}` (multiplexed `/events`).
+    Envelope,
+}
+
+/// Keeps the open-stream count right: decremented when the body is dropped.
+pub struct ConnectionGuard {
+    metrics: Arc<Metrics>,
+}
+
+impl ConnectionGuard {
+    /// Counts one more open stream.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.connections.inc();
+        metrics.streams_opened.inc();
+        ConnectionGuard { metrics }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics.connections.dec();
+    }
+}
+
+/// Everything one SSE response needs.
+pub struct SseStream {
+    /// The hub subscription, already registered.
+    pub subscription: Subscription,
+    /// Plain or enveloped events.
+    pub framing: Framing,
+    /// Server-side filter: events of `filter.0` whose data does not match
+    /// `filter.1` are skipped (other channels, e.g. broadcast, pass).
+    pub filter: Option<(String, Regex)>,
+    /// `retry:` value in ms, sent first.
+    pub retry_ms: u64,
+    /// The shared heartbeat tick.
+    pub tick: watch::Receiver<u64>,
+    /// Ends the stream cleanly on shutdown.
+    pub shutdown: CancellationToken,
+    /// Server metrics.
+    pub metrics: Arc<Metrics>,
+    /// The open-stream count guard.
+    pub guard: ConnectionGuard,
+}
+
+struct State {
+    stream: SseStream,
+    pending: VecDeque<Bytes>,
+    sent_since_tick: bool,
+}
+
+impl State {
+    fn push_batch(&mut self, batch: Vec<Delivery>) {
+        let mut delivered = 0;
+        let mut bytes = 0;
+        for delivery in batch {
+            let frame = match delivery {
+                Delivery::Event(event) => {
+                    if let Some((channel, regex)) = &self.stream.filter {
+                        if *event.channel == **channel && !regex.is_match(&event.data) {
+                            continue;
+                        }
+                    }
+                    delivered += 1;
+                    match self.stream.framing {
+                        Framing::Plain => event.frame.clone(),
+                        Framing::Envelope => event.envelope_frame(),
+                    }
+                }
+                Delivery::Reset { channel, reason } => {
+                    self.stream.metrics.resets.inc();
+                    let data = serde_json::json!({"reason": reason, "channel": &*channel});
+                    sse::encode_event(None, "reset", &data.to_string())
+                }
+            };
+            bytes += frame.len();
+            self.pending.push_back(frame);
+        }
+        if bytes > 0 {
+            self.sent_since_tick = true;
+        }
+        self.stream.metrics.events_delivered.inc_by(delivered);
+        self.stream.metrics.bytes_sent.inc_by(bytes as u64);
+    }
+}
+
+/// Builds the `200 text/event-stream` response for `stream`.
+pub fn response(stream: SseStream) -> Response {
+    let mut pending = VecDeque::with_capacity(4);
+    pending.push_back(sse::encode_retry(stream.retry_ms));
+    let state = State {
+        stream,
+        pending,
+        sent_since_tick: true,
+    };
+    let body = futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(frame) = st.pending.pop_front() {
+                return Some((Ok::<Bytes, Infallible>(frame), st));
+            }
+            tokio::select! {
+                biased;
+                _ = st.stream.shutdown.cancelled() => return None,
+                batch = st.stream.subscription.next_batch() => st.push_batch(batch),
+                changed = st.stream.tick.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    if !st.sent_since_tick {
+                        st.pending.push_back(Bytes::from_static(sse::PING));
+                    }
+                    st.sent_since_tick = false;
+                }
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}

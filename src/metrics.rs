@@ -1,0 +1,95 @@
+//! Server counters and gauges, exposed in the Prometheus text format.
+//!
+//! One [`Metrics`] is shared by the whole server. Hot paths count per batch,
+//! not per event and subscriber, to keep shared cache lines quiet.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label of `tailcast_publish_errors_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    /// The HTTP status of the refused publish.
+    pub status: u16,
+}
+
+/// All of the server's metrics. Cloning the handles is cheap; they share
+/// their values.
+pub struct Metrics {
+    /// Open SSE streams.
+    pub connections: Gauge,
+    /// SSE streams opened since start.
+    pub streams_opened: Counter,
+    /// Events accepted by the hub.
+    pub events_published: Counter,
+    /// Events written to subscribers (one per subscriber).
+    pub events_delivered: Counter,
+    /// Bytes of SSE written to subscribers.
+    pub bytes_sent: Counter,
+    /// Streams that resumed with a `Last-Event-ID`.
+    pub resumes: Counter,
+    /// `reset` events sent.
+    pub resets: Counter,
+    /// Subscribers dropped for not reading past `--send-timeout`.
+    pub slow_dropped: Counter,
+    /// Refused publishes, by HTTP status.
+    pub publish_errors: Family<StatusLabel, Counter>,
+    /// Lines read from followed files and stdin.
+    pub lines_read: Counter,
+    /// Rotations and truncations of followed files.
+    pub rotations: Counter,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tailcast");
+        let m = Metrics {
+            connections: Gauge::default(),
+            streams_opened: Counter::default(),
+            events_published: Counter::default(),
+            events_delivered: Counter::default(),
+            bytes_sent: Counter::default(),
+            resumes: Counter::default(),
+            resets: Counter::default(),
+            slow_dropped: Counter::default(),
+            publish_errors: Family::default(),
+            lines_read: Counter::default(),
+            rotations: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("open_connections", "Open SSE streams", m.connections.clone());
+        registry.register("streams_opened", "SSE streams opened", m.streams_opened.clone());
+        registry.register("events_published", "Events accepted by the hub", m.events_published.clone());
+        registry.register("events_delivered", "Events written to subscribers", m.events_delivered.clone());
+        registry.register("sent_bytes", "Bytes of SSE written to subscribers", m.bytes_sent.clone());
+        registry.register("resumes", "Streams resumed with Last-Event-ID", m.resumes.clone());
+        registry.register("resets", "reset events sent", m.resets.clone());
+        registry.register(
+            "slow_subscribers_dropped",
+            "Subscribers dropped after --send-timeout without progress",
+            m.slow_dropped.clone(),
+        );
+        registry.register("publish_errors", "Refused publishes by status", m.publish_errors.clone());
+        registry.register("lines_read", "Lines read from followed files", m.lines_read.clone());
+        registry.register("file_rotations", "Rotations and truncations seen", m.rotations.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}

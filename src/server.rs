@@ -1,0 +1,201 @@
+//! `tailcast serve`: wires the hub, the log streams, the heartbeat tick and
+//! the HTTP router together and serves until shutdown.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServeConfig;
+use crate::follow::FollowOptions;
+use crate::http::{self, AppState};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::streams::LogStreams;
+
+/// Interval of the demo log generator.
+const DEMO_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Longest wait for followers and generators to stop after shutdown.
+const TASK_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves `config` on `listener` until `shutdown` is cancelled, then ends
+/// every stream and returns. With no files configured, runs the demo: a
+/// generated log in a temporary folder, served as stream `demo`.
+///
+/// # Errors
+/// The demo's temporary folder cannot be created, or serving fails.
+pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: CancellationToken) -> io::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let hub = Hub::memory(config.history, config.max_channels);
+    let tracker = TaskTracker::new();
+    let opts = FollowOptions {
+        max_line: config.max_line,
+        initial_lines: config.backlog.max(config.history.min(1000)),
+        ..FollowOptions::default()
+    };
+    let streams = LogStreams::new(hub.clone(), metrics.clone(), opts, shutdown.clone(), tracker.clone());
+
+    let demo_dir = if config.files.is_empty() {
+        let dir = tempfile::Builder::new().prefix("tailcast-demo").tempdir()?;
+        let path = dir.path().join("demo.log");
+        let token = shutdown.clone();
+        let generator_path = path.clone();
+        tracker.spawn(async move {
+            if let Err(e) = crate::generate::run(&generator_path, DEMO_INTERVAL, None, token).await {
+                tracing::error!("demo generator stopped: {e}");
+            }
+        });
+        streams.follow("demo", &path);
+        Some(dir)
+    } else {
+        streams.start(&config.files);
+        None
+    };
+
+    let (tick_tx, tick) = watch::channel(0u64);
+    let heartbeat = config.heartbeat;
+    let tick_shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        loop {
+            tokio::select! {
+                _ = tick_shutdown.cancelled() => return,
+                _ = interval.tick() => tick_tx.send_modify(|n| *n += 1),
+            }
+        }
+    });
+
+    let send_timeout = config.send_timeout;
+    let state = Arc::new(AppState {
+        config,
+        hub,
+        streams,
+        metrics: metrics.clone(),
+        tick,
+        shutdown: shutdown.clone(),
+        started: Instant::now(),
+    });
+    let listener = SendTimeoutListener {
+        listener,
+        timeout: send_timeout,
+        metrics,
+    };
+    let served = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    tracker.close();
+    let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+    drop(demo_dir);
+    served
+}
+
+/// Accepts connections with `TCP_NODELAY` set (events must not wait for
+/// Nagle) and wrapped in [`SendTimeoutIo`].
+struct SendTimeoutListener {
+    listener: TcpListener,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl axum::serve::Listener for SendTimeoutListener {
+    type Io = SendTimeoutIo;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    let io = SendTimeoutIo {
+                        inner: stream,
+                        timeout: self.timeout,
+                        stalled: None,
+                        metrics: self.metrics.clone(),
+                    };
+                    return (io, addr);
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection that fails its write with `TimedOut` once the peer has
+/// accepted no bytes for `timeout`: this is how a subscriber that stopped
+/// reading is dropped (guarantee 3). The timer exists only while a write is
+/// blocked.
+pub struct SendTimeoutIo {
+    inner: TcpStream,
+    timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl SendTimeoutIo {
+    fn check<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.stalled = None;
+            return result;
+        }
+        let timeout = self.timeout;
+        let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.metrics.slow_dropped.inc();
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "subscriber stopped reading")));
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for SendTimeoutIo {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendTimeoutIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
