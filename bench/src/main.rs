@@ -1,0 +1,776 @@
+//! `tailcast-load`: the load generator of tailcast's benchmark.
+//!
+//! Three modes, all against a server on this machine (non-loopback targets
+//! are refused), every loop bounded in count and time:
+//! - `fanout`: N SSE subscribers on one channel, one publisher POSTing
+//!   numbered, timestamped events at a given rate (each POST sent when the
+//!   previous one was answered). Reports deliveries/s, loss, duplicates,
+//!   reordering, publish→receive latency and server memory.
+//! - `follow`: the same subscribers on a log stream, while this tool
+//!   appends numbered, timestamped lines to the followed file.
+//! - `idle`: N SSE connections that receive nothing; reports the server's
+//!   resident memory per connection (`VmRSS` before and after).
+//!
+//! Subscribers are raw tokio `TcpStream`s with a hand-written HTTP head,
+//! chunked and SSE decoder (see [`sse`]), one lightweight task each on a
+//! single-threaded runtime, so one core drives 19,000 streams. The
+//! publisher and the file writer run on their own OS thread so that their
+//! pacing does not queue behind thousands of subscriber tasks.
+
+mod http;
+mod sse;
+mod stats;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::http::Target;
+use crate::stats::{Histogram, Latency, Tracker};
+
+/// Longest a run may take in any phase that waits on the server.
+const PHASE_LIMIT: Duration = Duration::from_secs(600);
+
+#[derive(Parser)]
+#[command(
+    name = "tailcast-load",
+    version,
+    about = "Loopback load generator for SSE servers (tailcast, Nchan, FastAPI)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Subscribers on a channel, one publisher at a given rate.
+    Fanout(FanoutArgs),
+    /// Subscribers on a log stream, this tool appending to the file.
+    Follow(FollowArgs),
+    /// Idle SSE connections: server memory per connection.
+    Idle(IdleArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Server base URL, loopback only, e.g. http://127.0.0.1:8000.
+    #[arg(long)]
+    target: String,
+    /// SSE path to subscribe to.
+    #[arg(long, default_value = "/realtime/bench")]
+    sub_path: String,
+    /// Server process ids whose VmRSS is summed (repeatable).
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
+    /// Label copied into the report (e.g. the server's name).
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Connections opened at the same time.
+    #[arg(long, default_value_t = 256)]
+    connect_concurrency: usize,
+    /// Read buffer per subscriber, bytes.
+    #[arg(long, default_value_t = 8192)]
+    buf_size: usize,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Exit non-zero on any loss, duplicate, reordering or error.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// Number of subscribers.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Number of events.
+    #[arg(long, default_value_t = 1000)]
+    events: u64,
+    /// Events per second asked; 0 means as fast as answers come.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Bytes of data per event (at least the number and timestamp).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Seconds to wait for the last deliveries after the last event.
+    #[arg(long, default_value_t = 30.0)]
+    drain_timeout: f64,
+    /// Sample the server's RSS every this many seconds (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    rss_every: f64,
+}
+
+#[derive(Args, Clone)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Path events are POSTed to.
+    #[arg(long, default_value = "/channels/bench")]
+    pub_path: String,
+}
+
+#[derive(Args, Clone)]
+struct FollowArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The file the server follows; lines are appended to it.
+    #[arg(long)]
+    file: PathBuf,
+}
+
+#[derive(Args, Clone)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Number of idle connections.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Seconds to wait after connecting before reading the server's RSS.
+    #[arg(long, default_value_t = 2.0)]
+    settle: f64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = runtime
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(cli.mode)));
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit; returns the new
+/// soft limit.
+fn raise_nofile() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("warning: cannot raise the open files limit: {e}");
+            rlimit::Resource::NOFILE
+                .get()
+                .map(|(soft, _)| soft)
+                .unwrap_or(0)
+        }
+    }
+}
+
+async fn run(mode: Mode) -> Result<bool> {
+    let nofile = raise_nofile();
+    let (report, check, json_out) = match mode {
+        Mode::Fanout(a) => {
+            let source = Source::Publish(a.pub_path.clone());
+            let r = load(&a.common, &a.load, source, nofile).await?;
+            (r, a.common.check, a.common.json_out)
+        }
+        Mode::Follow(a) => {
+            let r = load(&a.common, &a.load, Source::File(a.file.clone()), nofile).await?;
+            (r, a.common.check, a.common.json_out)
+        }
+        Mode::Idle(a) => {
+            let r = idle(&a, nofile).await?;
+            (r, a.common.check, a.common.json_out)
+        }
+    };
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(path) = json_out {
+        std::fs::write(&path, format!("{text}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let ok = report.problems.is_empty();
+    if !ok {
+        eprintln!("problems: {}", report.problems.join("; "));
+    }
+    Ok(ok || !check)
+}
+
+/// Where events come from.
+enum Source {
+    /// POSTed to this path.
+    Publish(String),
+    /// Appended to this file.
+    File(PathBuf),
+}
+
+/// The JSON report of one run.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    label: String,
+    mode: &'static str,
+    target: String,
+    sub_path: String,
+    subscribers: usize,
+    events: u64,
+    rate_asked: f64,
+    event_bytes: usize,
+    /// Soft open-files limit after raising it.
+    nofile_limit: u64,
+    connect_s: f64,
+    /// Events the source produced (POSTs answered 2xx, lines written).
+    published: u64,
+    publish_errors: u64,
+    /// Events per second the source reached.
+    rate_achieved: f64,
+    /// Round trip of one POST (the publisher's view).
+    publish_latency: Option<Latency>,
+    expected_deliveries: u64,
+    deliveries: u64,
+    /// Deliveries over the time from the first publish to the last delivery.
+    deliveries_per_s: f64,
+    lost: u64,
+    duplicates: u64,
+    reordered: u64,
+    foreign: u64,
+    resets: u64,
+    /// Subscribers whose stream failed or ended early.
+    subscriber_errors: u64,
+    /// Publish (or write) to receive latency.
+    latency: Option<Latency>,
+    rss_before_kib: Option<u64>,
+    rss_connected_kib: Option<u64>,
+    rss_end_kib: Option<u64>,
+    /// (rss_connected - rss_before) / connections.
+    rss_per_connection_kib: Option<f64>,
+    /// (seconds since start, KiB) samples taken during the load.
+    rss_samples: Vec<(f64, u64)>,
+    /// (max - min) / min of the samples after the first 10 %, in percent.
+    rss_drift_pct: Option<f64>,
+    /// Why the run is not clean (empty when it is).
+    problems: Vec<String>,
+}
+
+/// State shared by all subscriber tasks of a run.
+struct Shared {
+    base: Instant,
+    latencies: Mutex<Histogram>,
+    connected: AtomicUsize,
+    complete: AtomicUsize,
+    progress: Notify,
+    deliveries: AtomicU64,
+    /// Microseconds since `base` of the newest delivery.
+    last_delivery_us: AtomicU64,
+    connect_slots: Semaphore,
+}
+
+/// Parses `"<seq> <micros> ..."`.
+fn parse_data(data: &[u8]) -> Option<(u64, u64)> {
+    let mut parts = data.split(|&b| b == b' ');
+    let num = |p: Option<&[u8]>| std::str::from_utf8(p?).ok()?.parse().ok();
+    Some((num(parts.next())?, num(parts.next())?))
+}
+
+/// One subscriber: connects, then reads until it has every expected event
+/// or `stop` is set.
+async fn subscriber(
+    shared: Arc<Shared>,
+    target: Target,
+    path: String,
+    expected: u64,
+    buf_size: usize,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Tracker> {
+    let permit = shared.connect_slots.acquire().await?;
+    let opened = tokio::time::timeout(
+        Duration::from_secs(60),
+        http::open_sse(&target, &path, 1024),
+    )
+    .await;
+    drop(permit);
+    let (mut stream, head, rest) = match opened {
+        Ok(r) => r?,
+        Err(_) => bail!("no response head within 60 s"),
+    };
+    shared.connected.fetch_add(1, Ordering::AcqRel);
+    shared.progress.notify_one();
+    let mut tracker = Tracker::new(expected);
+    let mut dechunker = head.chunked.then(sse::Dechunker::default);
+    let mut parser = sse::SseParser::default();
+    let mut local: Vec<u64> = Vec::with_capacity(64);
+    let mut buf = vec![0u8; buf_size.max(512)];
+    let mut pending = rest;
+    let mut ended = false;
+    loop {
+        if !pending.is_empty() {
+            let mut on_event = |ty: &[u8], data: &[u8]| {
+                if ty.is_empty() || ty == b"message" {
+                    match parse_data(data) {
+                        Some((seq, sent_us)) => {
+                            let now = shared.base.elapsed().as_micros() as u64;
+                            local.push(now.saturating_sub(sent_us));
+                            tracker.record(seq);
+                        }
+                        None => tracker.foreign += 1,
+                    }
+                } else if ty == b"reset" {
+                    tracker.resets += 1;
+                }
+            };
+            let mut feed_sse = |bytes: &[u8]| parser.feed(bytes, &mut on_event);
+            let mut result = Ok(());
+            match dechunker.as_mut() {
+                Some(d) => {
+                    ended = d
+                        .feed(&pending, &mut |b| {
+                            if result.is_ok() {
+                                result = feed_sse(b);
+                            }
+                        })
+                        .map_err(|e| anyhow!(e))?;
+                }
+                None => result = feed_sse(&pending),
+            }
+            result.map_err(|e| anyhow!(e))?;
+            pending.clear();
+            if !local.is_empty() {
+                let now = shared.base.elapsed().as_micros() as u64;
+                shared
+                    .deliveries
+                    .fetch_add(local.len() as u64, Ordering::Relaxed);
+                shared.last_delivery_us.fetch_max(now, Ordering::Relaxed);
+                let mut hist = shared.latencies.lock().expect("histogram lock");
+                for &l in &local {
+                    hist.record(l);
+                }
+                drop(hist);
+                local.clear();
+            }
+            if expected > 0 && tracker.complete() {
+                shared.complete.fetch_add(1, Ordering::AcqRel);
+                shared.progress.notify_one();
+                return Ok(tracker);
+            }
+        }
+        if ended {
+            bail!("the server ended the stream");
+        }
+        tokio::select! {
+            _ = stop.changed() => return Ok(tracker),
+            read = stream.read(&mut buf) => {
+                let n = read?;
+                if n == 0 {
+                    bail!("the server closed the stream");
+                }
+                pending.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+}
+
+/// Opens `n` subscribers and waits until all have their response head.
+async fn connect_all(
+    shared: &Arc<Shared>,
+    common: &Common,
+    n: usize,
+    expected: u64,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<Result<Tracker>>>> {
+    let target = Target::parse(&common.target)?;
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            tokio::spawn(subscriber(
+                shared.clone(),
+                target.clone(),
+                common.sub_path.clone(),
+                expected,
+                common.buf_size,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let deadline = Instant::now() + PHASE_LIMIT.min(Duration::from_secs(30 + n as u64 / 100));
+    while shared.connected.load(Ordering::Acquire) < n {
+        if let Some(i) = handles.iter().position(|h| h.is_finished()) {
+            // A subscriber ended before everyone connected: report why.
+            let _ = i;
+            let failed = handles
+                .into_iter()
+                .find(|h| h.is_finished())
+                .expect("finished handle");
+            let err = match failed.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) => anyhow!("a subscriber stopped early"),
+                Err(e) => anyhow!(e),
+            };
+            return Err(err.context(format!(
+                "connecting subscribers ({} of {n} connected)",
+                shared.connected.load(Ordering::Acquire)
+            )));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {n} subscribers connected in time",
+                shared.connected.load(Ordering::Acquire)
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(50), shared.progress.notified()).await;
+    }
+    Ok(handles)
+}
+
+fn new_shared(concurrency: usize) -> Arc<Shared> {
+    Arc::new(Shared {
+        base: Instant::now(),
+        latencies: Mutex::new(Histogram::default()),
+        connected: AtomicUsize::new(0),
+        complete: AtomicUsize::new(0),
+        progress: Notify::new(),
+        deliveries: AtomicU64::new(0),
+        last_delivery_us: AtomicU64::new(0),
+        connect_slots: Semaphore::new(concurrency.max(1)),
+    })
+}
+
+fn rss(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    match stats::total_rss_kib(pids) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            eprintln!("warning: {e:#}");
+            None
+        }
+    }
+}
+
+/// What the source thread reports.
+struct SourceResult {
+    sent: u64,
+    errors: u64,
+    start_us: u64,
+    end_us: u64,
+    rtt: Histogram,
+    error: Option<String>,
+}
+
+/// Builds the data of event `seq`: `"<seq> <micros since base> xxx…"`.
+fn event_data(base: Instant, seq: u64, size: usize) -> Vec<u8> {
+    let mut data = format!("{seq} {}", base.elapsed().as_micros()).into_bytes();
+    if data.len() + 1 < size {
+        data.push(b' ');
+        data.resize(size, b'x');
+    }
+    data
+}
+
+/// Runs the publisher or file writer on the calling (dedicated) thread.
+fn produce(source: &Source, target: &Target, base: Instant, load: &LoadArgs) -> SourceResult {
+    let mut result = SourceResult {
+        sent: 0,
+        errors: 0,
+        start_us: base.elapsed().as_micros() as u64,
+        end_us: 0,
+        rtt: Histogram::default(),
+        error: None,
+    };
+    let start = Instant::now();
+    let interval = (load.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / load.rate));
+    let outcome = (|| -> Result<()> {
+        enum Sink {
+            Post(http::Publisher, String),
+            File(std::fs::File),
+        }
+        let mut sink = match source {
+            Source::Publish(path) => Sink::Post(http::Publisher::connect(target)?, path.clone()),
+            Source::File(path) => Sink::File(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {} for appending", path.display()))?,
+            ),
+        };
+        for seq in 0..load.events {
+            if let Some(interval) = interval {
+                let due = start + interval.mul_f64(seq as f64);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
+            let t = Instant::now();
+            match &mut sink {
+                Sink::Post(publisher, path) => {
+                    let data = event_data(base, seq, load.size);
+                    let status = publisher.post(path, &data)?;
+                    if !(200..300).contains(&status) {
+                        result.errors += 1;
+                        if result.errors > 10 {
+                            bail!("publish answered {status} (more than 10 errors)");
+                        }
+                        continue;
+                    }
+                }
+                Sink::File(file) => {
+                    let mut line = event_data(base, seq, load.size);
+                    line.push(b'\n');
+                    file.write_all(&line)?;
+                }
+            }
+            result.rtt.record(t.elapsed().as_micros() as u64);
+            result.sent += 1;
+        }
+        Ok(())
+    })();
+    result.end_us = base.elapsed().as_micros() as u64;
+    if let Err(e) = outcome {
+        result.error = Some(format!("{e:#}"));
+    }
+    result
+}
+
+async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> Result<Report> {
+    if load.events == 0 || load.subscribers == 0 {
+        bail!("--events and --subscribers must be at least 1");
+    }
+    let target = Target::parse(&common.target)?;
+    let shared = new_shared(common.connect_concurrency);
+    let (stop_tx, stop) = watch::channel(false);
+    let mut report = Report {
+        label: common.label.clone(),
+        mode: match source {
+            Source::Publish(_) => "fanout",
+            Source::File(_) => "follow",
+        },
+        target: common.target.clone(),
+        sub_path: common.sub_path.clone(),
+        subscribers: load.subscribers,
+        events: load.events,
+        rate_asked: load.rate,
+        event_bytes: load.size,
+        nofile_limit: nofile,
+        expected_deliveries: load.events * load.subscribers as u64,
+        ..Report::default()
+    };
+    report.rss_before_kib = rss(&common.server_pids);
+    let t = Instant::now();
+    let handles = connect_all(&shared, common, load.subscribers, load.events, &stop).await?;
+    report.connect_s = t.elapsed().as_secs_f64();
+    // Let the server settle its per-connection state before measuring.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report.rss_connected_kib = rss(&common.server_pids);
+
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let base = shared.base;
+    let load_copy = load.clone();
+    let target_copy = target.clone();
+    let producer = std::thread::Builder::new()
+        .name("source".into())
+        .spawn(move || {
+            let r = produce(&source, &target_copy, base, &load_copy);
+            let _ = done_tx.send(r);
+        })
+        .context("cannot start the source thread")?;
+
+    // Wait for the source, sampling memory if asked.
+    let every = (load.rss_every > 0.0).then(|| Duration::from_secs_f64(load.rss_every));
+    let expected_s = if load.rate > 0.0 {
+        load.events as f64 / load.rate
+    } else {
+        0.0
+    };
+    let source_deadline =
+        Instant::now() + Duration::from_secs_f64(expected_s * 2.0 + 120.0).min(PHASE_LIMIT * 2);
+    let mut next_sample = every.map(|e| Instant::now() + e);
+    let produced = loop {
+        let wait = next_sample.map_or(Duration::from_millis(200), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        match tokio::time::timeout(wait.min(Duration::from_millis(200)), &mut done_rx).await {
+            Ok(r) => break r.map_err(|_| anyhow!("the source thread died"))?,
+            Err(_) => {
+                if let (Some(at), Some(every)) = (next_sample, every) {
+                    if Instant::now() >= at {
+                        if let Some(k) = rss(&common.server_pids) {
+                            report
+                                .rss_samples
+                                .push((shared.base.elapsed().as_secs_f64(), k));
+                        }
+                        next_sample = Some(at + every);
+                    }
+                }
+                if Instant::now() > source_deadline {
+                    let _ = stop_tx.send(true);
+                    bail!("the source did not finish in time");
+                }
+            }
+        }
+    };
+    let _ = producer.join();
+
+    // Drain: until every subscriber is complete, or no time is left.
+    let drain_deadline = Instant::now() + Duration::from_secs_f64(load.drain_timeout);
+    while shared.complete.load(Ordering::Acquire) < load.subscribers
+        && handles.iter().any(|h| !h.is_finished())
+        && Instant::now() < drain_deadline
+    {
+        let _ = tokio::time::timeout(Duration::from_millis(50), shared.progress.notified()).await;
+    }
+    report.rss_end_kib = rss(&common.server_pids);
+    let _ = stop_tx.send(true);
+
+    let mut subscriber_errors = Vec::new();
+    for h in handles {
+        match h.await {
+            Ok(Ok(t)) => {
+                report.lost += load.events - t.unique;
+                report.duplicates += t.duplicates;
+                report.reordered += t.reordered;
+                report.foreign += t.foreign;
+                report.resets += t.resets;
+            }
+            Ok(Err(e)) => {
+                report.lost += load.events;
+                subscriber_errors.push(format!("{e:#}"));
+            }
+            Err(e) => {
+                report.lost += load.events;
+                subscriber_errors.push(e.to_string());
+            }
+        }
+    }
+    report.subscriber_errors = subscriber_errors.len() as u64;
+    report.published = produced.sent;
+    report.publish_errors = produced.errors;
+    let source_s = (produced.end_us.saturating_sub(produced.start_us)) as f64 / 1e6;
+    report.rate_achieved = round2(produced.sent as f64 / source_s.max(1e-9));
+    report.publish_latency = Some(produced.rtt.summary());
+    report.deliveries = shared.deliveries.load(Ordering::Relaxed);
+    let span_s = shared
+        .last_delivery_us
+        .load(Ordering::Relaxed)
+        .saturating_sub(produced.start_us) as f64
+        / 1e6;
+    report.deliveries_per_s = round2(report.deliveries as f64 / span_s.max(1e-9));
+    report.latency = Some(shared.latencies.lock().expect("histogram lock").summary());
+    if let (Some(before), Some(after)) = (report.rss_before_kib, report.rss_connected_kib) {
+        report.rss_per_connection_kib = Some(round2(
+            (after as f64 - before as f64) / load.subscribers as f64,
+        ));
+    }
+    report.rss_drift_pct = drift(&report.rss_samples);
+
+    if let Some(e) = produced.error {
+        report.problems.push(format!("source: {e}"));
+    }
+    if report.publish_errors > 0 {
+        report
+            .problems
+            .push(format!("{} publish errors", report.publish_errors));
+    }
+    for (what, n) in [
+        ("lost", report.lost),
+        ("duplicated", report.duplicates),
+        ("reordered", report.reordered),
+        ("foreign", report.foreign),
+        ("reset", report.resets),
+    ] {
+        if n > 0 {
+            report.problems.push(format!("{n} deliveries {what}"));
+        }
+    }
+    if let Some(first) = subscriber_errors.first() {
+        report.problems.push(format!(
+            "{} subscriber errors, first: {first}",
+            subscriber_errors.len()
+        ));
+    }
+    eprintln!(
+        "{} {}: {} subs x {} events @ {}: {:.0} deliveries/s, lost {}, dup {}, reorder {}, latency p50 {} ms p99 {} ms",
+        report.label,
+        report.mode,
+        report.subscribers,
+        report.events,
+        if load.rate > 0.0 { format!("{}/s", load.rate) } else { "max".into() },
+        report.deliveries_per_s,
+        report.lost,
+        report.duplicates,
+        report.reordered,
+        report.latency.as_ref().map_or(0.0, |l| l.p50_ms),
+        report.latency.as_ref().map_or(0.0, |l| l.p99_ms),
+    );
+    Ok(report)
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// (max - min) / min in percent of the samples after the first 10 %.
+fn drift(samples: &[(f64, u64)]) -> Option<f64> {
+    let steady = &samples[samples.len() / 10..];
+    let min = steady.iter().map(|s| s.1).min()?;
+    let max = steady.iter().map(|s| s.1).max()?;
+    Some(round2((max - min) as f64 * 100.0 / min.max(1) as f64))
+}
+
+async fn idle(args: &IdleArgs, nofile: u64) -> Result<Report> {
+    let common = &args.common;
+    let n = args.connections;
+    if n == 0 {
+        bail!("--connections must be at least 1");
+    }
+    let shared = new_shared(common.connect_concurrency);
+    let (stop_tx, stop) = watch::channel(false);
+    let mut report = Report {
+        label: common.label.clone(),
+        mode: "idle",
+        target: common.target.clone(),
+        sub_path: common.sub_path.clone(),
+        subscribers: n,
+        nofile_limit: nofile,
+        ..Report::default()
+    };
+    report.rss_before_kib = rss(&common.server_pids);
+    let t = Instant::now();
+    let handles = connect_all(&shared, common, n, 0, &stop).await?;
+    report.connect_s = t.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs_f64(args.settle.clamp(0.0, 600.0))).await;
+    report.rss_connected_kib = rss(&common.server_pids);
+    report.rss_end_kib = report.rss_connected_kib;
+    let alive = handles.iter().filter(|h| !h.is_finished()).count();
+    if alive < n {
+        report
+            .problems
+            .push(format!("{} of {n} connections ended while idle", n - alive));
+    }
+    report.subscriber_errors = (n - alive) as u64;
+    let _ = stop_tx.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+    if let (Some(before), Some(after)) = (report.rss_before_kib, report.rss_connected_kib) {
+        report.rss_per_connection_kib = Some(round2((after as f64 - before as f64) / n as f64));
+    }
+    eprintln!(
+        "{} idle: {n} connections, server RSS {:?} -> {:?} KiB, {:?} KiB per connection",
+        report.label,
+        report.rss_before_kib,
+        report.rss_connected_kib,
+        report.rss_per_connection_kib
+    );
+    Ok(report)
+}
