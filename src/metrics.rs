@@ -86,6 +86,14 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Refused publishes, all statuses together.
+    pub fn publish_errors_total(&self) -> u64 {
+        [400u16, 403, 404, 405, 413, 415, 503]
+            .iter()
+            .map(|&status| self.publish_errors.get_or_create(&StatusLabel { status }).get())
+            .sum()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -75,6 +75,8 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Cancellat
         }
     });
 
+    http::spawn_demo_feed(hub.clone(), metrics.clone(), &tracker, shutdown.clone());
+    let host_metrics = http::spawn_host_sampler(metrics.clone(), &tracker, shutdown.clone());
     let send_timeout = config.send_timeout;
     let state = Arc::new(AppState {
         config,
@@ -84,6 +86,7 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Cancellat
         tick,
         shutdown: shutdown.clone(),
         started: Instant::now(),
+        host_metrics,
     });
     let listener = SendTimeoutListener {
         listener,

@@ -1,7 +1,10 @@
 //! The HTTP interface: routes, request parsing, SSE responses and JSON
 //! errors. Only this module knows HTTP status codes and error shapes.
 
+mod channels;
+mod demo;
 mod error;
+mod metrics;
 mod stream;
 
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use std::time::Instant;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use regex::{Regex, RegexBuilder};
 use tokio::sync::watch;
@@ -18,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use error::ApiError;
+pub use demo::spawn_demo_feed;
+pub use metrics::spawn_host_sampler;
 pub use stream::{ConnectionGuard, Framing, SseStream};
 
 use crate::config::ServeConfig;
@@ -45,6 +50,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// When the server started, for `/health`.
     pub started: Instant,
+    /// The latest `metrics` SSE frame, refreshed every second.
+    pub host_metrics: watch::Receiver<bytes::Bytes>,
 }
 
 /// The web console page.
@@ -59,6 +66,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/streams", get(api_streams))
         .route("/logs/{name}", get(logs))
         .route("/stream-logs", get(stream_logs))
+        .route("/realtime/{channel}", get(channels::realtime))
+        .route("/events", get(channels::events))
+        .route("/channels/{channel}", post(channels::publish))
+        .route("/api/broadcast", post(channels::broadcast))
+        .route("/stream", get(demo::stream))
+        .route("/stream-numbers", get(demo::stream_numbers))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::new(
@@ -138,16 +152,17 @@ impl StreamParams {
 }
 
 impl AppState {
-    /// Opens an SSE stream of `channels` (plus the broadcast channel).
+    /// Subscribes an SSE stream to `channels` (plus the broadcast channel).
     /// The subscriber is registered before this returns, so before the
-    /// client sees the response head.
+    /// client sees the response head; [`stream::response`] turns it into
+    /// the response.
     fn open_stream(
         &self,
         mut channels: Vec<ChannelRequest>,
         params: StreamParams,
         framing: Framing,
         filter_channel: Option<String>,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<SseStream, ApiError> {
         if self.metrics.connections.get() >= self.config.max_connections as i64 {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -168,16 +183,18 @@ impl AppState {
             (Some(regex), Some(channel)) => Some((channel, regex)),
             _ => None,
         };
-        Ok(stream::response(SseStream {
+        Ok(SseStream {
             subscription,
             framing,
             filter,
             retry_ms: self.config.retry_ms,
+            initial: Vec::new(),
+            local: None,
             tick: self.tick.clone(),
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
             guard: ConnectionGuard::new(self.metrics.clone()),
-        }))
+        })
     }
 
     /// Opens the SSE stream of log stream `name`.
@@ -191,7 +208,30 @@ impl AppState {
             name: log.channel.clone(),
             tail: params.tail.unwrap_or(self.config.backlog),
         };
-        self.open_stream(vec![request], params, Framing::Plain, Some(log.channel.clone()))
+        let sse = self.open_stream(vec![request], params, Framing::Plain, Some(log.channel.clone()))?;
+        Ok(stream::response(sse))
+    }
+
+    /// Publishes one event and counts it (or the refusal).
+    fn publish(&self, channel: &str, event_type: &str, data: &str) -> Result<crate::hub::Published, ApiError> {
+        match self.hub.publish(channel, event_type, data) {
+            Ok(published) => {
+                self.metrics.events_published.inc();
+                Ok(published)
+            }
+            Err(e) => Err(self.refused(e.into())),
+        }
+    }
+
+    /// Counts a refused publish by status and passes the error on.
+    fn refused(&self, error: ApiError) -> ApiError {
+        self.metrics
+            .publish_errors
+            .get_or_create(&crate::metrics::StatusLabel {
+                status: error.status.as_u16(),
+            })
+            .inc();
+        error
     }
 }
 
