@@ -1,1 +1,3 @@
-fn main(){}
+//! The `tailcast` command line.
+
+fn main() {}
