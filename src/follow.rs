@@ -29,6 +29,10 @@
 //!   has been seen and the old one drained are lost; a rotated file is only
 //!   read while its successor does not exist yet, and once more at the switch.
 //! - A file rotated twice between two looks loses the middle generation.
+//! - Each [`follow_file`] and [`watch_glob`] call owns one `notify` watcher,
+//!   that is one inotify instance and one thread. Past the kernel's
+//!   `fs.inotify.max_user_instances` (often 128) the extra followers log a
+//!   warning and poll; a shared watcher would lift this.
 
 mod discover;
 mod split;
@@ -106,12 +110,13 @@ impl Default for FollowOptions {
 ///
 /// - If the file exists at start, its last `opts.initial_lines` complete
 ///   lines are emitted (looked for in its last MiB only), then new lines as
-///   they are appended. If it does not exist, the state is
+///   they are appended. A trailing line without newline is not one of them:
+///   it is held like any partial line (below). If it does not exist, the state is
 ///   [`FollowState::Waiting`] and the file is read from its start once it
 ///   appears. [`FollowState::Following`] is reported once it is open.
 /// - Rotation by rename: the old file is read to its end, then the new one
 ///   from its start. While the path is missing, the renamed file is still
-///   read and the state is `Waiting`.
+///   read (on the poll interval) and the state is `Waiting`.
 /// - Truncation in place: reading restarts at offset 0.
 /// - Deletion: the file is read to its end and the path waited for; a file
 ///   created there later is read from its start.
