@@ -21,21 +21,24 @@ const RESERVED_EVENT_TYPE: &str = "reset";
 
 /// Checks a channel name for use in a subscription; log channels must name
 /// an existing log stream.
-fn channel_request(app: &AppState, name: &str, tail: Option<usize>) -> Result<ChannelRequest, ApiError> {
+fn channel_request(
+    app: &AppState,
+    name: &str,
+    tail: Option<usize>,
+) -> Result<ChannelRequest, ApiError> {
     validate_channel_name(name)?;
     if let Some(log) = name.strip_prefix(LOG_PREFIX) {
         if app.streams.get(log).is_none() {
-            return Err(ApiError::not_found(format!("no log stream named {log:?}; see /api/streams")));
+            return Err(ApiError::not_found(format!(
+                "no log stream named {log:?}; see /api/streams"
+            )));
         }
-        return Ok(ChannelRequest {
-            name: name.into(),
-            tail: tail.unwrap_or(app.config.backlog),
-        });
+        return Ok(ChannelRequest::new(
+            name,
+            tail.unwrap_or(app.config.backlog),
+        ));
     }
-    Ok(ChannelRequest {
-        name: name.into(),
-        tail: tail.unwrap_or(0),
-    })
+    Ok(ChannelRequest::new(name, tail.unwrap_or(0)))
 }
 
 /// `GET /realtime/{channel}`: SSE of one channel, created on first use.
@@ -81,7 +84,9 @@ fn check_event_type(event: &str) -> Result<(), ApiError> {
         return bad("the event type is empty".into());
     }
     if event.chars().count() > MAX_EVENT_TYPE {
-        return bad(format!("the event type is longer than {MAX_EVENT_TYPE} characters"));
+        return bad(format!(
+            "the event type is longer than {MAX_EVENT_TYPE} characters"
+        ));
     }
     if event.contains(['\r', '\n', '\0']) {
         return bad("the event type contains CR, LF or NUL".into());
@@ -130,7 +135,8 @@ pub async fn publish(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (event, data) = parse_publish(&app, &channel, query.as_deref(), &headers, body).map_err(|e| app.refused(e))?;
+    let (event, data) = parse_publish(&app, &channel, query.as_deref(), &headers, body)
+        .map_err(|e| app.refused(e))?;
     let published = app.publish(&channel, &event, &data)?;
     Ok(Json(serde_json::json!({
         "id": published.id,
@@ -161,7 +167,10 @@ fn parse_publish(
         .map(|(_, v)| v.into_owned());
     let data = if is_json(headers) {
         let parsed: JsonPublish = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("invalid JSON", format!("expected {{\"event\": ..., \"data\": ...}}: {e}"))
+            ApiError::bad_request(
+                "invalid JSON",
+                format!("expected {{\"event\": ..., \"data\": ...}}: {e}"),
+            )
         })?;
         if parsed.event.is_some() {
             event = parsed.event;
@@ -171,8 +180,9 @@ fn parse_publish(
             other => other.to_string(),
         }
     } else {
-        String::from_utf8(body.to_vec())
-            .map_err(|e| ApiError::bad_request("invalid UTF-8", format!("the body must be UTF-8 text: {e}")))?
+        String::from_utf8(body.to_vec()).map_err(|e| {
+            ApiError::bad_request("invalid UTF-8", format!("the body must be UTF-8 text: {e}"))
+        })?
     };
     let event = event.unwrap_or_else(|| crate::sse::DEFAULT_EVENT_TYPE.to_string());
     check_event_type(&event)?;
@@ -188,12 +198,10 @@ pub async fn broadcast(
     let body = body.map_err(|r| app.refused(body_error(r, app.config.max_body)))?;
     let text = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(_)) => String::from_utf8_lossy(&body).trim().to_string(),
-        Ok(_) => {
-            return Err(app.refused(ApiError::bad_request(
-                "invalid JSON",
-                "the body must be a JSON object such as {\"message\": \"...\", \"timestamp\": \"...\"}",
-            )))
-        }
+        Ok(_) => return Err(app.refused(ApiError::bad_request(
+            "invalid JSON",
+            "the body must be a JSON object such as {\"message\": \"...\", \"timestamp\": \"...\"}",
+        ))),
         Err(e) => return Err(app.refused(ApiError::bad_request("invalid JSON", e.to_string()))),
     };
     let published = app.publish(BROADCAST_CHANNEL, "broadcast", &text)?;

@@ -23,7 +23,12 @@ pub const DEMO_CHANNEL: &str = "demo";
 /// Starts the task that publishes the `/stream` feed into [`DEMO_CHANNEL`]:
 /// `message` every 2 s, `sensor` every 4 s, `heartbeat` every 5 s,
 /// `notification` every 8 s.
-pub fn spawn_demo_feed(hub: Hub, metrics: Arc<Metrics>, tracker: &TaskTracker, shutdown: CancellationToken) {
+pub fn spawn_demo_feed(
+    hub: Hub,
+    metrics: Arc<Metrics>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) {
     tracker.spawn(async move {
         let start = tokio::time::Instant::now();
         let every = |secs| tokio::time::interval_at(start + Duration::from_secs(secs), Duration::from_secs(secs));
@@ -70,20 +75,32 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = StreamParams::parse(query.as_deref(), &headers)?;
-    let request = ChannelRequest {
-        name: DEMO_CHANNEL.into(),
-        tail: params.tail.unwrap_or(0),
-    };
-    let mut sse = app.open_stream(vec![request], params, Framing::Plain, Some(DEMO_CHANNEL.into()))?;
-    let connected = serde_json::json!({"message": "Connected to tailcast demo stream", "timestamp": now()});
-    sse.initial.push(sse::encode_event(None, "connected", &connected.to_string()));
+    let request = ChannelRequest::new(DEMO_CHANNEL, params.tail.unwrap_or(0));
+    let mut sse = app.open_stream(
+        vec![request],
+        params,
+        Framing::Plain,
+        Some(DEMO_CHANNEL.into()),
+    )?;
+    let connected =
+        serde_json::json!({"message": "Connected to tailcast demo stream", "timestamp": now()});
+    sse.initial
+        .push(sse::encode_event(None, "connected", &connected.to_string()));
     Ok(stream::response(sse))
 }
 
 /// `GET /stream-numbers`: 1 to 10, one a second, then `event: close` with
 /// a `retry:` field, then the response ends.
-pub async fn stream_numbers(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let mut sse = app.open_stream(Vec::new(), StreamParams::parse(None, &headers)?, Framing::Plain, None)?;
+pub async fn stream_numbers(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut sse = app.open_stream(
+        Vec::new(),
+        StreamParams::parse(None, &headers)?,
+        Framing::Plain,
+        None,
+    )?;
     let retry_ms = app.config.retry_ms;
     let numbers = futures_util::stream::unfold(1u32, move |n| async move {
         if n > 11 {

@@ -23,7 +23,11 @@ const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// Starts the one task that samples the host (CPU, memory, network) and the
 /// server's rates every second and encodes the `metrics` event once for
 /// every `/metrics` subscriber. Returns the receiver of those frames.
-pub fn spawn_host_sampler(metrics: Arc<Metrics>, tracker: &TaskTracker, shutdown: CancellationToken) -> watch::Receiver<Bytes> {
+pub fn spawn_host_sampler(
+    metrics: Arc<Metrics>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Bytes> {
     let (tx, rx) = watch::channel(Bytes::new());
     tracker.spawn(async move {
         let mut system = sysinfo::System::new();
@@ -74,7 +78,10 @@ fn publish_errors(metrics: &Metrics) -> u64 {
 
 /// `GET /metrics`: SSE when the client accepts `text/event-stream`,
 /// otherwise the Prometheus (OpenMetrics) text exposition.
-pub async fn metrics(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let wants_sse = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -88,7 +95,12 @@ pub async fn metrics(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Re
         );
         return Ok(response);
     }
-    let mut sse = app.open_stream(Vec::new(), StreamParams::parse(None, &headers)?, Framing::Plain, None)?;
+    let mut sse = app.open_stream(
+        Vec::new(),
+        StreamParams::parse(None, &headers)?,
+        Framing::Plain,
+        None,
+    )?;
     let mut frames = app.host_metrics.clone();
     frames.mark_unchanged();
     let samples = tokio_stream_from_watch(frames);
@@ -97,7 +109,9 @@ pub async fn metrics(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Re
 }
 
 /// Each new value of `rx`, as a stream that ends when the sender is gone.
-fn tokio_stream_from_watch(rx: watch::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
+fn tokio_stream_from_watch(
+    rx: watch::Receiver<Bytes>,
+) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
     futures_util::stream::unfold(rx, |mut rx| async move {
         rx.changed().await.ok()?;
         let frame = rx.borrow_and_update().clone();

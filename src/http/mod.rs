@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-pub use error::ApiError;
 pub use demo::spawn_demo_feed;
+pub use error::ApiError;
 pub use metrics::spawn_host_sampler;
 pub use stream::{ConnectionGuard, Framing, SseStream};
 
@@ -99,7 +99,10 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.iter().any(|o| o == "*") {
         return Some(layer.allow_origin(Any));
     }
-    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     Some(layer.allow_origin(AllowOrigin::list(list)))
 }
 
@@ -119,7 +122,10 @@ impl StreamParams {
             match &*key {
                 "tail" => {
                     let n = value.parse().map_err(|_| {
-                        ApiError::bad_request("invalid tail", format!("tail must be a non-negative integer, got {value:?}"))
+                        ApiError::bad_request(
+                            "invalid tail",
+                            format!("tail must be a non-negative integer, got {value:?}"),
+                        )
                     })?;
                     params.tail = Some(n);
                 }
@@ -167,12 +173,15 @@ impl AppState {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too many connections",
-                format!("the server holds its limit of {} streams; retry later", self.config.max_connections),
+                format!(
+                    "the server holds its limit of {} streams; retry later",
+                    self.config.max_connections
+                ),
             ));
         }
         channels.push(ChannelRequest {
-            name: BROADCAST_CHANNEL.into(),
-            tail: 0,
+            implicit: true,
+            ..ChannelRequest::new(BROADCAST_CHANNEL, 0)
         });
         let start = params.start();
         if matches!(start, Start::After(_)) {
@@ -198,22 +207,36 @@ impl AppState {
     }
 
     /// Opens the SSE stream of log stream `name`.
-    fn open_log(&self, name: &str, query: Option<&str>, headers: &HeaderMap) -> Result<Response, ApiError> {
+    fn open_log(
+        &self,
+        name: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Response, ApiError> {
         let params = StreamParams::parse(query, headers)?;
-        let log = self
-            .streams
-            .get(name)
-            .ok_or_else(|| ApiError::not_found(format!("no log stream named {name:?}; see /api/streams")))?;
-        let request = ChannelRequest {
-            name: log.channel.clone(),
-            tail: params.tail.unwrap_or(self.config.backlog),
-        };
-        let sse = self.open_stream(vec![request], params, Framing::Plain, Some(log.channel.clone()))?;
+        let log = self.streams.get(name).ok_or_else(|| {
+            ApiError::not_found(format!("no log stream named {name:?}; see /api/streams"))
+        })?;
+        let request = ChannelRequest::new(
+            log.channel.clone(),
+            params.tail.unwrap_or(self.config.backlog),
+        );
+        let sse = self.open_stream(
+            vec![request],
+            params,
+            Framing::Plain,
+            Some(log.channel.clone()),
+        )?;
         Ok(stream::response(sse))
     }
 
     /// Publishes one event and counts it (or the refusal).
-    fn publish(&self, channel: &str, event_type: &str, data: &str) -> Result<crate::hub::Published, ApiError> {
+    fn publish(
+        &self,
+        channel: &str,
+        event_type: &str,
+        data: &str,
+    ) -> Result<crate::hub::Published, ApiError> {
         match self.hub.publish(channel, event_type, data) {
             Ok(published) => {
                 self.metrics.events_published.inc();
