@@ -60,6 +60,7 @@ const CONSOLE_HTML: &str = include_str!("../../assets/console.html");
 /// Builds the router with every route, the JSON 404/405 answers and CORS.
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
+    let max_body = state.config.max_body;
     let router = Router::new()
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
         .route("/health", get(health))
@@ -81,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 format!("{method} is not allowed on this path"),
             )
         })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),
