@@ -7,7 +7,7 @@
 //! clones its shared frames. No tokio runtime and no sockets are involved,
 //! so the figures are the hub's own cost. Run with `cargo bench --bench fanout`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use tailcast::hub::{ChannelRequest, Delivery, Hub, Start, Subscription};
 
@@ -15,10 +15,7 @@ use tailcast::hub::{ChannelRequest, Delivery, Hub, Start, Subscription};
 const DATA: &str = "2024-01-01 12:00:00,123 - log_app - INFO - log message num: 4711";
 
 fn subscribe(hub: &Hub, n: usize) -> Vec<Subscription> {
-    let channel = [ChannelRequest {
-        name: "bench".into(),
-        tail: 0,
-    }];
+    let channel = [ChannelRequest::new("bench", 0)];
     (0..n)
         .map(|_| hub.subscribe(&channel, Start::Now).expect("subscribe"))
         .collect()
@@ -66,5 +63,8 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fanout);
-criterion_main!(benches);
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    fanout(&mut criterion);
+    criterion.final_summary();
+}

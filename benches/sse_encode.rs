@@ -4,7 +4,7 @@
 //! subscribers, so this is the per-event fixed cost of the hot path.
 //! Run with `cargo bench --bench sse_encode`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use tailcast::sse;
 
@@ -40,5 +40,8 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode);
-criterion_main!(benches);
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    encode(&mut criterion);
+    criterion.final_summary();
+}

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "tailcast=info".into()),
         )
         .init();
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
@@ -42,6 +43,15 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(message),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every SSE
+/// subscriber holds a socket, and the usual soft limit of 1024 would cap a
+/// server at about a thousand streams.
+fn raise_open_files_limit() {
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("cannot raise the open files limit: {e}");
     }
 }
 

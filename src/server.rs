@@ -105,14 +105,64 @@ pub async fn run(
         timeout: send_timeout,
         metrics,
     };
-    let served = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = serve_http1(listener, http::router(state), shutdown.clone()).await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
     drop(demo_dir);
     served
 }
+
+/// Serves HTTP/1.1 on `listener` with `router` until `shutdown`, then
+/// waits for every connection to end (SSE bodies end on `shutdown`).
+///
+/// This is `axum::serve` made lean per connection, which matters with tens
+/// of thousands of idle SSE streams: axum's serve rebuilds the router's
+/// route tables for every connection (~8 KiB each), and hyper keeps one
+/// heap slot the size of the service's future for the connection's whole
+/// life (~4 KiB for the router's future). Here the router is shared (an
+/// `Arc` clone) and its future is boxed only while a request is being
+/// routed, so the slot holds a pointer.
+async fn serve_http1(
+    mut listener: SendTimeoutListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    use axum::serve::Listener as _;
+    use tower::ServiceExt as _;
+
+    let connections = TaskTracker::new();
+    let builder = hyper::server::conn::http1::Builder::new();
+    loop {
+        let io = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            (io, _addr) = listener.accept() => io,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request| -> RouteFuture {
+            Box::pin(router.clone().oneshot(request))
+        });
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let token = shutdown.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = token.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// The router's answer to one request, boxed (see [`serve_http1`]).
+type RouteFuture = Pin<
+    Box<dyn Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send>,
+>;
 
 /// Accepts connections with `TCP_NODELAY` set (events must not wait for
 /// Nagle) and wrapped in [`SendTimeoutIo`].

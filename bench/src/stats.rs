@@ -65,6 +65,9 @@ impl Histogram {
         if self.total == 0 {
             return 0;
         }
+        if q >= 1.0 {
+            return self.max;
+        }
         let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
         let mut seen = 0;
         for (i, &c) in self.counts.iter().enumerate() {
