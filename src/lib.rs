@@ -9,3 +9,4 @@ pub mod http;
 pub mod generate;
 pub mod server;
 pub mod shutdown;
+pub mod client;
