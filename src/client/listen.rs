@@ -117,10 +117,10 @@ pub async fn run<W: Write>(config: &ListenConfig, out: &mut W, shutdown: Cancell
             response = request.send() => response,
         };
         let mut retry_after = None;
-        match response {
+        let why = match response {
             Err(e) => {
                 failures += 1;
-                tracing::warn!("{}", ClientError::http(url, &e));
+                ClientError::http(url, &e).to_string()
             }
             Ok(response) if response.status() == StatusCode::NO_CONTENT => {
                 tracing::info!("{url} answered 204 No Content: the server asks not to reconnect");
@@ -135,7 +135,7 @@ pub async fn run<W: Write>(config: &ListenConfig, out: &mut W, shutdown: Cancell
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                tracing::warn!("{url} answered {}", response.status());
+                format!("{url} answered {}", response.status())
             }
             Ok(response) => {
                 let content_type = response
@@ -156,19 +156,19 @@ pub async fn run<W: Write>(config: &ListenConfig, out: &mut W, shutdown: Cancell
                     StreamEnd::Shutdown | StreamEnd::OutputClosed => return Ok(()),
                     StreamEnd::Dropped { reason, healthy } => {
                         failures = if healthy { 0 } else { failures + 1 };
-                        tracing::warn!("stream {url} ended: {reason}");
+                        format!("stream {url} ended: {reason}")
                     }
                 }
             }
-        }
+        };
         let retry = parser.retry().unwrap_or(config.retry);
         let mut delay = backoff(retry, config.max_backoff, failures, rand::random::<f64>());
         if let Some(after) = retry_after {
             delay = delay.max(after.min(config.max_backoff.max(retry)));
         }
         match parser.last_event_id() {
-            "" => tracing::info!("reconnecting in {delay:.1?}"),
-            id => tracing::info!("reconnecting in {delay:.1?} with Last-Event-ID {id:?}"),
+            "" => tracing::warn!("{why}; reconnecting in {delay:.1?}"),
+            id => tracing::warn!("{why}; reconnecting in {delay:.1?} with Last-Event-ID {id:?}"),
         }
         tokio::select! {
             biased;
@@ -266,7 +266,7 @@ async fn read_stream<W: Write>(
                 }
             }
             Some(Ok(None)) => "the server closed the connection".to_string(),
-            Some(Err(e)) => ClientError::http(config.url.as_str(), &e).to_string(),
+            Some(Err(e)) => super::error_chain(&e),
             None => format!("no data for {:?}", config.idle_timeout.unwrap_or_default()),
         };
         return Ok(StreamEnd::Dropped { reason, healthy });

@@ -78,18 +78,26 @@ impl ClientError {
     /// the chain (reqwest's own message alone is often just "error sending
     /// request").
     pub(crate) fn http(url: &str, error: &reqwest::Error) -> Self {
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
         ClientError::Http {
             url: url.to_string(),
-            message,
+            message: error_chain(error),
         }
     }
+}
+
+/// An error's message followed by those of its causes.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 /// Reads an error response's body for a [`ClientError::Rejected`].
