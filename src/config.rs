@@ -142,10 +142,19 @@ pub struct PublishArgs {
 
 /// Parses an http or https URL for the client commands.
 fn parse_url(text: &str) -> Result<reqwest::Url, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid { setting: "URL", message };
-    let url = reqwest::Url::parse(text).map_err(|e| invalid(format!("{text:?}: {e} (expected e.g. http://127.0.0.1:8000/realtime/news)")))?;
+    let invalid = |message: String| ConfigError::Invalid {
+        setting: "URL",
+        message,
+    };
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        invalid(format!(
+            "{text:?}: {e} (expected e.g. http://127.0.0.1:8000/realtime/news)"
+        ))
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(format!("{text:?}: only http and https URLs are supported")));
+        return Err(invalid(format!(
+            "{text:?}: only http and https URLs are supported"
+        )));
     }
     Ok(url)
 }
@@ -165,8 +174,10 @@ impl ListenArgs {
                 message: format!("{header:?}: {why} (expected 'Name: value')"),
             };
             let (name, value) = header.split_once(':').ok_or_else(|| invalid("no colon"))?;
-            let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| invalid("bad header name"))?;
-            let value = HeaderValue::from_str(value.trim()).map_err(|_| invalid("bad header value"))?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| invalid("bad header name"))?;
+            let value =
+                HeaderValue::from_str(value.trim()).map_err(|_| invalid("bad header value"))?;
             config.headers.append(name, value);
         }
         if let Some(pattern) = &self.grep {
@@ -205,7 +216,11 @@ impl PublishArgs {
             "-" => PublishInput::Stdin,
             _ => PublishInput::Data(self.data),
         };
-        Ok(PublishConfig::new(parse_url(&self.url)?, input, self.event.as_deref()))
+        Ok(PublishConfig::new(
+            parse_url(&self.url)?,
+            input,
+            self.event.as_deref(),
+        ))
     }
 }
 

@@ -16,12 +16,20 @@ use tokio::process::Command;
 /// The data of event `i`: some multi-line, some with a custom type.
 fn event(i: usize) -> (Option<&'static str>, String) {
     let event_type = (i % 5 == 0).then_some("tick");
-    let data = if i % 7 == 0 { format!("{i}\nline two of {i}") } else { i.to_string() };
+    let data = if i % 7 == 0 {
+        format!("{i}\nline two of {i}")
+    } else {
+        i.to_string()
+    };
     (event_type, data)
 }
 
 /// Publishes events `range` to `channel`, returning their ids.
-async fn publish(server: &common::Server, channel: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+async fn publish(
+    server: &common::Server,
+    channel: &str,
+    range: std::ops::RangeInclusive<usize>,
+) -> Vec<String> {
     let mut ids = Vec::new();
     for i in range {
         let (event_type, data) = event(i);
@@ -79,7 +87,13 @@ async fn resumes_without_gap_or_duplicate(channel: &str, client: impl FnOnce(Str
         })
         .collect();
     for (i, (got, want)) in got.iter().zip(&expected).enumerate() {
-        assert_eq!(got, want, "event {} differs; all output: {:#?}", i + 1, proc.seen);
+        assert_eq!(
+            got,
+            want,
+            "event {} differs; all output: {:#?}",
+            i + 1,
+            proc.seen
+        );
     }
     assert_eq!(got.len(), expected.len());
 
@@ -91,7 +105,10 @@ async fn resumes_without_gap_or_duplicate(channel: &str, client: impl FnOnce(Str
         heads[0]
     );
     let resumed = heads.last().unwrap();
-    assert!(resumed.contains(&header), "the last reconnection must send {header:?}: {resumed:?}");
+    assert!(
+        resumed.contains(&header),
+        "the last reconnection must send {header:?}: {resumed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +118,9 @@ async fn npm_eventsource_resumes_from_tailcast_without_gap_or_duplicate() {
     }
     resumes_without_gap_or_duplicate("interop-node", |url| {
         let mut cmd = Command::new("node");
-        cmd.arg(interop_dir().join("eventsource_client.mjs")).arg(url).arg("message,tick");
+        cmd.arg(interop_dir().join("eventsource_client.mjs"))
+            .arg(url)
+            .arg("message,tick");
         cmd
     })
     .await;
@@ -124,7 +143,15 @@ async fn httpx_sse_resumes_from_tailcast_without_gap_or_duplicate() {
 async fn tailcast_listen_resumes_from_tailcast_without_gap_or_duplicate() {
     resumes_without_gap_or_duplicate("interop-listen", |url| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tailcast"));
-        cmd.args(["listen", "--json", "--retry", "100ms", "--max-backoff", "400ms", &url]);
+        cmd.args([
+            "listen",
+            "--json",
+            "--retry",
+            "100ms",
+            "--max-backoff",
+            "400ms",
+            &url,
+        ]);
         cmd
     })
     .await;

@@ -38,7 +38,10 @@ fn numbers(events: &[Printed]) -> Vec<u64> {
 
 fn assert_consecutive(values: &[u64], first: u64) {
     let expected: Vec<u64> = (first..first + values.len() as u64).collect();
-    assert_eq!(values, expected, "events must be consecutive, without gap or duplicate");
+    assert_eq!(
+        values, expected,
+        "events must be consecutive, without gap or duplicate"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +125,10 @@ async fn listen_waits_out_a_server_restart_and_resumes() {
     // While the server is down, listen retries with backoff; it must still
     // be running (not give up) and print nothing new.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(proc.child.try_wait().unwrap().is_none(), "listen gave up while the server was down");
+    assert!(
+        proc.child.try_wait().unwrap().is_none(),
+        "listen gave up while the server was down"
+    );
     let mut server = Starlette::start(port).await;
     let (_, resumed_from) = server.next_request().await;
     events.extend(read_events(&mut proc, 40).await);
@@ -130,8 +136,14 @@ async fn listen_waits_out_a_server_restart_and_resumes() {
     assert_consecutive(&values, 1);
     // The events the first server sent before dying were all printed, and
     // the new one was asked for what came after the last of them.
-    let resumed_from: u64 = resumed_from.expect("reconnection without Last-Event-ID").parse().unwrap();
-    assert!(resumed_from >= 5 && values.contains(&(resumed_from + 1)), "{resumed_from}");
+    let resumed_from: u64 = resumed_from
+        .expect("reconnection without Last-Event-ID")
+        .parse()
+        .unwrap();
+    assert!(
+        resumed_from >= 5 && values.contains(&(resumed_from + 1)),
+        "{resumed_from}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +164,10 @@ async fn listen_sends_last_event_id_and_headers_and_filters_with_grep() {
     ]);
     let events = read_events(&mut proc, 3).await;
     assert_eq!(numbers(&events), [105, 115, 125]);
-    let request = server.proc.line_where("request", |l| l.starts_with('{')).await;
+    let request = server
+        .proc
+        .line_where("request", |l| l.starts_with('{'))
+        .await;
     let request: serde_json::Value = serde_json::from_str(&request).unwrap();
     assert_eq!(request["last_event_id"], "100");
     assert_eq!(request["token"], "s3cret");
@@ -176,7 +191,8 @@ async fn listen_exits_non_zero_on_4xx_printing_the_json_error() {
     let (status, _, stderr) = listen_to_end(&[&tailcast.url("/logs/nope")]).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
     let json = &stderr[stderr.find('{').expect("JSON error body")..];
-    let body: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let body: serde_json::Value =
+        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(body["error"], "not found");
     assert!(body["detail"].as_str().unwrap().contains("nope"));
 }
@@ -217,12 +233,36 @@ async fn ctrl_c_exits_at_once_and_cleanly_while_streaming_and_while_waiting() {
     })
     .await;
     proc.signal("INT");
-    assert_eq!(proc.exit_within(Duration::from_secs(2)).await.code(), Some(0));
+    assert_eq!(
+        proc.exit_within(Duration::from_secs(2)).await.code(),
+        Some(0)
+    );
 
     // Nothing listens on this port: listen is in its backoff sleep.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut proc = listen(&["--retry", "10s", &format!("http://127.0.0.1:{port}/x")]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     proc.signal("INT");
-    assert_eq!(proc.exit_within(Duration::from_secs(2)).await.code(), Some(0));
+    assert_eq!(
+        proc.exit_within(Duration::from_secs(2)).await.code(),
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_reconnects_a_silent_stream_after_the_idle_timeout() {
+    if !interop_ready() {
+        return;
+    }
+    // /mixed sends its events and then nothing (sse-starlette pings only
+    // every 15 s).
+    let mut server = Starlette::start(0).await;
+    let mut proc = listen(&["--json", "--idle-timeout", "300ms", &server.url("/mixed")]);
+    read_events(&mut proc, 5).await;
+    assert_eq!(server.next_request().await.1, None);
+    assert_eq!(server.next_request().await.1.as_deref(), Some("m4"));
 }

@@ -43,7 +43,10 @@ async fn publish(args: &[&str], stdin: &[u8]) -> (std::process::ExitStatus, Stri
 
 /// Reads `n` events from a live `/realtime` response with the library's
 /// parser.
-async fn collect_events(response: &mut reqwest::Response, n: usize) -> Vec<tailcast::client::Event> {
+async fn collect_events(
+    response: &mut reqwest::Response,
+    n: usize,
+) -> Vec<tailcast::client::Event> {
     let mut parser = Parser::new();
     let mut events = Vec::new();
     while events.len() < n {
@@ -73,7 +76,10 @@ async fn publish_stdin_delivers_10000_lines_in_order() {
     let took = start.elapsed();
     assert!(status.success(), "{stderr}");
     assert_eq!(stdout, "", "stdin mode prints nothing on success");
-    eprintln!("publish - of 10,000 lines took {took:?} ({:.0} lines/s)", 10_000.0 / took.as_secs_f64());
+    eprintln!(
+        "publish - of 10,000 lines took {took:?} ({:.0} lines/s)",
+        10_000.0 / took.as_secs_f64()
+    );
     let events = collect_events(&mut live, 10_000).await;
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event.data, format!("line {i} ünïcode"), "event {i}");
@@ -85,27 +91,50 @@ async fn publish_stdin_delivers_10000_lines_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_stdin_keeps_empty_lines_crlf_and_a_last_line_without_newline() {
     let server = common::Server::start(&["{dir}/app.log"]);
-    let mut live = common::client().get(server.url("/realtime/edge")).send().await.unwrap();
+    let mut live = common::client()
+        .get(server.url("/realtime/edge"))
+        .send()
+        .await
+        .unwrap();
     let url = server.url("/channels/edge");
     let (status, _, stderr) = publish(&["--event", "log", &url, "-"], b"a\r\n\nb\xFFc\nlast").await;
     assert!(status.success(), "{stderr}");
     let events = collect_events(&mut live, 4).await;
-    let got: Vec<(&str, &str)> = events.iter().map(|e| (e.event_type.as_str(), e.data.as_str())).collect();
-    assert_eq!(got, [("log", "a"), ("log", ""), ("log", "b\u{fffd}c"), ("log", "last")]);
+    let got: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.event_type.as_str(), e.data.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("log", "a"),
+            ("log", ""),
+            ("log", "b\u{fffd}c"),
+            ("log", "last")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_one_event_prints_the_servers_answer() {
     let server = common::Server::start(&["{dir}/app.log"]);
-    let mut live = common::client().get(server.url("/realtime/news")).send().await.unwrap();
+    let mut live = common::client()
+        .get(server.url("/realtime/news"))
+        .send()
+        .await
+        .unwrap();
     let url = server.url("/channels/news");
     let (status, stdout, stderr) = publish(&["--event", "alert", &url, "two\nlines"], b"").await;
     assert!(status.success(), "{stderr}");
-    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let answer: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(answer["channel"], "news");
     assert_eq!(answer["subscribers"], 1);
     let event = collect_events(&mut live, 1).await.remove(0);
-    assert_eq!((event.event_type.as_str(), event.data.as_str()), ("alert", "two\nlines"));
+    assert_eq!(
+        (event.event_type.as_str(), event.data.as_str()),
+        ("alert", "two\nlines")
+    );
     assert_eq!(answer["id"].as_str(), Some(event.id.as_str()));
 }
 
@@ -118,27 +147,50 @@ async fn publish_failure_exits_non_zero_with_the_servers_message() {
     assert_eq!(stdout, "");
     assert!(stderr.contains("403"), "{stderr}");
     let json = &stderr[stderr.find('{').expect("JSON error body")..];
-    let body: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    assert!(body["error"].is_string() && body["detail"].is_string(), "{body}");
+    let body: serde_json::Value =
+        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert!(
+        body["error"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
 
     // A bad channel name: 400.
     let (status, _, stderr) = publish(&[&server.url("/channels/-bad"), "x"], b"").await;
     assert_eq!(status.code(), Some(1));
-    assert!(stderr.contains("400") && stderr.contains("invalid channel name"), "{stderr}");
+    assert!(
+        stderr.contains("400") && stderr.contains("invalid channel name"),
+        "{stderr}"
+    );
 
     // In stdin mode the lines before the failing one are published, the
     // failing one is named, and nothing after it is sent.
-    let mut live = common::client().get(server.url("/realtime/partial")).send().await.unwrap();
+    let mut live = common::client()
+        .get(server.url("/realtime/partial"))
+        .send()
+        .await
+        .unwrap();
     let input = format!("one\ntwo\n{}\nfour\n", "x".repeat(100));
-    let (status, _, stderr) = publish(&[&server.url("/channels/partial"), "-"], input.as_bytes()).await;
+    let (status, _, stderr) =
+        publish(&[&server.url("/channels/partial"), "-"], input.as_bytes()).await;
     assert_eq!(status.code(), Some(1));
-    assert!(stderr.contains("line 3 of stdin") && stderr.contains("413"), "{stderr}");
+    assert!(
+        stderr.contains("line 3 of stdin") && stderr.contains("413"),
+        "{stderr}"
+    );
     let events = collect_events(&mut live, 2).await;
-    assert_eq!(common::stream_info(&server, "partial").await.unwrap()["last_id"].as_str(), Some(events[1].id.as_str()));
+    assert_eq!(
+        common::stream_info(&server, "partial").await.unwrap()["last_id"].as_str(),
+        Some(events[1].id.as_str())
+    );
 
     // Nobody listening at all.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (status, _, stderr) = publish(&[&format!("http://127.0.0.1:{port}/channels/x"), "x"], b"").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (status, _, stderr) =
+        publish(&[&format!("http://127.0.0.1:{port}/channels/x"), "x"], b"").await;
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("cannot reach"), "{stderr}");
 }

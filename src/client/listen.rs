@@ -101,7 +101,11 @@ enum StreamEnd {
 /// [`ClientError::Rejected`] on a 4xx answer (with the server's body),
 /// [`ClientError::NotAnEventStream`] when the URL answers something else,
 /// [`ClientError::Io`] when writing `out` fails other than by a closed pipe.
-pub async fn run<W: Write>(config: &ListenConfig, out: &mut W, shutdown: CancellationToken) -> Result<(), ClientError> {
+pub async fn run<W: Write>(
+    config: &ListenConfig,
+    out: &mut W,
+    shutdown: CancellationToken,
+) -> Result<(), ClientError> {
     let client = http_client()?;
     let url = config.url.as_str();
     let mut parser = match &config.last_event_id {
@@ -110,7 +114,9 @@ pub async fn run<W: Write>(config: &ListenConfig, out: &mut W, shutdown: Cancell
     };
     let mut failures: u32 = 0;
     loop {
-        let request = client.get(config.url.clone()).headers(request_headers(config, parser.last_event_id()));
+        let request = client
+            .get(config.url.clone())
+            .headers(request_headers(config, parser.last_event_id()));
         let response = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(()),
@@ -126,7 +132,9 @@ pub async fn run<W: Write>(config: &ListenConfig, out: &mut W, shutdown: Cancell
                 tracing::info!("{url} answered 204 No Content: the server asks not to reconnect");
                 return Ok(());
             }
-            Ok(response) if response.status().is_client_error() => return Err(rejected(url, response).await),
+            Ok(response) if response.status().is_client_error() => {
+                return Err(rejected(url, response).await)
+            }
             Ok(response) if !response.status().is_success() => {
                 failures += 1;
                 retry_after = response
@@ -214,7 +222,9 @@ fn request_headers(config: &ListenConfig, last_event_id: &str) -> HeaderMap {
             Ok(value) => {
                 headers.insert("last-event-id", value);
             }
-            Err(_) => tracing::warn!("cannot send Last-Event-ID {last_event_id:?}: not a valid header value"),
+            Err(_) => tracing::warn!(
+                "cannot send Last-Event-ID {last_event_id:?}: not a valid header value"
+            ),
         }
     }
     headers
@@ -256,7 +266,9 @@ async fn read_stream<W: Write>(
                 }
                 match out.write_all(&buf).and_then(|()| out.flush()) {
                     Ok(()) => continue,
-                    Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(StreamEnd::OutputClosed),
+                    Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                        return Ok(StreamEnd::OutputClosed)
+                    }
                     Err(source) => {
                         return Err(ClientError::Io {
                             what: "cannot write to stdout",
@@ -317,7 +329,10 @@ mod tests {
     fn backoff_honours_retry_after_a_healthy_stream() {
         let retry = Duration::from_millis(1234);
         assert_eq!(backoff(retry, DEFAULT_MAX_BACKOFF, 0, 0.7), retry);
-        assert_eq!(backoff(Duration::ZERO, DEFAULT_MAX_BACKOFF, 0, 0.7), Duration::ZERO);
+        assert_eq!(
+            backoff(Duration::ZERO, DEFAULT_MAX_BACKOFF, 0, 0.7),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -331,7 +346,10 @@ mod tests {
         assert_eq!(backoff(retry, cap, 10, 1.0), cap);
         assert_eq!(backoff(retry, cap, u32::MAX, 0.0), cap / 2);
         // A server's retry longer than the cap is honoured.
-        assert_eq!(backoff(Duration::from_secs(60), cap, 5, 1.0), Duration::from_secs(60));
+        assert_eq!(
+            backoff(Duration::from_secs(60), cap, 5, 1.0),
+            Duration::from_secs(60)
+        );
         // retry: 0 does not mean a busy loop.
         assert!(backoff(Duration::ZERO, cap, 1, 0.0) >= MIN_BACKOFF);
     }
@@ -348,7 +366,8 @@ mod tests {
     #[test]
     fn request_headers_have_defaults_user_headers_and_last_event_id() {
         let mut c = config();
-        c.headers.insert("authorization", HeaderValue::from_static("Bearer x"));
+        c.headers
+            .insert("authorization", HeaderValue::from_static("Bearer x"));
         c.headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         let h = request_headers(&c, "e-9");
         assert_eq!(h["accept"], "*/*");
@@ -371,8 +390,18 @@ mod tests {
         assert_eq!(buf, b"a\nb\n");
         c.json = true;
         buf.clear();
-        format_event(&Event { id: String::new(), ..event.clone() }, &c, &mut buf);
-        assert_eq!(String::from_utf8(buf.clone()).unwrap(), "{\"id\":null,\"type\":\"sensor\",\"data\":\"a\\nb\"}\n");
+        format_event(
+            &Event {
+                id: String::new(),
+                ..event.clone()
+            },
+            &c,
+            &mut buf,
+        );
+        assert_eq!(
+            String::from_utf8(buf.clone()).unwrap(),
+            "{\"id\":null,\"type\":\"sensor\",\"data\":\"a\\nb\"}\n"
+        );
         c.grep = Some(Regex::new("^x").unwrap());
         buf.clear();
         format_event(&event, &c, &mut buf);

@@ -184,20 +184,15 @@ impl Parser {
                 self.data.push_str(&value);
                 self.data.push('\n');
             }
-            b"id" => {
-                if !value.contains('\0') {
-                    self.id_buffer = value.into_owned();
-                }
+            // An id containing NUL is ignored.
+            b"id" if !value.contains('\0') => self.id_buffer = value.into_owned(),
+            b"retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                // All digits: only overflow can fail; a huge value saturates
+                // instead of being ignored. Anything else is ignored.
+                let millis = value.parse::<u64>().unwrap_or(u64::MAX);
+                self.retry = Some(Duration::from_millis(millis));
             }
-            b"retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    // All digits: only overflow can fail; a huge value
-                    // saturates instead of being ignored.
-                    let millis = value.parse::<u64>().unwrap_or(u64::MAX);
-                    self.retry = Some(Duration::from_millis(millis));
-                }
-            }
-            _ => {} // unknown fields are ignored
+            _ => {} // unknown fields, a bad id or retry: ignored
         }
     }
 
@@ -263,13 +258,19 @@ mod tests {
 
     #[test]
     fn bom_split_across_reads_is_skipped() {
-        assert_eq!(parse_chunks(&[b"\xEF", b"\xBB", b"\xBFdata: a\n\n"]), [msg("a")]);
+        assert_eq!(
+            parse_chunks(&[b"\xEF", b"\xBB", b"\xBFdata: a\n\n"]),
+            [msg("a")]
+        );
     }
 
     #[test]
     fn only_the_first_bom_is_skipped() {
         // A second BOM is part of the field name, which is then unknown.
-        assert_eq!(parse(b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\ndata: b\n\n"), [msg("b")]);
+        assert_eq!(
+            parse(b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\ndata: b\n\n"),
+            [msg("b")]
+        );
     }
 
     #[test]
@@ -282,13 +283,19 @@ mod tests {
         let expected = [msg("a\nb"), msg("c")];
         assert_eq!(parse(b"data: a\ndata: b\n\ndata: c\n\n"), expected);
         assert_eq!(parse(b"data: a\rdata: b\r\rdata: c\r\r"), expected);
-        assert_eq!(parse(b"data: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n"), expected);
+        assert_eq!(
+            parse(b"data: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n"),
+            expected
+        );
         assert_eq!(parse(b"data: a\rdata: b\r\n\ndata: c\n\r"), expected);
     }
 
     #[test]
     fn crlf_split_across_reads_is_one_line_end() {
-        assert_eq!(parse_chunks(&[b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]), [msg("a\nb")]);
+        assert_eq!(
+            parse_chunks(&[b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]),
+            [msg("a\nb")]
+        );
     }
 
     #[test]
@@ -306,13 +313,20 @@ mod tests {
         let input = "id: 7\nevent: größe\ndata: 日本語\n\n".as_bytes();
         for size in 1..input.len() {
             let chunks: Vec<&[u8]> = input.chunks(size).collect();
-            assert_eq!(parse_chunks(&chunks), [ev("7", "größe", "日本語")], "chunk size {size}");
+            assert_eq!(
+                parse_chunks(&chunks),
+                [ev("7", "größe", "日本語")],
+                "chunk size {size}"
+            );
         }
     }
 
     #[test]
     fn comments_are_ignored() {
-        assert_eq!(parse(b": ping\n\n:\ndata: a\n: in the middle\ndata: b\n\n"), [msg("a\nb")]);
+        assert_eq!(
+            parse(b": ping\n\n:\ndata: a\n: in the middle\ndata: b\n\n"),
+            [msg("a\nb")]
+        );
     }
 
     #[test]
@@ -345,12 +359,18 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored() {
-        assert_eq!(parse(b"foo: bar\ndata: a\nDATA: b\nData: c\n\n"), [msg("a")]);
+        assert_eq!(
+            parse(b"foo: bar\ndata: a\nDATA: b\nData: c\n\n"),
+            [msg("a")]
+        );
     }
 
     #[test]
     fn id_with_nul_is_ignored() {
-        assert_eq!(parse(b"id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\n"), [ev("1", "message", "a"), ev("1", "message", "b")]);
+        assert_eq!(
+            parse(b"id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\n"),
+            [ev("1", "message", "a"), ev("1", "message", "b")]
+        );
     }
 
     #[test]
@@ -377,7 +397,11 @@ mod tests {
             let mut parser = Parser::new();
             parser.push(b"retry: 100\n", &mut Vec::new());
             parser.push(format!("retry: {bad}\n").as_bytes(), &mut Vec::new());
-            assert_eq!(parser.retry(), Some(Duration::from_millis(100)), "retry: {bad:?}");
+            assert_eq!(
+                parser.retry(),
+                Some(Duration::from_millis(100)),
+                "retry: {bad:?}"
+            );
         }
     }
 
@@ -402,7 +426,11 @@ mod tests {
         let mut out = Vec::new();
         parser.push(b"id: 1\ndata: a\n\nid: 2\nevent: x\ndata: half", &mut out);
         parser.reconnect();
-        assert_eq!(parser.last_event_id(), "1", "the id of an undispatched block is not used");
+        assert_eq!(
+            parser.last_event_id(),
+            "1",
+            "the id of an undispatched block is not used"
+        );
         parser.push(b"data: b\n\n", &mut out);
         assert_eq!(out, [ev("1", "message", "a"), ev("1", "message", "b")]);
     }
@@ -412,7 +440,11 @@ mod tests {
         let mut parser = Parser::new();
         let mut out = Vec::new();
         parser.push(b"event: x\nid: 9\n\ndata: a\n\n", &mut out);
-        assert_eq!(out, [ev("9", "message", "a")], "the type buffer is reset too");
+        assert_eq!(
+            out,
+            [ev("9", "message", "a")],
+            "the type buffer is reset too"
+        );
         assert_eq!(parser.last_event_id(), "9");
     }
 
@@ -420,8 +452,18 @@ mod tests {
     fn last_event_id_is_kept_across_events_without_an_id() {
         let mut parser = Parser::new();
         let mut out = Vec::new();
-        parser.push(b"id: 5\ndata: a\n\ndata: b\n\nevent: t\ndata: c\n\n", &mut out);
-        assert_eq!(out, [ev("5", "message", "a"), ev("5", "message", "b"), ev("5", "t", "c")]);
+        parser.push(
+            b"id: 5\ndata: a\n\ndata: b\n\nevent: t\ndata: c\n\n",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                ev("5", "message", "a"),
+                ev("5", "message", "b"),
+                ev("5", "t", "c")
+            ]
+        );
         assert_eq!(parser.last_event_id(), "5");
     }
 
@@ -435,7 +477,10 @@ mod tests {
 
     #[test]
     fn event_type_applies_to_one_event_only() {
-        assert_eq!(parse(b"event: add\ndata: 1\n\ndata: 2\n\n"), [ev("", "add", "1"), msg("2")]);
+        assert_eq!(
+            parse(b"event: add\ndata: 1\n\ndata: 2\n\n"),
+            [ev("", "add", "1"), msg("2")]
+        );
     }
 
     #[test]
@@ -458,7 +503,10 @@ mod tests {
         let mut out = Vec::new();
         parser.push(&crate::sse::encode_retry(3000), &mut out);
         parser.push(crate::sse::PING, &mut out);
-        parser.push(&crate::sse::encode_event(Some("e-1"), "message", "x"), &mut out);
+        parser.push(
+            &crate::sse::encode_event(Some("e-1"), "message", "x"),
+            &mut out,
+        );
         assert_eq!(out, [ev("e-1", "message", "x")]);
         assert_eq!(parser.retry(), Some(Duration::from_millis(3000)));
     }

@@ -137,7 +137,10 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
 async fn post(client: &reqwest::Client, url: &Url, data: String) -> Result<String, ClientError> {
     let response = client
         .post(url.clone())
-        .header(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))
+        .header(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )
         .body(data)
         .send()
         .await
@@ -145,7 +148,10 @@ async fn post(client: &reqwest::Client, url: &Url, data: String) -> Result<Strin
     if !response.status().is_success() {
         return Err(rejected(url.as_str(), response).await);
     }
-    response.text().await.map_err(|e| ClientError::http(url.as_str(), &e))
+    response
+        .text()
+        .await
+        .map_err(|e| ClientError::http(url.as_str(), &e))
 }
 
 #[cfg(test)]
@@ -165,7 +171,13 @@ mod tests {
     fn event_type_becomes_a_query_parameter() {
         let url = Url::parse("http://127.0.0.1:8000/channels/app?x=1").unwrap();
         let c = PublishConfig::new(url.clone(), PublishInput::Stdin, Some("a b&c"));
-        assert_eq!(c.url.as_str(), "http://127.0.0.1:8000/channels/app?x=1&event=a+b%26c");
-        assert_eq!(PublishConfig::new(url.clone(), PublishInput::Stdin, None).url, url);
+        assert_eq!(
+            c.url.as_str(),
+            "http://127.0.0.1:8000/channels/app?x=1&event=a+b%26c"
+        );
+        assert_eq!(
+            PublishConfig::new(url.clone(), PublishInput::Stdin, None).url,
+            url
+        );
     }
 }

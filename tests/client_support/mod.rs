@@ -31,7 +31,10 @@ pub fn python() -> PathBuf {
 /// Whether the third-party tools are installed. If not, the test fails
 /// with a hint, unless `TAILCAST_SKIP_INTEROP=1` asks to skip it.
 pub fn interop_ready() -> bool {
-    let ready = python().exists() && interop_dir().join("node_modules/eventsource/package.json").exists();
+    let ready = python().exists()
+        && interop_dir()
+            .join("node_modules/eventsource/package.json")
+            .exists();
     if ready {
         return true;
     }
@@ -127,9 +130,12 @@ impl Starlette {
     /// Starts it on `port` (0: any free port).
     pub async fn start(port: u16) -> Starlette {
         let mut cmd = Command::new(python());
-        cmd.arg(interop_dir().join("sse_server.py")).arg(port.to_string());
+        cmd.arg(interop_dir().join("sse_server.py"))
+            .arg(port.to_string());
         let mut proc = Proc::spawn(cmd);
-        let line = proc.line_where("the listening line", |l| l.starts_with("listening ")).await;
+        let line = proc
+            .line_where("the listening line", |l| l.starts_with("listening "))
+            .await;
         let port = line["listening ".len()..].trim().parse().unwrap();
         Starlette { proc, port }
     }
@@ -140,7 +146,10 @@ impl Starlette {
 
     /// The next request the server logged: (path, Last-Event-ID).
     pub async fn next_request(&mut self) -> (String, Option<String>) {
-        let line = self.proc.line_where("a request line", |l| l.starts_with('{')).await;
+        let line = self
+            .proc
+            .line_where("a request line", |l| l.starts_with('{'))
+            .await;
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         (
             v["path"].as_str().unwrap().to_string(),
@@ -167,10 +176,14 @@ pub struct Printed {
 /// Parses an event line `{"id", "type", "data"}`; `None` for the clients'
 /// other lines (`{"open": true}`, `{"error": ...}`).
 pub fn printed(line: &str) -> Option<Printed> {
-    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let data = v.get("data")?.as_str()?.to_string();
     Some(Printed {
-        id: v["id"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+        id: v["id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         event_type: v["type"].as_str().unwrap_or("message").to_string(),
         data,
     })
@@ -213,17 +226,26 @@ impl Proxy {
         let (h, o, r) = (heads.clone(), open.clone(), refusing.clone());
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { return };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
                 if *r.lock().unwrap() {
                     drop(client);
                     continue;
                 }
                 let heads = h.clone();
                 let task = tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     let mut buf = vec![0u8; 16 * 1024];
-                    let Ok(n) = client.read(&mut buf).await else { return };
-                    heads.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    let Ok(n) = client.read(&mut buf).await else {
+                        return;
+                    };
+                    heads
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
                     if server.write_all(&buf[..n]).await.is_err() {
                         return;
                     }
@@ -260,7 +282,12 @@ impl Proxy {
 
     /// The request heads seen so far, lower-cased, in order.
     pub fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().iter().map(|h| h.to_ascii_lowercase()).collect()
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect()
     }
 }
 
@@ -283,7 +310,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
