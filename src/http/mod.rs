@@ -23,7 +23,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 pub use demo::spawn_demo_feed;
 pub use error::ApiError;
 pub use metrics::spawn_host_sampler;
-pub use stream::{ConnectionGuard, Framing, SseStream};
+pub use stream::{ConnectionGuard, Filter, Framing, SseStream};
 
 use crate::config::ServeConfig;
 use crate::hub::{ChannelRequest, Hub, Start, BROADCAST_CHANNEL, LOG_PREFIX};
@@ -160,7 +160,9 @@ impl StreamParams {
 }
 
 impl AppState {
-    /// Subscribes an SSE stream to `channels` (plus the broadcast channel).
+    /// Subscribes an SSE stream to `channels` (plus the broadcast channel);
+    /// `?grep` filters `filter_channel`, or with `None` every channel but
+    /// broadcast.
     /// The subscriber is registered before this returns, so before the
     /// client sees the response head; [`stream::response`] turns it into
     /// the response.
@@ -190,10 +192,10 @@ impl AppState {
             self.metrics.resumes.inc();
         }
         let subscription = self.hub.subscribe(&channels, start)?;
-        let filter = match (params.grep, filter_channel) {
-            (Some(regex), Some(channel)) => Some((channel, regex)),
-            _ => None,
-        };
+        let filter = params.grep.map(|regex| Filter {
+            channel: filter_channel,
+            regex,
+        });
         Ok(SseStream {
             subscription,
             framing,
