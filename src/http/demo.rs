@@ -95,12 +95,6 @@ pub async fn stream_numbers(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut sse = app.open_stream(
-        Vec::new(),
-        StreamParams::parse(None, &headers)?,
-        Framing::Plain,
-        None,
-    )?;
     let retry_ms = app.config.retry_ms;
     let numbers = futures_util::stream::unfold(1u32, move |n| async move {
         if n > 11 {
@@ -116,6 +110,7 @@ pub async fn stream_numbers(
         };
         Some((frame, n + 1))
     });
-    sse.local = Some(Box::pin(numbers));
-    Ok(stream::response(sse))
+    Ok(stream::response(
+        app.open_local_stream(&headers, Box::pin(numbers))?,
+    ))
 }

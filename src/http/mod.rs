@@ -210,6 +210,23 @@ impl AppState {
         })
     }
 
+    /// Opens an SSE stream whose events are made for this connection alone
+    /// (`local`), plus broadcasts.
+    fn open_local_stream(
+        &self,
+        headers: &HeaderMap,
+        local: futures_util::stream::BoxStream<'static, bytes::Bytes>,
+    ) -> Result<SseStream, ApiError> {
+        let mut sse = self.open_stream(
+            Vec::new(),
+            StreamParams::parse(None, headers)?,
+            Framing::Plain,
+            None,
+        )?;
+        sse.local = Some(local);
+        Ok(sse)
+    }
+
     /// Opens the SSE stream of log stream `name`.
     fn open_log(
         &self,
