@@ -1,6 +1,7 @@
 //! The HTTP interface: routes, request parsing, SSE responses and JSON
 //! errors. Only this module knows HTTP status codes and error shapes.
 
+mod assets;
 mod error;
 mod stream;
 
@@ -59,6 +60,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/streams", get(api_streams))
         .route("/logs/{name}", get(logs))
         .route("/stream-logs", get(stream_logs))
+        .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::new(
