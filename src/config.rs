@@ -68,7 +68,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TAILCAST_MAX_CHANNELS", value_name = "N")]
     pub max_channels: Option<usize>,
     /// Allowed CORS origin, repeatable; `*` allows any [default: none]
-    #[arg(long = "cors-origin", env = "TAILCAST_CORS_ORIGIN", value_name = "ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long = "cors-origin",
+        env = "TAILCAST_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
     pub cors_origin: Vec<String>,
     /// TOML file with any of these options (keys are the long option names)
     /// and `files = [...]`
@@ -239,7 +244,9 @@ fn read_file(path: &PathBuf) -> Result<FileValues, ConfigError> {
         path: path.clone(),
         message,
     };
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
     let mut values = FileValues::default();
     for (key, value) in table {
         let key = key.replace('_', "-");
@@ -296,19 +303,36 @@ impl ServeArgs {
         };
         let f = file.args;
         let d = ServeConfig::default();
-        let files = if self.files.is_empty() { file.files } else { self.files };
+        let files = if self.files.is_empty() {
+            file.files
+        } else {
+            self.files
+        };
         let config = ServeConfig {
             addr: self.addr.or(f.addr).unwrap_or(d.addr),
             history: self.history.or(f.history).unwrap_or(d.history),
             backlog: self.backlog.or(f.backlog).unwrap_or(d.backlog),
             heartbeat: self.heartbeat.or(f.heartbeat).unwrap_or(d.heartbeat),
             retry_ms: self.retry.or(f.retry).unwrap_or(d.retry_ms),
-            send_timeout: self.send_timeout.or(f.send_timeout).unwrap_or(d.send_timeout),
-            max_connections: self.max_connections.or(f.max_connections).unwrap_or(d.max_connections),
+            send_timeout: self
+                .send_timeout
+                .or(f.send_timeout)
+                .unwrap_or(d.send_timeout),
+            max_connections: self
+                .max_connections
+                .or(f.max_connections)
+                .unwrap_or(d.max_connections),
             max_body: self.max_body.or(f.max_body).unwrap_or(d.max_body),
             max_line: self.max_line.or(f.max_line).unwrap_or(d.max_line),
-            max_channels: self.max_channels.or(f.max_channels).unwrap_or(d.max_channels),
-            cors_origins: if self.cors_origin.is_empty() { f.cors_origin } else { self.cors_origin },
+            max_channels: self
+                .max_channels
+                .or(f.max_channels)
+                .unwrap_or(d.max_channels),
+            cors_origins: if self.cors_origin.is_empty() {
+                f.cors_origin
+            } else {
+                self.cors_origin
+            },
             files: files.iter().map(|s| FileSpec::parse(s)).collect(),
         };
         config.check()?;
@@ -334,7 +358,10 @@ impl ServeConfig {
             return invalid("--send-timeout", "must be longer than 0");
         }
         if self.max_line < 4 {
-            return invalid("--max-line", "must be at least 4 bytes (one UTF-8 character)");
+            return invalid(
+                "--max-line",
+                "must be at least 4 bytes (one UTF-8 character)",
+            );
         }
         if self.max_connections == 0 {
             return invalid("--max-connections", "must be at least 1");
@@ -344,7 +371,10 @@ impl ServeConfig {
         }
         for origin in &self.cors_origins {
             if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
-                return invalid("--cors-origin", &format!("{origin:?} is not a valid origin"));
+                return invalid(
+                    "--cors-origin",
+                    &format!("{origin:?} is not a valid origin"),
+                );
             }
         }
         Ok(())
@@ -372,7 +402,10 @@ mod tests {
     fn file_specs() {
         assert_eq!(
             FileSpec::parse("app=/var/log/app.log"),
-            FileSpec { name: Some("app".into()), path: "/var/log/app.log".into() }
+            FileSpec {
+                name: Some("app".into()),
+                path: "/var/log/app.log".into()
+            }
         );
         assert_eq!(FileSpec::parse("/tmp/a=b.log").name, None);
         assert_eq!(FileSpec::parse("-").path, "-");
@@ -411,17 +444,34 @@ mod tests {
             ("addr = [", "config file"),
         ] {
             std::fs::write(&path, text).unwrap();
-            let args = ServeArgs { config: Some(path.clone()), ..ServeArgs::default() };
+            let args = ServeArgs {
+                config: Some(path.clone()),
+                ..ServeArgs::default()
+            };
             let err = args.resolve().unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
-        let missing = ServeArgs { config: Some(dir.path().join("none.toml")), ..ServeArgs::default() };
-        assert!(missing.resolve().unwrap_err().to_string().starts_with("cannot read config file"));
+        let missing = ServeArgs {
+            config: Some(dir.path().join("none.toml")),
+            ..ServeArgs::default()
+        };
+        assert!(missing
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .starts_with("cannot read config file"));
     }
 
     #[test]
     fn out_of_range_values_are_rejected() {
-        let args = ServeArgs { history: Some(0), ..ServeArgs::default() };
-        assert!(args.resolve().unwrap_err().to_string().contains("--history"));
+        let args = ServeArgs {
+            history: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(args
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("--history"));
     }
 }

@@ -34,8 +34,17 @@ pub fn line(n: u64, rng: &mut impl Rng) -> String {
 ///
 /// # Errors
 /// The file cannot be created or written.
-pub async fn run(path: &Path, interval: Duration, count: Option<u64>, shutdown: CancellationToken) -> std::io::Result<u64> {
-    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+pub async fn run(
+    path: &Path,
+    interval: Duration,
+    count: Option<u64>,
+    shutdown: CancellationToken,
+) -> std::io::Result<u64> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await?;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n = 0;
@@ -78,7 +87,14 @@ mod tests {
     async fn writes_count_lines_then_stops() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gen.log");
-        let n = run(&path, Duration::from_millis(1), Some(5), CancellationToken::new()).await.unwrap();
+        let n = run(
+            &path,
+            Duration::from_millis(1),
+            Some(5),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(n, 5);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<_> = text.lines().collect();

@@ -1,11 +1,11 @@
 //! tailcast: stream log files and events over Server-Sent Events.
-pub mod follow;
-pub mod hub;
-pub mod sse;
 pub mod config;
-pub mod metrics;
-pub mod streams;
-pub mod http;
+pub mod follow;
 pub mod generate;
+pub mod http;
+pub mod hub;
+pub mod metrics;
 pub mod server;
 pub mod shutdown;
+pub mod sse;
+pub mod streams;

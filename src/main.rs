@@ -17,7 +17,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TAILCAST_LOG").unwrap_or_else(|_| "tailcast=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("TAILCAST_LOG")
+                .unwrap_or_else(|_| "tailcast=info".into()),
         )
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -61,7 +62,10 @@ async fn serve(args: tailcast::config::ServeArgs) -> Result<(), String> {
         let _ = writeln!(out, "tailcast listening on http://{addr}");
         if demo {
             let _ = writeln!(out, "demo mode: a generated log is served as stream `demo`");
-            let _ = writeln!(out, "  open http://{addr}/ or run: curl -N http://{addr}/stream-logs");
+            let _ = writeln!(
+                out,
+                "  open http://{addr}/ or run: curl -N http://{addr}/stream-logs"
+            );
         }
         let _ = out.flush();
     }

@@ -68,28 +68,77 @@ impl Metrics {
             rotations: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("open_connections", "Open SSE streams", m.connections.clone());
-        registry.register("streams_opened", "SSE streams opened", m.streams_opened.clone());
-        registry.register("events_published", "Events accepted by the hub", m.events_published.clone());
-        registry.register("events_delivered", "Events written to subscribers", m.events_delivered.clone());
-        registry.register("sent_bytes", "Bytes of SSE written to subscribers", m.bytes_sent.clone());
-        registry.register("resumes", "Streams resumed with Last-Event-ID", m.resumes.clone());
+        registry.register(
+            "open_connections",
+            "Open SSE streams",
+            m.connections.clone(),
+        );
+        registry.register(
+            "streams_opened",
+            "SSE streams opened",
+            m.streams_opened.clone(),
+        );
+        registry.register(
+            "events_published",
+            "Events accepted by the hub",
+            m.events_published.clone(),
+        );
+        registry.register(
+            "events_delivered",
+            "Events written to subscribers",
+            m.events_delivered.clone(),
+        );
+        registry.register(
+            "sent_bytes",
+            "Bytes of SSE written to subscribers",
+            m.bytes_sent.clone(),
+        );
+        registry.register(
+            "resumes",
+            "Streams resumed with Last-Event-ID",
+            m.resumes.clone(),
+        );
         registry.register("resets", "reset events sent", m.resets.clone());
         registry.register(
             "slow_subscribers_dropped",
             "Subscribers dropped after --send-timeout without progress",
             m.slow_dropped.clone(),
         );
-        registry.register("publish_errors", "Refused publishes by status", m.publish_errors.clone());
-        registry.register("lines_read", "Lines read from followed files", m.lines_read.clone());
-        registry.register("file_rotations", "Rotations and truncations seen", m.rotations.clone());
+        registry.register(
+            "publish_errors",
+            "Refused publishes by status",
+            m.publish_errors.clone(),
+        );
+        registry.register(
+            "lines_read",
+            "Lines read from followed files",
+            m.lines_read.clone(),
+        );
+        registry.register(
+            "file_rotations",
+            "Rotations and truncations seen",
+            m.rotations.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Refused publishes, all statuses together.
+    pub fn publish_errors_total(&self) -> u64 {
+        [400u16, 403, 404, 405, 413, 415, 503]
+            .iter()
+            .map(|&status| {
+                self.publish_errors
+                    .get_or_create(&StatusLabel { status })
+                    .get()
+            })
+            .sum()
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
         out
     }
 }

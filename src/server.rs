@@ -34,7 +34,11 @@ const TASK_GRACE: Duration = Duration::from_secs(1);
 ///
 /// # Errors
 /// The demo's temporary folder cannot be created, or serving fails.
-pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: CancellationToken) -> io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let hub = Hub::memory(config.history, config.max_channels);
     let tracker = TaskTracker::new();
@@ -43,7 +47,13 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Cancellat
         initial_lines: config.backlog.max(config.history.min(1000)),
         ..FollowOptions::default()
     };
-    let streams = LogStreams::new(hub.clone(), metrics.clone(), opts, shutdown.clone(), tracker.clone());
+    let streams = LogStreams::new(
+        hub.clone(),
+        metrics.clone(),
+        opts,
+        shutdown.clone(),
+        tracker.clone(),
+    );
 
     let demo_dir = if config.files.is_empty() {
         let dir = tempfile::Builder::new().prefix("tailcast-demo").tempdir()?;
@@ -51,7 +61,8 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Cancellat
         let token = shutdown.clone();
         let generator_path = path.clone();
         tracker.spawn(async move {
-            if let Err(e) = crate::generate::run(&generator_path, DEMO_INTERVAL, None, token).await {
+            if let Err(e) = crate::generate::run(&generator_path, DEMO_INTERVAL, None, token).await
+            {
                 tracing::error!("demo generator stopped: {e}");
             }
         });
@@ -66,7 +77,8 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Cancellat
     let heartbeat = config.heartbeat;
     let tick_shutdown = shutdown.clone();
     tracker.spawn(async move {
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let mut interval =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         loop {
             tokio::select! {
                 _ = tick_shutdown.cancelled() => return,
@@ -75,6 +87,8 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Cancellat
         }
     });
 
+    http::spawn_demo_feed(hub.clone(), metrics.clone(), &tracker, shutdown.clone());
+    let host_metrics = http::spawn_host_sampler(metrics.clone(), &tracker, shutdown.clone());
     let send_timeout = config.send_timeout;
     let state = Arc::new(AppState {
         config,
@@ -84,6 +98,7 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Cancellat
         tick,
         shutdown: shutdown.clone(),
         started: Instant::now(),
+        host_metrics,
     });
     let listener = SendTimeoutListener {
         listener,
@@ -150,29 +165,46 @@ pub struct SendTimeoutIo {
 }
 
 impl SendTimeoutIo {
-    fn check<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         if result.is_ready() {
             self.stalled = None;
             return result;
         }
         let timeout = self.timeout;
-        let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         if sleep.as_mut().poll(cx).is_ready() {
             self.metrics.slow_dropped.inc();
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "subscriber stopped reading")));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "subscriber stopped reading",
+            )));
         }
         Poll::Pending
     }
 }
 
 impl AsyncRead for SendTimeoutIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for SendTimeoutIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.check(cx, result)
     }

@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn multi_line_data_becomes_several_data_lines() {
-        assert_eq!(enc(None, "message", "a\nb\nc"), "data: a\ndata: b\ndata: c\n\n");
+        assert_eq!(
+            enc(None, "message", "a\nb\nc"),
+            "data: a\ndata: b\ndata: c\n\n"
+        );
     }
 
     #[test]
@@ -126,7 +129,10 @@ mod tests {
 
     #[test]
     fn cr_then_lf_in_separate_positions_is_one_break_each() {
-        assert_eq!(enc(None, "message", "a\r\rb"), "data: a\ndata:\ndata: b\n\n");
+        assert_eq!(
+            enc(None, "message", "a\r\rb"),
+            "data: a\ndata:\ndata: b\n\n"
+        );
     }
 
     #[test]

@@ -60,7 +60,10 @@ struct HubSink {
 impl LineSink for HubSink {
     fn line(&self, line: String) {
         self.metrics.lines_read.inc();
-        match self.hub.publish(&self.stream.channel, crate::sse::DEFAULT_EVENT_TYPE, &line) {
+        match self
+            .hub
+            .publish(&self.stream.channel, crate::sse::DEFAULT_EVENT_TYPE, &line)
+        {
             Ok(_) => {
                 self.metrics.events_published.inc();
             }
@@ -72,7 +75,9 @@ impl LineSink for HubSink {
         match &state {
             FollowState::Waiting => tracing::info!(path = %self.stream.path, "waiting for file"),
             FollowState::Following => tracing::info!(path = %self.stream.path, "following"),
-            FollowState::Error(why) => tracing::warn!(path = %self.stream.path, "cannot follow: {why}"),
+            FollowState::Error(why) => {
+                tracing::warn!(path = %self.stream.path, "cannot follow: {why}")
+            }
         }
         *self.stream.state.lock().expect("state lock") = state;
     }
@@ -88,7 +93,13 @@ impl LineSink for HubSink {
 fn sanitize(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(crate::hub::MAX_CHANNEL_NAME - LOG_PREFIX.len() - 4)
         .collect();
     if !out.starts_with(|c: char| c.is_ascii_alphanumeric()) {
@@ -100,7 +111,13 @@ fn sanitize(name: &str) -> String {
 impl LogStreams {
     /// An empty set of streams; followers run until `shutdown`, tracked by
     /// `tracker`.
-    pub fn new(hub: Hub, metrics: Arc<Metrics>, opts: FollowOptions, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+    pub fn new(
+        hub: Hub,
+        metrics: Arc<Metrics>,
+        opts: FollowOptions,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
         LogStreams {
             inner: Arc::new(Inner {
                 hub,
@@ -121,9 +138,12 @@ impl LogStreams {
                 let stream = self.add(spec.name.as_deref().unwrap_or("stdin"), "-");
                 let sink = self.sink(&stream);
                 let (opts, shutdown) = (self.inner.opts.clone(), self.inner.shutdown.clone());
-                self.inner
-                    .tracker
-                    .spawn(follow::follow_reader(tokio::io::stdin(), opts, sink, shutdown));
+                self.inner.tracker.spawn(follow::follow_reader(
+                    tokio::io::stdin(),
+                    opts,
+                    sink,
+                    shutdown,
+                ));
             } else if follow::is_glob(&spec.path) {
                 let this = self.clone();
                 let base = spec.name.clone();
@@ -135,9 +155,12 @@ impl LogStreams {
                     this.follow(&name, &path);
                 };
                 let (opts, shutdown) = (self.inner.opts.clone(), self.inner.shutdown.clone());
-                self.inner
-                    .tracker
-                    .spawn(follow::watch_glob(spec.path.clone(), opts, on_match, shutdown));
+                self.inner.tracker.spawn(follow::watch_glob(
+                    spec.path.clone(),
+                    opts,
+                    on_match,
+                    shutdown,
+                ));
             } else {
                 let path = PathBuf::from(&spec.path);
                 let name = spec.name.clone().unwrap_or_else(|| file_name(&path));
@@ -151,9 +174,12 @@ impl LogStreams {
         let stream = self.add(name, &path.display().to_string());
         let sink = self.sink(&stream);
         let (opts, shutdown) = (self.inner.opts.clone(), self.inner.shutdown.clone());
-        self.inner
-            .tracker
-            .spawn(follow::follow_file(path.to_path_buf(), opts, sink, shutdown));
+        self.inner.tracker.spawn(follow::follow_file(
+            path.to_path_buf(),
+            opts,
+            sink,
+            shutdown,
+        ));
         stream
     }
 
@@ -221,7 +247,10 @@ mod tests {
         assert_eq!(sanitize("app.log"), "app.log");
         assert_eq!(sanitize("my app (1).log"), "my_app__1_.log");
         assert_eq!(sanitize(".hidden"), "f.hidden");
-        assert!(crate::hub::validate_channel_name(&format!("log:{}", sanitize(&"é".repeat(300)))).is_ok());
+        assert!(
+            crate::hub::validate_channel_name(&format!("log:{}", sanitize(&"é".repeat(300))))
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -233,7 +262,10 @@ mod tests {
             CancellationToken::new(),
             TaskTracker::new(),
         );
-        let names: Vec<String> = ["a.log", "a.log", "a.log"].iter().map(|n| streams.add(n, "/x").name.clone()).collect();
+        let names: Vec<String> = ["a.log", "a.log", "a.log"]
+            .iter()
+            .map(|n| streams.add(n, "/x").name.clone())
+            .collect();
         assert_eq!(names, ["a.log", "a.log-2", "a.log-3"]);
     }
 }

@@ -42,8 +42,14 @@ impl ApiError {
 impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
         match e {
-            HubError::InvalidName { .. } => ApiError::bad_request("invalid channel name", e.to_string()),
-            HubError::TooManyChannels { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many channels", e.to_string()),
+            HubError::InvalidName { .. } => {
+                ApiError::bad_request("invalid channel name", e.to_string())
+            }
+            HubError::TooManyChannels { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many channels",
+                e.to_string(),
+            ),
         }
     }
 }

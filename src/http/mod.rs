@@ -2,7 +2,10 @@
 //! errors. Only this module knows HTTP status codes and error shapes.
 
 mod assets;
+mod channels;
+mod demo;
 mod error;
+mod metrics;
 mod stream;
 
 use std::sync::Arc;
@@ -11,14 +14,16 @@ use std::time::Instant;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use regex::{Regex, RegexBuilder};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
+pub use demo::spawn_demo_feed;
 pub use error::ApiError;
+pub use metrics::spawn_host_sampler;
 pub use stream::{ConnectionGuard, Framing, SseStream};
 
 use crate::config::ServeConfig;
@@ -46,6 +51,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// When the server started, for `/health`.
     pub started: Instant,
+    /// The latest `metrics` SSE frame, refreshed every second.
+    pub host_metrics: watch::Receiver<bytes::Bytes>,
 }
 
 /// The web console page.
@@ -60,6 +67,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/streams", get(api_streams))
         .route("/logs/{name}", get(logs))
         .route("/stream-logs", get(stream_logs))
+        .route("/realtime/{channel}", get(channels::realtime))
+        .route("/events", get(channels::events))
+        .route("/channels/{channel}", post(channels::publish))
+        .route("/api/broadcast", post(channels::broadcast))
+        .route("/stream", get(demo::stream))
+        .route("/stream-numbers", get(demo::stream_numbers))
+        .route("/metrics", get(metrics::metrics))
         .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {
@@ -87,7 +101,10 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.iter().any(|o| o == "*") {
         return Some(layer.allow_origin(Any));
     }
-    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     Some(layer.allow_origin(AllowOrigin::list(list)))
 }
 
@@ -107,7 +124,10 @@ impl StreamParams {
             match &*key {
                 "tail" => {
                     let n = value.parse().map_err(|_| {
-                        ApiError::bad_request("invalid tail", format!("tail must be a non-negative integer, got {value:?}"))
+                        ApiError::bad_request(
+                            "invalid tail",
+                            format!("tail must be a non-negative integer, got {value:?}"),
+                        )
                     })?;
                     params.tail = Some(n);
                 }
@@ -140,26 +160,30 @@ impl StreamParams {
 }
 
 impl AppState {
-    /// Opens an SSE stream of `channels` (plus the broadcast channel).
+    /// Subscribes an SSE stream to `channels` (plus the broadcast channel).
     /// The subscriber is registered before this returns, so before the
-    /// client sees the response head.
+    /// client sees the response head; [`stream::response`] turns it into
+    /// the response.
     fn open_stream(
         &self,
         mut channels: Vec<ChannelRequest>,
         params: StreamParams,
         framing: Framing,
         filter_channel: Option<String>,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<SseStream, ApiError> {
         if self.metrics.connections.get() >= self.config.max_connections as i64 {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too many connections",
-                format!("the server holds its limit of {} streams; retry later", self.config.max_connections),
+                format!(
+                    "the server holds its limit of {} streams; retry later",
+                    self.config.max_connections
+                ),
             ));
         }
         channels.push(ChannelRequest {
-            name: BROADCAST_CHANNEL.into(),
-            tail: 0,
+            implicit: true,
+            ..ChannelRequest::new(BROADCAST_CHANNEL, 0)
         });
         let start = params.start();
         if matches!(start, Start::After(_)) {
@@ -170,30 +194,69 @@ impl AppState {
             (Some(regex), Some(channel)) => Some((channel, regex)),
             _ => None,
         };
-        Ok(stream::response(SseStream {
+        Ok(SseStream {
             subscription,
             framing,
             filter,
             retry_ms: self.config.retry_ms,
+            initial: Vec::new(),
+            local: None,
             tick: self.tick.clone(),
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
             guard: ConnectionGuard::new(self.metrics.clone()),
-        }))
+        })
     }
 
     /// Opens the SSE stream of log stream `name`.
-    fn open_log(&self, name: &str, query: Option<&str>, headers: &HeaderMap) -> Result<Response, ApiError> {
+    fn open_log(
+        &self,
+        name: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Response, ApiError> {
         let params = StreamParams::parse(query, headers)?;
-        let log = self
-            .streams
-            .get(name)
-            .ok_or_else(|| ApiError::not_found(format!("no log stream named {name:?}; see /api/streams")))?;
-        let request = ChannelRequest {
-            name: log.channel.clone(),
-            tail: params.tail.unwrap_or(self.config.backlog),
-        };
-        self.open_stream(vec![request], params, Framing::Plain, Some(log.channel.clone()))
+        let log = self.streams.get(name).ok_or_else(|| {
+            ApiError::not_found(format!("no log stream named {name:?}; see /api/streams"))
+        })?;
+        let request = ChannelRequest::new(
+            log.channel.clone(),
+            params.tail.unwrap_or(self.config.backlog),
+        );
+        let sse = self.open_stream(
+            vec![request],
+            params,
+            Framing::Plain,
+            Some(log.channel.clone()),
+        )?;
+        Ok(stream::response(sse))
+    }
+
+    /// Publishes one event and counts it (or the refusal).
+    fn publish(
+        &self,
+        channel: &str,
+        event_type: &str,
+        data: &str,
+    ) -> Result<crate::hub::Published, ApiError> {
+        match self.hub.publish(channel, event_type, data) {
+            Ok(published) => {
+                self.metrics.events_published.inc();
+                Ok(published)
+            }
+            Err(e) => Err(self.refused(e.into())),
+        }
+    }
+
+    /// Counts a refused publish by status and passes the error on.
+    fn refused(&self, error: ApiError) -> ApiError {
+        self.metrics
+            .publish_errors
+            .get_or_create(&crate::metrics::StatusLabel {
+                status: error.status.as_u16(),
+            })
+            .inc();
+        error
     }
 }
 

@@ -16,6 +16,8 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use regex::Regex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -64,6 +66,11 @@ pub struct SseStream {
     pub filter: Option<(String, Regex)>,
     /// `retry:` value in ms, sent first.
     pub retry_ms: u64,
+    /// Frames sent right after `retry:` (e.g. `/stream`'s `connected`).
+    pub initial: Vec<Bytes>,
+    /// Frames made for this connection alone (e.g. `/stream-numbers`),
+    /// interleaved with the hub's; the response ends when it ends.
+    pub local: Option<BoxStream<'static, Bytes>>,
     /// The shared heartbeat tick.
     pub tick: watch::Receiver<u64>,
     /// Ends the stream cleanly on shutdown.
@@ -115,10 +122,18 @@ impl State {
     }
 }
 
+async fn next_local(local: &mut Option<BoxStream<'static, Bytes>>) -> Option<Bytes> {
+    match local {
+        Some(stream) => stream.next().await,
+        None => None,
+    }
+}
+
 /// Builds the `200 text/event-stream` response for `stream`.
 pub fn response(stream: SseStream) -> Response {
     let mut pending = VecDeque::with_capacity(4);
     pending.push_back(sse::encode_retry(stream.retry_ms));
+    pending.extend(stream.initial.iter().cloned());
     let state = State {
         stream,
         pending,
@@ -133,6 +148,13 @@ pub fn response(stream: SseStream) -> Response {
                 biased;
                 _ = st.stream.shutdown.cancelled() => return None,
                 batch = st.stream.subscription.next_batch() => st.push_batch(batch),
+                frame = next_local(&mut st.stream.local), if st.stream.local.is_some() => match frame {
+                    Some(frame) => {
+                        st.sent_since_tick = true;
+                        st.pending.push_back(frame);
+                    }
+                    None => return None,
+                },
                 changed = st.stream.tick.changed() => {
                     if changed.is_err() {
                         return None;
@@ -147,7 +169,10 @@ pub fn response(stream: SseStream) -> Response {
     });
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response

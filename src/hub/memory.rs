@@ -128,7 +128,12 @@ impl MemoryHub {
     }
 
     /// See [`super::Hub::publish`].
-    pub fn publish(&self, channel: &str, event_type: &str, data: &str) -> Result<Published, HubError> {
+    pub fn publish(
+        &self,
+        channel: &str,
+        event_type: &str,
+        data: &str,
+    ) -> Result<Published, HubError> {
         let ch = self.channel(channel)?;
         let data: Box<str> = if data.contains('\r') {
             data.replace("\r\n", "\n").replace('\r', "\n").into()
@@ -139,7 +144,13 @@ impl MemoryHub {
         let commit = self.commit.lock().expect("commit lock");
         let seq = self.committed.load(Ordering::Relaxed) + 1;
         let id = self.id_of(seq);
-        let event = Arc::new(StoredEvent::new(seq, id.clone(), ch.name.clone(), event_type, data));
+        let event = Arc::new(StoredEvent::new(
+            seq,
+            id.clone(),
+            ch.name.clone(),
+            event_type,
+            data,
+        ));
         let mut inner = ch.inner.lock().expect("channel lock");
         inner.events.push_back(event);
         if inner.events.len() > self.history {
@@ -166,11 +177,13 @@ impl MemoryHub {
     ) -> Result<MemorySubscription, HubError> {
         let mut channels: Vec<Arc<Channel>> = Vec::with_capacity(requests.len());
         let mut tails = Vec::with_capacity(requests.len());
+        let mut implicit = Vec::with_capacity(requests.len());
         for req in requests {
             let ch = self.channel(&req.name)?;
             if !channels.iter().any(|c| Arc::ptr_eq(c, &ch)) {
                 channels.push(ch);
                 tails.push(req.tail);
+                implicit.push(req.implicit);
             }
         }
         let key = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
@@ -201,7 +214,11 @@ impl MemoryHub {
                 None => {
                     sub.cursor = 0;
                     for (i, ch) in sub.channels.iter().enumerate() {
-                        sub.acked_evictions[i] = ch.inner.lock().expect("channel lock").evicted_through;
+                        let inner = ch.inner.lock().expect("channel lock");
+                        sub.acked_evictions[i] = inner.evicted_through;
+                        if implicit[i] && inner.events.is_empty() && inner.evicted_through == 0 {
+                            continue;
+                        }
                         sub.initial.push(Delivery::Reset {
                             channel: ch.name.clone(),
                             reason: "unknown id",
@@ -215,7 +232,13 @@ impl MemoryHub {
 
     /// See [`super::Hub::channels`].
     pub fn channels(&self) -> Vec<ChannelInfo> {
-        let channels: Vec<Arc<Channel>> = self.channels.read().expect("hub lock").values().cloned().collect();
+        let channels: Vec<Arc<Channel>> = self
+            .channels
+            .read()
+            .expect("hub lock")
+            .values()
+            .cloned()
+            .collect();
         let mut infos: Vec<ChannelInfo> = channels
             .iter()
             .map(|ch| {
@@ -284,7 +307,9 @@ impl MemorySubscription {
         let mut cut: Option<u64> = None;
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
-            if inner.evicted_through > self.cursor && inner.evicted_through > self.acked_evictions[i] {
+            if inner.evicted_through > self.cursor
+                && inner.evicted_through > self.acked_evictions[i]
+            {
                 self.acked_evictions[i] = inner.evicted_through;
                 resets.push(Delivery::Reset {
                     channel: ch.name.clone(),
@@ -353,10 +378,7 @@ mod tests {
     }
 
     fn req(name: &str, tail: usize) -> ChannelRequest {
-        ChannelRequest {
-            name: name.into(),
-            tail,
-        }
+        ChannelRequest::new(name, tail)
     }
 
     fn data_of(batch: &[Delivery]) -> Vec<String> {
@@ -405,14 +427,18 @@ mod tests {
     #[test]
     fn multiplexed_subscription_merges_in_id_order_and_resumes_all() {
         let hub = hub(100);
-        let mut sub = hub.subscribe(&[req("a", 0), req("b", 0)], Start::Now).unwrap();
+        let mut sub = hub
+            .subscribe(&[req("a", 0), req("b", 0)], Start::Now)
+            .unwrap();
         hub.publish("a", "message", "1").unwrap();
         let id = hub.publish("b", "message", "2").unwrap().id;
         hub.publish("a", "message", "3").unwrap();
         hub.publish("c", "message", "x").unwrap();
         hub.publish("b", "message", "4").unwrap();
         assert_eq!(drain(&mut sub), ["a:1", "b:2", "a:3", "b:4"]);
-        let mut resumed = hub.subscribe(&[req("a", 0), req("b", 0)], Start::After(id)).unwrap();
+        let mut resumed = hub
+            .subscribe(&[req("a", 0), req("b", 0)], Start::After(id))
+            .unwrap();
         assert_eq!(drain(&mut resumed), ["a:3", "b:4"]);
     }
 
@@ -421,9 +447,38 @@ mod tests {
         let hub = hub(100);
         hub.publish("a", "message", "1").unwrap();
         for bad in ["garbage", "00000000-1", "", "ffffffff-99999"] {
-            let mut sub = hub.subscribe(&[req("a", 0)], Start::After(bad.into())).unwrap();
+            let mut sub = hub
+                .subscribe(&[req("a", 0)], Start::After(bad.into()))
+                .unwrap();
             assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"], "{bad}");
         }
+    }
+
+    #[test]
+    fn implicit_channels_get_a_reset_only_when_they_hold_events() {
+        let hub = hub(100);
+        hub.publish("a", "message", "1").unwrap();
+        let quiet = ChannelRequest {
+            implicit: true,
+            ..req("empty", 0)
+        };
+        let mut sub = hub
+            .subscribe(&[req("a", 0), quiet.clone()], Start::After("x".into()))
+            .unwrap();
+        assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"]);
+        hub.publish("empty", "message", "2").unwrap();
+        let mut sub = hub
+            .subscribe(&[req("a", 0), quiet], Start::After("x".into()))
+            .unwrap();
+        assert_eq!(
+            drain(&mut sub),
+            [
+                "reset a unknown id",
+                "reset empty unknown id",
+                "a:1",
+                "empty:2"
+            ]
+        );
     }
 
     #[test]
@@ -456,15 +511,25 @@ mod tests {
             hub.publish("a", "message", &i.to_string()).unwrap();
         }
         assert_eq!(hub.channels()[0].retained, 4);
-        assert_eq!(drain(&mut slow), ["reset a lagged", "a:6", "a:7", "a:8", "a:9"]);
+        assert_eq!(
+            drain(&mut slow),
+            ["reset a lagged", "a:6", "a:7", "a:8", "a:9"]
+        );
     }
 
     #[test]
     fn large_backlog_comes_in_bounded_batches_in_order() {
         let hub = hub(5000);
-        let mut sub = hub.subscribe(&[req("a", 0), req("b", 0)], Start::Now).unwrap();
+        let mut sub = hub
+            .subscribe(&[req("a", 0), req("b", 0)], Start::Now)
+            .unwrap();
         for i in 0..3000 {
-            hub.publish(if i % 3 == 0 { "a" } else { "b" }, "message", &i.to_string()).unwrap();
+            hub.publish(
+                if i % 3 == 0 { "a" } else { "b" },
+                "message",
+                &i.to_string(),
+            )
+            .unwrap();
         }
         let mut seen = Vec::new();
         loop {
@@ -528,7 +593,9 @@ mod tests {
     #[test]
     fn concurrent_publishers_never_break_multiplexed_order() {
         let hub = hub(100_000);
-        let mut sub = hub.subscribe(&[req("a", 0), req("b", 0)], Start::Now).unwrap();
+        let mut sub = hub
+            .subscribe(&[req("a", 0), req("b", 0)], Start::Now)
+            .unwrap();
         let handles: Vec<_> = ["a", "b"]
             .into_iter()
             .map(|ch| {
@@ -544,7 +611,9 @@ mod tests {
         let mut count = 0;
         while count < 4000 {
             for d in sub.ready_batch() {
-                let Delivery::Event(e) = d else { panic!("reset") };
+                let Delivery::Event(e) = d else {
+                    panic!("reset")
+                };
                 assert!(e.seq > last_seq, "out of order");
                 last_seq = e.seq;
                 count += 1;

@@ -98,7 +98,13 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     /// Builds and encodes an event.
-    pub fn new(seq: u64, id: String, channel: Arc<str>, event_type: Arc<str>, data: Box<str>) -> Self {
+    pub fn new(
+        seq: u64,
+        id: String,
+        channel: Arc<str>,
+        event_type: Arc<str>,
+        data: Box<str>,
+    ) -> Self {
         let frame = crate::sse::encode_event(Some(&id), &event_type, &data);
         StoredEvent {
             seq,
@@ -154,6 +160,20 @@ pub struct ChannelRequest {
     pub name: String,
     /// Retained events to send first when starting [`Start::Now`].
     pub tail: usize,
+    /// Added by the server (the broadcast channel), not asked for by the
+    /// client: after an unknown id it gets a `reset` only if it holds events.
+    pub implicit: bool,
+}
+
+impl ChannelRequest {
+    /// A channel the client asked for, with `tail` events of backlog.
+    pub fn new(name: impl Into<String>, tail: usize) -> Self {
+        ChannelRequest {
+            name: name.into(),
+            tail,
+            implicit: false,
+        }
+    }
 }
 
 /// Result of a publish.
@@ -202,7 +222,12 @@ impl Hub {
     ///
     /// # Errors
     /// Bad channel name, or too many channels.
-    pub fn publish(&self, channel: &str, event_type: &str, data: &str) -> Result<Published, HubError> {
+    pub fn publish(
+        &self,
+        channel: &str,
+        event_type: &str,
+        data: &str,
+    ) -> Result<Published, HubError> {
         match self {
             Hub::Memory(hub) => hub.publish(channel, event_type, data),
         }
@@ -214,7 +239,11 @@ impl Hub {
     ///
     /// # Errors
     /// Bad channel name, or too many channels.
-    pub fn subscribe(&self, channels: &[ChannelRequest], start: Start) -> Result<Subscription, HubError> {
+    pub fn subscribe(
+        &self,
+        channels: &[ChannelRequest],
+        start: Start,
+    ) -> Result<Subscription, HubError> {
         match self {
             Hub::Memory(hub) => hub.subscribe(channels, start).map(Subscription::Memory),
         }
@@ -262,10 +291,27 @@ mod tests {
 
     #[test]
     fn channel_names() {
-        for ok in ["a", "news", "log:app.log", "A_b-c.d:e", "9lives", &"x".repeat(128)] {
+        for ok in [
+            "a",
+            "news",
+            "log:app.log",
+            "A_b-c.d:e",
+            "9lives",
+            &"x".repeat(128),
+        ] {
             assert_eq!(validate_channel_name(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "-a", ".a", ":a", "a b", "a/b", "é", "a\n", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "-a",
+            ".a",
+            ":a",
+            "a b",
+            "a/b",
+            "é",
+            "a\n",
+            &"x".repeat(129),
+        ] {
             assert!(validate_channel_name(bad).is_err(), "{bad:?}");
         }
     }
