@@ -60,7 +60,26 @@ export class Sparkline {
     const all = this.values.flat().filter((v) => v !== null);
     const top = this.max ?? Math.max(1e-9, ...all) * 1.15;
     const pad = 2;
-    const legend = 14;
+    ctx.font = `11px ${css.fontFamily}`;
+    ctx.textBaseline = "top";
+
+    // Legend first (name and latest value per series), wrapped into rows,
+    // so the plot takes the height that is left.
+    const labels = [];
+    let x = pad;
+    let row = 0;
+    this.values.forEach((list, i) => {
+      const last = list.length ? list[list.length - 1] : null;
+      const text = `${this.series[i]} ${last === null ? "–" : this.format(last)}`;
+      const w = ctx.measureText(text).width;
+      if (x > pad && x + w > width - pad) {
+        x = pad;
+        row++;
+      }
+      labels.push({ text, x, y: row * 13 });
+      x += w + 10;
+    });
+    const legend = (row + 1) * 13 + 1;
     const plotH = height - legend - pad;
     const step = (width - 2 * pad) / (this.points - 1);
 
@@ -75,9 +94,6 @@ export class Sparkline {
     }
     ctx.stroke();
 
-    ctx.font = `11px ${css.fontFamily}`;
-    ctx.textBaseline = "top";
-    let x0 = pad;
     this.values.forEach((list, i) => {
       const colour = css.getPropertyValue(`--chart-${i}`) || "#4af";
       ctx.strokeStyle = colour;
@@ -100,19 +116,15 @@ export class Sparkline {
           drawing = false;
           return;
         }
-        const x = pad + (offset + j) * step;
-        const y = legend + plotH - ((Math.min(v, hi) - lo) / (hi - lo)) * plotH;
-        if (drawing) ctx.lineTo(x, y);
-        else ctx.moveTo(x, y);
+        const px = pad + (offset + j) * step;
+        const py = legend + plotH - ((Math.min(v, hi) - lo) / (hi - lo)) * plotH;
+        if (drawing) ctx.lineTo(px, py);
+        else ctx.moveTo(px, py);
         drawing = true;
       });
       ctx.stroke();
-      // Legend: name and latest value.
-      const last = list.length ? list[list.length - 1] : null;
-      const label = `${this.series[i]} ${last === null ? "–" : this.format(last)}`;
       ctx.fillStyle = colour;
-      ctx.fillText(label, x0, 0);
-      x0 += ctx.measureText(label).width + 10;
+      ctx.fillText(labels[i].text, labels[i].x, labels[i].y);
     });
   }
 }

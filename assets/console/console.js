@@ -509,7 +509,7 @@ function renderStreams() {
     const meta = document.createElement("span");
     meta.className = "meta";
     const bad = typeof s.state === "string" && s.state.startsWith("error");
-    meta.textContent = s.kind === "log" && s.state !== "following" ? s.state : `${s.subscribers ?? 0}👁`;
+    meta.textContent = s.kind === "log" && s.state !== "following" ? s.state : `${s.subscribers ?? 0} sub`;
     if (bad) meta.classList.add("state-bad");
     meta.title = `state: ${s.state}, subscribers: ${s.subscribers}, last id: ${s.last_id ?? "none"}`;
     lab.append(box, name, kind, meta);
