@@ -246,7 +246,7 @@ function buildLine(r, pane) {
     tag.style.background = `hsl(${streamHue(r.stream)} 50% 36%)`;
     div.appendChild(tag);
   }
-  if (r.type !== "message") {
+  if (r.type !== "message" && !(r.kind === "broadcast" && r.type === "broadcast")) {
     const type = document.createElement("span");
     type.className = "type";
     type.textContent = `[${r.type}]`;
@@ -354,6 +354,7 @@ function connect(resume) {
       if (state === "waiting") setConnState("waiting", `reconnecting in ${Math.round(info.delay / 100) / 10} s${info.error ? ` (${info.error})` : ""}`);
       else if (state === "failed") setConnState("failed", info.error);
       else setConnState(state, "");
+      if (state === "open") loadStreams(); // subscriber counts changed
     },
   });
   app.client = client;
@@ -628,6 +629,8 @@ function setupCharts() {
   charts.net = new Sparkline($("chart-net"), { series: ["rx", "tx"], format: rate });
   charts.events = new Sparkline($("chart-events"), { series: ["events/s", "streams"], format: (v) => v.toFixed(0) });
   charts.sensor = new Sparkline($("chart-sensor"), { series: ["sensor"], format: (v) => v.toFixed(1), perSeries: true });
+
+  for (const chart of Object.values(charts)) chart.schedule(); // empty frames and legends
 
   metricsClient = new SseClient({
     url: () => "/metrics",

@@ -15,11 +15,31 @@ use super::ApiError;
 
 /// Every embedded asset: name under `/assets/`, content type, contents.
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("console.css", "text/css; charset=utf-8", include_str!("../../assets/console/console.css")),
-    ("console.js", "text/javascript; charset=utf-8", include_str!("../../assets/console/console.js")),
-    ("sse.js", "text/javascript; charset=utf-8", include_str!("../../assets/console/sse.js")),
-    ("render.js", "text/javascript; charset=utf-8", include_str!("../../assets/console/render.js")),
-    ("charts.js", "text/javascript; charset=utf-8", include_str!("../../assets/console/charts.js")),
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/console/console.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/console.js"),
+    ),
+    (
+        "sse.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/sse.js"),
+    ),
+    (
+        "render.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/render.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/charts.js"),
+    ),
 ];
 
 /// The `/assets/{file}` route, for merging into the main router.
@@ -60,10 +80,19 @@ mod tests {
         for text in sources {
             for (i, _) in text.match_indices("/assets/") {
                 let rest = &text[i + "/assets/".len()..];
-                let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-').collect();
-                assert!(ASSETS.iter().any(|(n, _, _)| *n == name), "/assets/{name} is not embedded");
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+                    .collect();
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == name),
+                    "/assets/{name} is not embedded"
+                );
             }
         }
-        assert!(!page.contains("http://") && !page.contains("https://"), "the page must not load anything from elsewhere");
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "the page must not load anything from elsewhere"
+        );
     }
 }

@@ -144,6 +144,10 @@ export async function serveStatic(dir) {
   const server = http.createServer((req, res) => {
     const name = path.basename(new URL(req.url, "http://x").pathname);
     const file = path.join(dir, name);
+    if (name === "favicon.ico") {
+      res.writeHead(204).end();
+      return;
+    }
     if (!fs.existsSync(file)) {
       res.writeHead(404).end();
       return;
@@ -160,4 +164,39 @@ export async function screenshot(page, name) {
   const file = path.join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file });
   return file;
+}
+
+/**
+ * Reads an SSE endpoint from Node (a second, independent client): returns
+ * `{events, close}` where `events` fills with `{type, data, id}`.
+ */
+export async function sseCollect(url) {
+  const ctrl = new AbortController();
+  const res = await fetch(url, { headers: { Accept: "text/event-stream" }, signal: ctrl.signal });
+  if (!res.ok) throw new Error(`${url}: ${res.status}`);
+  const events = [];
+  (async () => {
+    const decoder = new TextDecoder();
+    let buf = "";
+    let ev = { type: "message", data: [], id: null };
+    try {
+      for await (const chunk of res.body) {
+        buf += decoder.decode(chunk, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (line === "") {
+            if (ev.data.length) events.push({ type: ev.type, data: ev.data.join("\n"), id: ev.id });
+            ev = { type: "message", data: [], id: null };
+          } else if (line.startsWith("data:")) ev.data.push(line.slice(5).replace(/^ /, ""));
+          else if (line.startsWith("event:")) ev.type = line.slice(6).trim();
+          else if (line.startsWith("id:")) ev.id = line.slice(3).trim();
+        }
+      }
+    } catch {
+      /* aborted */
+    }
+  })();
+  return { events, close: () => ctrl.abort() };
 }
