@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::sse;
 
 /// Hub channel carrying the shared `/stream` feed.
-pub const DEMO_CHANNEL: &str = "demo";
+pub const DEMO_CHANNEL: &str = "stream";
 
 /// Starts the task that publishes the `/stream` feed into [`DEMO_CHANNEL`]:
 /// `message` every 2 s, `sensor` every 4 s, `heartbeat` every 5 s,

@@ -24,7 +24,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 pub use demo::spawn_demo_feed;
 pub use error::ApiError;
 pub use metrics::spawn_host_sampler;
-pub use stream::{ConnectionGuard, Framing, SseStream};
+pub use stream::{ConnectionGuard, Filter, Framing, SseStream};
 
 use crate::config::ServeConfig;
 use crate::hub::{ChannelRequest, Hub, Start, BROADCAST_CHANNEL, LOG_PREFIX};
@@ -61,6 +61,7 @@ const CONSOLE_HTML: &str = include_str!("../../assets/console.html");
 /// Builds the router with every route, the JSON 404/405 answers and CORS.
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
+    let max_body = state.config.max_body;
     let router = Router::new()
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
         .route("/health", get(health))
@@ -83,6 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 format!("{method} is not allowed on this path"),
             )
         })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),
@@ -160,7 +162,9 @@ impl StreamParams {
 }
 
 impl AppState {
-    /// Subscribes an SSE stream to `channels` (plus the broadcast channel).
+    /// Subscribes an SSE stream to `channels` (plus the broadcast channel);
+    /// `?grep` filters `filter_channel`, or with `None` every channel but
+    /// broadcast.
     /// The subscriber is registered before this returns, so before the
     /// client sees the response head; [`stream::response`] turns it into
     /// the response.
@@ -190,10 +194,10 @@ impl AppState {
             self.metrics.resumes.inc();
         }
         let subscription = self.hub.subscribe(&channels, start)?;
-        let filter = match (params.grep, filter_channel) {
-            (Some(regex), Some(channel)) => Some((channel, regex)),
-            _ => None,
-        };
+        let filter = params.grep.map(|regex| Filter {
+            channel: filter_channel,
+            regex,
+        });
         Ok(SseStream {
             subscription,
             framing,

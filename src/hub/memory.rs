@@ -65,6 +65,15 @@ struct ChannelInner {
     evicted_through: u64,
     /// Wakers of the current subscribers, by subscriber key.
     subscribers: HashMap<u64, Arc<Notify>>,
+    /// Set when the channel was dropped from the hub (no subscribers, no
+    /// history); whoever still holds it must look the name up again.
+    removed: bool,
+}
+
+/// Whether an empty, unsubscribed channel stays: log streams are listed
+/// before their first line, and every stream includes the broadcast channel.
+fn is_pinned(name: &str) -> bool {
+    name.starts_with(super::LOG_PREFIX) || name == super::BROADCAST_CHANNEL
 }
 
 impl MemoryHub {
@@ -116,6 +125,7 @@ impl MemoryHub {
                 events: VecDeque::new(),
                 evicted_through: 0,
                 subscribers: HashMap::new(),
+                removed: false,
             }),
         });
         channels.insert(name, ch.clone());
@@ -175,22 +185,26 @@ impl MemoryHub {
         requests: &[ChannelRequest],
         start: Start,
     ) -> Result<MemorySubscription, HubError> {
+        let key = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
         let mut channels: Vec<Arc<Channel>> = Vec::with_capacity(requests.len());
         let mut tails = Vec::with_capacity(requests.len());
         let mut implicit = Vec::with_capacity(requests.len());
         for req in requests {
-            let ch = self.channel(&req.name)?;
+            let ch = loop {
+                let ch = self.channel(&req.name)?;
+                let mut inner = ch.inner.lock().expect("channel lock");
+                if !inner.removed {
+                    inner.subscribers.insert(key, notify.clone());
+                    drop(inner);
+                    break ch;
+                }
+            };
             if !channels.iter().any(|c| Arc::ptr_eq(c, &ch)) {
                 channels.push(ch);
                 tails.push(req.tail);
                 implicit.push(req.implicit);
             }
-        }
-        let key = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
-        let notify = Arc::new(Notify::new());
-        for ch in &channels {
-            let mut inner = ch.inner.lock().expect("channel lock");
-            inner.subscribers.insert(key, notify.clone());
         }
         // Registered: anything committed after this snapshot wakes us.
         let snapshot = self.committed.load(Ordering::Acquire);
@@ -317,8 +331,7 @@ impl MemorySubscription {
                 });
             }
             let begin = inner.events.partition_point(|e| e.seq <= self.cursor);
-            let mut taken = 0;
-            for event in inner.events.range(begin..) {
+            for (taken, event) in inner.events.range(begin..).enumerate() {
                 if event.seq > snapshot {
                     break;
                 }
@@ -328,7 +341,6 @@ impl MemorySubscription {
                     break;
                 }
                 events.push(event.clone());
-                taken += 1;
             }
         }
         self.lag_reason = "lagged";
@@ -359,10 +371,30 @@ impl MemorySubscription {
 }
 
 impl Drop for MemorySubscription {
+    /// Unsubscribes, and drops channels left with no subscribers and no
+    /// history (lock order: the channel map, then the channel).
     fn drop(&mut self) {
         for ch in &self.channels {
-            if let Ok(mut inner) = ch.inner.lock() {
-                inner.subscribers.remove(&self.key);
+            let now_empty = match ch.inner.lock() {
+                Ok(mut inner) => {
+                    inner.subscribers.remove(&self.key);
+                    inner.subscribers.is_empty() && inner.events.is_empty() && !is_pinned(&ch.name)
+                }
+                Err(_) => false,
+            };
+            if now_empty {
+                let Ok(mut channels) = self.hub.channels.write() else {
+                    continue;
+                };
+                let Ok(mut inner) = ch.inner.lock() else {
+                    continue;
+                };
+                if inner.subscribers.is_empty() && inner.events.is_empty() && !inner.removed {
+                    inner.removed = true;
+                    if channels.get(&ch.name).is_some_and(|c| Arc::ptr_eq(c, ch)) {
+                        channels.remove(&ch.name);
+                    }
+                }
             }
         }
     }
@@ -563,6 +595,31 @@ mod tests {
         let last = hub.publish("a", "message", "y").unwrap();
         assert_eq!(last.subscribers, 0);
         assert_eq!(hub.channels()[0].last_id, Some(last.id));
+    }
+
+    #[test]
+    fn channels_without_subscribers_or_history_are_dropped() {
+        let hub = hub(10);
+        let sub = hub
+            .subscribe(
+                &[req("passing", 0), req("kept", 0), req("log:x", 0)],
+                Start::Now,
+            )
+            .unwrap();
+        hub.publish("kept", "message", "x").unwrap();
+        let names = |hub: &Hub| {
+            hub.channels()
+                .into_iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&hub), ["kept", "log:x", "passing"]);
+        drop(sub);
+        assert_eq!(names(&hub), ["kept", "log:x"]);
+        // A dropped channel comes back on next use.
+        let mut again = hub.subscribe(&[req("passing", 0)], Start::Now).unwrap();
+        hub.publish("passing", "message", "back").unwrap();
+        assert_eq!(drain(&mut again), ["passing:back"]);
     }
 
     #[test]
