@@ -59,6 +59,8 @@ const app = {
   seq: 0,
   panes: new Map(),
   flushQueued: false,
+  /** When the status bar was last drawn (performance.now()). */
+  statusAt: 0,
   lastId: null,
   /** Per stream, the last hub sequence number shown (see `dedupe`). */
   lastSeq: new Map(),
@@ -310,6 +312,9 @@ function scheduleFlush() {
   requestAnimationFrame(() => {
     app.flushQueued = false;
     for (const pane of app.panes.values()) pane.flush();
+    // The status bar follows closely, but at most ten times a second.
+    const now = performance.now();
+    if (now - app.statusAt > 100) updateStatus();
   });
 }
 
@@ -428,6 +433,7 @@ function setConnState(state, detail) {
   $("conn-state").textContent = { open: "live", waiting: "reconnecting", connecting: "connecting" }[state] || state;
   $("conn-error").textContent = detail || "";
   document.body.dataset.conn = state;
+  updateStatus();
 }
 
 // ------------------------------------------------------------- start/stop
@@ -701,6 +707,7 @@ function pushSensor(data) {
 // ------------------------------------------------------------ status bar
 
 function updateStatus() {
+  app.statusAt = performance.now();
   const reconnects = app.reconnectsBefore + (app.client ? app.client.reconnects : 0);
   $("reconnects").textContent = reconnects;
   $("last-id").textContent = app.lastId || "–";
