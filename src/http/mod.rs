@@ -1,6 +1,7 @@
 //! The HTTP interface: routes, request parsing, SSE responses and JSON
 //! errors. Only this module knows HTTP status codes and error shapes.
 
+mod assets;
 mod channels;
 mod demo;
 mod error;
@@ -74,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/stream", get(demo::stream))
         .route("/stream-numbers", get(demo::stream_numbers))
         .route("/metrics", get(metrics::metrics))
+        .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::new(
