@@ -27,6 +27,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write a demo log file, a line at a time, like the tutorial's generator.
     Generate(GenerateArgs),
+    /// Print the events of an SSE stream (any server), reconnecting by itself.
+    Listen(ListenArgs),
+    /// Publish an event, or every stdin line, to a tailcast channel.
+    Publish(PublishArgs),
 }
 
 /// Raw `serve` options, each optional so that unset ones fall back to the
@@ -92,6 +96,132 @@ pub struct GenerateArgs {
     /// Stop after this many lines (default: run until interrupted).
     #[arg(long)]
     pub count: Option<u64>,
+}
+
+/// `listen` options.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The stream, e.g. http://127.0.0.1:8000/realtime/news
+    pub url: String,
+    /// Resume after this event id (sent as `Last-Event-ID`).
+    #[arg(long, value_name = "ID")]
+    pub last_event_id: Option<String>,
+    /// Print one JSON object per line: {"id", "type", "data"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only events whose data matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub grep: Option<String>,
+    /// Extra request header, repeatable: --header 'Authorization: Bearer x'.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Reconnection delay until the server sends `retry:`.
+    #[arg(long, default_value = "3s", value_name = "DURATION", value_parser = parse_duration)]
+    pub retry: Duration,
+    /// Longest wait between attempts while the server is down.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub max_backoff: Duration,
+    /// Reconnect when the stream sends nothing, not even a heartbeat, for
+    /// this long [default: never].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+}
+
+/// `publish` options.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The channel, e.g. http://127.0.0.1:8000/channels/news
+    pub url: String,
+    /// The event's data, or - to publish every line of stdin as one event.
+    #[arg(value_name = "DATA | -")]
+    pub data: String,
+    /// Event type (default: message).
+    #[arg(long, value_name = "TYPE")]
+    pub event: Option<String>,
+}
+
+/// Parses an http or https URL for the client commands.
+fn parse_url(text: &str) -> Result<reqwest::Url, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        setting: "URL",
+        message,
+    };
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        invalid(format!(
+            "{text:?}: {e} (expected e.g. http://127.0.0.1:8000/realtime/news)"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "{text:?}: only http and https URLs are supported"
+        )));
+    }
+    Ok(url)
+}
+
+impl ListenArgs {
+    /// Checks the URL, regex and headers and builds the
+    /// [`ListenConfig`](crate::client::ListenConfig).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the bad option.
+    pub fn resolve(self) -> Result<crate::client::ListenConfig, ConfigError> {
+        use reqwest::header::{HeaderName, HeaderValue};
+        let mut config = crate::client::ListenConfig::new(parse_url(&self.url)?);
+        for header in &self.headers {
+            let invalid = |why: &str| ConfigError::Invalid {
+                setting: "--header",
+                message: format!("{header:?}: {why} (expected 'Name: value')"),
+            };
+            let (name, value) = header.split_once(':').ok_or_else(|| invalid("no colon"))?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| invalid("bad header name"))?;
+            let value =
+                HeaderValue::from_str(value.trim()).map_err(|_| invalid("bad header value"))?;
+            config.headers.append(name, value);
+        }
+        if let Some(pattern) = &self.grep {
+            let regex = regex::Regex::new(pattern).map_err(|e| ConfigError::Invalid {
+                setting: "--grep",
+                message: e.to_string(),
+            })?;
+            config.grep = Some(regex);
+        }
+        if let Some(id) = &self.last_event_id {
+            if reqwest::header::HeaderValue::from_str(id).is_err() {
+                return Err(ConfigError::Invalid {
+                    setting: "--last-event-id",
+                    message: format!("{id:?} cannot be sent as a header"),
+                });
+            }
+        }
+        config.last_event_id = self.last_event_id;
+        config.json = self.json;
+        config.retry = self.retry;
+        config.max_backoff = self.max_backoff;
+        config.idle_timeout = self.idle_timeout.filter(|d| !d.is_zero());
+        Ok(config)
+    }
+}
+
+impl PublishArgs {
+    /// Checks the URL and builds the
+    /// [`PublishConfig`](crate::client::PublishConfig).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad URL.
+    pub fn resolve(self) -> Result<crate::client::PublishConfig, ConfigError> {
+        use crate::client::{PublishConfig, PublishInput};
+        let input = match self.data.as_str() {
+            "-" => PublishInput::Stdin,
+            _ => PublishInput::Data(self.data),
+        };
+        Ok(PublishConfig::new(
+            parse_url(&self.url)?,
+            input,
+            self.event.as_deref(),
+        ))
+    }
 }
 
 /// A file to follow, as given on the command line or in the config file.

@@ -12,10 +12,14 @@ use tokio_util::sync::CancellationToken;
 /// stalled client keeps its connection open.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
 
+/// How long a cancelled `listen` or `publish` gets to return by itself.
+const CLIENT_STOP_GRACE: Duration = Duration::from_millis(200);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TAILCAST_LOG")
                 .unwrap_or_else(|_| "tailcast=info".into()),
@@ -37,12 +41,56 @@ fn main() -> ExitCode {
                     .map(drop)
                     .map_err(|e| format!("cannot write {}: {e}", args.path.display()))
             }
+            Command::Listen(args) => {
+                let config = args.resolve().map_err(|e| e.to_string())?;
+                run_client(|token| async move {
+                    tailcast::client::listen::run(&config, &mut std::io::stdout(), token).await
+                })
+                .await
+            }
+            Command::Publish(args) => {
+                let config = args.resolve().map_err(|e| e.to_string())?;
+                run_client(|token| async move {
+                    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+                    tailcast::client::publish::run(&config, stdin, &mut std::io::stdout(), token)
+                        .await
+                        .map(drop)
+                })
+                .await
+            }
         }
     });
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(message),
+    }
+}
+
+/// Runs a client command until it ends or a signal arrives. On SIGINT or
+/// SIGTERM the command is cancelled and the process exits with status 0 at
+/// once: if the command does not return promptly (stuck writing to a full
+/// pipe, say), it is abandoned.
+async fn run_client<F, Fut>(command: F) -> Result<(), String>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tailcast::client::ClientError>> + Send + 'static,
+{
+    let token = CancellationToken::new();
+    let mut task = tokio::spawn(command(token.clone()));
+    let result = tokio::select! {
+        result = &mut task => result,
+        _ = tailcast::shutdown::signal() => {
+            token.cancel();
+            match tokio::time::timeout(CLIENT_STOP_GRACE, task).await {
+                Ok(result) => result,
+                Err(_) => return Ok(()),
+            }
+        }
+    };
+    match result {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("client task failed: {e}")),
     }
 }
 

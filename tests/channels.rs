@@ -486,3 +486,22 @@ async fn channels_with_no_subscribers_and_no_history_are_dropped() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn grep_on_multiplexed_events_filters_every_channel_but_broadcast() {
+    let server = Server::start(&["{dir}/app.log"]);
+    let mut sse = Sse::connect(&server.url("/events?channel=a&channel=b&grep=keep")).await;
+    post(&server.url("/channels/a"), "text/plain", "drop me").await;
+    post(&server.url("/channels/b"), "text/plain", "keep b").await;
+    post(
+        &server.url("/api/broadcast"),
+        "application/json",
+        r#"{"message": "to all"}"#,
+    )
+    .await;
+    post(&server.url("/channels/a"), "text/plain", "keep a").await;
+    let events = sse.events(3).await;
+    assert_eq!(events[0].json()["data"], "keep b");
+    assert_eq!(events[1].event_type(), "broadcast");
+    assert_eq!(events[2].json()["data"], "keep a");
+}

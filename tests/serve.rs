@@ -235,24 +235,26 @@ async fn two_concurrent_subscribers_receive_identical_sequences() {
     assert_eq!(ea.len(), 500);
 }
 
+/// A raw connection that sends its request for `path` and then never reads,
+/// returned once the server counts it as a subscriber of `stream`.
+async fn stalled_subscriber(server: &Server, path: &str, stream: &str) -> std::net::TcpStream {
+    let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    std::io::Write::write_all(&mut stalled, request.as_bytes()).unwrap();
+    eventually("stalled subscriber registered", || async {
+        (stream_info(server, stream).await?["subscribers"] == 1).then_some(())
+    })
+    .await;
+    stalled
+}
+
 #[tokio::test]
 async fn a_subscriber_that_stops_reading_does_not_delay_another() {
     let server = Server::start(&["--send-timeout", "60s", "{dir}/app.log"]);
     let path = server.path("app.log");
     append(&path, "");
     wait_following(&server, "log:app.log").await;
-    // A raw connection that sends its request and then never reads.
-    let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
-    std::io::Write::write_all(
-        &mut stalled,
-        b"GET /logs/app.log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
-    )
-    .unwrap();
-    eventually("stalled subscriber registered", || async {
-        let info = stream_info(&server, "log:app.log").await?;
-        (info["subscribers"] == 1).then_some(())
-    })
-    .await;
+    let stalled = stalled_subscriber(&server, "/logs/app.log", "log:app.log").await;
     let mut reader = Sse::connect(&server.url("/logs/app.log")).await;
     // ~8 MB: far more than the socket buffers of the stalled connection.
     let big = "x".repeat(4000);
@@ -278,16 +280,7 @@ async fn a_stalled_subscriber_is_dropped_after_send_timeout() {
     let path = server.path("app.log");
     append(&path, "");
     wait_following(&server, "log:app.log").await;
-    let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
-    std::io::Write::write_all(
-        &mut stalled,
-        b"GET /logs/app.log HTTP/1.1\r\nHost: x\r\n\r\n",
-    )
-    .unwrap();
-    eventually("registered", || async {
-        (stream_info(&server, "log:app.log").await?["subscribers"] == 1).then_some(())
-    })
-    .await;
+    let _stalled = stalled_subscriber(&server, "/logs/app.log", "log:app.log").await;
     let big = "y".repeat(8000);
     for i in 0..1500 {
         append(&path, &format!("{i} {big}\n"));

@@ -72,7 +72,6 @@ pub async fn events(
         .iter()
         .map(|name| channel_request(&app, name, params.tail))
         .collect::<Result<Vec<_>, _>>()?;
-    // With several channels, ?grep filters all of them except broadcast.
     let sse = app.open_stream(requests, params, Framing::Envelope, None)?;
     Ok(stream::response(sse))
 }

@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::sse;
 
 /// Hub channel carrying the shared `/stream` feed.
-pub const DEMO_CHANNEL: &str = "demo";
+pub const DEMO_CHANNEL: &str = "stream";
 
 /// Starts the task that publishes the `/stream` feed into [`DEMO_CHANNEL`]:
 /// `message` every 2 s, `sensor` every 4 s, `heartbeat` every 5 s,
@@ -95,12 +95,6 @@ pub async fn stream_numbers(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut sse = app.open_stream(
-        Vec::new(),
-        StreamParams::parse(None, &headers)?,
-        Framing::Plain,
-        None,
-    )?;
     let retry_ms = app.config.retry_ms;
     let numbers = futures_util::stream::unfold(1u32, move |n| async move {
         if n > 11 {
@@ -116,6 +110,7 @@ pub async fn stream_numbers(
         };
         Some((frame, n + 1))
     });
-    sse.local = Some(Box::pin(numbers));
-    Ok(stream::response(sse))
+    Ok(stream::response(
+        app.open_local_stream(&headers, Box::pin(numbers))?,
+    ))
 }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{stream, ApiError, AppState, Framing, StreamParams};
+use super::{stream, ApiError, AppState};
 use crate::metrics::Metrics;
 use crate::sse;
 
@@ -95,17 +95,10 @@ pub async fn metrics(
         );
         return Ok(response);
     }
-    let mut sse = app.open_stream(
-        Vec::new(),
-        StreamParams::parse(None, &headers)?,
-        Framing::Plain,
-        None,
-    )?;
     let mut frames = app.host_metrics.clone();
     frames.mark_unchanged();
-    let samples = tokio_stream_from_watch(frames);
-    sse.local = Some(samples.boxed());
-    Ok(stream::response(sse))
+    let samples = tokio_stream_from_watch(frames).boxed();
+    Ok(stream::response(app.open_local_stream(&headers, samples)?))
 }
 
 /// Each new value of `rx`, as a stream that ends when the sender is gone.

@@ -1,6 +1,7 @@
 //! The HTTP interface: routes, request parsing, SSE responses and JSON
 //! errors. Only this module knows HTTP status codes and error shapes.
 
+mod assets;
 mod channels;
 mod demo;
 mod error;
@@ -23,7 +24,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 pub use demo::spawn_demo_feed;
 pub use error::ApiError;
 pub use metrics::spawn_host_sampler;
-pub use stream::{ConnectionGuard, Framing, SseStream};
+pub use stream::{ConnectionGuard, Filter, Framing, SseStream};
 
 use crate::config::ServeConfig;
 use crate::hub::{ChannelRequest, Hub, Start, BROADCAST_CHANNEL, LOG_PREFIX};
@@ -74,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/stream", get(demo::stream))
         .route("/stream-numbers", get(demo::stream_numbers))
         .route("/metrics", get(metrics::metrics))
+        .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::new(
@@ -160,7 +162,9 @@ impl StreamParams {
 }
 
 impl AppState {
-    /// Subscribes an SSE stream to `channels` (plus the broadcast channel).
+    /// Subscribes an SSE stream to `channels` (plus the broadcast channel);
+    /// `?grep` filters `filter_channel`, or with `None` every channel but
+    /// broadcast.
     /// The subscriber is registered before this returns, so before the
     /// client sees the response head; [`stream::response`] turns it into
     /// the response.
@@ -190,10 +194,10 @@ impl AppState {
             self.metrics.resumes.inc();
         }
         let subscription = self.hub.subscribe(&channels, start)?;
-        let filter = match (params.grep, filter_channel) {
-            (Some(regex), Some(channel)) => Some((channel, regex)),
-            _ => None,
-        };
+        let filter = params.grep.map(|regex| Filter {
+            channel: filter_channel,
+            regex,
+        });
         Ok(SseStream {
             subscription,
             framing,
@@ -206,6 +210,23 @@ impl AppState {
             metrics: self.metrics.clone(),
             guard: ConnectionGuard::new(self.metrics.clone()),
         })
+    }
+
+    /// Opens an SSE stream whose events are made for this connection alone
+    /// (`local`), plus broadcasts.
+    fn open_local_stream(
+        &self,
+        headers: &HeaderMap,
+        local: futures_util::stream::BoxStream<'static, bytes::Bytes>,
+    ) -> Result<SseStream, ApiError> {
+        let mut sse = self.open_stream(
+            Vec::new(),
+            StreamParams::parse(None, headers)?,
+            Framing::Plain,
+            None,
+        )?;
+        sse.local = Some(local);
+        Ok(sse)
     }
 
     /// Opens the SSE stream of log stream `name`.

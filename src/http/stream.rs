@@ -61,9 +61,8 @@ pub struct SseStream {
     pub subscription: Subscription,
     /// Plain or enveloped events.
     pub framing: Framing,
-    /// Server-side filter: events of `filter.0` whose data does not match
-    /// `filter.1` are skipped (other channels, e.g. broadcast, pass).
-    pub filter: Option<(String, Regex)>,
+    /// Server-side `?grep` filter.
+    pub filter: Option<Filter>,
     /// `retry:` value in ms, sent first.
     pub retry_ms: u64,
     /// Frames sent right after `retry:` (e.g. `/stream`'s `connected`).
@@ -81,6 +80,24 @@ pub struct SseStream {
     pub guard: ConnectionGuard,
 }
 
+/// A `?grep` filter: events whose data does not match are skipped.
+pub struct Filter {
+    /// The channel filtered; `None`: every channel but broadcast.
+    pub channel: Option<String>,
+    /// What the data must match.
+    pub regex: Regex,
+}
+
+impl Filter {
+    fn passes(&self, event: &crate::hub::StoredEvent) -> bool {
+        let applies = match &self.channel {
+            Some(channel) => *event.channel == **channel,
+            None => &*event.channel != crate::hub::BROADCAST_CHANNEL,
+        };
+        !applies || self.regex.is_match(&event.data)
+    }
+}
+
 struct State {
     stream: SseStream,
     pending: VecDeque<Bytes>,
@@ -94,10 +111,13 @@ impl State {
         for delivery in batch {
             let frame = match delivery {
                 Delivery::Event(event) => {
-                    if let Some((channel, regex)) = &self.stream.filter {
-                        if *event.channel == **channel && !regex.is_match(&event.data) {
-                            continue;
-                        }
+                    if self
+                        .stream
+                        .filter
+                        .as_ref()
+                        .is_some_and(|f| !f.passes(&event))
+                    {
+                        continue;
                     }
                     delivered += 1;
                     match self.stream.framing {

@@ -1,0 +1,871 @@
+// The tailcast web console.
+//
+// Data flow: one SseClient on `/events?channel=…` carries every selected
+// stream (so a page never runs into the browser's six-connections-per-host
+// limit); each event becomes a record, queued on the pane that shows its
+// stream; once per animation frame each pane appends its queued records as
+// one DocumentFragment and drops what is past the cap. Nothing touches the
+// DOM per event.
+//
+// The page state that a link should keep (selected streams, view mode) is
+// in the URL hash: `#streams=log:app.log,news&view=split`.
+
+import { SseClient } from "./sse.js";
+import { detectLevel, fillText, parseJsonLine, streamHue, stripAnsi } from "./render.js";
+import { Sparkline, formatBytes } from "./charts.js";
+
+const $ = (id) => document.getElementById(id);
+const MIN_CAP = 100;
+const MAX_CAP = 100000;
+/** The pane key of the merged view. */
+const MERGED = "*";
+
+// ---------------------------------------------------------------- settings
+
+const saved = (key, fallback) => {
+  try {
+    return localStorage.getItem(`tailcast.${key}`) ?? fallback;
+  } catch {
+    return fallback;
+  }
+};
+const save = (key, value) => {
+  try {
+    localStorage.setItem(`tailcast.${key}`, value);
+  } catch {
+    /* private mode: settings last for this page only */
+  }
+};
+
+const app = {
+  /** Streams offered by `/api/streams`. */
+  available: [],
+  /** Names of the streams followed, in the order picked. */
+  selected: [],
+  view: "merged",
+  cap: clampCap(Number(saved("cap", 5000))),
+  pretty: saved("pretty", "0") === "1",
+  running: true,
+  /** Filter: `test` decides visibility, `mark` (global) highlights. */
+  filter: null,
+  client: null,
+  /** Reconnects of clients that were replaced (selection changes). */
+  reconnectsBefore: 0,
+  total: 0,
+  /** Events counted in the current second, and the last full second's count. */
+  tick: 0,
+  rate: 0,
+  /** Arrival number of records, so a merged view keeps arrival order. */
+  seq: 0,
+  panes: new Map(),
+  flushQueued: false,
+  /** When the status bar was last drawn (performance.now()). */
+  statusAt: 0,
+  lastId: null,
+  /** Per stream, the last hub sequence number shown (see `dedupe`). */
+  lastSeq: new Map(),
+};
+
+function clampCap(n) {
+  return Math.min(MAX_CAP, Math.max(MIN_CAP, Math.round(Number.isFinite(n) ? n : 5000)));
+}
+
+// ------------------------------------------------------------------- panes
+
+/** One scrolling log view: the merged view, or one stream's column. */
+class Pane {
+  constructor(key, title) {
+    this.key = key;
+    this.records = [];
+    this.pending = [];
+    this.follow = true;
+    this.unseen = 0;
+    this.root = document.createElement("div");
+    this.root.className = "pane";
+    this.root.dataset.pane = key;
+    const head = document.createElement("div");
+    head.className = "pane-head";
+    this.titleEl = document.createElement("span");
+    this.titleEl.className = "title";
+    this.titleEl.textContent = title;
+    this.countEl = document.createElement("span");
+    this.countEl.className = "count";
+    head.append(this.titleEl, this.countEl);
+    this.log = document.createElement("div");
+    this.log.className = "log";
+    this.log.tabIndex = 0;
+    this.jump = document.createElement("button");
+    this.jump.className = "jump";
+    this.jump.hidden = true;
+    this.jump.title = "Jump to the latest line (End)";
+    this.jump.onclick = () => this.toBottom();
+    this.root.append(head, this.log, this.jump);
+
+    // Auto-scroll: off as soon as the user scrolls up, on again at the bottom.
+    this.log.addEventListener("wheel", (e) => {
+      if (e.deltaY < 0) this.setFollow(false);
+    }, { passive: true });
+    this.log.addEventListener("scroll", () => {
+      const gap = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight;
+      if (gap <= 8) this.setFollow(true);
+      else if (this.log.scrollTop < this.lastTop - 2) this.setFollow(false);
+      this.lastTop = this.log.scrollTop;
+    }, { passive: true });
+    this.lastTop = 0;
+    // A click on a JSON line pretty-prints just that line.
+    this.log.addEventListener("click", (e) => {
+      const line = e.target.closest(".line.json");
+      if (!line || getSelection().toString()) return;
+      const record = line._record;
+      record.pretty = !(record.pretty ?? app.pretty);
+      line.replaceWith(buildLine(record, this));
+    });
+  }
+
+  setFollow(on) {
+    if (this.follow === on) return;
+    this.follow = on;
+    if (on) this.unseen = 0;
+    this.updateJump();
+  }
+
+  updateJump() {
+    this.jump.hidden = this.follow;
+    this.jump.textContent = this.unseen ? `↓ ${this.unseen.toLocaleString()} new` : "↓ Jump to latest";
+  }
+
+  toBottom() {
+    this.setFollow(true);
+    this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  /** Queues a record; at most `cap` wait, since older ones would be dropped anyway. */
+  add(record) {
+    this.pending.push(record);
+    if (this.pending.length > app.cap * 2) this.pending.splice(0, this.pending.length - app.cap);
+  }
+
+  /** Appends the queued records in one DOM write and enforces the cap. */
+  flush() {
+    if (!this.pending.length) return;
+    let batch = this.pending;
+    this.pending = [];
+    if (batch.length > app.cap) batch = batch.slice(-app.cap);
+    for (const r of batch) this.records.push(r);
+    this.dropOldest(this.records.length - app.cap);
+    const frag = document.createDocumentFragment();
+    let added = 0;
+    for (const r of batch) {
+      if (!visible(r)) continue;
+      frag.appendChild(buildLine(r, this));
+      added++;
+    }
+    if (added) {
+      this.log.appendChild(frag);
+      if (this.follow) this.log.scrollTop = this.log.scrollHeight;
+      else {
+        this.unseen += added;
+        this.updateJump();
+      }
+    }
+    this.updateCount();
+  }
+
+  /** Forgets the `n` oldest records and removes their lines in one go. */
+  dropOldest(n) {
+    if (n <= 0) return;
+    const gone = this.records.splice(0, n);
+    let shown = 0;
+    for (const r of gone) if (r.el && r.el.parentNode === this.log) shown++;
+    if (!shown) return;
+    // The oldest shown lines are the first children: one Range removes them.
+    const range = document.createRange();
+    range.setStartBefore(this.log.firstChild);
+    range.setEndAfter(this.log.children[shown - 1]);
+    range.deleteContents();
+  }
+
+  /** Rebuilds every line (filter, pretty or cap changed). */
+  rerender() {
+    this.flushPendingIntoRecords();
+    this.dropOldest(this.records.length - app.cap);
+    const frag = document.createDocumentFragment();
+    for (const r of this.records) if (visible(r)) frag.appendChild(buildLine(r, this));
+    this.log.replaceChildren(frag);
+    if (this.follow) this.log.scrollTop = this.log.scrollHeight;
+    this.updateCount();
+  }
+
+  flushPendingIntoRecords() {
+    for (const r of this.pending) this.records.push(r);
+    this.pending = [];
+  }
+
+  clear() {
+    this.records = [];
+    this.pending = [];
+    this.log.replaceChildren();
+    this.unseen = 0;
+    this.setFollow(true);
+    this.updateCount();
+  }
+
+  updateCount() {
+    this.countEl.textContent = `${this.log.childElementCount.toLocaleString()} / ${this.records.length.toLocaleString()}`;
+  }
+}
+
+function visible(r) {
+  return !app.filter || r.kind === "marker" || app.filter.test.test(r.plain);
+}
+
+/** Short label of a stream: `log:app.log` → `app.log`. */
+const label = (name) => (name.startsWith("log:") ? name.slice(4) : name);
+
+/** The DOM of one record. */
+function buildLine(r, pane) {
+  const div = document.createElement("div");
+  r.el = div;
+  div._record = r;
+  let cls = "line";
+  if (r.kind === "marker") cls += ` marker ${r.markerClass || ""}`;
+  if (r.kind === "broadcast") cls += " broadcast";
+  if (r.level) cls += ` lvl-${r.level}`;
+  if (r.json === undefined && r.kind !== "marker") r.json = parseJsonLine(r.plain) ?? null;
+  const pretty = r.json && (r.pretty ?? app.pretty);
+  if (r.json) cls += pretty ? " json pretty" : " json";
+  div.className = cls;
+  div.dataset.stream = r.stream;
+  if (r.kind === "marker") {
+    div.textContent = r.text;
+    return div;
+  }
+  // In the merged view with several streams, each line says where it came from.
+  if (pane.key === MERGED && (app.selected.length > 1 || r.kind === "broadcast")) {
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = label(r.stream);
+    tag.style.background = `hsl(${streamHue(r.stream)} 50% 36%)`;
+    div.appendChild(tag);
+  }
+  if (r.type !== "message" && !(r.kind === "broadcast" && r.type === "broadcast")) {
+    const type = document.createElement("span");
+    type.className = "type";
+    type.textContent = `[${r.type}]`;
+    div.appendChild(type);
+  }
+  const text = document.createElement("span");
+  text.className = "text";
+  fillText(text, pretty ? JSON.stringify(r.json, null, 2) : r.text, app.filter && app.filter.mark);
+  div.appendChild(text);
+  if (r.id) div.title = `id ${r.id}`;
+  return div;
+}
+
+/** Builds the panes for the current selection and view, keeping the lines. */
+function layoutPanes() {
+  const records = [];
+  for (const pane of app.panes.values()) {
+    pane.flushPendingIntoRecords();
+    records.push(...pane.records);
+  }
+  records.sort((a, b) => a.n - b.n);
+  const keep = new Set(app.selected);
+  // A record seen in several panes (broadcast) is kept once.
+  const unique = [...new Set(records)].filter((r) => keep.has(r.stream) || r.kind !== "line");
+
+  const host = $("panes");
+  host.replaceChildren();
+  host.className = `panes ${app.view}`;
+  app.panes = new Map();
+  if (!app.selected.length) {
+    const empty = document.createElement("div");
+    empty.className = "empty-view";
+    empty.id = "empty-view";
+    empty.textContent = app.available.length
+      ? "Pick one or more streams in the sidebar (☰) to follow them."
+      : "No stream yet: start tailcast with a log file, or publish to a channel.";
+    host.appendChild(empty);
+    return;
+  }
+  const keys = app.view === "split" ? app.selected : [MERGED];
+  for (const key of keys) {
+    const title = key === MERGED ? app.selected.map(label).join(" + ") : label(key);
+    const pane = new Pane(key, title);
+    app.panes.set(key, pane);
+    host.appendChild(pane.root);
+  }
+  for (const r of unique) for (const pane of panesFor(r.stream)) pane.records.push(r);
+  for (const pane of app.panes.values()) pane.rerender();
+}
+
+/** The panes that show `stream`; broadcasts and unknown streams go to all. */
+function panesFor(stream) {
+  if (app.panes.has(MERGED)) return [app.panes.get(MERGED)];
+  const pane = app.panes.get(stream);
+  return pane ? [pane] : [...app.panes.values()];
+}
+
+function scheduleFlush() {
+  if (app.flushQueued) return;
+  app.flushQueued = true;
+  requestAnimationFrame(() => {
+    app.flushQueued = false;
+    for (const pane of app.panes.values()) pane.flush();
+    // The status bar follows closely, but at most ten times a second.
+    const now = performance.now();
+    if (now - app.statusAt > 100) updateStatus();
+  });
+}
+
+// ------------------------------------------------------------- connection
+
+/** `epoch-seq` ids: the hub-wide sequence number, for ordering checks. */
+function idParts(id) {
+  const i = id ? id.lastIndexOf("-") : -1;
+  return i < 0 ? null : { epoch: id.slice(0, i), seq: Number(id.slice(i + 1)) };
+}
+
+function eventsUrl() {
+  const q = new URLSearchParams();
+  for (const name of app.selected) q.append("channel", name);
+  return `/events?${q}`;
+}
+
+/**
+ * (Re)opens the one multiplexed connection for the current selection.
+ * `resume`: continue after the last id (nothing missed, no repeats); used
+ * when streams were only removed. Otherwise the new connection starts
+ * afresh, so newly added log streams show their backlog, and lines already
+ * shown are skipped by sequence number.
+ */
+function connect(resume) {
+  if (app.client) {
+    app.reconnectsBefore += app.client.reconnects;
+    app.client.stop();
+    app.client = null;
+  }
+  if (!app.selected.length) {
+    setConnState("idle", "");
+    return;
+  }
+  const dedupe = !resume;
+  const client = new SseClient({
+    url: eventsUrl,
+    lastId: resume ? app.lastId : null,
+    onEvent: (ev) => onEvent(ev, client, dedupe),
+    onState: (state, info) => {
+      if (client !== app.client) return;
+      if (state === "waiting") setConnState("waiting", `reconnecting in ${Math.round(info.delay / 100) / 10} s${info.error ? ` (${info.error})` : ""}`);
+      else if (state === "failed") setConnState("failed", info.error);
+      else setConnState(state, "");
+      if (state === "open") loadStreams(); // subscriber counts changed
+    },
+  });
+  app.client = client;
+  if (app.running) client.start();
+  else setConnState("stopped", "");
+}
+
+function onEvent(ev, client, dedupe) {
+  if (client !== app.client) return;
+  if (ev.id) app.lastId = ev.id;
+  app.total++;
+  app.tick++;
+  let stream = null;
+  let text = ev.data;
+  if (ev.type === "reset") {
+    let info = {};
+    try {
+      info = JSON.parse(ev.data);
+    } catch {
+      /* keep the raw text */
+    }
+    const name = info.channel || "?";
+    const record = makeRecord(name, "reset", `⚠ reset on ${label(name)}: ${info.reason || ev.data} — earlier lines may be missing here`, ev.id, "marker");
+    for (const pane of panesFor(name)) pane.add(record);
+    scheduleFlush();
+    return;
+  }
+  // Multiplexed events carry {"channel": ..., "data": ...}.
+  if (ev.data.charCodeAt(0) === 123) {
+    try {
+      const env = JSON.parse(ev.data);
+      if (env && typeof env.channel === "string" && "data" in env) {
+        stream = env.channel;
+        text = typeof env.data === "string" ? env.data : JSON.stringify(env.data);
+      }
+    } catch {
+      /* not an envelope */
+    }
+  }
+  if (ev.type === "broadcast" && !stream) stream = "broadcast";
+  if (!stream) stream = app.selected.length === 1 ? app.selected[0] : "?";
+  const parts = idParts(ev.id);
+  if (parts) {
+    const prev = app.lastSeq.get(stream);
+    if (dedupe && prev && prev.epoch === parts.epoch && parts.seq <= prev.seq) return;
+    app.lastSeq.set(stream, parts);
+  }
+  const kind = ev.type === "broadcast" || stream === "broadcast" ? "broadcast" : "line";
+  const record = makeRecord(stream, ev.type, text, ev.id, kind);
+  for (const pane of panesFor(stream)) pane.add(record);
+  scheduleFlush();
+}
+
+function makeRecord(stream, type, text, id, kind) {
+  const plain = stripAnsi(text);
+  return {
+    n: app.seq++,
+    stream,
+    type,
+    text,
+    plain,
+    id,
+    kind,
+    level: kind === "marker" ? "" : detectLevel(plain),
+    el: null,
+  };
+}
+
+function setConnState(state, detail) {
+  $("conn-dot").className = `dot ${state}`;
+  $("conn-state").textContent = { open: "live", waiting: "reconnecting", connecting: "connecting" }[state] || state;
+  $("conn-error").textContent = detail || "";
+  document.body.dataset.conn = state;
+  updateStatus();
+}
+
+// ------------------------------------------------------------- start/stop
+
+async function stop() {
+  if (!app.running) return;
+  app.running = false;
+  document.body.classList.remove("running");
+  if (app.client) app.client.stop();
+  setConnState("stopped", "");
+  // Nothing received yet: remember where the hub is now, so Start resumes
+  // from this moment rather than from whenever it is pressed.
+  if (!app.lastId && app.selected.length) {
+    app.stopMark = fetch("/api/streams")
+      .then((r) => r.json())
+      .then((list) => {
+        const ids = list.map((s) => s.last_id).filter(Boolean).map(idParts).filter(Boolean);
+        ids.sort((a, b) => b.seq - a.seq);
+        if (ids.length && !app.lastId && app.client) app.client.lastId = `${ids[0].epoch}-${ids[0].seq}`;
+      })
+      .catch(() => {});
+  }
+}
+
+async function start() {
+  if (app.running) return;
+  app.running = true;
+  document.body.classList.add("running");
+  if (app.stopMark) await app.stopMark;
+  app.stopMark = null;
+  if (app.client && app.running) app.client.start();
+}
+
+// --------------------------------------------------------------- streams
+
+async function loadStreams() {
+  try {
+    const res = await fetch("/api/streams", { cache: "no-store" });
+    app.available = await res.json();
+  } catch (err) {
+    $("conn-error").textContent = `cannot list streams: ${err.message}`;
+    return;
+  }
+  renderStreams();
+}
+
+function renderStreams() {
+  const list = $("streams");
+  const names = new Set(app.available.map((s) => s.name));
+  // Selected channels that do not exist yet are listed too.
+  const rows = [...app.available];
+  for (const name of app.selected) {
+    if (!names.has(name)) rows.push({ name, kind: name.startsWith("log:") ? "log" : "channel", state: "new", subscribers: 0 });
+  }
+  list.replaceChildren();
+  if (!rows.length) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = "no streams yet";
+    list.appendChild(li);
+  }
+  for (const s of rows) {
+    const li = document.createElement("li");
+    const lab = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = app.selected.includes(s.name);
+    box.dataset.stream = s.name;
+    box.onchange = () => {
+      const next = box.checked ? [...app.selected, s.name] : app.selected.filter((n) => n !== s.name);
+      select(next);
+    };
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = label(s.name);
+    name.title = s.path ? `${s.name} — ${s.path}` : s.name;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = s.kind;
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    const bad = typeof s.state === "string" && s.state.startsWith("error");
+    meta.textContent = s.kind === "log" && s.state !== "following" ? s.state : `${s.subscribers ?? 0} sub`;
+    if (bad) meta.classList.add("state-bad");
+    meta.title = `state: ${s.state}, subscribers: ${s.subscribers}, last id: ${s.last_id ?? "none"}`;
+    lab.append(box, name, kind, meta);
+    li.appendChild(lab);
+    list.appendChild(li);
+  }
+  // Publish targets: channels (not logs) and broadcast.
+  const targets = $("publish-targets");
+  targets.replaceChildren();
+  for (const name of ["broadcast", ...rows.filter((s) => s.kind === "channel" && s.name !== "broadcast").map((s) => s.name)]) {
+    const option = document.createElement("option");
+    option.value = name;
+    targets.appendChild(option);
+  }
+}
+
+/** Follows exactly `names`. */
+function select(names) {
+  const before = app.selected;
+  names = [...new Set(names)];
+  const added = names.some((n) => !before.includes(n));
+  app.selected = names;
+  writeHash();
+  renderStreams();
+  layoutPanes();
+  connect(!added && !!app.lastId);
+}
+
+function readHash() {
+  const q = new URLSearchParams(location.hash.slice(1));
+  const streams = q.get("streams");
+  const view = q.get("view");
+  return { streams: streams ? streams.split(",").filter(Boolean) : null, view };
+}
+
+function writeHash() {
+  const q = new URLSearchParams();
+  if (app.selected.length) q.set("streams", app.selected.join(","));
+  if (app.view !== "merged") q.set("view", app.view);
+  history.replaceState(null, "", `#${q.toString().replace(/%2C/g, ",").replace(/%3A/g, ":")}`);
+}
+
+// ---------------------------------------------------------------- filter
+
+function applyFilter() {
+  const input = $("filter");
+  const source = input.value;
+  const flags = $("filter-case").checked ? "" : "i";
+  input.classList.remove("invalid");
+  input.title = "Regex filter and highlight (/ to focus, Esc to clear)";
+  if (!source) app.filter = null;
+  else {
+    try {
+      app.filter = { test: new RegExp(source, flags), mark: new RegExp(source, `g${flags}`) };
+    } catch (err) {
+      // Not a valid regex (yet, while typing): match it as plain text.
+      input.classList.add("invalid");
+      input.title = `${err.message} — matching as plain text`;
+      const literal = source.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      app.filter = { test: new RegExp(literal, flags), mark: new RegExp(literal, `g${flags}`) };
+    }
+  }
+  for (const pane of app.panes.values()) pane.rerender();
+}
+
+// --------------------------------------------------------------- publish
+
+async function publish(event) {
+  event.preventDefault();
+  const target = $("publish-target").value.trim();
+  const type = $("publish-event").value.trim();
+  const data = $("publish-data").value;
+  const result = $("publish-result");
+  result.className = "muted";
+  result.textContent = "sending…";
+  try {
+    let res;
+    if (target === "broadcast") {
+      // The tutorial's body shape; a JSON object typed in is sent as it is.
+      let body = parseJsonLine(data.trim());
+      if (!body || Array.isArray(body)) body = { message: data, timestamp: new Date().toISOString() };
+      res = await fetch("/api/broadcast", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    } else {
+      const q = type ? `?event=${encodeURIComponent(type)}` : "";
+      res = await fetch(`/channels/${encodeURIComponent(target)}${q}`, { method: "POST", headers: { "Content-Type": "text/plain" }, body: data });
+    }
+    const text = await res.text();
+    let json = {};
+    try {
+      json = JSON.parse(text);
+    } catch {
+      /* plain answer */
+    }
+    if (!res.ok) throw new Error(json.detail || json.error || `${res.status} ${text}`);
+    result.textContent = json.id ? `sent, id ${json.id}, ${json.subscribers ?? "?"} subscriber(s)` : "sent";
+    $("publish-data").value = "";
+    if (!app.available.some((s) => s.name === target)) loadStreams();
+  } catch (err) {
+    result.className = "error";
+    result.textContent = err.message;
+  }
+}
+
+// ---------------------------------------------------------------- charts
+
+const charts = {};
+let metricsClient = null;
+let demoClient = null;
+const demoCounts = {};
+
+function setupCharts() {
+  const pct = (v) => `${v.toFixed(0)}%`;
+  const rate = (v) => `${formatBytes(v)}/s`;
+  charts.cpu = new Sparkline($("chart-cpu"), { series: ["CPU"], max: 100, format: pct });
+  charts.mem = new Sparkline($("chart-mem"), { series: ["memory"], max: 100, format: pct });
+  charts.net = new Sparkline($("chart-net"), { series: ["rx", "tx"], format: rate });
+  charts.events = new Sparkline($("chart-events"), { series: ["events/s", "streams"], format: (v) => v.toFixed(0) });
+  charts.sensor = new Sparkline($("chart-sensor"), { series: ["sensor"], format: (v) => v.toFixed(1), perSeries: true });
+
+  for (const chart of Object.values(charts)) chart.schedule(); // empty frames and legends
+
+  metricsClient = new SseClient({
+    url: () => "/metrics",
+    onEvent: (ev) => {
+      if (ev.type !== "metrics") return;
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      charts.cpu.push(m.cpu_percent);
+      charts.mem.push(m.memory_total_bytes ? (100 * m.memory_used_bytes) / m.memory_total_bytes : null);
+      charts.mem.series[0] = `memory ${formatBytes(m.memory_used_bytes || 0)} of ${formatBytes(m.memory_total_bytes || 0)}`;
+      charts.net.push(m.net_rx_bytes_per_s, m.net_tx_bytes_per_s);
+      charts.events.push(m.events_per_s, m.connections);
+    },
+    onState: (state, info) => {
+      $("metrics-state").textContent = `/metrics ${state === "open" ? "live" : state}${info.error ? `: ${info.error}` : ""}`;
+    },
+  });
+  demoClient = new SseClient({
+    url: () => "/stream",
+    onEvent: (ev) => {
+      demoCounts[ev.type] = (demoCounts[ev.type] || 0) + 1;
+      $("demo-counts").textContent = Object.entries(demoCounts).map(([k, v]) => `${k} ${v}`).join(" · ");
+      if (ev.type === "sensor") pushSensor(ev.data);
+      else if (ev.type === "message" || ev.type === "notification") $("demo-last").textContent = `[${ev.type}] ${ev.data}`;
+    },
+    onState: (state, info) => {
+      $("demo-state").textContent = `/stream ${state === "open" ? "live" : state}${info.error ? `: ${info.error}` : ""}`;
+    },
+  });
+  // Connect only while the charts are open and the page is visible: every
+  // connection counts against the browser's per-host limit.
+  const sync = () => {
+    const on = $("charts").open && document.visibilityState === "visible";
+    for (const c of [metricsClient, demoClient]) on ? c.start() : c.running && c.stop();
+  };
+  $("charts").addEventListener("toggle", () => {
+    save("charts", $("charts").open ? "1" : "0");
+    sync();
+  });
+  document.addEventListener("visibilitychange", sync);
+  $("charts").open = saved("charts", "1") === "1";
+  sync();
+}
+
+/** Charts the numeric fields of a sensor reading (up to three). */
+function pushSensor(data) {
+  let reading;
+  try {
+    reading = JSON.parse(data);
+  } catch {
+    return;
+  }
+  const flat = reading && typeof reading.readings === "object" ? reading.readings : reading;
+  const numeric = Object.entries(flat || {}).filter(([, v]) => typeof v === "number").slice(0, 3);
+  if (!numeric.length) return;
+  const chart = charts.sensor;
+  const names = numeric.map(([k]) => k);
+  if (chart.series.join() !== names.join()) {
+    charts.sensor = new Sparkline($("chart-sensor"), { series: names, format: (v) => v.toFixed(1), perSeries: true });
+  }
+  charts.sensor.push(...numeric.map(([, v]) => v));
+}
+
+// ------------------------------------------------------------ status bar
+
+function updateStatus() {
+  app.statusAt = performance.now();
+  const reconnects = app.reconnectsBefore + (app.client ? app.client.reconnects : 0);
+  $("reconnects").textContent = reconnects;
+  $("last-id").textContent = app.lastId || "–";
+  $("rate").textContent = app.rate.toLocaleString();
+  $("total").textContent = app.total.toLocaleString();
+  let shown = 0;
+  for (const pane of app.panes.values()) shown += pane.log.childElementCount;
+  $("shown").textContent = shown.toLocaleString();
+}
+
+// ------------------------------------------------------------- controls
+
+function setTheme(theme) {
+  document.documentElement.dataset.theme = theme;
+  save("theme", theme);
+  for (const chart of Object.values(charts)) chart.schedule();
+}
+
+function setPretty(on) {
+  app.pretty = on;
+  save("pretty", on ? "1" : "0");
+  $("pretty").setAttribute("aria-pressed", String(on));
+  for (const pane of app.panes.values()) {
+    for (const r of pane.records) delete r.pretty;
+    pane.rerender();
+  }
+}
+
+function setView(view) {
+  app.view = view === "split" ? "split" : "merged";
+  $("view-mode").value = app.view;
+  writeHash();
+  layoutPanes();
+}
+
+function toggleRunning() {
+  if (app.running) stop();
+  else start();
+}
+
+function bindControls() {
+  $("start").onclick = start;
+  $("stop").onclick = stop;
+  $("clear").onclick = () => app.panes.forEach((p) => p.clear());
+  $("refresh").onclick = loadStreams;
+  $("theme").onclick = () => setTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark");
+  $("pretty").onclick = () => setPretty(!app.pretty);
+  $("view-mode").onchange = (e) => setView(e.target.value);
+  $("help").onclick = () => $("help-dialog").showModal();
+  $("sidebar-toggle").onclick = () => {
+    const open = document.body.classList.toggle("drawer-open");
+    $("sidebar-toggle").setAttribute("aria-expanded", String(open));
+  };
+  $("panes").addEventListener("pointerdown", () => document.body.classList.remove("drawer-open"));
+
+  let filterTimer = 0;
+  $("filter").addEventListener("input", () => {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(applyFilter, 80);
+  });
+  $("filter-case").onchange = applyFilter;
+
+  $("cap").value = app.cap;
+  $("cap").addEventListener("change", () => {
+    app.cap = clampCap(Number($("cap").value));
+    $("cap").value = app.cap;
+    save("cap", app.cap);
+    for (const pane of app.panes.values()) pane.rerender();
+  });
+
+  $("add-channel").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const name = $("add-channel-name").value.trim();
+    if (!name) return;
+    $("add-channel-name").value = "";
+    if (!app.selected.includes(name)) select([...app.selected, name]);
+    if (!$("publish-target").value) $("publish-target").value = name;
+  });
+
+  $("publish").addEventListener("submit", publish);
+  $("publish-data").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("publish").requestSubmit();
+  });
+
+  document.addEventListener("keydown", onKey);
+}
+
+function onKey(e) {
+  const t = e.target;
+  const typing = t.matches && t.matches("input, textarea, select");
+  if (e.key === "Escape" && t === $("filter")) {
+    $("filter").value = "";
+    applyFilter();
+    $("filter").blur();
+    return;
+  }
+  if (typing || e.ctrlKey || e.metaKey || e.altKey || $("help-dialog").open) return;
+  switch (e.key) {
+    case "p":
+    case " ":
+      if (t.tagName === "BUTTON" && e.key === " ") return; // Space presses the focused button
+      e.preventDefault();
+      toggleRunning();
+      break;
+    case "/":
+      e.preventDefault();
+      $("filter").focus();
+      $("filter").select();
+      break;
+    case "End":
+    case "G":
+      e.preventDefault();
+      app.panes.forEach((p) => p.toBottom());
+      break;
+    case "j":
+      setPretty(!app.pretty);
+      break;
+    case "t":
+      $("theme").click();
+      break;
+    case "s":
+      setView(app.view === "split" ? "merged" : "split");
+      break;
+    case "?":
+      $("help-dialog").showModal();
+      break;
+    default:
+      break;
+  }
+}
+
+// ------------------------------------------------------------------ boot
+
+async function main() {
+  document.body.classList.add("running");
+  $("pretty").setAttribute("aria-pressed", String(app.pretty));
+  bindControls();
+  setInterval(() => {
+    app.rate = app.tick;
+    app.tick = 0;
+  }, 1000);
+  setInterval(updateStatus, 250);
+  setInterval(() => {
+    if (document.visibilityState === "visible") loadStreams();
+  }, 10000);
+  setupCharts();
+
+  const hash = readHash();
+  if (hash.view) app.view = hash.view === "split" ? "split" : "merged";
+  $("view-mode").value = app.view;
+  await loadStreams();
+  const firstLog = app.available.find((s) => s.kind === "log");
+  select(hash.streams || (firstLog ? [firstLog.name] : []));
+  window.addEventListener("hashchange", () => {
+    const h = readHash();
+    if (h.view && h.view !== app.view) setView(h.view);
+    if (h.streams && h.streams.join() !== app.selected.join()) select(h.streams);
+  });
+}
+
+main();

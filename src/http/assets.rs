@@ -1,0 +1,98 @@
+//! The web console's static files, embedded in the binary.
+//!
+//! `GET /` serves `assets/console.html` (see the router); the page loads its
+//! script modules and style sheet from `/assets/...`, answered here from
+//! strings compiled into the binary. No file is read at run time and the
+//! page needs no network access beyond this server.
+
+use axum::extract::Path;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::ApiError;
+
+/// Every embedded asset: name under `/assets/`, content type, contents.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/console/console.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/console.js"),
+    ),
+    (
+        "sse.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/sse.js"),
+    ),
+    (
+        "render.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/render.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/charts.js"),
+    ),
+];
+
+/// The `/assets/{file}` route, for merging into the main router.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/assets/{file}", get(asset))
+}
+
+async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
+    let (_, content_type, body) = ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file)
+        .ok_or_else(|| ApiError::not_found(format!("no asset named {file:?}")))?;
+    // `no-cache` makes the browser revalidate, so a new binary's page never
+    // runs with an old script; the files are small.
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        *body,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    #[test]
+    fn console_page_references_only_embedded_assets() {
+        let page = include_str!("../../assets/console.html");
+        for (name, _, body) in ASSETS {
+            assert!(!body.is_empty(), "{name} is empty");
+        }
+        // Every `/assets/x` the page or a module names must be embedded.
+        let mut sources: Vec<&str> = vec![page];
+        sources.extend(ASSETS.iter().map(|(_, _, body)| *body));
+        for text in sources {
+            for (i, _) in text.match_indices("/assets/") {
+                let rest = &text[i + "/assets/".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+                    .collect();
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == name),
+                    "/assets/{name} is not embedded"
+                );
+            }
+        }
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "the page must not load anything from elsewhere"
+        );
+    }
+}
