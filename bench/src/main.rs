@@ -254,6 +254,13 @@ struct Report {
     rss_end_kib: Option<u64>,
     /// (rss_connected - rss_before) / connections.
     rss_per_connection_kib: Option<f64>,
+    /// CPU seconds the server processes used from the first event to the
+    /// end of the drain (both cores' worth: compare with `load_s`).
+    server_cpu_s: Option<f64>,
+    /// CPU seconds this load tool used over the same time.
+    load_cpu_s: Option<f64>,
+    /// Wall-clock seconds from the first event to the end of the drain.
+    load_s: f64,
     /// (seconds since start, KiB) samples taken during the load.
     rss_samples: Vec<(f64, u64)>,
     /// (max - min) / min of the samples after the first 10 %, in percent.
@@ -456,6 +463,14 @@ fn rss(pids: &[u32]) -> Option<u64> {
     }
 }
 
+/// Summed CPU seconds of `pids`; `None` when there are none or on error.
+fn cpu(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| stats::cpu_seconds(p).ok()).sum()
+}
+
 /// What the source thread reports.
 struct SourceResult {
     sent: u64,
@@ -573,6 +588,7 @@ async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> 
     tokio::time::sleep(Duration::from_millis(300)).await;
     report.rss_connected_kib = rss(&common.server_pids);
 
+    let cpu_start = (cpu(&common.server_pids), cpu(&[std::process::id()]), Instant::now());
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let base = shared.base;
     let load_copy = load.clone();
@@ -592,8 +608,11 @@ async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> 
     } else {
         0.0
     };
-    let source_deadline =
-        Instant::now() + Duration::from_secs_f64(expected_s * 2.0 + 120.0).min(PHASE_LIMIT * 2);
+    // A peer whose publish waits for its fan-out can take far longer than
+    // the asked rate implies; allow that, within the drain time.
+    let source_deadline = Instant::now()
+        + Duration::from_secs_f64(expected_s * 2.0 + 120.0 + load.drain_timeout.clamp(0.0, 600.0))
+            .min(PHASE_LIMIT * 2);
     let mut next_sample = every.map(|e| Instant::now() + e);
     let produced = loop {
         let wait = next_sample.map_or(Duration::from_millis(200), |t| {
@@ -630,6 +649,13 @@ async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> 
         let _ = tokio::time::timeout(Duration::from_millis(50), shared.progress.notified()).await;
     }
     report.rss_end_kib = rss(&common.server_pids);
+    report.load_s = round2(cpu_start.2.elapsed().as_secs_f64());
+    if let (Some(a), Some(b)) = (cpu_start.0, cpu(&common.server_pids)) {
+        report.server_cpu_s = Some(round2(b - a));
+    }
+    if let (Some(a), Some(b)) = (cpu_start.1, cpu(&[std::process::id()])) {
+        report.load_cpu_s = Some(round2(b - a));
+    }
     let _ = stop_tx.send(true);
 
     let mut subscriber_errors = Vec::new();
@@ -699,18 +725,22 @@ async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> 
         ));
     }
     eprintln!(
-        "{} {}: {} subs x {} events @ {}: {:.0} deliveries/s, lost {}, dup {}, reorder {}, latency p50 {} ms p99 {} ms",
+        "{} {}: {} subs x {} events @ {} (reached {}/s): {:.0} deliveries/s, lost {}, dup {}, reorder {}, latency p50 {} ms p99 {} ms, CPU server {:?} s load {:?} s of {} s",
         report.label,
         report.mode,
         report.subscribers,
         report.events,
         if load.rate > 0.0 { format!("{}/s", load.rate) } else { "max".into() },
+        report.rate_achieved,
         report.deliveries_per_s,
         report.lost,
         report.duplicates,
         report.reordered,
         report.latency.as_ref().map_or(0.0, |l| l.p50_ms),
         report.latency.as_ref().map_or(0.0, |l| l.p99_ms),
+        report.server_cpu_s,
+        report.load_cpu_s,
+        report.load_s,
     );
     Ok(report)
 }

@@ -182,6 +182,27 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .ok_or_else(|| anyhow!("no VmRSS in {path}"))
 }
 
+/// CPU time (user + system) used so far by `pid`, in seconds, from
+/// `/proc/PID/stat` (Linux's clock tick is 1/100 s for user space).
+///
+/// # Errors
+/// The process does not exist or the file is malformed.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("malformed {path}"))
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 /// Summed resident memory of several processes (nginx master + worker).
 ///
 /// # Errors
@@ -220,6 +241,11 @@ mod tests {
         assert!(!t.complete());
         t.record(3);
         assert!(t.complete());
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
     }
 
     #[test]
