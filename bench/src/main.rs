@@ -588,7 +588,11 @@ async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> 
     tokio::time::sleep(Duration::from_millis(300)).await;
     report.rss_connected_kib = rss(&common.server_pids);
 
-    let cpu_start = (cpu(&common.server_pids), cpu(&[std::process::id()]), Instant::now());
+    let cpu_start = (
+        cpu(&common.server_pids),
+        cpu(&[std::process::id()]),
+        Instant::now(),
+    );
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let base = shared.base;
     let load_copy = load.clone();
