@@ -518,3 +518,77 @@ async fn demo_mode_serves_a_generated_log_as_stream_demo() {
     assert!(first.data().contains(" - log_app - "), "{first:?}");
     assert!(stream_info(&server, "log:demo").await.is_some());
 }
+
+/// Regression guard for the lean SSE path (`server::sse_conn`): a client
+/// that closes an idle stream must be unsubscribed without waiting for the
+/// next write to fail.
+#[tokio::test]
+async fn closing_an_idle_stream_unsubscribes_at_once() {
+    use std::io::{Read as _, Write as _};
+    let server = Server::start(&["--heartbeat", "1h", "{dir}/app.log"]);
+    let mut raw = std::net::TcpStream::connect(&server.addr).unwrap();
+    raw.write_all(b"GET /realtime/gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        raw.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: text/event-stream\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\ntransfer-encoding: chunked\r\n"),
+        "{head}"
+    );
+    eventually("subscribed", || async {
+        (stream_info(&server, "gone").await?["subscribers"] == 1).then_some(())
+    })
+    .await;
+    drop(raw);
+    // The channel leaves `/api/streams` with its last subscriber.
+    eventually("unsubscribed", || async {
+        let info = stream_info(&server, "gone").await;
+        info.is_none_or(|s| s["subscribers"] == 0).then_some(())
+    })
+    .await;
+}
+
+/// Request heads longer than the lean path's first buffer (512 B) or than
+/// its limit (16 KiB, then hyper serves the request) work as before, and so
+/// does a request whose body arrives in a later packet.
+#[tokio::test]
+async fn long_heads_and_split_requests_are_served() {
+    let server = Server::start(&["{dir}/app.log"]);
+    for len in [600, 4000, 20_000] {
+        let pad = "p".repeat(len);
+        let mut sse = Sse::connect_with(&server.url("/realtime/long"), &[("x-pad", &pad)]).await;
+        assert_eq!(sse.status, 200, "header of {len} bytes");
+        assert!(sse.next_frame().await.unwrap().raw.starts_with("retry: "));
+        let resp = client()
+            .get(server.url("/health"))
+            .header("x-pad", &pad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "header of {len} bytes");
+    }
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut raw = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    raw.write_all(
+        b"POST /channels/split HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+          Content-Length: 5\r\nConnection: close\r\n\r\nhe",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    raw.write_all(b"llo").await.unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("\"channel\":\"split\""), "{answer}");
+}

@@ -1,7 +1,8 @@
 //! Turning a hub [`Subscription`] into an SSE response body.
 //!
-//! The body is pulled by hyper: the next batch is taken from the hub only
-//! when hyper asks for more, so a client that does not read only holds its
+//! The body is pulled by the connection (the server's lean SSE path, or
+//! hyper): the next batch is taken from the hub only when the connection
+//! asks for more, so a client that does not read only holds its
 //! own cursor back (see the hub's backpressure rules). Each event's bytes
 //! were encoded once by the hub and are shared, not copied. Heartbeats come
 //! from one shared tick, not a timer per connection: a stream that sent

@@ -22,6 +22,8 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
+mod sse_conn;
+
 /// Interval of the demo log generator.
 const DEMO_INTERVAL: Duration = Duration::from_millis(300);
 
@@ -116,47 +118,68 @@ pub async fn run(
 /// waits for every connection to end (SSE bodies end on `shutdown`).
 ///
 /// This is `axum::serve` made lean per connection, which matters with tens
-/// of thousands of idle SSE streams: axum's serve rebuilds the router's
-/// route tables for every connection (~8 KiB each), and hyper keeps one
-/// heap slot the size of the service's future for the connection's whole
-/// life (~4 KiB for the router's future). Here the router is shared (an
-/// `Arc` clone) and its future is boxed only while a request is being
-/// routed, so the slot holds a pointer.
+/// of thousands of idle SSE streams. Each connection first goes to
+/// [`sse_conn::serve`], which reads the request head into a small buffer
+/// and serves SSE requests itself, without hyper's two 8 KiB buffers; every
+/// other request is handed to hyper with the bytes already read replayed.
+/// On the hyper path the router is shared (an `Arc` clone) and its future
+/// is boxed only while a request is being routed, so hyper's per-connection
+/// slot for the service future holds a pointer (axum's serve rebuilds the
+/// route tables per connection, ~8 KiB, and keeps the ~4 KiB future).
 async fn serve_http1(
     mut listener: SendTimeoutListener,
     router: axum::Router,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     use axum::serve::Listener as _;
-    use tower::ServiceExt as _;
 
     let connections = TaskTracker::new();
-    let builder = hyper::server::conn::http1::Builder::new();
+    let builder = Arc::new(hyper::server::conn::http1::Builder::new());
     loop {
         let io = tokio::select! {
             _ = shutdown.cancelled() => break,
             (io, _addr) = listener.accept() => io,
         };
         let router = router.clone();
-        let service = hyper::service::service_fn(move |request| -> RouteFuture {
-            Box::pin(router.clone().oneshot(request))
-        });
-        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let builder = builder.clone();
         let token = shutdown.clone();
         connections.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = token.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
+            if let Some(io) = sse_conn::serve(io, &router, &token).await {
+                // Boxed: hyper's connection state must not size the task
+                // of every lean SSE connection.
+                Box::pin(serve_hyper(io, router, &builder, token)).await;
             }
         });
     }
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Serves one connection with hyper until it ends, or until `shutdown`,
+/// when it finishes the current response and closes.
+async fn serve_hyper<IO>(
+    io: IO,
+    router: axum::Router,
+    builder: &hyper::server::conn::http1::Builder,
+    shutdown: CancellationToken,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
+
+    let service = hyper::service::service_fn(move |request| -> RouteFuture {
+        Box::pin(router.clone().oneshot(request))
+    });
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// The router's answer to one request, boxed (see [`serve_http1`]).
