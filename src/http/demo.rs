@@ -20,7 +20,7 @@ use crate::sse;
 /// Hub channel carrying the shared `/stream` feed.
 pub const DEMO_CHANNEL: &str = "stream";
 
-/// Starts the task that publishes the `/stream` feed into [`DEMO_CHANNEL`]:
+/// Starts the task that publishes the `/stream` feed into channel `stream`:
 /// `message` every 2 s, `sensor` every 4 s, `heartbeat` every 5 s,
 /// `notification` every 8 s.
 pub fn spawn_demo_feed(

@@ -45,7 +45,7 @@ pub struct AppState {
     pub streams: LogStreams,
     /// Counters and gauges.
     pub metrics: Arc<Metrics>,
-    /// The shared heartbeat tick (see [`stream`]).
+    /// The shared heartbeat tick: one task bumps it every `--heartbeat`.
     pub tick: watch::Receiver<u64>,
     /// Cancelled on shutdown; ends every stream.
     pub shutdown: CancellationToken,
