@@ -67,6 +67,17 @@ pub struct ServeConfig {
     /// unsubscribed are dropped (0: keep until the other limits evict)
     #[arg(long, env = "TAILCAST_HISTORY_TTL", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub history_ttl: Duration,
+    /// Keep every event in a write-ahead log in this directory: ids,
+    /// history and file positions survive restarts
+    #[arg(long, env = "TAILCAST_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: `always` answers a publish once it is on disk
+    /// (group commit); an interval such as `1s` syncs on a timer
+    #[arg(long, env = "TAILCAST_FSYNC", value_name = "always|INTERVAL", default_value = "1s", value_parser = crate::wal::parse_fsync)]
+    pub fsync: crate::wal::FsyncPolicy,
+    /// With --data-dir: size of the log on disk; the oldest segments go first
+    #[arg(long, env = "TAILCAST_RETENTION_BYTES", value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub retention_bytes: usize,
     /// Log lines sent to a new subscriber that does not resume
     #[arg(long, env = "TAILCAST_BACKLOG", value_name = "N", default_value_t = 10)]
     pub backlog: usize,
@@ -755,8 +766,21 @@ mod tests {
         assert_eq!(c.forget_after, Duration::from_secs(3600));
         assert_eq!(c.max_connections_per_ip, 0);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.data_dir, None);
+        assert_eq!(
+            c.fsync,
+            crate::wal::FsyncPolicy::Every(Duration::from_secs(1))
+        );
+        assert_eq!(c.retention_bytes, 1 << 30);
         let c = ServeConfig::from_args(["--history-ttl", "0"]).unwrap();
         assert!(c.history_ttl.is_zero());
+        let c = ServeConfig::from_args(["--data-dir", "/d", "--fsync", "always"]).unwrap();
+        assert_eq!(c.data_dir, Some(PathBuf::from("/d")));
+        assert_eq!(c.fsync, crate::wal::FsyncPolicy::Always);
+        let err = ServeConfig::from_args(["--fsync", "never"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("always"), "{err}");
     }
 
     #[test]
