@@ -136,7 +136,7 @@ pub async fn publish(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (event, data) = parse_publish(&app, &channel, query.as_deref(), &headers, body)
         .map_err(|e| app.refused(e))?;
-    let published = app.publish(&channel, &event, &data)?;
+    let published = app.publish(&channel, &event, &data).await?;
     Ok(Json(serde_json::json!({
         "id": published.id,
         "channel": channel,
@@ -203,7 +203,7 @@ pub async fn broadcast(
         ))),
         Err(e) => return Err(app.refused(ApiError::bad_request("invalid JSON", e.to_string()))),
     };
-    let published = app.publish(BROADCAST_CHANNEL, "broadcast", &text)?;
+    let published = app.publish(BROADCAST_CHANNEL, "broadcast", &text).await?;
     Ok(Json(serde_json::json!({
         "id": published.id,
         "channel": BROADCAST_CHANNEL,

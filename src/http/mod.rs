@@ -253,20 +253,21 @@ impl AppState {
         Ok(stream::response(sse))
     }
 
-    /// Publishes one event and counts it (or the refusal).
-    fn publish(
+    /// Publishes one event and counts it (or the refusal). With
+    /// `--fsync always`, returns once the event is on disk.
+    async fn publish(
         &self,
         channel: &str,
         event_type: &str,
         data: &str,
     ) -> Result<crate::hub::Published, ApiError> {
-        match self.hub.publish(channel, event_type, data) {
-            Ok(published) => {
-                self.metrics.events_published.inc();
-                Ok(published)
-            }
-            Err(e) => Err(self.refused(e.into())),
-        }
+        let published = match self.hub.publish(channel, event_type, data) {
+            Ok(published) => published,
+            Err(e) => return Err(self.refused(e.into())),
+        };
+        self.metrics.events_published.inc();
+        self.hub.flush().await?;
+        Ok(published)
     }
 
     /// Counts a refused publish by status and passes the error on.

@@ -14,6 +14,12 @@
 //! event evicted and receives a `reset` for that channel, then continues
 //! from the oldest retained event. Memory is bounded by `history` events per
 //! channel, whatever the subscribers do.
+//!
+//! With a write-ahead log (`--data-dir`), ids and numbering come from the
+//! log, every event is appended to it under the `commit` lock before it is
+//! inserted (so before anyone can see it), and an event that left the
+//! memory is read back from the log instead of being reported with a
+//! `reset` (see [`super::durable`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +27,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
 
+use super::durable::{self, DiskBatch, DiskRead};
 use super::{
-    validate_channel_name, ChannelInfo, ChannelRequest, Delivery, HubError, Published, Start,
-    StoredEvent,
+    validate_channel_name, ChannelInfo, ChannelRequest, Delivery, HistoryEvent, HistoryPage,
+    HubError, Published, Start, StoredEvent,
 };
+use crate::wal::{FsyncPolicy, NewRecord, SourcePosition, Wal, WalError};
 
 /// Most events handed to a subscriber per batch; bounds the work done under
 /// a channel lock and the size of one write.
@@ -49,6 +57,8 @@ pub struct MemoryHub {
     channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
     /// Source of subscriber keys.
     next_subscriber: AtomicU64,
+    /// With `--data-dir`: the log every event is written to first.
+    log: Option<Arc<Wal>>,
 }
 
 /// One channel: its history and who to wake.
@@ -88,15 +98,97 @@ impl MemoryHub {
             committed: AtomicU64::new(0),
             channels: RwLock::new(HashMap::new()),
             next_subscriber: AtomicU64::new(1),
+            log: None,
         }
+    }
+
+    /// A hub that writes every event to `log` before publishing it, gives
+    /// ids that stay valid across restarts, and reads back from the log
+    /// what left the memory. The memory starts with the newest
+    /// `warm_bytes` of the log, so channels, `last_id` and backlogs are
+    /// there at once after a restart.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub fn with_log(
+        history: usize,
+        max_channels: usize,
+        log: Arc<Wal>,
+        warm_bytes: u64,
+    ) -> Result<Self, WalError> {
+        let mut hub = MemoryHub::new(history, max_channels);
+        hub.epoch = format!("{:08x}", log.epoch());
+        let last = log.last_seq();
+        let mut after = log.seq_before_newest_bytes(warm_bytes);
+        // Channels made while warming may have older events on disk.
+        hub.committed.store(after, Ordering::Release);
+        hub.log = Some(log.clone());
+        while after < last {
+            let batch = log.read_forward(&crate::wal::ForwardRead {
+                channels: &[],
+                after,
+                through: last,
+                max_records: 4096,
+                max_bytes: 4 << 20,
+            })?;
+            for record in batch.records {
+                let Ok(ch) = hub.channel(&record.channel) else {
+                    continue;
+                };
+                let event = Arc::new(durable::event_of(&log, record, ch.name.clone()));
+                let mut inner = ch.inner.lock().expect("channel lock");
+                hub.insert(&mut inner, event);
+            }
+            after = batch.scanned_through.max(after + 1).min(last);
+        }
+        hub.committed.store(last, Ordering::Release);
+        Ok(hub)
+    }
+
+    /// Appends `event` to a channel's history, evicting past `history`.
+    fn insert(&self, inner: &mut ChannelInner, event: Arc<StoredEvent>) {
+        inner.events.push_back(event);
+        if inner.events.len() > self.history {
+            if let Some(old) = inner.events.pop_front() {
+                inner.evicted_through = old.seq;
+            }
+        }
+    }
+
+    /// Waits until every event published so far is on disk, when the log
+    /// is kept with `--fsync always`; at once otherwise.
+    ///
+    /// # Errors
+    /// The log failed.
+    pub async fn flush(&self) -> Result<(), HubError> {
+        match &self.log {
+            Some(log) if log.fsync_policy() == FsyncPolicy::Always => log
+                .wait_durable(log.last_seq())
+                .await
+                .map_err(|e| HubError::Log(e.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The write-ahead log, if the hub has one.
+    pub fn log(&self) -> Option<&Arc<Wal>> {
+        self.log.as_ref()
     }
 
     fn id_of(&self, seq: u64) -> String {
         format!("{}-{}", self.epoch, seq)
     }
 
-    /// Parses an id of this hub run; `None` for garbage or another run's id.
+    /// Parses an id of this hub run (with a log: of any run of the log);
+    /// `None` for garbage or another run's id.
     fn parse_id(&self, id: &str) -> Option<u64> {
+        if let Some(log) = &self.log {
+            let (epoch, seq) = durable::parse_id(id)?;
+            return match log.id_status(epoch, seq) {
+                crate::wal::IdStatus::Known | crate::wal::IdStatus::TooOld => Some(seq),
+                crate::wal::IdStatus::Unknown => None,
+            };
+        }
         let (epoch, seq) = id.trim().split_once('-')?;
         if epoch != self.epoch {
             return None;
@@ -123,7 +215,12 @@ impl MemoryHub {
             name: name.clone(),
             inner: Mutex::new(ChannelInner {
                 events: VecDeque::new(),
-                evicted_through: 0,
+                // With a log, older events of the channel may be on disk.
+                evicted_through: if self.log.is_some() {
+                    self.committed.load(Ordering::Acquire)
+                } else {
+                    0
+                },
                 subscribers: HashMap::new(),
                 removed: false,
             }),
@@ -144,6 +241,18 @@ impl MemoryHub {
         event_type: &str,
         data: &str,
     ) -> Result<Published, HubError> {
+        self.publish_from(channel, event_type, data, None)
+    }
+
+    /// Publishes one event; `source` (a log line's file position) is kept
+    /// with it in the log, if there is one.
+    pub fn publish_from(
+        &self,
+        channel: &str,
+        event_type: &str,
+        data: &str,
+        source: Option<SourcePosition>,
+    ) -> Result<Published, HubError> {
         let ch = self.channel(channel)?;
         let data: Box<str> = if data.contains('\r') {
             data.replace("\r\n", "\n").replace('\r', "\n").into()
@@ -153,6 +262,17 @@ impl MemoryHub {
         let event_type: Arc<str> = event_type.into();
         let commit = self.commit.lock().expect("commit lock");
         let seq = self.committed.load(Ordering::Relaxed) + 1;
+        if let Some(log) = &self.log {
+            log.append(&[NewRecord {
+                seq,
+                time_ms: now_ms(),
+                channel,
+                event_type: &event_type,
+                data: &data,
+                source,
+            }])
+            .map_err(|e| HubError::Log(e.to_string()))?;
+        }
         let id = self.id_of(seq);
         let event = Arc::new(StoredEvent::new(
             seq,
@@ -162,12 +282,7 @@ impl MemoryHub {
             data,
         ));
         let mut inner = ch.inner.lock().expect("channel lock");
-        inner.events.push_back(event);
-        if inner.events.len() > self.history {
-            if let Some(old) = inner.events.pop_front() {
-                inner.evicted_through = old.seq;
-            }
-        }
+        self.insert(&mut inner, event);
         self.committed.store(seq, Ordering::Release);
         drop(commit);
         for notify in inner.subscribers.values() {
@@ -177,6 +292,54 @@ impl MemoryHub {
             id,
             subscribers: inner.subscribers.len(),
         })
+    }
+
+    /// See [`super::Hub::history`]. Without a log, from the memory.
+    pub fn history(
+        &self,
+        channel: &str,
+        before: Option<&str>,
+        limit: usize,
+        filter: &dyn Fn(&str) -> bool,
+    ) -> Result<HistoryPage, HubError> {
+        validate_channel_name(channel)?;
+        let before = match before {
+            Some(id) => self
+                .parse_id(id)
+                .ok_or_else(|| HubError::UnknownId(id.chars().take(64).collect()))?,
+            None => u64::MAX,
+        };
+        if let Some(log) = &self.log {
+            return durable::history(log, channel, self.history, before, limit, filter)
+                .map_err(|e| HubError::Log(e.to_string()));
+        }
+        let mut page = HistoryPage::default();
+        let Some(ch) = self
+            .channels
+            .read()
+            .expect("hub lock")
+            .get(channel)
+            .cloned()
+        else {
+            return Ok(page);
+        };
+        // Matched outside the channel lock, so a slow regex never holds up
+        // a publish.
+        let events: Vec<Arc<StoredEvent>> = {
+            let inner = ch.inner.lock().expect("channel lock");
+            let end = inner.events.partition_point(|e| e.seq < before);
+            inner.events.range(..end).cloned().collect()
+        };
+        for event in events.iter().rev() {
+            if page.events.len() == limit {
+                page.next_before = page.events.last().map(|e: &HistoryEvent| e.id.clone());
+                break;
+            }
+            if filter(&event.data) {
+                page.events.push(HistoryEvent::of(event));
+            }
+        }
+        Ok(page)
     }
 
     /// See [`super::Hub::subscribe`].
@@ -217,6 +380,8 @@ impl MemoryHub {
             cursor: snapshot,
             lag_reason: "lagged",
             initial: Vec::new(),
+            hidden: None,
+            quiet_hidden: false,
         };
         match start {
             Start::Now => sub.initial = sub.tails(&tails, snapshot),
@@ -227,10 +392,15 @@ impl MemoryHub {
                 }
                 None => {
                     sub.cursor = 0;
+                    sub.quiet_hidden = true;
                     for (i, ch) in sub.channels.iter().enumerate() {
                         let inner = ch.inner.lock().expect("channel lock");
                         sub.acked_evictions[i] = inner.evicted_through;
-                        if implicit[i] && inner.events.is_empty() && inner.evicted_through == 0 {
+                        let held = match &self.log {
+                            Some(log) => !inner.events.is_empty() || log.holds_channel(&ch.name),
+                            None => !inner.events.is_empty() || inner.evicted_through > 0,
+                        };
+                        if implicit[i] && !held {
                             continue;
                         }
                         sub.initial.push(Delivery::Reset {
@@ -286,6 +456,20 @@ pub struct MemorySubscription {
     lag_reason: &'static str,
     /// Deliveries decided at subscribe time (resets, backlog).
     initial: Vec<Delivery>,
+    /// With a log, during a catch-up from disk: per channel, what the log
+    /// no longer serves (computed by the catch-up's first read).
+    hidden: Option<Vec<u64>>,
+    /// After an unknown id the `reset` is already queued: events the log no
+    /// longer serves need no second one.
+    quiet_hidden: bool,
+}
+
+/// What a subscription does next.
+enum Step {
+    /// Deliver this (maybe nothing: then wait for a publish).
+    Ready(Vec<Delivery>),
+    /// Read this from the log first.
+    Disk(DiskRead),
 }
 
 impl MemorySubscription {
@@ -305,14 +489,50 @@ impl MemorySubscription {
         events.into_iter().map(Delivery::Event).collect()
     }
 
-    /// Deliveries ready now, without waiting.
+    /// Deliveries ready now, without waiting (a read from the log, if one
+    /// is due, is done on this thread).
     pub fn ready_batch(&mut self) -> Vec<Delivery> {
+        match self.step() {
+            Step::Ready(batch) => batch,
+            Step::Disk(read) => self.apply_disk(read.run()),
+        }
+    }
+
+    /// Waits for the next non-empty batch. Reads from the log run on the
+    /// blocking pool.
+    pub async fn next_batch(&mut self) -> Vec<Delivery> {
+        loop {
+            match self.step() {
+                Step::Ready(batch) if !batch.is_empty() => return batch,
+                Step::Ready(_) => self.notify.notified().await,
+                Step::Disk(read) => {
+                    let result = tokio::task::spawn_blocking(move || read.run())
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(WalError::Poisoned(format!("log read failed: {e}").into()))
+                        });
+                    let batch = self.apply_disk(result);
+                    if !batch.is_empty() {
+                        return batch;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What to deliver next: the initial deliveries, events from memory, or
+    /// (with a log, when a channel's memory no longer reaches back to the
+    /// cursor) a read from the log.
+    fn step(&mut self) -> Step {
         if !self.initial.is_empty() {
-            return std::mem::take(&mut self.initial);
+            return Step::Ready(std::mem::take(&mut self.initial));
         }
         let snapshot = self.hub.committed.load(Ordering::Acquire);
         if snapshot <= self.cursor {
-            return Vec::new();
+            return Step::Ready(Vec::new());
+        }
+        if let Some(read) = self.disk_read(snapshot) {
+            return Step::Disk(read);
         }
         let mut resets = Vec::new();
         let mut events: Vec<Arc<StoredEvent>> = Vec::new();
@@ -321,6 +541,14 @@ impl MemorySubscription {
         let mut cut: Option<u64> = None;
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
+            if inner.evicted_through > self.cursor && self.hub.log.is_some() {
+                // Evicted since `disk_read` looked: read it from the log.
+                drop(inner);
+                return match self.disk_read(snapshot) {
+                    Some(read) => Step::Disk(read),
+                    None => Step::Ready(Vec::new()),
+                };
+            }
             if inner.evicted_through > self.cursor
                 && inner.evicted_through > self.acked_evictions[i]
             {
@@ -344,6 +572,7 @@ impl MemorySubscription {
             }
         }
         self.lag_reason = "lagged";
+        self.quiet_hidden = false;
         if self.channels.len() > 1 {
             events.sort_by_key(|e| e.seq);
         }
@@ -355,19 +584,88 @@ impl MemorySubscription {
             None => self.cursor = snapshot,
         }
         resets.extend(events.into_iter().map(Delivery::Event));
-        resets
+        Step::Ready(resets)
     }
 
-    /// Waits for the next non-empty batch.
-    pub async fn next_batch(&mut self) -> Vec<Delivery> {
-        loop {
-            let batch = self.ready_batch();
-            if !batch.is_empty() {
-                return batch;
-            }
-            self.notify.notified().await;
+    /// With a log: the read that fills the gap between the cursor and what
+    /// the memory holds, if there is one.
+    fn disk_read(&mut self, snapshot: u64) -> Option<DiskRead> {
+        let log = self.hub.log.as_ref()?;
+        let behind = self
+            .channels
+            .iter()
+            .map(|ch| ch.inner.lock().expect("channel lock").evicted_through)
+            .max()
+            .unwrap_or(0);
+        if behind <= self.cursor {
+            self.hidden = None;
+            return None;
         }
+        Some(DiskRead {
+            log: log.clone(),
+            channels: self.channels.iter().map(|c| c.name.clone()).collect(),
+            keep: self.hub.history,
+            hidden: self.hidden.take(),
+            after: self.cursor,
+            through: behind.min(snapshot),
+            max_records: MAX_BATCH,
+        })
     }
+
+    /// Delivers what a read from the log found: first a `reset` for each
+    /// channel whose events the log no longer serves past the cursor, then
+    /// the events. A failed read is reported as `reset`s and skipped, never
+    /// silently.
+    fn apply_disk(&mut self, result: Result<DiskBatch, WalError>) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let batch = match result {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!("reading the event log for a subscriber failed: {e}");
+                let through = self
+                    .channels
+                    .iter()
+                    .map(|ch| ch.inner.lock().expect("channel lock").evicted_through)
+                    .max()
+                    .unwrap_or(0);
+                for ch in &self.channels {
+                    out.push(Delivery::Reset {
+                        channel: ch.name.clone(),
+                        reason: self.lag_reason,
+                    });
+                }
+                self.cursor = self.cursor.max(through);
+                self.hidden = None;
+                return out;
+            }
+        };
+        if batch.fresh {
+            for (i, &hidden) in batch.hidden.iter().enumerate() {
+                if hidden > self.cursor && hidden > self.acked_evictions[i] {
+                    self.acked_evictions[i] = hidden;
+                    if !self.quiet_hidden {
+                        out.push(Delivery::Reset {
+                            channel: self.channels[i].name.clone(),
+                            reason: self.lag_reason,
+                        });
+                    }
+                }
+            }
+            self.quiet_hidden = false;
+        }
+        out.extend(batch.events.into_iter().map(Delivery::Event));
+        self.cursor = self.cursor.max(batch.scanned_through);
+        self.hidden = (self.cursor < batch.through).then_some(batch.hidden);
+        self.lag_reason = "lagged";
+        out
+    }
+}
+
+/// Milliseconds since the Unix epoch, for the log's records.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Drop for MemorySubscription {

@@ -10,6 +10,7 @@
 //! The hub knows nothing of HTTP or files. [`Hub`] is an enum of backends so
 //! that a Redis Streams backend can sit beside the in-memory one.
 
+mod durable;
 mod memory;
 
 use std::sync::{Arc, OnceLock};
@@ -44,6 +45,12 @@ pub enum HubError {
         /// The configured limit.
         limit: usize,
     },
+    /// The write-ahead log (`--data-dir`) could not take or give events.
+    #[error("the event log failed: {0}")]
+    Log(String),
+    /// An id given as a position (`before=`) is not one of this hub's.
+    #[error("unknown event id {0:?}")]
+    UnknownId(String),
 }
 
 /// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
@@ -185,6 +192,40 @@ pub struct Published {
     pub subscribers: usize,
 }
 
+/// One event of `/api/history`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryEvent {
+    /// The event's original id.
+    pub id: String,
+    /// Its channel.
+    pub channel: String,
+    /// Its type (`message` by default).
+    #[serde(rename = "event")]
+    pub event_type: String,
+    /// Its data.
+    pub data: String,
+}
+
+impl HistoryEvent {
+    fn of(event: &StoredEvent) -> Self {
+        HistoryEvent {
+            id: event.id.to_string(),
+            channel: event.channel.to_string(),
+            event_type: event.event_type.to_string(),
+            data: event.data.to_string(),
+        }
+    }
+}
+
+/// A page of `/api/history`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryPage {
+    /// The events, newest first.
+    pub events: Vec<HistoryEvent>,
+    /// Pass as `before` for the next (older) page; `None`: nothing older.
+    pub next_before: Option<String>,
+}
+
 /// What `/api/streams` shows of a channel.
 #[derive(Debug, Clone)]
 pub struct ChannelInfo {
@@ -216,6 +257,81 @@ impl Hub {
     /// `max_channels` channels.
     pub fn memory(history: usize, max_channels: usize) -> Hub {
         Hub::Memory(Arc::new(MemoryHub::new(history, max_channels)))
+    }
+
+    /// An in-memory hub fed through the write-ahead log `log`: every event
+    /// is appended to it first, ids survive restarts, and what leaves the
+    /// memory is read back from disk. The memory starts with the newest
+    /// `warm_bytes` of the log.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub fn durable(
+        history: usize,
+        max_channels: usize,
+        log: Arc<crate::wal::Wal>,
+        warm_bytes: u64,
+    ) -> Result<Hub, HubError> {
+        MemoryHub::with_log(history, max_channels, log, warm_bytes)
+            .map(|hub| Hub::Memory(Arc::new(hub)))
+            .map_err(|e| HubError::Log(e.to_string()))
+    }
+
+    /// Publishes a log line read from a file, keeping its file position in
+    /// the write-ahead log (if any) so that following resumes exactly there.
+    ///
+    /// # Errors
+    /// As [`Hub::publish`].
+    pub fn publish_line(
+        &self,
+        channel: &str,
+        data: &str,
+        source: Option<crate::wal::SourcePosition>,
+    ) -> Result<Published, HubError> {
+        match self {
+            Hub::Memory(hub) => {
+                hub.publish_from(channel, crate::sse::DEFAULT_EVENT_TYPE, data, source)
+            }
+        }
+    }
+
+    /// Waits until everything published so far is on disk when the log is
+    /// kept with `--fsync always`; returns at once otherwise. A publisher
+    /// answers its client after this.
+    ///
+    /// # Errors
+    /// The log failed.
+    pub async fn flush(&self) -> Result<(), HubError> {
+        match self {
+            Hub::Memory(hub) => hub.flush().await,
+        }
+    }
+
+    /// Retained events of `channel` older than the event `before` (or the
+    /// newest), newest first, whose data passes `filter`: at most `limit`.
+    /// Read from the log when there is one (blocking file I/O: call it off
+    /// the async runtime), else from memory.
+    ///
+    /// # Errors
+    /// A bad channel name, a `before` that is not an id of this hub, or a
+    /// failed read.
+    pub fn history(
+        &self,
+        channel: &str,
+        before: Option<&str>,
+        limit: usize,
+        filter: &dyn Fn(&str) -> bool,
+    ) -> Result<HistoryPage, HubError> {
+        match self {
+            Hub::Memory(hub) => hub.history(channel, before, limit, filter),
+        }
+    }
+
+    /// The write-ahead log, if the hub has one.
+    pub fn log(&self) -> Option<&Arc<crate::wal::Wal>> {
+        match self {
+            Hub::Memory(hub) => hub.log(),
+        }
     }
 
     /// Publishes one event; `data` line breaks are normalised to LF.

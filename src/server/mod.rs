@@ -42,7 +42,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let hub = Hub::memory(config.history, config.max_channels);
+    let hub = match &config.data_dir {
+        Some(dir) => open_durable_hub(dir, &config).await?,
+        None => Hub::memory(config.history, config.max_channels),
+    };
+    let log = hub.log().cloned();
     let tracker = TaskTracker::new();
     let opts = FollowOptions {
         max_line: config.max_line,
@@ -110,8 +114,44 @@ pub async fn run(
     let served = serve_http1(listener, http::router(state), shutdown.clone()).await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+    if let Some(log) = log {
+        // The last fsync, off the runtime.
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
+    }
     drop(demo_dir);
     served
+}
+
+/// Opens the write-ahead log in `dir` (checking it, cutting a torn tail)
+/// and the hub fed through it, off the async runtime.
+async fn open_durable_hub(dir: &std::path::Path, config: &ServeConfig) -> io::Result<Hub> {
+    use crate::wal::{Wal, WalOptions};
+    let dir = dir.to_path_buf();
+    let opts = WalOptions::new(config.fsync, config.retention_bytes as u64);
+    let (history, max_channels) = (config.history, config.max_channels);
+    let warm_bytes = config.history_bytes as u64;
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let log = Wal::open(&dir, opts).map_err(io::Error::other)?;
+        let recovery = log.recovery().clone();
+        let log = Arc::new(log);
+        let hub = Hub::durable(history, max_channels, log.clone(), warm_bytes)
+            .map_err(io::Error::other)?;
+        tracing::info!(
+            dir = %dir.display(),
+            segments = recovery.segments,
+            events = recovery.records,
+            bytes = recovery.bytes,
+            repaired = recovery.repairs.len(),
+            last_seq = log.last_seq(),
+            fsync = %opts.fsync,
+            "event log opened in {:.3}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(hub)
+    })
+    .await
+    .map_err(io::Error::other)?
 }
 
 /// Serves HTTP/1.1 on `listener` with `router` until `shutdown`, then

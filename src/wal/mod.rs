@@ -670,6 +670,33 @@ impl Wal {
         }
     }
 
+    /// The epoch of the record with sequence number `seq` (the epoch of the
+    /// segment holding it): with `seq`, the record's id.
+    pub fn epoch_of(&self, seq: u64) -> u32 {
+        let segments = self.shared.snapshot();
+        let at = segments.partition_point(|s| s.header.first_seq <= seq);
+        match at.checked_sub(1) {
+            Some(i) => segments[i].header.epoch,
+            None => segments.first().map_or(self.epoch, |s| s.header.epoch),
+        }
+    }
+
+    /// Whether any retained segment holds a record of `channel`.
+    pub fn holds_channel(&self, channel: &str) -> bool {
+        self.shared.snapshot().iter().any(|s| {
+            s.index
+                .lock()
+                .expect("index lock")
+                .channels
+                .contains_key(channel)
+        })
+    }
+
+    /// The `--fsync` policy the log was opened with.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.shared.opts.fsync
+    }
+
     /// Records of `channel` with a sequence number up to the returned value
     /// are no longer served: dropped by `--retention-bytes`, or hidden by
     /// `--history` (`keep` newest records per channel). 0: nothing hidden.

@@ -34,7 +34,7 @@ pub struct ChannelCursor<'a> {
 /// A forward read: records of some channels in a sequence range, in order.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardRead<'a> {
-    /// The channels wanted.
+    /// The channels wanted; none: every channel.
     pub channels: &'a [ChannelCursor<'a>],
     /// Only records above this sequence number.
     pub after: u64,
@@ -86,8 +86,8 @@ struct Snap {
     segment: Arc<Segment>,
     /// `(first seq, start offset, end offset)` of each block.
     blocks: Vec<(u64, u64, u64)>,
-    /// Whether the segment holds records of the channel(s) asked about,
-    /// and of how many.
+    /// How many records of the channels asked about the segment holds (of
+    /// all channels when none is named), and the newest one's number.
     count: u64,
     last_seq: u64,
     /// The segment's newest record, or one before its first if it has none.
@@ -102,8 +102,11 @@ impl Snap {
             let end = index.sparse.get(i + 1).map_or(index.valid_len, |e| e.1);
             blocks.push((seq, start, end));
         }
-        let mut count = 0;
-        let mut last_seq = 0;
+        let (mut count, mut last_seq) = if channels.is_empty() {
+            (index.count, index.last_seq)
+        } else {
+            (0, 0)
+        };
         for c in channels {
             if let Some(stats) = index.channels.get(*c) {
                 count += stats.count;
@@ -228,10 +231,11 @@ impl Wal {
                         stop = true;
                         return false;
                     }
-                    let wanted = read
-                        .channels
-                        .iter()
-                        .any(|c| c.channel == view.channel && view.seq > c.after);
+                    let wanted = read.channels.is_empty()
+                        || read
+                            .channels
+                            .iter()
+                            .any(|c| c.channel == view.channel && view.seq > c.after);
                     if wanted {
                         bytes += view.data.len() + view.event_type.len();
                         out.records.push(view.to_record());
