@@ -11,9 +11,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::FileSpec;
-use crate::follow::{self, FollowOptions, FollowState, LineSink};
+use crate::follow::{self, FilePosition, Fingerprint, FollowOptions, FollowState, LineSink};
 use crate::hub::{Hub, LOG_PREFIX};
 use crate::metrics::Metrics;
+use crate::wal::{FileCheckpoint, SourcePosition};
+
+/// How often changed follower checkpoints are saved (with `--data-dir`);
+/// they are saved once more at shutdown. Between saves, the positions
+/// stored with each line in the event log are the newer truth.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One followed file (or stdin).
 pub struct LogStream {
@@ -57,18 +63,45 @@ struct HubSink {
     stream: Arc<LogStream>,
 }
 
-impl LineSink for HubSink {
-    fn line(&self, line: String) {
+impl HubSink {
+    /// Publishes a line; with a write-ahead log, its file position goes into
+    /// the log with it and into the stream's checkpoint.
+    fn publish(&self, line: &str, position: Option<FilePosition>) {
         self.metrics.lines_read.inc();
-        match self
-            .hub
-            .publish(&self.stream.channel, crate::sse::DEFAULT_EVENT_TYPE, &line)
-        {
+        let source = position.map(|p| SourcePosition {
+            dev: p.dev,
+            ino: p.ino,
+            offset: p.offset,
+            fingerprint: crate::wal::Fingerprint {
+                len: p.fingerprint.len,
+                crc: p.fingerprint.crc,
+            },
+        });
+        match self.hub.publish_line(&self.stream.channel, line, source) {
             Ok(_) => {
                 self.metrics.events_published.inc();
+                if let (Some(log), Some(position)) = (self.hub.log(), source) {
+                    log.checkpoints().set(
+                        &self.stream.name,
+                        FileCheckpoint {
+                            path: self.stream.path.clone(),
+                            position,
+                        },
+                    );
+                }
             }
             Err(e) => tracing::warn!(stream = %self.stream.name, "dropping line: {e}"),
         }
+    }
+}
+
+impl LineSink for HubSink {
+    fn line(&self, line: String) {
+        self.publish(&line, None);
+    }
+
+    fn line_at(&self, line: String, position: FilePosition) {
+        self.publish(&line, Some(position));
     }
 
     fn state(&self, state: FollowState) {
@@ -118,6 +151,26 @@ impl LogStreams {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
+        if let Some(log) = hub.log().cloned() {
+            let token = shutdown.clone();
+            tracker.spawn(async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tick.tick() => {}
+                    }
+                    if log.checkpoints().is_dirty() {
+                        let log = log.clone();
+                        let saved =
+                            tokio::task::spawn_blocking(move || log.checkpoints().save()).await;
+                        if let Ok(Err(e)) = saved {
+                            tracing::warn!("cannot save follower checkpoints: {e}");
+                        }
+                    }
+                }
+            });
+        }
         LogStreams {
             inner: Arc::new(Inner {
                 hub,
@@ -169,18 +222,50 @@ impl LogStreams {
         }
     }
 
-    /// Adds a stream for `path` and spawns its follower.
+    /// Adds a stream for `path` and spawns its follower; with a write-ahead
+    /// log, the follower goes on from where the previous run stopped.
     pub fn follow(&self, name: &str, path: &Path) -> Arc<LogStream> {
         let stream = self.add(name, &path.display().to_string());
         let sink = self.sink(&stream);
+        let resume = self.resume_position(&stream);
         let (opts, shutdown) = (self.inner.opts.clone(), self.inner.shutdown.clone());
-        self.inner.tracker.spawn(follow::follow_file(
+        self.inner.tracker.spawn(follow::follow_file_from(
             path.to_path_buf(),
+            resume,
             opts,
             sink,
             shutdown,
         ));
         stream
+    }
+
+    /// Where a previous run stopped reading `stream`'s file: the position
+    /// stored with its newest line in the event log, else its saved
+    /// checkpoint; none if the stream followed another path then.
+    fn resume_position(&self, stream: &LogStream) -> Option<FilePosition> {
+        let log = self.inner.hub.log()?;
+        let saved = log.checkpoints().get(&stream.name);
+        if saved.as_ref().is_some_and(|c| c.path != stream.path) {
+            return None;
+        }
+        let newest = match log.last_record_of(&stream.channel) {
+            Ok(record) => record.and_then(|r| r.source),
+            Err(e) => {
+                tracing::warn!(stream = %stream.name, "cannot read the last position: {e}");
+                None
+            }
+        };
+        let position = newest.or(saved.map(|c| c.position))?;
+        tracing::info!(stream = %stream.name, offset = position.offset, "resuming from checkpoint");
+        Some(FilePosition {
+            dev: position.dev,
+            ino: position.ino,
+            offset: position.offset,
+            fingerprint: Fingerprint {
+                len: position.fingerprint.len,
+                crc: position.fingerprint.crc,
+            },
+        })
     }
 
     fn sink(&self, stream: &Arc<LogStream>) -> Arc<dyn LineSink> {

@@ -5,6 +5,7 @@ mod assets;
 mod channels;
 mod demo;
 mod error;
+mod history;
 mod metrics;
 mod stream;
 
@@ -72,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/events", get(channels::events))
         .route("/channels/{channel}", post(channels::publish))
         .route("/api/broadcast", post(channels::broadcast))
+        .route("/api/history", get(history::history))
         .route("/stream", get(demo::stream))
         .route("/stream-numbers", get(demo::stream_numbers))
         .route("/metrics", get(metrics::metrics))

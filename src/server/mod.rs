@@ -115,8 +115,14 @@ pub async fn run(
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
     if let Some(log) = log {
-        // The last fsync, off the runtime.
-        let _ = tokio::task::spawn_blocking(move || log.close()).await;
+        // The last checkpoints and fsync, off the runtime.
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = log.checkpoints().save() {
+                tracing::warn!("cannot save follower checkpoints: {e}");
+            }
+            log.close();
+        })
+        .await;
     }
     drop(demo_dir);
     served

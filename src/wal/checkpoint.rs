@@ -31,9 +31,6 @@ pub struct FileCheckpoint {
     /// The file (device, inode, fingerprint) and the offset after the last
     /// line published.
     pub position: SourcePosition,
-    /// Sequence number of the record of that line (0: none). A record of the
-    /// stream with a higher number is newer than this checkpoint.
-    pub seq: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -187,7 +184,6 @@ mod tests {
                 offset,
                 fingerprint: Fingerprint::of(b"first line\n"),
             },
-            seq: offset * 10,
         }
     }
 

@@ -389,6 +389,8 @@ pub struct Wal {
     shared: Arc<Shared>,
     epoch: u32,
     recovery: Recovery,
+    /// The followers' checkpoints, in the same (locked) directory.
+    checkpoints: Checkpoints,
     /// std mutex: taken only to join the syncer on close.
     syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -437,6 +439,7 @@ impl Wal {
             names.insert(n.clone());
             n
         };
+        let checkpoints = Checkpoints::load(data_dir)?;
         let mut recovery = Recovery::default();
         let (mut segments, newest_lost) = load_segments(&dir, intern, &mut recovery)?;
         let last_seq = last_seq_of(&segments);
@@ -515,6 +518,7 @@ impl Wal {
             shared,
             epoch,
             recovery,
+            checkpoints,
             syncer: Mutex::new(Some(syncer)),
         })
     }
@@ -522,6 +526,11 @@ impl Wal {
     /// The epoch of new records: part of every id this log hands out.
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// The followers' checkpoints (`DIR/checkpoints.json`).
+    pub fn checkpoints(&self) -> &Checkpoints {
+        &self.checkpoints
     }
 
     /// What opening found and repaired.

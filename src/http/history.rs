@@ -1,0 +1,128 @@
+//! `GET /api/history?channel=C&q=REGEX&before=ID&limit=N`: retained events
+//! of one channel, newest first, from memory or (with `--data-dir`) from
+//! the write-ahead log.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use regex::RegexBuilder;
+
+use super::{ApiError, AppState, GREP_SIZE_LIMIT};
+use crate::hub::HistoryPage;
+
+/// Events per page when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Most events per page; a larger `limit` is cut to it.
+pub const MAX_LIMIT: usize = 1000;
+
+/// The parsed query.
+struct HistoryParams {
+    channel: String,
+    q: Option<regex::Regex>,
+    before: Option<String>,
+    limit: usize,
+}
+
+impl HistoryParams {
+    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut channel = None;
+        let mut q = None;
+        let mut before = None;
+        let mut limit = DEFAULT_LIMIT;
+        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*key {
+                "channel" => channel = Some(value.into_owned()),
+                "q" if !value.is_empty() => {
+                    let regex = RegexBuilder::new(&value)
+                        .size_limit(GREP_SIZE_LIMIT)
+                        .build()
+                        .map_err(|e| ApiError::bad_request("invalid regex", e.to_string()))?;
+                    q = Some(regex);
+                }
+                "before" if !value.is_empty() => before = Some(value.into_owned()),
+                "limit" => {
+                    limit = match value.parse::<usize>() {
+                        Ok(n) if n > 0 => n.min(MAX_LIMIT),
+                        _ => {
+                            return Err(ApiError::bad_request(
+                                "invalid limit",
+                                format!(
+                                    "limit must be an integer from 1 to {MAX_LIMIT}, got {value:?}"
+                                ),
+                            ))
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let channel = channel.ok_or_else(|| {
+            ApiError::bad_request("no channel", "name the channel: /api/history?channel=NAME")
+        })?;
+        crate::hub::validate_channel_name(&channel)?;
+        Ok(HistoryParams {
+            channel,
+            q,
+            before,
+            limit,
+        })
+    }
+}
+
+/// `GET /api/history`.
+pub async fn history(
+    State(app): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<HistoryPage>, ApiError> {
+    let params = HistoryParams::parse(query.as_deref())?;
+    let hub = app.hub.clone();
+    // Reading the log is file I/O, and a regex over many events is CPU:
+    // neither runs on the async workers.
+    let page = tokio::task::spawn_blocking(move || {
+        let filter = |data: &str| params.q.as_ref().is_none_or(|q| q.is_match(data));
+        hub.history(
+            &params.channel,
+            params.before.as_deref(),
+            params.limit,
+            &filter,
+        )
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "history failed",
+            e.to_string(),
+        )
+    })??;
+    Ok(Json(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_checked() {
+        let p = HistoryParams::parse(Some("channel=a&q=ERR%7CWARN&before=x-1&limit=5000")).unwrap();
+        assert_eq!(p.channel, "a");
+        assert!(p.q.unwrap().is_match("WARN"));
+        assert_eq!(p.before.as_deref(), Some("x-1"));
+        assert_eq!(p.limit, MAX_LIMIT);
+        assert_eq!(
+            HistoryParams::parse(Some("channel=a")).unwrap().limit,
+            DEFAULT_LIMIT
+        );
+        for (bad, error) in [
+            ("", "no channel"),
+            ("channel=a%20b", "invalid channel name"),
+            ("channel=a&q=(", "invalid regex"),
+            ("channel=a&limit=0", "invalid limit"),
+            ("channel=a&limit=-1", "invalid limit"),
+        ] {
+            let err = HistoryParams::parse(Some(bad)).err().unwrap();
+            assert_eq!(err.error, error, "{bad}");
+        }
+    }
+}
