@@ -120,7 +120,8 @@ fn publish_run(a: &PublishArgs) -> Result<PublishReport> {
                 let mut errors = 0;
                 for i in 0..share {
                     let mut data = format!("{p} {i} ");
-                    data.extend(std::iter::repeat_n('x', size.saturating_sub(data.len())));
+                    let pad = size.saturating_sub(data.len());
+                    data.push_str(&"x".repeat(pad));
                     let sent = Instant::now();
                     if publisher.post(&path, data.as_bytes())? != 200 {
                         errors += 1;
