@@ -14,7 +14,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -78,9 +78,19 @@ impl SyncShared {
     }
 }
 
-/// The syncer thread's loop; returns after [`SyncShared::stop`].
+/// With `--fsync always`, records nobody waits for (log lines) are still
+/// synced at least this often.
+const ALWAYS_BACKSTOP: Duration = Duration::from_secs(1);
+
+/// The syncer thread's loop; returns after [`SyncShared::stop`]. It syncs
+/// as soon as somebody waits for a record not yet durable, and otherwise on
+/// the timer (`--fsync 1s`, or a one-second backstop under `always`).
 pub(crate) fn run(shared: Arc<Shared>, policy: FsyncPolicy) {
     let sync = &shared.sync;
+    let interval = match policy {
+        FsyncPolicy::Always => ALWAYS_BACKSTOP,
+        FsyncPolicy::Every(interval) => interval,
+    };
     let mut last_sync = Instant::now();
     loop {
         let stop = {
@@ -90,21 +100,16 @@ pub(crate) fn run(shared: Arc<Shared>, policy: FsyncPolicy) {
                 if state.stop || state.requested > durable {
                     break;
                 }
-                match policy {
-                    FsyncPolicy::Always => state = sync.wake.wait(state).expect("sync lock"),
-                    FsyncPolicy::Every(interval) => {
-                        let due = last_sync + interval;
-                        let now = Instant::now();
-                        if now >= due {
-                            break;
-                        }
-                        state = sync
-                            .wake
-                            .wait_timeout(state, due - now)
-                            .expect("sync lock")
-                            .0;
-                    }
+                let due = last_sync + interval;
+                let now = Instant::now();
+                if now >= due {
+                    break;
                 }
+                state = sync
+                    .wake
+                    .wait_timeout(state, due - now)
+                    .expect("sync lock")
+                    .0;
             }
             state.stop
         };

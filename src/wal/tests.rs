@@ -609,6 +609,19 @@ async fn the_timer_policy_makes_appends_durable_within_its_interval() {
     wal.wait_durable(2).await.unwrap();
 }
 
+#[tokio::test]
+async fn under_fsync_always_records_nobody_waits_for_are_synced_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::new(FsyncPolicy::Always, 1 << 30)).unwrap();
+    // A log line: appended, never waited for.
+    append(&wal, &[("log:app", "line")]);
+    let mut rx = wal.shared.sync.durable.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|d| d.seq >= 1))
+        .await
+        .expect("synced by the backstop")
+        .unwrap();
+}
+
 #[test]
 fn close_makes_everything_durable() {
     let dir = tempfile::tempdir().unwrap();
