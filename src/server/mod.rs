@@ -135,7 +135,9 @@ async fn open_durable_hub(dir: &std::path::Path, config: &ServeConfig) -> io::Re
     let dir = dir.to_path_buf();
     let opts = WalOptions::new(config.fsync, config.retention_bytes as u64);
     let (history, max_channels) = (config.history, config.max_channels);
-    let warm_bytes = config.history_bytes as u64;
+    // Events take about twice their log size in memory (data and the
+    // encoded frame): warm with half of --history-bytes.
+    let warm_bytes = config.history_bytes as u64 / 2;
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let log = Wal::open(&dir, opts).map_err(io::Error::other)?;

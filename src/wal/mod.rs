@@ -50,7 +50,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub use checkpoint::{Checkpoints, FileCheckpoint};
-pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryPage, HistoryQuery};
+pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryPage, HistoryQuery, SCAN_BUDGET};
 pub use record::{EncodeError, Fingerprint, NewRecord, Record, RecordView, SourcePosition};
 pub use sync::Durable;
 

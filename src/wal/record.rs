@@ -17,7 +17,7 @@
 use std::fmt;
 
 /// Bytes before the body: length and checksum.
-pub(crate) const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = 8;
 /// Fixed part of the body: seq, time, channel length, flags, type length.
 const FIXED_LEN: usize = 8 + 8 + 1 + 1 + 2;
 /// Bytes of an encoded [`SourcePosition`].
