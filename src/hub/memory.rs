@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 
 use super::{
-    validate_channel_name, ChannelInfo, ChannelRequest, Delivery, HubError, Published, Start,
-    StoredEvent,
+    validate_channel_name, ChannelInfo, ChannelName, ChannelRequest, Delivery, HubError, Published,
+    ResetReason, Start, StoredEvent,
 };
 
 /// Most events handed to a subscriber per batch; bounds the work done under
@@ -73,7 +73,7 @@ struct ChannelInner {
 /// Whether an empty, unsubscribed channel stays: log streams are listed
 /// before their first line, and every stream includes the broadcast channel.
 fn is_pinned(name: &str) -> bool {
-    name.starts_with(super::LOG_PREFIX) || name == super::BROADCAST_CHANNEL
+    ChannelName::parse(name).is_ok_and(|name| name.kind().is_pinned())
 }
 
 impl MemoryHub {
@@ -215,7 +215,7 @@ impl MemoryHub {
             channels,
             notify,
             cursor: snapshot,
-            lag_reason: "lagged",
+            lag_reason: ResetReason::Lagged,
             initial: Vec::new(),
         };
         match start {
@@ -223,7 +223,7 @@ impl MemoryHub {
             Start::After(id) => match self.parse_id(&id).filter(|&seq| seq <= snapshot) {
                 Some(seq) => {
                     sub.cursor = seq;
-                    sub.lag_reason = "too old";
+                    sub.lag_reason = ResetReason::TooOld;
                 }
                 None => {
                     sub.cursor = 0;
@@ -235,7 +235,7 @@ impl MemoryHub {
                         }
                         sub.initial.push(Delivery::Reset {
                             channel: ch.name.clone(),
-                            reason: "unknown id",
+                            reason: ResetReason::UnknownId,
                         });
                     }
                 }
@@ -283,7 +283,7 @@ pub struct MemorySubscription {
     acked_evictions: Vec<u64>,
     /// Reason given for the next eviction found: "too old" right after a
     /// resume, then "lagged".
-    lag_reason: &'static str,
+    lag_reason: ResetReason,
     /// Deliveries decided at subscribe time (resets, backlog).
     initial: Vec<Delivery>,
 }
@@ -343,7 +343,7 @@ impl MemorySubscription {
                 events.push(event.clone());
             }
         }
-        self.lag_reason = "lagged";
+        self.lag_reason = ResetReason::Lagged;
         if self.channels.len() > 1 {
             events.sort_by_key(|e| e.seq);
         }

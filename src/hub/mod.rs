@@ -11,6 +11,7 @@
 //! that a Redis Streams backend can sit beside the in-memory one.
 
 mod memory;
+mod name;
 
 use std::sync::{Arc, OnceLock};
 
@@ -18,14 +19,7 @@ use bytes::Bytes;
 
 pub use memory::{MemoryHub, MemorySubscription};
 
-/// The channel that carries broadcasts; every subscription includes it.
-pub const BROADCAST_CHANNEL: &str = "broadcast";
-
-/// Prefix of the read-only channels that carry log streams.
-pub const LOG_PREFIX: &str = "log:";
-
-/// Longest allowed channel name, in characters.
-pub const MAX_CHANNEL_NAME: usize = 128;
+pub use name::{ChannelKind, ChannelName, BROADCAST_CHANNEL, LOG_PREFIX, MAX_CHANNEL_NAME};
 
 /// Errors a hub operation can report.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,33 +41,56 @@ pub enum HubError {
 }
 
 /// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
-/// starting with a letter or digit.
+/// starting with a letter or digit. Prefer [`ChannelName::parse`], which
+/// keeps the result.
 ///
 /// # Errors
 /// [`HubError::InvalidName`] saying which rule the name breaks.
 pub fn validate_channel_name(name: &str) -> Result<(), HubError> {
-    let bad = |why| {
-        Err(HubError::InvalidName {
-            name: name.chars().take(MAX_CHANNEL_NAME + 8).collect(),
-            why,
-        })
-    };
-    let Some(first) = name.chars().next() else {
-        return bad("it is empty");
-    };
-    if name.chars().count() > MAX_CHANNEL_NAME {
-        return bad("it is longer than 128 characters");
+    ChannelName::parse(name).map(drop)
+}
+
+/// Why a subscriber is told that it missed events of a channel (the
+/// `reason` of a `reset` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResetReason {
+    /// A live subscriber fell so far behind that the events it had not yet
+    /// taken left the history.
+    Lagged,
+    /// A resume (`Last-Event-ID`) asked for events that already left the
+    /// history.
+    TooOld,
+    /// The `Last-Event-ID` is not an id of this run (garbage, another run's,
+    /// from the future, not ASCII): nothing can be resumed.
+    UnknownId,
+    /// The backend lost the history it resumes from (e.g. a Redis stream
+    /// that was trimmed or flushed underneath the server).
+    HistoryLost,
+}
+
+impl ResetReason {
+    /// The text sent to clients: `lagged`, `too old`, `unknown id`,
+    /// `history lost`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetReason::Lagged => "lagged",
+            ResetReason::TooOld => "too old",
+            ResetReason::UnknownId => "unknown id",
+            ResetReason::HistoryLost => "history lost",
+        }
     }
-    if !first.is_ascii_alphanumeric() {
-        return bad("it must start with a letter or digit");
+}
+
+impl std::fmt::Display for ResetReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-    {
-        return bad("only letters, digits and _ . : - are allowed");
+}
+
+impl serde::Serialize for ResetReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
-    Ok(())
 }
 
 /// One event as stored in a channel's history and shared by all subscribers.
@@ -138,8 +155,8 @@ pub enum Delivery {
     Reset {
         /// The channel that lost events for this subscriber.
         channel: Arc<str>,
-        /// Why: `lagged`, `too old`, `unknown id`.
-        reason: &'static str,
+        /// Why.
+        reason: ResetReason,
     },
 }
 
@@ -290,29 +307,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channel_names() {
-        for ok in [
-            "a",
-            "news",
-            "log:app.log",
-            "A_b-c.d:e",
-            "9lives",
-            &"x".repeat(128),
+    fn reset_reasons_are_sent_as_text() {
+        for (reason, text) in [
+            (ResetReason::Lagged, "lagged"),
+            (ResetReason::TooOld, "too old"),
+            (ResetReason::UnknownId, "unknown id"),
+            (ResetReason::HistoryLost, "history lost"),
         ] {
-            assert_eq!(validate_channel_name(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "-a",
-            ".a",
-            ":a",
-            "a b",
-            "a/b",
-            "é",
-            "a\n",
-            &"x".repeat(129),
-        ] {
-            assert!(validate_channel_name(bad).is_err(), "{bad:?}");
+            assert_eq!(reason.as_str(), text);
+            assert_eq!(reason.to_string(), text);
+            assert_eq!(serde_json::to_value(reason).unwrap(), text);
         }
     }
 }
