@@ -297,7 +297,7 @@ async fn events_with_more_channels_than_the_limit_is_400_and_registers_nothing()
         let status = resp.status().as_u16();
         assert_eq!(status, 400, "{n} channels were served");
         let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
-        let detail = assert_error(&(status, body), 400, "too many channels");
+        let detail = assert_error(&(status, body), 400, "too many stream channels");
         assert!(detail.contains("64"), "{detail}");
         assert!(detail.contains("--max-stream-channels"), "{detail}");
     }
@@ -309,6 +309,15 @@ async fn events_with_more_channels_than_the_limit_is_400_and_registers_nothing()
     // A name repeated is one channel; the limit itself is served.
     let at_limit = format!("/events?{}&channel=c0&channel=c1", query(64));
     let sse = Sse::connect(&server.url(&at_limit)).await;
+    assert_eq!(sse.status, 200);
+
+    // The limit is --max-stream-channels.
+    let small = Server::start(&["--max-stream-channels", "2", "{dir}/app.log"]);
+    let resp = get(&small.url("/events?channel=a&channel=b&channel=c")).await;
+    let body = serde_json::from_str(&resp.1).unwrap();
+    let detail = assert_error(&(resp.0, body), 400, "too many stream channels");
+    assert!(detail.contains("at most 2"), "{detail}");
+    let sse = Sse::connect(&small.url("/events?channel=a&channel=b")).await;
     assert_eq!(sse.status, 200);
 }
 
