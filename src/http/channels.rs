@@ -11,7 +11,9 @@ use axum::response::Response;
 use axum::Json;
 
 use super::{stream, ApiError, AppState, Framing, StreamParams};
-use crate::hub::{validate_channel_name, ChannelRequest, BROADCAST_CHANNEL, LOG_PREFIX};
+use crate::hub::{
+    validate_channel_name, ChannelName, ChannelRequest, BROADCAST_CHANNEL, LOG_PREFIX,
+};
 
 /// Longest event type accepted from publishers, in characters.
 pub const MAX_EVENT_TYPE: usize = 64;
@@ -26,15 +28,15 @@ fn channel_request(
     name: &str,
     tail: Option<usize>,
 ) -> Result<ChannelRequest, ApiError> {
-    validate_channel_name(name)?;
-    if let Some(log) = name.strip_prefix(LOG_PREFIX) {
+    let name = ChannelName::parse(name)?;
+    if let Some(log) = name.log_stream() {
         if app.streams.get(log).is_none() {
             return Err(ApiError::not_found(format!(
                 "no log stream named {log:?}; see /api/streams"
             )));
         }
         return Ok(ChannelRequest::new(
-            name,
+            name.clone(),
             tail.unwrap_or(app.config.backlog),
         ));
     }

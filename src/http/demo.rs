@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{stream, ApiError, AppState, Framing, StreamParams};
-use crate::hub::{ChannelRequest, Hub};
+use crate::hub::{ChannelName, ChannelRequest, Hub};
 use crate::metrics::Metrics;
 use crate::sse;
 
@@ -29,6 +29,7 @@ pub fn spawn_demo_feed(
     tracker: &TaskTracker,
     shutdown: CancellationToken,
 ) {
+    let channel = ChannelName::parse(DEMO_CHANNEL).expect("a valid channel name");
     tracker.spawn(async move {
         let start = tokio::time::Instant::now();
         let every = |secs| tokio::time::interval_at(start + Duration::from_secs(secs), Duration::from_secs(secs));
@@ -57,7 +58,7 @@ pub fn spawn_demo_feed(
                     ("notification", serde_json::json!({"title": "Demo notification", "message": format!("Something happened ({level})"), "level": level, "timestamp": now()}))
                 }
             };
-            if hub.publish(DEMO_CHANNEL, event, &data.to_string()).is_ok() {
+            if hub.publish(&channel, event, &data.to_string()).is_ok() {
                 metrics.events_published.inc();
             }
         }
@@ -75,7 +76,8 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = StreamParams::parse(query.as_deref(), &headers)?;
-    let request = ChannelRequest::new(DEMO_CHANNEL, params.tail.unwrap_or(0));
+    let channel = ChannelName::parse(DEMO_CHANNEL).expect("a valid channel name");
+    let request = ChannelRequest::new(channel, params.tail.unwrap_or(0));
     let mut sse = app.open_stream(
         vec![request],
         params,

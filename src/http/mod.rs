@@ -27,7 +27,7 @@ pub use metrics::spawn_host_sampler;
 pub use stream::{ConnectionGuard, Filter, Framing, SseStream};
 
 use crate::config::ServeConfig;
-use crate::hub::{ChannelRequest, Hub, Start, BROADCAST_CHANNEL, LOG_PREFIX};
+use crate::hub::{ChannelName, ChannelRequest, Hub, Start, LOG_PREFIX};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
@@ -187,7 +187,7 @@ impl AppState {
         }
         channels.push(ChannelRequest {
             implicit: true,
-            ..ChannelRequest::new(BROADCAST_CHANNEL, 0)
+            ..ChannelRequest::new(ChannelName::broadcast(), 0)
         });
         let start = params.start();
         if matches!(start, Start::After(_)) {
@@ -248,7 +248,7 @@ impl AppState {
             vec![request],
             params,
             Framing::Plain,
-            Some(log.channel.clone()),
+            Some(log.channel.to_string()),
         )?;
         Ok(stream::response(sse))
     }
@@ -260,7 +260,8 @@ impl AppState {
         event_type: &str,
         data: &str,
     ) -> Result<crate::hub::Published, ApiError> {
-        match self.hub.publish(channel, event_type, data) {
+        let channel = ChannelName::parse(channel).map_err(|e| self.refused(e.into()))?;
+        match self.hub.publish(&channel, event_type, data) {
             Ok(published) => {
                 self.metrics.events_published.inc();
                 Ok(published)

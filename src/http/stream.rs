@@ -95,7 +95,7 @@ impl Filter {
             Some(channel) => *event.channel == **channel,
             None => &*event.channel != crate::hub::BROADCAST_CHANNEL,
         };
-        !applies || self.regex.is_match(&event.data)
+        !applies || self.regex.is_match(&event.data())
     }
 }
 
