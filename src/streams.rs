@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::FileSpec;
 use crate::follow::{self, FollowOptions, FollowState, LineSink};
-use crate::hub::{Hub, LOG_PREFIX};
+use crate::hub::{ChannelName, Hub, LOG_PREFIX};
 use crate::metrics::Metrics;
 
 /// One followed file (or stdin).
@@ -20,7 +20,7 @@ pub struct LogStream {
     /// Stream name, without the `log:` prefix.
     pub name: String,
     /// Hub channel carrying its lines (`log:NAME`).
-    pub channel: String,
+    pub channel: ChannelName,
     /// The followed path (`-` for stdin).
     pub path: String,
     /// What the follower is doing now (std mutex: never held across await).
@@ -202,7 +202,7 @@ impl LogStreams {
             name = format!("{base}-{suffix}");
             suffix += 1;
         }
-        let channel = format!("{LOG_PREFIX}{name}");
+        let channel = ChannelName::log(&name).expect("sanitised names are valid");
         if let Err(e) = self.inner.hub.ensure_channel(&channel) {
             tracing::warn!("log stream {name}: {e}");
         }
@@ -256,7 +256,7 @@ mod tests {
     #[tokio::test]
     async fn clashing_names_get_suffixes() {
         let streams = LogStreams::new(
-            Hub::memory(10, 100),
+            Hub::memory(crate::hub::HubLimits::default()),
             Arc::new(Metrics::new()),
             FollowOptions::default(),
             CancellationToken::new(),

@@ -32,7 +32,7 @@ fn channel_request(
         }
         None => tail.unwrap_or(0),
     };
-    let request = ChannelRequest::new(channel.as_str(), tail);
+    let request = ChannelRequest::new(channel.clone(), tail);
     Ok((channel, request))
 }
 

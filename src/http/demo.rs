@@ -26,6 +26,11 @@ use crate::sse;
 /// Hub channel carrying the shared `/stream` feed.
 pub const DEMO_CHANNEL: &str = "stream";
 
+/// [`DEMO_CHANNEL`] as a channel name.
+fn demo_channel() -> ChannelName {
+    ChannelName::parse(DEMO_CHANNEL).expect("DEMO_CHANNEL is a valid channel name")
+}
+
 /// Data of the demo feed's `message` events.
 #[derive(Serialize)]
 struct DemoMessage {
@@ -75,6 +80,7 @@ pub fn spawn_demo_feed(
     tracker: &TaskTracker,
     shutdown: CancellationToken,
 ) {
+    let channel = demo_channel();
     tracker.spawn(async move {
         let start = tokio::time::Instant::now();
         let every = |secs| tokio::time::interval_at(start + Duration::from_secs(secs), Duration::from_secs(secs));
@@ -112,7 +118,7 @@ pub fn spawn_demo_feed(
                     }))
                 }
             };
-            if hub.publish(DEMO_CHANNEL, event, &data).is_ok() {
+            if hub.publish(&channel, event, &data).is_ok() {
                 metrics.events_published.inc();
             }
         }
@@ -130,8 +136,8 @@ pub async fn demo_feed(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = SseParams::parse(query.as_deref(), &headers)?;
-    let channel = ChannelName::parse(DEMO_CHANNEL)?;
-    let request = ChannelRequest::new(channel.as_str(), params.tail.unwrap_or(0));
+    let channel = demo_channel();
+    let request = ChannelRequest::new(channel.clone(), params.tail.unwrap_or(0));
     let mut body = app.subscribe_sse(
         vec![request],
         params,

@@ -50,6 +50,12 @@ impl From<HubError> for ApiError {
                 "too many channels",
                 e.to_string(),
             ),
+            HubError::BatchTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch too large",
+                e.to_string(),
+            ),
+            HubError::EmptyBatch => ApiError::bad_request("no events", e.to_string()),
         }
     }
 }

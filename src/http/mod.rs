@@ -30,7 +30,7 @@ pub use publish::NewEvent;
 pub use sse_body::{Filter, FilterScope, Framing, OpenStreamGuard, SseBody};
 
 use crate::config::ServeConfig;
-use crate::hub::{ChannelName, ChannelRequest, Hub};
+use crate::hub::{Batch, ChannelName, ChannelRequest, Hub, Start};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 use params::SseParams;
@@ -111,17 +111,6 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     Some(layer.allow_origin(AllowOrigin::list(list)))
 }
 
-/// What a batch publish reports (see [`AppState::publish_batch`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchPublished {
-    /// Id of the first event.
-    pub first_id: String,
-    /// Id of the last event.
-    pub last_id: String,
-    /// Subscribers of the channel when the events were published.
-    pub subscribers: usize,
-}
-
 impl AppState {
     /// Subscribes an SSE response to `channels` (plus the broadcast
     /// channel); `?grep` filters the events in `filter_scope`.
@@ -151,13 +140,12 @@ impl AppState {
         }
         channels.push(ChannelRequest {
             implicit: true,
-            ..ChannelRequest::new(ChannelName::broadcast().as_str(), 0)
+            ..ChannelRequest::new(ChannelName::broadcast(), 0)
         });
-        let start = params.last_event_id.start();
-        if matches!(start, crate::hub::Start::After(_)) {
+        if matches!(params.start, Start::After(_)) {
             self.metrics.resumes.inc();
         }
-        let subscription = self.hub.subscribe(&channels, start)?;
+        let subscription = self.hub.subscribe(&channels, params.start)?;
         let filter = params.grep.map(|regex| Filter {
             scope: filter_scope,
             regex,
@@ -204,9 +192,9 @@ impl AppState {
         let log = self.streams.get(name).ok_or_else(|| {
             ApiError::not_found(format!("no log stream named {name:?}; see /api/streams"))
         })?;
-        let channel = ChannelName::parse(&log.channel)?;
+        let channel = log.channel.clone();
         let request =
-            ChannelRequest::new(channel.as_str(), params.tail.unwrap_or(self.config.backlog));
+            ChannelRequest::new(channel.clone(), params.tail.unwrap_or(self.config.backlog));
         let body = self.subscribe_sse(
             vec![request],
             params,
@@ -234,25 +222,18 @@ impl AppState {
 
     /// Publishes `events` (at least one) to `channel` with consecutive ids,
     /// all or none, and counts them (or the refusal).
-    fn publish_batch(
-        &self,
-        channel: &ChannelName,
-        events: &[NewEvent],
-    ) -> Result<BatchPublished, ApiError> {
-        // TEMPORARY until Hub::publish_batch lands: not atomic.
-        let mut first = None;
-        let mut last = None;
-        for event in events {
-            let published = self.publish(channel, &event.event_type, &event.data)?;
-            first.get_or_insert_with(|| published.id.clone());
-            last = Some(published);
+    fn publish_batch(&self, channel: &ChannelName, events: &[NewEvent]) -> Result<Batch, ApiError> {
+        let events: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.event_type.as_str(), e.data.as_str()))
+            .collect();
+        match self.hub.publish_batch(channel, &events) {
+            Ok(batch) => {
+                self.metrics.events_published.inc_by(batch.count as u64);
+                Ok(batch)
+            }
+            Err(e) => Err(self.refused(e.into())),
         }
-        let last = last.expect("a batch holds at least one event");
-        Ok(BatchPublished {
-            first_id: first.unwrap_or_default(),
-            last_id: last.id,
-            subscribers: last.subscribers,
-        })
     }
 
     /// Counts a refused publish by status and passes the error on.
@@ -310,7 +291,7 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> Json<Vec<StreamEntry>>
     for log in app.streams.list() {
         let info = channels.iter().find(|c| c.name == log.channel);
         out.push(StreamEntry {
-            name: log.channel.clone(),
+            name: log.channel.to_string(),
             kind: StreamKind::Log,
             path: Some(log.path.clone()),
             subscribers: info.map_or(0, |c| c.subscribers),
@@ -319,13 +300,12 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> Json<Vec<StreamEntry>>
         });
     }
     for channel in channels {
-        let kind = ChannelName::parse(&channel.name)
-            .map_or(StreamKind::Channel, |name| StreamKind::from(name.kind()));
+        let kind = StreamKind::from(channel.kind);
         if kind == StreamKind::Log {
             continue;
         }
         out.push(StreamEntry {
-            name: channel.name,
+            name: channel.name.to_string(),
             kind,
             path: None,
             subscribers: channel.subscribers,

@@ -14,44 +14,6 @@ use crate::hub::Start;
 /// take the server's memory.
 const GREP_SIZE_LIMIT: usize = 1 << 20;
 
-/// Where a client asks to resume from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum LastEventId {
-    /// No `Last-Event-ID` header and no `lastEventId` parameter: a new
-    /// client.
-    #[default]
-    Absent,
-    /// An id in printable ASCII, as every id this server hands out is.
-    Id(String),
-    /// A value that is present but not printable ASCII (non-ASCII bytes,
-    /// or control characters escaped in the query). It cannot be one of our
-    /// ids, so it is an unknown id (`reset`), never a new client.
-    Invalid,
-}
-
-impl LastEventId {
-    /// Classifies a present value.
-    fn from_bytes(value: &[u8]) -> LastEventId {
-        if value.iter().all(|b| matches!(b, b' '..=b'~' | b'\t')) {
-            // Checked above: ASCII, so UTF-8.
-            LastEventId::Id(String::from_utf8_lossy(value).into_owned())
-        } else {
-            LastEventId::Invalid
-        }
-    }
-
-    /// Where the subscription starts.
-    pub fn start(&self) -> Start {
-        match self {
-            LastEventId::Absent => Start::Now,
-            LastEventId::Id(id) => Start::After(id.clone()),
-            // The empty id is garbage to the hub, which answers it with
-            // `reset` (`unknown id`) and what it still has.
-            LastEventId::Invalid => Start::After(String::new()),
-        }
-    }
-}
-
 /// Query parameters and resume id shared by the SSE endpoints.
 #[derive(Debug, Default)]
 pub struct SseParams {
@@ -59,8 +21,11 @@ pub struct SseParams {
     pub tail: Option<usize>,
     /// `?grep=REGEX`: server-side filter.
     pub grep: Option<Regex>,
-    /// The resume id; the header wins over `?lastEventId`.
-    pub last_event_id: LastEventId,
+    /// Where the subscription starts: after the `Last-Event-ID` header or
+    /// else the `?lastEventId` parameter when either is present (whatever
+    /// its bytes: the hub answers anything that is not one of its ids with
+    /// `reset`, `unknown id`), otherwise now.
+    pub start: Start,
     /// `?channel=` values in order, each once (`/events`).
     pub channels: Vec<String>,
 }
@@ -115,10 +80,8 @@ impl SseParams {
                     params.grep = Some(regex);
                 }
                 // Decoded from percent-escapes as UTF-8 (lossily): an
-                // escaped non-ASCII byte stays non-ASCII.
-                "lastEventId" => {
-                    params.last_event_id = LastEventId::from_bytes(value.as_bytes());
-                }
+                // escaped non-ASCII byte stays non-ASCII, so never an id.
+                "lastEventId" => params.start = Start::After(value.into_owned()),
                 "channel" => {
                     let Some(max_channels) = max_channels else {
                         continue;
@@ -140,10 +103,12 @@ impl SseParams {
             }
         }
         // The header wins: a browser sends it on reconnect, with a newer id
-        // than the one fixed in the URL. Values with control characters
-        // never get here: both HTTP parsers refuse them with 400.
+        // than the one fixed in the URL. It is taken as bytes: a value that
+        // is not ASCII is an unknown id, never an absent one. Values with
+        // control characters never get here: both HTTP parsers refuse them
+        // with 400.
         if let Some(id) = headers.get("last-event-id") {
-            params.last_event_id = LastEventId::from_bytes(id.as_bytes());
+            params.start = Start::after_bytes(id.as_bytes());
         }
         Ok(params)
     }
@@ -162,22 +127,30 @@ mod tests {
         SseParams::parse_with_channels(Some(query), &headers, 3)
     }
 
+    fn start(query: &str, header: Option<&[u8]>) -> Option<String> {
+        match parse(query, header).unwrap().start {
+            Start::Now => None,
+            Start::After(id) => Some(id),
+        }
+    }
+
     #[test]
-    fn last_event_id_is_absent_an_id_or_not_ascii() {
-        let id = |q: &str, h: Option<&[u8]>| parse(q, h).unwrap().last_event_id;
-        assert_eq!(id("", None), LastEventId::Absent);
-        assert_eq!(id("lastEventId=ab-1", None), LastEventId::Id("ab-1".into()));
-        assert_eq!(id("", Some(b"ab-2")), LastEventId::Id("ab-2".into()));
-        assert_eq!(id("lastEventId=x", Some(b"y")), LastEventId::Id("y".into()));
-        assert_eq!(id("", Some(b"caf\xc3\xa9")), LastEventId::Invalid);
-        assert_eq!(id("", Some(b"\xff")), LastEventId::Invalid);
-        assert_eq!(id("lastEventId=%C3%A9", None), LastEventId::Invalid);
-        assert_eq!(id("lastEventId=%FF", None), LastEventId::Invalid);
-        assert_eq!(id("lastEventId=%01", None), LastEventId::Invalid);
+    fn a_present_last_event_id_is_never_absent() {
+        assert_eq!(start("", None), None);
+        assert_eq!(start("lastEventId=ab-1", None).as_deref(), Some("ab-1"));
+        assert_eq!(start("", Some(b"ab-2")).as_deref(), Some("ab-2"));
+        assert_eq!(start("lastEventId=x", Some(b"y")).as_deref(), Some("y"));
+        // Not ASCII: present, so resumed from (and answered `unknown id`).
+        assert!(start("", Some(b"caf\xc3\xa9")).is_some());
+        assert!(start("", Some(b"\xff")).is_some());
+        assert!(start("lastEventId=%C3%A9", None).is_some());
+        assert!(start("lastEventId=%FF", None).is_some());
+        assert!(start("lastEventId=", None).is_some());
         // A non-ASCII header is not overridden by a good query value.
-        assert_eq!(id("lastEventId=ab-1", Some(b"\x80")), LastEventId::Invalid);
-        assert!(matches!(LastEventId::Invalid.start(), Start::After(_)));
-        assert!(matches!(LastEventId::Absent.start(), Start::Now));
+        assert_ne!(
+            start("lastEventId=ab-1", Some(b"\x80")).as_deref(),
+            Some("ab-1")
+        );
     }
 
     #[test]

@@ -297,7 +297,7 @@ pub async fn publish(
                 channel: &channel,
                 first_id: batch.first_id,
                 last_id: batch.last_id,
-                count: events.len(),
+                count: batch.count,
                 subscribers: batch.subscribers,
             })
             .into_response())

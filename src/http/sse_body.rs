@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{to_json, ResetNotice};
-use crate::hub::{ChannelName, Delivery, StoredEvent, Subscription};
+use crate::hub::{ChannelKind, ChannelName, Delivery, StoredEvent, Subscription};
 use crate::metrics::Metrics;
 use crate::sse;
 
@@ -95,8 +95,8 @@ pub enum FilterScope {
 impl FilterScope {
     fn covers(&self, event: &StoredEvent) -> bool {
         match self {
-            FilterScope::Channel(channel) => *channel == *event.channel,
-            FilterScope::AllButBroadcast => ChannelName::broadcast() != *event.channel,
+            FilterScope::Channel(channel) => *channel == event.channel,
+            FilterScope::AllButBroadcast => event.channel.kind() != ChannelKind::Broadcast,
         }
     }
 }
@@ -112,7 +112,7 @@ pub struct Filter {
 
 impl Filter {
     fn passes(&self, event: &StoredEvent) -> bool {
-        !self.scope.covers(event) || self.regex.is_match(&event.data)
+        !self.scope.covers(event) || self.regex.is_match(&event.data())
     }
 }
 
