@@ -255,7 +255,8 @@ impl Batches<'_> {
     /// server answers 413.
     async fn send(&mut self, batch: Vec<Vec<u8>>) -> Result<(), ClientError> {
         let first_line = self.next_line;
-        let mut parts: VecDeque<Range<usize>> = VecDeque::from([0..batch.len()]);
+        let mut parts: VecDeque<Range<usize>> = VecDeque::new();
+        parts.push_back(0..batch.len());
         while let Some(part) = parts.pop_front() {
             let body = batch[part.clone()].concat();
             let size = body.len();

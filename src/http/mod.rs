@@ -26,7 +26,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 pub use demo::spawn_demo_feed;
 pub use error::ApiError;
 pub use metrics::spawn_host_sampler;
-pub use publish::NewEvent;
+use publish::NewEvent;
 pub use sse_body::{Filter, FilterScope, Framing, OpenStreamGuard, SseBody};
 
 use crate::config::ServeConfig;

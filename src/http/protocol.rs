@@ -107,7 +107,7 @@ pub struct StreamEntry {
 
 /// `POST /channels/{c}` (one event) and `POST /api/broadcast`.
 #[derive(Debug, Serialize)]
-pub struct Published<'a> {
+pub struct PublishAnswer<'a> {
     /// The event's id.
     pub id: String,
     /// The channel it went to.
@@ -119,7 +119,7 @@ pub struct Published<'a> {
 /// `POST /channels/{c}` with an NDJSON body: `count` events numbered
 /// `first_id` to `last_id`, consecutive in the hub's order.
 #[derive(Debug, Serialize)]
-pub struct PublishedBatch<'a> {
+pub struct BulkPublishAnswer<'a> {
     /// The channel they went to.
     pub channel: &'a str,
     /// Id of the first line's event.

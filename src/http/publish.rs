@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::protocol::{Published, PublishedBatch};
+use super::protocol::{BulkPublishAnswer, PublishAnswer};
 use super::{ApiError, AppState};
 use crate::hub::{ChannelKind, ChannelName};
 
@@ -284,7 +284,7 @@ pub async fn publish(
     match request {
         PublishRequest::One(event) => {
             let published = app.publish(&channel, &event.event_type, &event.data)?;
-            Ok(Json(Published {
+            Ok(Json(PublishAnswer {
                 id: published.id,
                 channel: &channel,
                 subscribers: published.subscribers,
@@ -293,7 +293,7 @@ pub async fn publish(
         }
         PublishRequest::Batch(events) => {
             let batch = app.publish_batch(&channel, &events)?;
-            Ok(Json(PublishedBatch {
+            Ok(Json(BulkPublishAnswer {
                 channel: &channel,
                 first_id: batch.first_id,
                 last_id: batch.last_id,
@@ -322,7 +322,7 @@ pub async fn broadcast(
     };
     let channel = ChannelName::broadcast();
     let published = app.publish(&channel, BROADCAST_EVENT_TYPE, &text)?;
-    Ok(Json(Published {
+    Ok(Json(PublishAnswer {
         id: published.id,
         channel: &channel,
         subscribers: published.subscribers,
