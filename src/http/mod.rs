@@ -304,12 +304,15 @@ async fn stream_logs(
 }
 
 async fn health(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    let usage = app.hub.usage();
     Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": app.started.elapsed().as_secs_f64(),
         "connections": app.metrics.connections.get(),
-        "channels": app.hub.channels().len(),
+        "channels": usage.channels,
+        "history_events": usage.events,
+        "history_bytes": usage.bytes,
     }))
 }
 
@@ -329,6 +332,8 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> impl IntoResponse {
             "path": log.path,
             "subscribers": info.map_or(0, |c| c.subscribers),
             "last_id": info.and_then(|c| c.last_id.clone()),
+            "retained": info.map_or(0, |c| c.retained),
+            "retained_bytes": info.map_or(0, |c| c.retained_bytes),
             "state": state,
         }));
     }
@@ -338,6 +343,8 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> impl IntoResponse {
             "kind": "channel",
             "subscribers": channel.subscribers,
             "last_id": channel.last_id,
+            "retained": channel.retained,
+            "retained_bytes": channel.retained_bytes,
             "state": "open",
         }));
     }
