@@ -151,7 +151,8 @@ fn put_data(buf: &mut BytesMut, data: &str) {
 
 /// The fields of one event frame made by this module ([`encode_event`],
 /// [`PendingEvent`]), read back. The frame is the only copy the hub keeps
-/// of an event: its id, type and data are read from it when needed.
+/// of an event: its id, type and data are read from it when needed. Reading
+/// the id or the type looks at the first lines only.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameFields<'a> {
     /// The `id:` value, if the frame has one.
@@ -159,32 +160,30 @@ pub struct FrameFields<'a> {
     /// The event type ([`DEFAULT_EVENT_TYPE`] when the frame has none).
     pub event_type: &'a str,
     /// The `data:` lines, each with its LF.
-    data_lines: &'a str,
+    data_lines: &'a [u8],
 }
 
 impl<'a> FrameFields<'a> {
-    /// Reads a frame made by this module. Anything else (not UTF-8, not
-    /// ending in a blank line) reads as an event with no id and empty data.
+    /// Reads a frame made by this module. Anything else reads as well as
+    /// it can: no id, the default type, empty data.
     pub fn read(frame: &'a [u8]) -> FrameFields<'a> {
         let mut fields = FrameFields {
             id: None,
             event_type: DEFAULT_EVENT_TYPE,
-            data_lines: "",
+            data_lines: b"",
         };
-        let Ok(text) = std::str::from_utf8(frame) else {
+        let Some(mut rest) = frame.strip_suffix(b"\n") else {
             return fields;
         };
-        let Some(mut rest) = text.strip_suffix('\n') else {
-            return fields;
-        };
-        let take = |name: &str, rest: &mut &'a str| -> Option<&'a str> {
-            let line_end = rest.find('\n')?;
+        let take = |name: &[u8], rest: &mut &'a [u8]| -> Option<&'a str> {
+            let line_end = memchr::memchr(b'\n', rest)?;
             let value = rest[..line_end].strip_prefix(name)?;
+            let value = std::str::from_utf8(value).ok()?;
             *rest = &rest[line_end + 1..];
             Some(value)
         };
-        fields.id = take("id: ", &mut rest);
-        if let Some(event_type) = take("event: ", &mut rest) {
+        fields.id = take(b"id: ", &mut rest);
+        if let Some(event_type) = take(b"event: ", &mut rest) {
             fields.event_type = event_type;
         }
         fields.data_lines = rest;
@@ -194,15 +193,15 @@ impl<'a> FrameFields<'a> {
     /// The event's data: the `data:` lines joined with LF. Borrowed from
     /// the frame when it is a single line.
     pub fn data(&self) -> std::borrow::Cow<'a, str> {
+        let Ok(text) = std::str::from_utf8(self.data_lines) else {
+            return std::borrow::Cow::Borrowed("");
+        };
         let strip = |line: &'a str| {
             line.strip_prefix("data: ")
                 .or_else(|| line.strip_prefix("data:"))
                 .unwrap_or(line)
         };
-        let lines = self
-            .data_lines
-            .strip_suffix('\n')
-            .unwrap_or(self.data_lines);
+        let lines = text.strip_suffix('\n').unwrap_or(text);
         if !lines.contains('\n') {
             return std::borrow::Cow::Borrowed(strip(lines));
         }
