@@ -16,7 +16,7 @@ pub fn split_lines(data: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(data);
     std::iter::from_fn(move || {
         let text = rest?;
-        match text.find(['\r', '\n']) {
+        match memchr::memchr2(b'\r', b'\n', text.as_bytes()) {
             None => {
                 rest = None;
                 Some(text)
@@ -88,10 +88,8 @@ impl PendingEvent {
         } else {
             0
         };
-        let data_len: usize = split_lines(data)
-            .map(|line| if line.is_empty() { 6 } else { 7 + line.len() })
-            .sum();
-        let mut buf = BytesMut::with_capacity(ID_ROOM + type_len + data_len + 1);
+        // Exact for one line of data (the usual case); more lines grow it.
+        let mut buf = BytesMut::with_capacity(ID_ROOM + type_len + "data: \n\n".len() + data.len());
         buf.put_bytes(0, ID_ROOM);
         if typed {
             put_field(&mut buf, "event", event_type);
@@ -100,7 +98,8 @@ impl PendingEvent {
         PendingEvent { buf }
     }
 
-    /// Bytes allocated for the frame, room included.
+    /// Bytes allocated for the frame, room included (exact for one line
+    /// of data; several lines may leave some spare room).
     pub fn allocated(&self) -> usize {
         self.buf.capacity()
     }
@@ -152,7 +151,8 @@ fn put_data(buf: &mut BytesMut, data: &str) {
 
 /// The fields of one event frame made by this module ([`encode_event`],
 /// [`PendingEvent`]), read back. The frame is the only copy the hub keeps
-/// of an event: its id, type and data are read from it when needed.
+/// of an event: its id, type and data are read from it when needed. Reading
+/// the id or the type looks at the first lines only.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameFields<'a> {
     /// The `id:` value, if the frame has one.
@@ -160,32 +160,30 @@ pub struct FrameFields<'a> {
     /// The event type ([`DEFAULT_EVENT_TYPE`] when the frame has none).
     pub event_type: &'a str,
     /// The `data:` lines, each with its LF.
-    data_lines: &'a str,
+    data_lines: &'a [u8],
 }
 
 impl<'a> FrameFields<'a> {
-    /// Reads a frame made by this module. Anything else (not UTF-8, not
-    /// ending in a blank line) reads as an event with no id and empty data.
+    /// Reads a frame made by this module. Anything else reads as well as
+    /// it can: no id, the default type, empty data.
     pub fn read(frame: &'a [u8]) -> FrameFields<'a> {
         let mut fields = FrameFields {
             id: None,
             event_type: DEFAULT_EVENT_TYPE,
-            data_lines: "",
+            data_lines: b"",
         };
-        let Ok(text) = std::str::from_utf8(frame) else {
+        let Some(mut rest) = frame.strip_suffix(b"\n") else {
             return fields;
         };
-        let Some(mut rest) = text.strip_suffix('\n') else {
-            return fields;
-        };
-        let take = |name: &str, rest: &mut &'a str| -> Option<&'a str> {
-            let line_end = rest.find('\n')?;
+        let take = |name: &[u8], rest: &mut &'a [u8]| -> Option<&'a str> {
+            let line_end = memchr::memchr(b'\n', rest)?;
             let value = rest[..line_end].strip_prefix(name)?;
+            let value = std::str::from_utf8(value).ok()?;
             *rest = &rest[line_end + 1..];
             Some(value)
         };
-        fields.id = take("id: ", &mut rest);
-        if let Some(event_type) = take("event: ", &mut rest) {
+        fields.id = take(b"id: ", &mut rest);
+        if let Some(event_type) = take(b"event: ", &mut rest) {
             fields.event_type = event_type;
         }
         fields.data_lines = rest;
@@ -195,15 +193,15 @@ impl<'a> FrameFields<'a> {
     /// The event's data: the `data:` lines joined with LF. Borrowed from
     /// the frame when it is a single line.
     pub fn data(&self) -> std::borrow::Cow<'a, str> {
+        let Ok(text) = std::str::from_utf8(self.data_lines) else {
+            return std::borrow::Cow::Borrowed("");
+        };
         let strip = |line: &'a str| {
             line.strip_prefix("data: ")
                 .or_else(|| line.strip_prefix("data:"))
                 .unwrap_or(line)
         };
-        let lines = self
-            .data_lines
-            .strip_suffix('\n')
-            .unwrap_or(self.data_lines);
+        let lines = text.strip_suffix('\n').unwrap_or(text);
         if !lines.contains('\n') {
             return std::borrow::Cow::Borrowed(strip(lines));
         }
@@ -348,7 +346,10 @@ mod tests {
                 "{id:?} {ty:?} {data:?}"
             );
             if id.len() < 30 && !id.contains('\n') {
-                assert_eq!(allocated, ID_ROOM + frame.len() - 5 - id.len());
+                assert!(allocated >= ID_ROOM + frame.len() - 5 - id.len());
+                if !data.is_empty() && !data.contains(['\r', '\n']) {
+                    assert_eq!(allocated, ID_ROOM + frame.len() - 5 - id.len());
+                }
             }
         }
     }

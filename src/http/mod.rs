@@ -274,12 +274,15 @@ async fn first_log(
 
 /// `GET /health`.
 async fn health(State(app): State<Arc<AppState>>) -> Json<Health> {
+    let usage = app.hub.usage();
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: app.started.elapsed().as_secs_f64(),
         connections: app.metrics.open_sse_streams.get(),
-        channels: app.hub.channels().len(),
+        channels: usage.channels,
+        history_events: usage.events,
+        history_bytes: usage.bytes,
     })
 }
 
@@ -296,6 +299,8 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> Json<Vec<StreamEntry>>
             path: Some(log.path.clone()),
             subscribers: info.map_or(0, |c| c.subscribers),
             last_id: info.and_then(|c| c.last_id.clone()),
+            retained: info.map_or(0, |c| c.retained),
+            retained_bytes: info.map_or(0, |c| c.retained_bytes),
             state: StreamState::from(log.state()),
         });
     }
@@ -310,6 +315,8 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> Json<Vec<StreamEntry>>
             path: None,
             subscribers: channel.subscribers,
             last_id: channel.last_id,
+            retained: channel.retained,
+            retained_bytes: channel.retained_bytes,
             state: StreamState::Open,
         });
     }

@@ -23,6 +23,10 @@ pub struct Health {
     pub connections: i64,
     /// Channels that exist in the hub.
     pub channels: usize,
+    /// Events retained in all channels.
+    pub history_events: usize,
+    /// Bytes they hold, counted against `--history-bytes`.
+    pub history_bytes: usize,
 }
 
 /// What an `/api/streams` entry is: a followed file or a channel.
@@ -101,6 +105,10 @@ pub struct StreamEntry {
     pub subscribers: usize,
     /// Id of the newest retained event; `null` when none.
     pub last_id: Option<String>,
+    /// Events retained for resume.
+    pub retained: usize,
+    /// Bytes those events hold.
+    pub retained_bytes: usize,
     /// Following, waiting, error or open.
     pub state: StreamState,
 }
@@ -183,11 +191,13 @@ mod tests {
             path: Some("/var/log/app.log".into()),
             subscribers: 2,
             last_id: None,
+            retained: 0,
+            retained_bytes: 0,
             state: StreamState::Error("permission denied".into()),
         };
         assert_eq!(
             to_json(&log),
-            r#"{"name":"log:app","kind":"log","path":"/var/log/app.log","subscribers":2,"last_id":null,"state":"error: permission denied"}"#
+            r#"{"name":"log:app","kind":"log","path":"/var/log/app.log","subscribers":2,"last_id":null,"retained":0,"retained_bytes":0,"state":"error: permission denied"}"#
         );
         let channel = StreamEntry {
             name: "news".into(),
@@ -195,11 +205,13 @@ mod tests {
             path: None,
             subscribers: 0,
             last_id: Some("x-1".into()),
+            retained: 1,
+            retained_bytes: 300,
             state: StreamState::Open,
         };
         assert_eq!(
             to_json(&channel),
-            r#"{"name":"news","kind":"channel","subscribers":0,"last_id":"x-1","state":"open"}"#
+            r#"{"name":"news","kind":"channel","subscribers":0,"last_id":"x-1","retained":1,"retained_bytes":300,"state":"open"}"#
         );
         for (state, text) in [
             (FollowState::Following, "following"),

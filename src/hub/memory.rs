@@ -1519,4 +1519,23 @@ mod tests {
         );
         assert!(hub.remove_unsubscribed(&log), "already gone");
     }
+
+    #[test]
+    fn the_memory_figures_in_architecture_md_hold() {
+        // ARCHITECTURE.md, "Memory bounds": keep these in step with it.
+        const {
+            assert!(EVENT_OVERHEAD <= 256);
+            assert!(size_of::<Channel>() <= 144);
+            assert!(size_of::<MemorySubscription>() <= 128);
+        }
+        // A 64-byte log line costs its frame (id room, `data: `, the line,
+        // two LFs) plus the overhead.
+        let hub = hub(10);
+        hub.publish(&n("log:x"), "message", &"x".repeat(64))
+            .unwrap();
+        assert_eq!(
+            hub.channels()[0].retained_bytes,
+            crate::sse::ID_ROOM + 6 + 64 + 2 + EVENT_OVERHEAD
+        );
+    }
 }

@@ -225,7 +225,7 @@ impl ChannelRequest {
 }
 
 /// Result of a publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Published {
     /// The id given to the event.
     pub id: String,
@@ -235,7 +235,7 @@ pub struct Published {
 
 /// Result of a [`Hub::publish_batch`]: the events got consecutive ids from
 /// `first_id` to `last_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Batch {
     /// Id of the first event of the batch.
     pub first_id: String,
@@ -248,7 +248,7 @@ pub struct Batch {
 }
 
 /// What `/api/streams` shows of a channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ChannelInfo {
     /// Channel name.
     pub name: ChannelName,
@@ -265,7 +265,7 @@ pub struct ChannelInfo {
 }
 
 /// Hub-wide history figures, for `/health` and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryUsage {
     /// Events retained in all channels.
     pub events: usize,

@@ -44,8 +44,9 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let hub = Hub::memory(HubLimits {
         history: config.history,
+        history_bytes: config.history_bytes,
+        history_ttl: config.history_ttl,
         max_channels: config.max_channels,
-        ..HubLimits::default()
     });
     let tracker = TaskTracker::new();
     let opts = FollowOptions {
@@ -57,6 +58,7 @@ pub async fn run(
         hub.clone(),
         metrics.clone(),
         opts,
+        config.forget_after,
         shutdown.clone(),
         tracker.clone(),
     );
