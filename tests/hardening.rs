@@ -817,3 +817,52 @@ async fn publish_stdin_to_tailcast_delivers_every_line_once_in_order() {
     assert_eq!(status, 200);
     assert_eq!(sse.next_event().await.data(), "end");
 }
+
+/// The value of counter `name` in the Prometheus text of `/metrics`.
+async fn counter(server: &Server, name: &str) -> f64 {
+    let (_, text) = get(&server.url("/metrics")).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_the_history_is_413_and_publish_splits_it() {
+    let server = server_with_log(&["--history", "8"]).await;
+    let url = server.url("/channels/small");
+    let body: String = (0..10).map(|i| format!("\"{i}\"\n")).collect();
+    let resp = post(&url, NDJSON, body).await;
+    let detail = assert_error(&resp, 413, "batch too large");
+    assert!(detail.contains("10 events"), "{detail}");
+    assert!(
+        stream_info(&server, "small").await.is_none(),
+        "a refused batch created its channel"
+    );
+    assert_eq!(
+        counter(&server, "tailcast_events_published_total").await,
+        0.0
+    );
+
+    // `publish -` splits what the server refuses: every line is published
+    // once, in batches of at most 8.
+    let input: String = (0..50).map(|i| format!("{i}\n")).collect();
+    let output = run_publish(&[&url, "-"], input.into_bytes()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        counter(&server, "tailcast_events_published_total").await,
+        50.0
+    );
+    let mut sse = Sse::connect(&server.url("/realtime/small?tail=8")).await;
+    let last: Vec<String> = sse
+        .events(8)
+        .await
+        .iter()
+        .map(|e| e.data().to_string())
+        .collect();
+    let expected: Vec<String> = (42..50).map(|i| i.to_string()).collect();
+    assert_eq!(last, expected);
+}
