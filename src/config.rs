@@ -31,6 +31,13 @@ pub enum Command {
     Listen(ListenArgs),
     /// Publish an event, or every stdin line, to a tailcast channel.
     Publish(PublishArgs),
+    /// Exit 0 if a tailcast server answers /health with status ok (for
+    /// container health checks; no curl needed).
+    Health(HealthArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `tailcast man | man -l -`.
+    Man,
 }
 
 /// Raw `serve` options, each optional so that unset ones fall back to the
@@ -138,6 +145,55 @@ pub struct PublishArgs {
     /// Event type (default: message).
     #[arg(long, value_name = "TYPE")]
     pub event: Option<String>,
+}
+
+/// `health` options.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The server's /health URL, or its base URL [default: from --addr]
+    pub url: Option<String>,
+    /// The server's listen address, used when no URL is given; 0.0.0.0 and
+    /// [::] are asked on loopback [default: 127.0.0.1:8000]
+    #[arg(long, env = "TAILCAST_ADDR", value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// Fail if the whole check takes longer than this.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl HealthArgs {
+    /// Builds the [`HealthCheck`](crate::cli_tools::HealthCheck): the URL
+    /// given, or the one derived from the listen address.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad URL or address.
+    pub fn resolve(self) -> Result<crate::cli_tools::HealthCheck, ConfigError> {
+        let addr = self.addr.unwrap_or_else(|| ServeConfig::default().addr);
+        let url = crate::cli_tools::health_url(self.url.as_deref(), &addr).map_err(|message| {
+            ConfigError::Invalid {
+                setting: if self.url.is_some() { "URL" } else { "--addr" },
+                message,
+            }
+        })?;
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "--timeout",
+                message: "must be longer than 0".into(),
+            });
+        }
+        Ok(crate::cli_tools::HealthCheck {
+            url,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// `completions` options.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `tailcast completions bash > /etc/bash_completion.d/tailcast`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Parses an http or https URL for the client commands.
