@@ -191,11 +191,7 @@ pub async fn check_health(check: &HealthCheck) -> Result<String, HealthError> {
         .user_agent(concat!("tailcast-health/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(unreachable)?;
-    let mut response = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(unreachable)?;
+    let mut response = client.get(url.clone()).send().await.map_err(unreachable)?;
     let status = response.status();
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(unreachable)? {

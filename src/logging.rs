@@ -8,26 +8,7 @@
 
 use std::io::IsTerminal;
 
-/// How the log lines on stderr are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// One human-readable line per event (coloured on a terminal).
-    #[default]
-    Text,
-    /// One JSON object per line, as `tracing-subscriber`'s JSON format
-    /// writes it: `timestamp`, `level`, `fields` (with `message`), `target`.
-    Json,
-}
-
-impl std::str::FromStr for LogFormat {
-    type Err = String;
-
-    /// Parses `text` or `json` (any case), as the config file writes them.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        <LogFormat as clap::ValueEnum>::from_str(text, true)
-            .map_err(|_| format!("{text:?} is not a log format (expected text or json)"))
-    }
-}
+use crate::config::LogFormat;
 
 /// The filter used when `TAILCAST_LOG` is unset or invalid.
 const DEFAULT_FILTER: &str = "tailcast=info";
@@ -49,17 +30,4 @@ pub fn init(format: LogFormat) {
     };
     // Only fails if a subscriber is already set; the first one stays.
     drop(installed);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_parse_in_any_case_and_bad_ones_say_what_is_expected() {
-        assert_eq!("text".parse(), Ok(LogFormat::Text));
-        assert_eq!("JSON".parse(), Ok(LogFormat::Json));
-        let err = "yaml".parse::<LogFormat>().unwrap_err();
-        assert!(err.contains("expected text or json"), "{err}");
-    }
 }

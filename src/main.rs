@@ -4,11 +4,10 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use tailcast::cli_tools::{self, HealthCheck};
 use tailcast::client::{ListenConfig, PublishConfig};
-use tailcast::config::{Cli, Command, GenerateArgs, ServeConfig};
-use tailcast::logging::{self, LogFormat};
+use tailcast::config::{CliError, Command, GenerateArgs, LogFormat, ServeConfig};
+use tailcast::logging;
 use tokio_util::sync::CancellationToken;
 
 /// After a shutdown signal, the process exits by this deadline even if a
@@ -28,10 +27,15 @@ enum Job {
 }
 
 fn main() -> ExitCode {
-    let job = match Cli::parse().command {
+    let cli = match tailcast::config::parse_cli() {
+        Ok(cli) => cli,
+        Err(CliError::Clap(e)) => e.exit(),
+        Err(CliError::Config(e)) => return fail(e.to_string()),
+    };
+    let job = match cli.command {
         Command::Completions(args) => return print(&cli_tools::completions(args.shell)),
         Command::Man => return print(&cli_tools::man_page()),
-        Command::Serve(args) => args.resolve().map(Job::Serve),
+        Command::Serve(config) => Ok(Job::Serve(*config)),
         Command::Generate(args) => Ok(Job::Generate(args)),
         Command::Listen(args) => args.resolve().map(Job::Listen),
         Command::Publish(args) => args.resolve().map(Job::Publish),
@@ -44,7 +48,7 @@ fn main() -> ExitCode {
     // The config is resolved before anything logs, so `serve` can choose
     // the format; the other commands log as text.
     logging::init(match &job {
-        Job::Serve(_) => LogFormat::Text, // PENDING: config.log_format after the config merge
+        Job::Serve(config) => config.log_format,
         _ => LogFormat::Text,
     });
     raise_open_files_limit();
