@@ -545,6 +545,9 @@ impl LoggingServer {
     }
 }
 
+/// Environment variables set for one run.
+type Env = Vec<(&'static str, &'static str)>;
+
 /// The JSON objects of `lines`, failing on any line that is not one.
 fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
     lines
@@ -571,7 +574,7 @@ fn log_format_json_writes_one_object_per_line_from_flag_env_or_config() {
         format!("odd={}", odd.display()),
         missing.display().to_string(),
     ];
-    let ways: [(&str, Vec<String>, Vec<(&str, &str)>); 3] = [
+    let ways: [(&str, Vec<String>, Env); 3] = [
         (
             "--log-format json",
             vec!["--log-format".into(), "json".into()],
