@@ -2,7 +2,7 @@
 //! [`ServeConfig`] the rest of the server uses.
 //!
 //! Raw values come from flags, `TAILCAST_*` environment variables (clap's
-//! `env`) and the file given with `--config`; [`ServeArgs::resolve`] merges
+//! `env`) and the file given with `--config`; [`parse_cli`] merges
 //! them once (flags over environment over file over defaults) and checks
 //! them. Nothing else reads flags or the environment.
 
@@ -46,7 +46,7 @@ pub enum Command {
 /// The settings of `tailcast serve`: each one a flag, a `TAILCAST_*`
 /// environment variable and a key of the `--config` TOML file (its long
 /// name, `-` or `_`). Adding an option is adding a field here (plus a rule
-/// in [`ServeConfig::check`] when it has a range). [`parse_cli`] merges the
+/// in `ServeConfig::check` when it has a range). [`parse_cli`] merges the
 /// sources once: flags over environment over file over defaults.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -268,8 +268,8 @@ pub struct PublishArgs {
 pub struct HealthArgs {
     /// The server's /health URL, or its base URL [default: from --addr]
     pub url: Option<String>,
-    /// The server's listen address, used when no URL is given; 0.0.0.0 and
-    /// [::] are asked on loopback
+    /// The server's listen address, used when no URL is given; `0.0.0.0`
+    /// and `[::]` are asked on loopback
     #[arg(long, env = "TAILCAST_ADDR", value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
     pub addr: String,
     /// Fail if the whole check takes longer than this.
