@@ -2,7 +2,7 @@
 //! [`ServeConfig`] the rest of the server uses.
 //!
 //! Raw values come from flags, `TAILCAST_*` environment variables (clap's
-//! `env`) and the file given with `--config`; [`ServeArgs::resolve`] merges
+//! `env`) and the file given with `--config`; [`parse_cli`] merges
 //! them once (flags over environment over file over defaults) and checks
 //! them. Nothing else reads flags or the environment.
 
@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+/// Where `serve` listens unless told otherwise, and where `health` asks.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 
 /// `tailcast`: stream log files and events to browsers over Server-Sent Events.
 #[derive(Debug, Parser)]
@@ -31,12 +34,19 @@ pub enum Command {
     Listen(ListenArgs),
     /// Publish an event, or every stdin line, to a tailcast channel.
     Publish(PublishArgs),
+    /// Exit 0 if a tailcast server answers /health with status ok (for
+    /// container health checks; no curl needed).
+    Health(HealthArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `tailcast man | man -l -`.
+    Man,
 }
 
 /// The settings of `tailcast serve`: each one a flag, a `TAILCAST_*`
 /// environment variable and a key of the `--config` TOML file (its long
 /// name, `-` or `_`). Adding an option is adding a field here (plus a rule
-/// in [`ServeConfig::check`] when it has a range). [`parse_cli`] merges the
+/// in `ServeConfig::check` when it has a range). [`parse_cli`] merges the
 /// sources once: flags over environment over file over defaults.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -49,7 +59,7 @@ pub struct ServeConfig {
         long,
         env = "TAILCAST_ADDR",
         value_name = "HOST:PORT",
-        default_value = "127.0.0.1:8000"
+        default_value = DEFAULT_ADDR
     )]
     pub addr: String,
     /// Events kept per channel for resume
@@ -251,6 +261,55 @@ pub struct PublishArgs {
     /// Event type (default: message).
     #[arg(long, value_name = "TYPE")]
     pub event: Option<String>,
+}
+
+/// `health` options.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The server's /health URL, or its base URL [default: from --addr]
+    pub url: Option<String>,
+    /// The server's listen address, used when no URL is given; `0.0.0.0`
+    /// and `[::]` are asked on loopback
+    #[arg(long, env = "TAILCAST_ADDR", value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: String,
+    /// Fail if the whole check takes longer than this.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl HealthArgs {
+    /// Builds the [`HealthCheck`](crate::cli_tools::HealthCheck): the URL
+    /// given, or the one derived from the listen address.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad URL or address.
+    pub fn resolve(self) -> Result<crate::cli_tools::HealthCheck, ConfigError> {
+        let url =
+            crate::cli_tools::health_url(self.url.as_deref(), &self.addr).map_err(|message| {
+                ConfigError::Invalid {
+                    setting: if self.url.is_some() { "URL" } else { "--addr" },
+                    message,
+                }
+            })?;
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "--timeout",
+                message: "must be longer than 0".into(),
+            });
+        }
+        Ok(crate::cli_tools::HealthCheck {
+            url,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// `completions` options.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `tailcast completions bash > /etc/bash_completion.d/tailcast`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Parses an http or https URL for the client commands.
