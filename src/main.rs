@@ -112,6 +112,11 @@ fn fail(message: String) -> ExitCode {
 }
 
 async fn serve(config: tailcast::config::ServeConfig) -> Result<(), String> {
+    // Key files and patterns are checked before listening, so a bad one is
+    // one error line, not a server that refuses everyone.
+    tailcast::auth::AuthSettings::from_config(&config)
+        .check()
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;

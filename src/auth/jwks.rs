@@ -163,7 +163,10 @@ impl Jwks {
     /// `shutdown`.
     pub async fn start(self: &Arc<Self>, every: Duration, shutdown: CancellationToken) {
         if let Err(e) = self.refresh().await {
-            tracing::warn!("JWKS {}: {e}; tokens are refused until a fetch succeeds", self.url);
+            tracing::warn!(
+                "JWKS {}: {e}; tokens are refused until a fetch succeeds",
+                self.url
+            );
         }
         let jwks = self.clone();
         tokio::spawn(async move {

@@ -101,9 +101,11 @@ pub fn read_public_key(path: &Path) -> Result<VerifyKey, KeyError> {
 pub fn public_key_from_pem(pem: &[u8]) -> Result<VerifyKey, String> {
     let text = String::from_utf8_lossy(pem);
     if text.contains("PRIVATE KEY-----") {
-        return Err("this is a private key; give the server the public key only \
+        return Err(
+            "this is a private key; give the server the public key only \
              (e.g. `openssl pkey -in key.pem -pubout`)"
-            .into());
+                .into(),
+        );
     }
     if !text.contains("-----BEGIN ") {
         return Err("not a PEM file (expected -----BEGIN PUBLIC KEY-----)".into());
@@ -229,12 +231,16 @@ MCowBQYDK2VwAyEAw2m6RsSt42bJart21ZXJ12d3IP6qF1yu5evXGVg4fXs=
 
     #[test]
     fn private_keys_and_garbage_are_refused() {
-        let e = public_key_from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-            .unwrap_err();
+        let e =
+            public_key_from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .unwrap_err();
         assert!(e.contains("private key"), "{e}");
-        assert!(public_key_from_pem(b"hello").unwrap_err().contains("not a PEM"));
-        let e = public_key_from_pem(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
-            .unwrap_err();
+        assert!(public_key_from_pem(b"hello")
+            .unwrap_err()
+            .contains("not a PEM"));
+        let e =
+            public_key_from_pem(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .unwrap_err();
         assert!(e.contains("not an RSA"), "{e}");
     }
 
@@ -256,12 +262,15 @@ MCowBQYDK2VwAyEAw2m6RsSt42bJart21ZXJ12d3IP6qF1yu5evXGVg4fXs=
 
     #[test]
     fn jwks_entries_take_their_alg_or_their_type() {
-        let ed = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": "a",
-            "x": "w2m6RsSt42bJart21ZXJ12d3IP6qF1yu5evXGVg4fXs"}));
+        let ed = jwk(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": "a",
+            "x": "w2m6RsSt42bJart21ZXJ12d3IP6qF1yu5evXGVg4fXs"}),
+        );
         assert_eq!(jwk_key(&ed).unwrap().algorithms, [Algorithm::EdDSA]);
         let rsa = jwk(serde_json::json!({"kty": "RSA", "alg": "RS256", "n": "u1SU", "e": "AQAB"}));
         assert_eq!(jwk_key(&rsa).unwrap().algorithms, [Algorithm::RS256]);
-        let confused = jwk(serde_json::json!({"kty": "RSA", "alg": "HS256", "n": "u1SU", "e": "AQAB"}));
+        let confused =
+            jwk(serde_json::json!({"kty": "RSA", "alg": "HS256", "n": "u1SU", "e": "AQAB"}));
         assert!(jwk_key(&confused).unwrap_err().contains("does not fit"));
         let oct = jwk(serde_json::json!({"kty": "oct", "k": "c2VjcmV0"}));
         assert!(jwk_key(&oct).unwrap_err().contains("symmetric"));

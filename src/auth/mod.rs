@@ -80,10 +80,109 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
+    /// The access-control part of the serve settings.
+    pub fn from_config(config: &crate::config::ServeConfig) -> AuthSettings {
+        AuthSettings {
+            jwt_secret_file: config.jwt_secret_file.clone(),
+            jwt_public_key: config.jwt_public_key.clone(),
+            jwks_url: config.jwks_url.clone(),
+            jwt_audience: config.jwt_audience.clone(),
+            jwt_issuer: config.jwt_issuer.clone(),
+            anonymous_subscribe: config.anonymous_subscribe.clone(),
+            no_query_token: config.no_query_token,
+            metrics_public: config.metrics_public,
+            cors_origins: config.cors_origins.clone(),
+            jwks_refresh: None,
+        }
+    }
+
     /// Whether a key is configured, i.e. access control is on.
     pub fn enabled(&self) -> bool {
         self.jwt_secret_file.is_some() || self.jwt_public_key.is_some() || self.jwks_url.is_some()
     }
+
+    /// Checks everything that can be checked without the network (key
+    /// files, patterns, the URL), so a bad setting stops the server before
+    /// it listens.
+    ///
+    /// # Errors
+    /// As [`Auth::start`].
+    pub fn check(&self) -> Result<(), SettingsError> {
+        prepare(self).map(drop)
+    }
+}
+
+/// What [`Auth::start`] builds before any network access.
+struct Prepared {
+    keys: Option<PreparedKeys>,
+    anonymous: Patterns,
+}
+
+enum PreparedKeys {
+    Static(VerifyKey),
+    Jwks(reqwest::Url),
+}
+
+fn prepare(settings: &AuthSettings) -> Result<Prepared, SettingsError> {
+    let err = |setting, message: String| SettingsError { setting, message };
+    let sources = [
+        settings.jwt_secret_file.is_some(),
+        settings.jwt_public_key.is_some(),
+        settings.jwks_url.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        return Err(err(
+            "access control",
+            "give one of --jwt-secret-file, --jwt-public-key and --jwks-url".into(),
+        ));
+    }
+    let anonymous = settings
+        .anonymous_subscribe
+        .iter()
+        .map(|p| Pattern::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err("--anonymous-subscribe", e.to_string()))?;
+    if !settings.enabled() {
+        for (set, flag) in [
+            (!anonymous.is_empty(), "--anonymous-subscribe"),
+            (settings.jwt_audience.is_some(), "--jwt-audience"),
+            (settings.jwt_issuer.is_some(), "--jwt-issuer"),
+            (settings.no_query_token, "--no-query-token"),
+        ] {
+            if set {
+                return Err(err(
+                    flag,
+                    "only means something with access control on: \
+                     add --jwt-secret-file, --jwt-public-key or --jwks-url"
+                        .into(),
+                ));
+            }
+        }
+        return Ok(Prepared {
+            keys: None,
+            anonymous: Patterns::default(),
+        });
+    }
+    let keys = if let Some(path) = &settings.jwt_secret_file {
+        let secret =
+            keys::read_secret(path).map_err(|e| err("--jwt-secret-file", e.to_string()))?;
+        PreparedKeys::Static(keys::hmac_key(&secret))
+    } else if let Some(path) = &settings.jwt_public_key {
+        PreparedKeys::Static(
+            keys::read_public_key(path).map_err(|e| err("--jwt-public-key", e.to_string()))?,
+        )
+    } else {
+        let text = settings.jwks_url.as_deref().unwrap_or_default();
+        let url = reqwest::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| err("--jwks-url", format!("{text:?} is not an http(s) URL")))?;
+        PreparedKeys::Jwks(url)
+    };
+    Ok(Prepared {
+        keys: Some(keys),
+        anonymous: Patterns::new(anonymous),
+    })
 }
 
 /// Settings that cannot be used; the message names the option.
@@ -211,69 +310,29 @@ impl Auth {
         settings: &AuthSettings,
         shutdown: CancellationToken,
     ) -> Result<Auth, SettingsError> {
-        let err = |setting, message: String| SettingsError { setting, message };
-        let sources = [
-            settings.jwt_secret_file.is_some(),
-            settings.jwt_public_key.is_some(),
-            settings.jwks_url.is_some(),
-        ];
-        if sources.iter().filter(|s| **s).count() > 1 {
-            return Err(err(
-                "access control",
-                "give one of --jwt-secret-file, --jwt-public-key and --jwks-url".into(),
-            ));
-        }
-        let anonymous = settings
-            .anonymous_subscribe
-            .iter()
-            .map(|p| Pattern::parse(p))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err("--anonymous-subscribe", e.to_string()))?;
-        if !settings.enabled() {
-            for (set, flag) in [
-                (!anonymous.is_empty(), "--anonymous-subscribe"),
-                (settings.jwt_audience.is_some(), "--jwt-audience"),
-                (settings.jwt_issuer.is_some(), "--jwt-issuer"),
-            ] {
-                if set {
-                    return Err(err(
-                        flag,
-                        "only means something with access control on: \
-                         add --jwt-secret-file, --jwt-public-key or --jwks-url"
-                            .into(),
-                    ));
-                }
+        let prepared = prepare(settings)?;
+        let keys = match prepared.keys {
+            None => return Ok(Auth::off()),
+            Some(PreparedKeys::Static(key)) => KeySource::Static(key),
+            Some(PreparedKeys::Jwks(url)) => {
+                let jwks = Arc::new(Jwks::new(url).map_err(|message| SettingsError {
+                    setting: "--jwks-url",
+                    message,
+                })?);
+                jwks.start(
+                    settings.jwks_refresh.unwrap_or(jwks::REFRESH_INTERVAL),
+                    shutdown,
+                )
+                .await;
+                KeySource::Jwks(jwks)
             }
-            return Ok(Auth::off());
-        }
-        let keys = if let Some(path) = &settings.jwt_secret_file {
-            let secret =
-                keys::read_secret(path).map_err(|e| err("--jwt-secret-file", e.to_string()))?;
-            KeySource::Static(keys::hmac_key(&secret))
-        } else if let Some(path) = &settings.jwt_public_key {
-            KeySource::Static(
-                keys::read_public_key(path).map_err(|e| err("--jwt-public-key", e.to_string()))?,
-            )
-        } else {
-            let text = settings.jwks_url.as_deref().unwrap_or_default();
-            let url = reqwest::Url::parse(text)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| err("--jwks-url", format!("{text:?} is not an http(s) URL")))?;
-            let jwks = Arc::new(Jwks::new(url).map_err(|e| err("--jwks-url", e))?);
-            jwks.start(
-                settings.jwks_refresh.unwrap_or(jwks::REFRESH_INTERVAL),
-                shutdown,
-            )
-            .await;
-            KeySource::Jwks(jwks)
         };
         Ok(Auth {
             verifier: Some(Arc::new(Verifier {
                 keys,
                 audience: settings.jwt_audience.clone(),
                 issuer: settings.jwt_issuer.clone(),
-                anonymous: Patterns::new(anonymous),
+                anonymous: prepared.anonymous,
                 no_query_token: settings.no_query_token,
                 metrics_public: settings.metrics_public,
                 cookie_origins: settings
@@ -381,7 +440,29 @@ impl Auth {
         }
     }
 
-    /// Whether `/metrics` needs `admin`.
+    /// Checks that `caller` may list streams (`/api/streams`): anyone with
+    /// a token (the list is filtered), and anonymous callers only when some
+    /// channels are open to them.
+    ///
+    /// # Errors
+    /// [`AuthError::Missing`] for an anonymous caller who could see nothing.
+    pub fn authorize_listing(&self, caller: &Caller) -> Result<(), AuthError> {
+        match (&self.verifier, caller) {
+            (Some(v), Caller::Anonymous) if v.anonymous.is_empty() => {
+                Err(AuthError::Missing(format!(
+                    "a token is needed to list streams: send Authorization: Bearer <token>, \
+                     the {COOKIE_NAME} cookie (POST /api/session) or ?{QUERY_PARAM}="
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that `caller` may read `/metrics`: `admin`, unless
+    /// `--metrics-public`.
+    ///
+    /// # Errors
+    /// As [`Auth::authorize`].
     pub fn authorize_metrics(&self, caller: &Caller) -> Result<(), AuthError> {
         if self.metrics_public() {
             return Ok(());
@@ -444,7 +525,9 @@ impl Verifier {
                     })
                 }
                 Lookup::NoKeys => {
-                    return invalid("the server has no keys yet (the JWKS could not be fetched)".into())
+                    return invalid(
+                        "the server has no keys yet (the JWKS could not be fetched)".into(),
+                    )
                 }
             },
         };
@@ -662,7 +745,10 @@ mod tests {
             find_token(&HeaderMap::new(), q, &[]).unwrap(),
             Some(("q".into(), TokenSource::Query))
         );
-        assert_eq!(find_token(&HeaderMap::new(), Some("x=1"), &[]).unwrap(), None);
+        assert_eq!(
+            find_token(&HeaderMap::new(), Some("x=1"), &[]).unwrap(),
+            None
+        );
         // Other schemes are not tokens; an empty bearer is an error.
         let basic = headers(&[("authorization", "Basic dTpw")]);
         assert_eq!(find_token(&basic, None, &[]).unwrap(), None);
@@ -692,7 +778,11 @@ mod tests {
         );
         let listed = ["http://evil.example".to_string()];
         assert!(find_token(&other, None, &listed).unwrap().is_some());
-        let null = headers(&[("host", "h"), ("origin", "null"), ("cookie", "tailcast_token=c")]);
+        let null = headers(&[
+            ("host", "h"),
+            ("origin", "null"),
+            ("cookie", "tailcast_token=c"),
+        ]);
         assert_eq!(find_token(&null, None, &[]).unwrap(), None);
     }
 

@@ -278,7 +278,10 @@ mod tests {
             serde_json::json!({"broadcast": "yes"}),
             serde_json::json!({"subscribe": vec!["a"; MAX_PATTERNS + 1]}),
         ] {
-            assert!(serde_json::from_value::<Rights>(bad.clone()).is_err(), "{bad}");
+            assert!(
+                serde_json::from_value::<Rights>(bad.clone()).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -11,6 +11,7 @@ use axum::response::Response;
 use axum::Json;
 
 use super::{stream, ApiError, AppState, Framing, StreamParams};
+use crate::auth::{Caller, Right};
 use crate::hub::{validate_channel_name, ChannelRequest, BROADCAST_CHANNEL, LOG_PREFIX};
 
 /// Longest event type accepted from publishers, in characters.
@@ -44,13 +45,21 @@ fn channel_request(
 /// `GET /realtime/{channel}`: SSE of one channel, created on first use.
 pub async fn realtime(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Path(channel): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth.authorize(&caller, Right::Subscribe(&channel))?;
     let params = StreamParams::parse(query.as_deref(), &headers)?;
     let request = channel_request(&app, &channel, params.tail)?;
-    let sse = app.open_stream(vec![request], params, Framing::Plain, Some(channel))?;
+    let sse = app.open_stream(
+        &caller,
+        vec![request],
+        params,
+        Framing::Plain,
+        Some(channel),
+    )?;
     Ok(stream::response(sse))
 }
 
@@ -58,6 +67,7 @@ pub async fn realtime(
 /// one connection, each event's data wrapped as `{"channel", "data"}`.
 pub async fn events(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -68,11 +78,15 @@ pub async fn events(
             "name at least one channel: /events?channel=A&channel=log:NAME",
         ));
     }
+    // One refused channel refuses the request, naming it.
+    for name in &params.channels {
+        app.auth.authorize(&caller, Right::Subscribe(name))?;
+    }
     let requests = std::mem::take(&mut params.channels)
         .iter()
         .map(|name| channel_request(&app, name, params.tail))
         .collect::<Result<Vec<_>, _>>()?;
-    let sse = app.open_stream(requests, params, Framing::Envelope, None)?;
+    let sse = app.open_stream(&caller, requests, params, Framing::Envelope, None)?;
     Ok(stream::response(sse))
 }
 
@@ -129,11 +143,15 @@ struct JsonPublish {
 /// `POST /channels/{channel}`: publish one event.
 pub async fn publish(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Path(channel): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Publish(&channel))
+        .map_err(|e| app.refused(e.into()))?;
     let (event, data) = parse_publish(&app, &channel, query.as_deref(), &headers, body)
         .map_err(|e| app.refused(e))?;
     let published = app.publish(&channel, &event, &data)?;
@@ -192,8 +210,12 @@ fn parse_publish(
 /// `event: broadcast`, kept in channel `broadcast` for resume.
 pub async fn broadcast(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Broadcast)
+        .map_err(|e| app.refused(e.into()))?;
     let body = body.map_err(|r| app.refused(body_error(r, app.config.max_body)))?;
     let text = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(_)) => String::from_utf8_lossy(&body).trim().to_string(),

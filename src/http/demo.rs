@@ -13,12 +13,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{stream, ApiError, AppState, Framing, StreamParams};
+use crate::auth::{Caller, Right};
 use crate::hub::{ChannelRequest, Hub};
 use crate::metrics::Metrics;
 use crate::sse;
 
 /// Hub channel carrying the shared `/stream` feed.
 pub const DEMO_CHANNEL: &str = "stream";
+
+/// The channel name whose subscribe right `/stream-numbers` needs (no
+/// hub channel: each connection counts by itself).
+pub const NUMBERS_CHANNEL: &str = "stream-numbers";
 
 /// Starts the task that publishes the `/stream` feed into channel `stream`:
 /// `message` every 2 s, `sensor` every 4 s, `heartbeat` every 5 s,
@@ -71,12 +76,16 @@ fn now() -> String {
 /// `GET /stream`: `connected` first, then the shared demo feed.
 pub async fn stream(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Subscribe(DEMO_CHANNEL))?;
     let params = StreamParams::parse(query.as_deref(), &headers)?;
     let request = ChannelRequest::new(DEMO_CHANNEL, params.tail.unwrap_or(0));
     let mut sse = app.open_stream(
+        &caller,
         vec![request],
         params,
         Framing::Plain,
@@ -93,8 +102,11 @@ pub async fn stream(
 /// a `retry:` field, then the response ends.
 pub async fn stream_numbers(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Subscribe(NUMBERS_CHANNEL))?;
     let retry_ms = app.config.retry_ms;
     let numbers = futures_util::stream::unfold(1u32, move |n| async move {
         if n > 11 {
@@ -110,7 +122,9 @@ pub async fn stream_numbers(
         };
         Some((frame, n + 1))
     });
-    Ok(stream::response(
-        app.open_local_stream(&headers, Box::pin(numbers))?,
-    ))
+    Ok(stream::response(app.open_local_stream(
+        &caller,
+        &headers,
+        Box::pin(numbers),
+    )?))
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{stream, ApiError, AppState};
+use crate::auth::Caller;
 use crate::metrics::Metrics;
 use crate::sse;
 
@@ -80,8 +81,10 @@ fn publish_errors(metrics: &Metrics) -> u64 {
 /// otherwise the Prometheus (OpenMetrics) text exposition.
 pub async fn metrics(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth.authorize_metrics(&caller)?;
     let wants_sse = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -98,7 +101,9 @@ pub async fn metrics(
     let mut frames = app.host_metrics.clone();
     frames.mark_unchanged();
     let samples = tokio_stream_from_watch(frames).boxed();
-    Ok(stream::response(app.open_local_stream(&headers, samples)?))
+    Ok(stream::response(
+        app.open_local_stream(&caller, &headers, samples)?,
+    ))
 }
 
 /// Each new value of `rx`, as a stream that ends when the sender is gone.

@@ -1,6 +1,7 @@
 //! The HTTP interface: routes, request parsing, SSE responses and JSON
 //! errors. Only this module knows HTTP status codes and error shapes.
 
+mod access;
 mod assets;
 mod channels;
 mod demo;
@@ -26,6 +27,7 @@ pub use error::ApiError;
 pub use metrics::spawn_host_sampler;
 pub use stream::{ConnectionGuard, Filter, Framing, SseStream};
 
+use crate::auth::{Auth, Caller, Right};
 use crate::config::ServeConfig;
 use crate::hub::{ChannelRequest, Hub, Start, BROADCAST_CHANNEL, LOG_PREFIX};
 use crate::metrics::Metrics;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub started: Instant,
     /// The latest `metrics` SSE frame, refreshed every second.
     pub host_metrics: watch::Receiver<bytes::Bytes>,
+    /// Access control: who may do what.
+    pub auth: Auth,
 }
 
 /// The web console page.
@@ -66,6 +70,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
         .route("/health", get(health))
         .route("/api/streams", get(api_streams))
+        .route(
+            "/api/session",
+            get(access::show)
+                .post(access::sign_in)
+                .delete(access::sign_out),
+        )
         .route("/logs/{name}", get(logs))
         .route("/stream-logs", get(stream_logs))
         .route("/realtime/{channel}", get(channels::realtime))
@@ -92,22 +102,36 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
 }
 
+/// CORS: with `*`, any origin without credentials (the server ignores a
+/// cross-origin request's cookie too; header and query tokens work);
+/// explicit origins may send cookies (`Access-Control-Allow-Credentials`).
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers(Any)
-        .expose_headers(Any);
+    let layer = CorsLayer::new().allow_methods([Method::GET, Method::POST, Method::DELETE]);
     if origins.iter().any(|o| o == "*") {
-        return Some(layer.allow_origin(Any));
+        return Some(
+            layer
+                .allow_origin(Any)
+                .allow_headers(Any)
+                .expose_headers(Any),
+        );
     }
     let list: Vec<HeaderValue> = origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    Some(layer.allow_origin(AllowOrigin::list(list)))
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(list))
+            .allow_credentials(true)
+            .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+            .expose_headers([
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::header::RETRY_AFTER,
+            ]),
+    )
 }
 
 /// Query parameters shared by the SSE endpoints.
@@ -170,6 +194,7 @@ impl AppState {
     /// the response.
     fn open_stream(
         &self,
+        caller: &Caller,
         mut channels: Vec<ChannelRequest>,
         params: StreamParams,
         framing: Framing,
@@ -209,6 +234,9 @@ impl AppState {
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
             guard: ConnectionGuard::new(self.metrics.clone()),
+            expiry: caller
+                .expires_in()
+                .map(|wait| Box::pin(tokio::time::sleep(wait))),
         })
     }
 
@@ -216,10 +244,12 @@ impl AppState {
     /// (`local`), plus broadcasts.
     fn open_local_stream(
         &self,
+        caller: &Caller,
         headers: &HeaderMap,
         local: futures_util::stream::BoxStream<'static, bytes::Bytes>,
     ) -> Result<SseStream, ApiError> {
         let mut sse = self.open_stream(
+            caller,
             Vec::new(),
             StreamParams::parse(None, headers)?,
             Framing::Plain,
@@ -232,10 +262,13 @@ impl AppState {
     /// Opens the SSE stream of log stream `name`.
     fn open_log(
         &self,
+        caller: &Caller,
         name: &str,
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Result<Response, ApiError> {
+        self.auth
+            .authorize(caller, Right::Subscribe(&format!("{LOG_PREFIX}{name}")))?;
         let params = StreamParams::parse(query, headers)?;
         let log = self.streams.get(name).ok_or_else(|| {
             ApiError::not_found(format!("no log stream named {name:?}; see /api/streams"))
@@ -245,6 +278,7 @@ impl AppState {
             params.tail.unwrap_or(self.config.backlog),
         );
         let sse = self.open_stream(
+            caller,
             vec![request],
             params,
             Framing::Plain,
@@ -283,23 +317,26 @@ impl AppState {
 
 async fn logs(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    app.open_log(&name, query.as_deref(), &headers)
+    app.open_log(&caller, &name, query.as_deref(), &headers)
 }
 
 async fn stream_logs(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let first = app
-        .streams
-        .first()
-        .ok_or_else(|| ApiError::not_found("this server follows no log file"))?;
-    app.open_log(&first.name, query.as_deref(), &headers)
+    let first = app.streams.first();
+    let Some(first) = first else {
+        app.auth.authorize_listing(&caller)?;
+        return Err(ApiError::not_found("this server follows no log file"));
+    };
+    app.open_log(&caller, &first.name, query.as_deref(), &headers)
 }
 
 async fn health(State(app): State<Arc<AppState>>) -> impl IntoResponse {
@@ -312,26 +349,43 @@ async fn health(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     }))
 }
 
-async fn api_streams(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+/// `GET /api/streams`: the streams the caller may subscribe to; file
+/// paths only for admins.
+async fn api_streams(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    app.auth.authorize_listing(&caller)?;
+    let may_see = |name: &str| app.auth.may(&caller, Right::Subscribe(name));
     let channels = app.hub.channels();
     let mut out = Vec::new();
     for log in app.streams.list() {
+        if !may_see(&log.channel) {
+            continue;
+        }
         let info = channels.iter().find(|c| c.name == log.channel);
         let state = match log.state() {
             crate::follow::FollowState::Waiting => "waiting".to_string(),
             crate::follow::FollowState::Following => "following".to_string(),
             crate::follow::FollowState::Error(why) => format!("error: {why}"),
         };
-        out.push(serde_json::json!({
+        let mut entry = serde_json::json!({
             "name": log.channel,
             "kind": "log",
             "path": log.path,
             "subscribers": info.map_or(0, |c| c.subscribers),
             "last_id": info.and_then(|c| c.last_id.clone()),
             "state": state,
-        }));
+        });
+        if !caller.is_admin() {
+            entry.as_object_mut().map(|o| o.remove("path"));
+        }
+        out.push(entry);
     }
-    for channel in channels.iter().filter(|c| !c.name.starts_with(LOG_PREFIX)) {
+    for channel in channels
+        .iter()
+        .filter(|c| !c.name.starts_with(LOG_PREFIX) && may_see(&c.name))
+    {
         out.push(serde_json::json!({
             "name": channel.name,
             "kind": "channel",
@@ -340,5 +394,5 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> impl IntoResponse {
             "state": "open",
         }));
     }
-    Json(out)
+    Ok(Json(out))
 }

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,6 +22,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use regex::Regex;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Delivery, Subscription};
@@ -79,7 +81,16 @@ pub struct SseStream {
     pub metrics: Arc<Metrics>,
     /// The open-stream count guard.
     pub guard: ConnectionGuard,
+    /// When the caller's token stops being accepted: the stream then sends
+    /// `event: token-expired` and ends. One timer per authenticated stream,
+    /// armed at open; nothing is checked per event.
+    pub expiry: Option<Pin<Box<Sleep>>>,
 }
+
+/// The frame sent when the token of a stream expires (no id: the client's
+/// `Last-Event-ID` stays on the last event it received).
+pub const TOKEN_EXPIRED_FRAME: &[u8] =
+    b"event: token-expired\ndata: {\"reason\": \"token expired\"}\n\n";
 
 /// A `?grep` filter: events whose data does not match are skipped.
 pub struct Filter {
@@ -103,6 +114,8 @@ struct State {
     stream: SseStream,
     pending: VecDeque<Bytes>,
     sent_since_tick: bool,
+    /// The body ends once `pending` is written (token expired).
+    ending: bool,
 }
 
 impl State {
@@ -143,6 +156,14 @@ impl State {
     }
 }
 
+/// Waits for the token's expiry (never, without one).
+async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_local(local: &mut Option<BoxStream<'static, Bytes>>) -> Option<Bytes> {
     match local {
         Some(stream) => stream.next().await,
@@ -159,15 +180,24 @@ pub fn response(stream: SseStream) -> Response {
         stream,
         pending,
         sent_since_tick: true,
+        ending: false,
     };
     let body = futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(frame) = st.pending.pop_front() {
                 return Some((Ok::<Bytes, Infallible>(frame), st));
             }
+            if st.ending {
+                return None;
+            }
             tokio::select! {
                 biased;
                 _ = st.stream.shutdown.cancelled() => return None,
+                // Before the hub: a flood of events must not delay it.
+                _ = expired(&mut st.stream.expiry), if st.stream.expiry.is_some() => {
+                    st.pending.push_back(Bytes::from_static(TOKEN_EXPIRED_FRAME));
+                    st.ending = true;
+                }
                 batch = st.stream.subscription.next_batch() => st.push_batch(batch),
                 frame = next_local(&mut st.stream.local), if st.stream.local.is_some() => match frame {
                     Some(frame) => {
