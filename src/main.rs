@@ -51,6 +51,13 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Token(args) => {
+                let (secret_file, spec) = args.resolve().map_err(|e| e.to_string())?;
+                let token = tailcast::auth::mint::mint_with_file(&secret_file, &spec)
+                    .map_err(|e| e.to_string())?;
+                println!("{token}");
+                Ok(())
+            }
             Command::Publish(args) => {
                 let config = args.resolve().map_err(|e| e.to_string())?;
                 run_client(|token| async move {

@@ -10,6 +10,7 @@
 pub mod listen;
 pub mod parser;
 pub mod publish;
+pub mod token;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use reqwest::StatusCode;
 pub use listen::ListenConfig;
 pub use parser::{Event, Parser};
 pub use publish::{PublishConfig, PublishInput};
+pub use token::TokenSource;
 
 /// How long to wait for a TCP (and TLS) connection to be set up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +63,12 @@ pub enum ClientError {
         line: u64,
         /// Why.
         source: Box<ClientError>,
+    },
+    /// No token could be had from `--token-file` or `--token-command`.
+    #[error("{message}")]
+    Token {
+        /// What went wrong (never the token).
+        message: String,
     },
     /// Reading stdin or writing stdout failed (other than a closed pipe,
     /// which ends `listen` quietly).

@@ -37,6 +37,8 @@ pub struct PublishConfig {
     pub url: Url,
     /// One event or stdin.
     pub input: PublishInput,
+    /// Bearer token (`--token`, `--token-file`, `TAILCAST_TOKEN`).
+    pub token: Option<super::TokenSource>,
 }
 
 impl PublishConfig {
@@ -46,7 +48,11 @@ impl PublishConfig {
         if let Some(event_type) = event_type {
             url.query_pairs_mut().append_pair("event", event_type);
         }
-        PublishConfig { url, input }
+        PublishConfig {
+            url,
+            input,
+            token: None,
+        }
     }
 }
 
@@ -72,11 +78,16 @@ where
     W: Write,
 {
     let client = http_client()?;
+    let token = match &config.token {
+        Some(source) => Some(source.get().await?),
+        None => None,
+    };
+    let token = token.as_deref();
     if let PublishInput::Data(data) = &config.input {
         let answer = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(0),
-            answer = post(&client, &config.url, data.clone()) => answer?,
+            answer = post(&client, &config.url, token, data.clone()) => answer?,
         };
         let written = out
             .write_all(answer.trim_end().as_bytes())
@@ -115,7 +126,7 @@ where
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(published),
-            answer = post(&client, &config.url, data) => {
+            answer = post(&client, &config.url, token, data) => {
                 answer.map_err(|e| ClientError::Line {
                     line: published + 1,
                     source: Box::new(e),
@@ -134,9 +145,17 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
 
 /// Posts one event and returns the server's answer; the whole body is read
 /// so that the connection goes back to the pool.
-async fn post(client: &reqwest::Client, url: &Url, data: String) -> Result<String, ClientError> {
-    let response = client
-        .post(url.clone())
+async fn post(
+    client: &reqwest::Client,
+    url: &Url,
+    token: Option<&str>,
+    data: String,
+) -> Result<String, ClientError> {
+    let mut request = client.post(url.clone());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .header(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
