@@ -285,8 +285,9 @@ pub enum TokenSource {
 /// `jsonwebtoken` before these are looked at.
 #[derive(serde::Deserialize)]
 struct Claims {
-    /// A NumericDate: an integer or a float.
-    exp: f64,
+    /// A NumericDate: an integer or a float. Required, but optional here
+    /// so that its absence is reported by the validation, clearly.
+    exp: Option<f64>,
     #[serde(default)]
     sub: Option<String>,
     #[serde(default)]
@@ -472,13 +473,15 @@ impl Auth {
 }
 
 impl Caller {
-    /// How long until the caller's token stops being accepted (its `exp`
-    /// plus the leeway), capped at a year; `None` without a token.
+    /// How long until the caller's token stops being accepted, capped at a
+    /// year; `None` without a token. Validation compares whole seconds
+    /// (`exp < now - leeway` refuses), so the first refused instant is
+    /// `exp + leeway + 1`.
     pub fn expires_in(&self) -> Option<Duration> {
         let Caller::Token(info) = self else {
             return None;
         };
-        Some(time_until(info.exp.saturating_add(LEEWAY_SECS)).min(MAX_EXPIRY_WAIT))
+        Some(time_until(info.exp.saturating_add(LEEWAY_SECS + 1)).min(MAX_EXPIRY_WAIT))
     }
 
     /// Whether this caller has admin rights (or access control is off).
@@ -553,7 +556,7 @@ impl Verifier {
                 Ok(data) => {
                     return Ok(TokenInfo {
                         sub: data.claims.sub,
-                        exp: data.claims.exp.max(0.0) as u64,
+                        exp: data.claims.exp.unwrap_or_default().max(0.0) as u64,
                         rights: data.claims.tailcast.unwrap_or_default(),
                     })
                 }
