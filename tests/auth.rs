@@ -863,7 +863,7 @@ async fn jwks_keeps_the_last_good_set() {
     use tailcast::auth::jwks::{Jwks, Lookup};
     let ed = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed",
         "x": "w2m6RsSt42bJart21ZXJ12d3IP6qF1yu5evXGVg4fXs"});
-    let server = JwksServer::start(&[ed.clone()]).await;
+    let server = JwksServer::start(&[ed]).await;
     let jwks = Jwks::new(server.url.parse().unwrap()).unwrap();
     assert_eq!(jwks.refresh().await, Ok(1));
     server.set(500, &[]);

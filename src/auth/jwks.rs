@@ -72,7 +72,7 @@ impl KeySet {
                 Err(why) => tracing::debug!("JWKS key #{i} skipped: {why}"),
             }
         }
-        if set.len() == 0 {
+        if set.is_empty() {
             return Err("the JWKS document has no usable signing key".into());
         }
         Ok(set)

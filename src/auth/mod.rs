@@ -687,7 +687,7 @@ pub fn redact(uri: &str) -> std::borrow::Cow<'_, str> {
     let Some((path, query)) = uri.split_once('?') else {
         return uri.into();
     };
-    if !query.split('&').any(|p| is_token_param(p)) {
+    if !query.split('&').any(is_token_param) {
         return uri.into();
     }
     let query: Vec<&str> = query
