@@ -495,5 +495,6 @@ test("sign in with a pasted token, lines appear, sign out, sign in again after t
   await waitLive(page);
   appendLines(file, numbered("after", 0, 5));
   await expectLines(page, [...numbered("before", 0, 10), ...numbered("while-out", 0, 10), ...numbered("after", 0, 5)], "lines after signing in again");
-  assert.deepEqual(page.errors.filter((e) => !e.includes("401")), []);
+  // 401s are the sign-in prompts; 403s the charts (/metrics, /stream) this token may not read.
+  assert.deepEqual(page.errors.filter((e) => !/status of 40[13]/.test(e)), []);
 });
