@@ -1302,6 +1302,20 @@ async fn token_publish_and_listen_commands() {
         stderr.starts_with("error: ") && stderr.contains("401"),
         "{stderr}"
     );
+    // A token in the URL is not echoed in the client's error either.
+    let out = tailcast(
+        &[
+            "publish",
+            &format!("{url}?access_token=bad-secret-value"),
+            "x",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("access_token=REDACTED") && !stderr.contains("bad-secret-value"),
+        "{stderr}"
+    );
     let out = tailcast(
         &["publish", &url, "x", "--token", "a", "--token-file", "b"],
         &[],

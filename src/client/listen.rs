@@ -120,7 +120,9 @@ pub async fn run<W: Write>(
     shutdown: CancellationToken,
 ) -> Result<(), ClientError> {
     let client = http_client()?;
-    let url = config.url.as_str();
+    // For messages only: a token in the URL is never printed.
+    let shown = crate::auth::redact(config.url.as_str()).into_owned();
+    let url = shown.as_str();
     let mut parser = match &config.last_event_id {
         Some(id) => Parser::with_last_event_id(id),
         None => Parser::new(),

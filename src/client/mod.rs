@@ -86,9 +86,14 @@ impl ClientError {
     /// the chain (reqwest's own message alone is often just "error sending
     /// request").
     pub(crate) fn http(url: &str, error: &reqwest::Error) -> Self {
+        let mut message = error_chain(error);
+        // reqwest's messages quote the URL, which may carry ?access_token=.
+        if let Some(raw) = error.url().map(|u| u.as_str().to_string()) {
+            message = message.replace(&raw, &crate::auth::redact(&raw));
+        }
         ClientError::Http {
-            url: url.to_string(),
-            message: error_chain(error),
+            url: crate::auth::redact(url).into_owned(),
+            message,
         }
     }
 }
@@ -113,7 +118,7 @@ pub(crate) async fn rejected(url: &str, response: reqwest::Response) -> ClientEr
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     ClientError::Rejected {
-        url: url.to_string(),
+        url: crate::auth::redact(url).into_owned(),
         status,
         body: body.trim().to_string(),
     }
