@@ -2,7 +2,7 @@
 //! [`ServeConfig`] the rest of the server uses.
 //!
 //! Raw values come from flags, `TAILCAST_*` environment variables (clap's
-//! `env`) and the file given with `--config`; [`ServeArgs::resolve`] merges
+//! `env`) and the file given with `--config`; [`parse_cli`] merges
 //! them once (flags over environment over file over defaults) and checks
 //! them. Nothing else reads flags or the environment.
 
@@ -36,7 +36,7 @@ pub enum Command {
 }
 
 /// How `listen` and `publish` get a token; without any of these,
-/// `TAILCAST_TOKEN` (read by [`ClientToken::resolve`]).
+/// `TAILCAST_TOKEN` (read when the command's settings are resolved).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ClientToken {
     /// Bearer token sent with every request [env: TAILCAST_TOKEN]
@@ -166,7 +166,7 @@ impl TokenArgs {
 /// The settings of `tailcast serve`: each one a flag, a `TAILCAST_*`
 /// environment variable and a key of the `--config` TOML file (its long
 /// name, `-` or `_`). Adding an option is adding a field here (plus a rule
-/// in [`ServeConfig::check`] when it has a range). [`parse_cli`] merges the
+/// in `ServeConfig::check` when it has a range). [`parse_cli`] merges the
 /// sources once: flags over environment over file over defaults.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
