@@ -511,10 +511,20 @@ impl Verifier {
         let header = match jsonwebtoken::decode_header(token) {
             Ok(header) => header,
             Err(e) => {
+                let why = match e.kind() {
+                    ErrorKind::Json(json) if json.to_string().contains("unknown variant") => {
+                        return invalid(
+                            "the header's alg is not a signature algorithm this server knows \
+                             (alg none is never accepted)"
+                                .into(),
+                        )
+                    }
+                    ErrorKind::Json(json) => format!("bad header: {json}"),
+                    _ => describe(&e),
+                };
                 return invalid(format!(
-                    "malformed token ({}); expected a signed JWT (header.payload.signature)",
-                    describe(&e)
-                ))
+                    "malformed token ({why}); expected a signed JWT (header.payload.signature)"
+                ));
             }
         };
         let candidates = match &self.keys {
