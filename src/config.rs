@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Where `serve` listens unless told otherwise, and where `health` asks.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
+
 /// `tailcast`: stream log files and events to browsers over Server-Sent Events.
 #[derive(Debug, Parser)]
 #[command(name = "tailcast", version, about, arg_required_else_help = true)]
@@ -33,6 +36,13 @@ pub enum Command {
     Publish(PublishArgs),
     /// Print an HS256 token signed with the server's --jwt-secret-file.
     Token(TokenArgs),
+    /// Exit 0 if a tailcast server answers /health with status ok (for
+    /// container health checks; no curl needed).
+    Health(HealthArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `tailcast man | man -l -`.
+    Man,
 }
 
 /// How `listen` and `publish` get a token; without any of these,
@@ -179,7 +189,7 @@ pub struct ServeConfig {
         long,
         env = "TAILCAST_ADDR",
         value_name = "HOST:PORT",
-        default_value = "127.0.0.1:8000"
+        default_value = DEFAULT_ADDR
     )]
     pub addr: String,
     /// Events kept per channel for resume
@@ -390,6 +400,55 @@ pub struct PublishArgs {
     /// Bearer token.
     #[command(flatten)]
     pub token: ClientToken,
+}
+
+/// `health` options.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The server's /health URL, or its base URL [default: from --addr]
+    pub url: Option<String>,
+    /// The server's listen address, used when no URL is given; `0.0.0.0`
+    /// and `[::]` are asked on loopback
+    #[arg(long, env = "TAILCAST_ADDR", value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: String,
+    /// Fail if the whole check takes longer than this.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl HealthArgs {
+    /// Builds the [`HealthCheck`](crate::cli_tools::HealthCheck): the URL
+    /// given, or the one derived from the listen address.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad URL or address.
+    pub fn resolve(self) -> Result<crate::cli_tools::HealthCheck, ConfigError> {
+        let url =
+            crate::cli_tools::health_url(self.url.as_deref(), &self.addr).map_err(|message| {
+                ConfigError::Invalid {
+                    setting: if self.url.is_some() { "URL" } else { "--addr" },
+                    message,
+                }
+            })?;
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "--timeout",
+                message: "must be longer than 0".into(),
+            });
+        }
+        Ok(crate::cli_tools::HealthCheck {
+            url,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// `completions` options.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `tailcast completions bash > /etc/bash_completion.d/tailcast`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Parses an http or https URL for the client commands.

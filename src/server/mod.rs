@@ -19,7 +19,7 @@ use crate::auth::{Auth, AuthSettings};
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, AppState};
-use crate::hub::Hub;
+use crate::hub::{Hub, HubLimits};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
@@ -47,7 +47,12 @@ pub async fn run(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     warn_if_public_without_auth(&listener, &auth);
     let metrics = Arc::new(Metrics::new());
-    let hub = Hub::memory(config.history, config.max_channels);
+    let hub = Hub::memory(HubLimits {
+        history: config.history,
+        history_bytes: config.history_bytes,
+        history_ttl: config.history_ttl,
+        max_channels: config.max_channels,
+    });
     let tracker = TaskTracker::new();
     let opts = FollowOptions {
         max_line: config.max_line,
@@ -58,6 +63,7 @@ pub async fn run(
         hub.clone(),
         metrics.clone(),
         opts,
+        config.forget_after,
         shutdown.clone(),
         tracker.clone(),
     );
@@ -94,6 +100,7 @@ pub async fn run(
         }
     });
 
+    tracker.spawn(hub.clone().run_sweeper(shutdown.clone()));
     http::spawn_demo_feed(hub.clone(), metrics.clone(), &tracker, shutdown.clone());
     let host_metrics = http::spawn_host_sampler(metrics.clone(), &tracker, shutdown.clone());
     let send_timeout = config.send_timeout;
