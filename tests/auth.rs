@@ -143,11 +143,18 @@ fn raw(addr: &str, request: &str) -> Raw {
 }
 
 /// The request text for one endpoint on one path, with `auth` headers.
+/// A POST body is sent as `application/json`, or as `application/x-ndjson`
+/// (a bulk publish) when it holds several lines.
 fn request(method: &str, target: &str, version: &str, extra: &str, body: &str) -> String {
     let mut r = format!("{method} {target} {version}\r\nHost: t\r\n{extra}");
     if method == "POST" {
+        let content_type = if body.contains('\n') {
+            "application/x-ndjson"
+        } else {
+            "application/json"
+        };
         r.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
             body.len()
         ));
     }
@@ -245,6 +252,15 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "POST",
+            target: "/channels/news",
+            accept_sse: false,
+            body: "\"bulk one\"\n{\"event\": \"t\", \"data\": \"bulk two\"}\n",
+            right: json!({"publish": ["n*"]}),
+            wrong: json!({"subscribe": ["news"], "publish": ["sports"]}),
+            forbidden_detail: "may not publish to news",
+        },
+        Endpoint {
+            method: "POST",
             target: "/api/broadcast",
             accept_sse: false,
             body: r#"{"message": "hi"}"#,
@@ -277,7 +293,12 @@ async fn every_endpoint_times_every_case_on_both_paths() {
         if e.method == "GET" {
             rows.push((format!("{} {} (lean)", e.method, e.target), "HTTP/1.1", e));
         } else {
-            rows.push((format!("{} {} (hyper)", e.method, e.target), "HTTP/1.1", e));
+            let bulk = if e.body.contains('\n') { " NDJSON" } else { "" };
+            rows.push((
+                format!("{} {}{bulk} (hyper)", e.method, e.target),
+                "HTTP/1.1",
+                e,
+            ));
         }
     }
     for e in endpoints().into_iter().filter(|e| e.method == "GET") {
@@ -1337,6 +1358,61 @@ async fn token_publish_and_listen_commands() {
     );
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid channel pattern"));
+}
+
+/// `publish -` sends its lines as several NDJSON batches and the token goes
+/// with every one of them: 3,500 lines (at most 1,000 per batch) are all
+/// published with a token that may publish; with one that may not, the
+/// first batch is refused (403) and nothing is published.
+#[tokio::test]
+async fn publish_stdin_sends_the_token_with_every_batch() {
+    const LINES: usize = 3_500;
+    let server = secured(&["--history", "10000"]);
+    let url = server.url("/channels/bulk");
+    let lines: String = (0..LINES).map(|i| format!("line {i}\n")).collect();
+    let run = |token: String| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tailcast"));
+        cmd.args(["publish", &url, "-"])
+            .env("TAILCAST_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let admin = token(json!({"subscribe": ["*"], "admin": true}));
+    let retained = |list: Vec<Value>| {
+        list.iter()
+            .find(|s| s["name"] == "bulk")
+            .map_or(0, |s| s["retained"].as_u64().unwrap())
+    };
+
+    let refused = run(token(json!({"subscribe": ["bulk"], "publish": ["other"]})));
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: lines 1-") && stderr.contains("403"),
+        "{stderr}"
+    );
+    assert_eq!(retained(streams_as(&server, &admin).await), 0);
+
+    let out = run(token(json!({"publish": ["bulk"]})));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        retained(streams_as(&server, &admin).await),
+        LINES as u64,
+        "every batch was accepted"
+    );
 }
 
 /// `listen --token-command` runs the command before each connection: after
