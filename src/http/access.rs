@@ -16,6 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::protocol::{SessionAnswer, SignedOut, TokenAnswer};
 use super::{ApiError, AppState};
 use crate::auth::{redact, Caller, TokenInfo, COOKIE_NAME};
 
@@ -60,25 +61,32 @@ fn describe(caller: &Caller) -> String {
     }
 }
 
-/// The JSON form of a verified token: `{"sub", "exp", "rights"}`.
-fn token_json(info: &TokenInfo) -> serde_json::Value {
-    serde_json::json!({"sub": info.sub, "exp": info.exp, "rights": info.rights})
+/// The answer form of a verified token: `{"sub", "exp", "rights"}`.
+fn token_answer(info: &TokenInfo) -> TokenAnswer<'_> {
+    TokenAnswer {
+        sub: info.sub.as_deref(),
+        exp: info.exp,
+        rights: &info.rights,
+    }
 }
 
 /// `GET /api/session`: who the request is authenticated as:
 /// `{"access_control": bool, "signed_in": bool, "sub", "exp", "rights"}`.
 /// A bad token is a 401 like anywhere else.
-pub async fn show(State(app): State<Arc<AppState>>, caller: Caller) -> Json<serde_json::Value> {
-    let enabled = app.auth.enabled();
-    Json(match &caller {
-        Caller::Token(info) => {
-            let mut v = token_json(info);
-            v["access_control"] = true.into();
-            v["signed_in"] = true.into();
-            v
-        }
-        _ => serde_json::json!({"access_control": enabled, "signed_in": false}),
-    })
+pub async fn show(State(app): State<Arc<AppState>>, caller: Caller) -> Response {
+    let answer = match &caller {
+        Caller::Token(info) => SessionAnswer {
+            access_control: true,
+            signed_in: true,
+            token: Some(token_answer(info)),
+        },
+        _ => SessionAnswer {
+            access_control: app.auth.enabled(),
+            signed_in: false,
+            token: None,
+        },
+    };
+    Json(answer).into_response()
 }
 
 /// `POST /api/session`: takes the token from `Authorization: Bearer`,
@@ -117,7 +125,7 @@ pub async fn sign_in(
             ""
         }
     );
-    let mut response = Json(token_json(&info)).into_response();
+    let mut response = Json(token_answer(&info)).into_response();
     let value = HeaderValue::from_str(&cookie).map_err(|_| {
         ApiError::from(crate::auth::AuthError::Invalid(
             "the token cannot be stored in a cookie".into(),
@@ -144,11 +152,7 @@ pub async fn sign_out(State(app): State<Arc<AppState>>) -> Response {
             ""
         }
     );
-    let mut response = (
-        StatusCode::OK,
-        Json(serde_json::json!({"signed_in": false})),
-    )
-        .into_response();
+    let mut response = (StatusCode::OK, Json(SignedOut { signed_in: false })).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
