@@ -24,6 +24,7 @@ enum Job {
     Listen(ListenConfig),
     Publish(PublishConfig),
     Health(HealthCheck),
+    Token(std::path::PathBuf, tailcast::auth::mint::TokenSpec),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +41,9 @@ fn main() -> ExitCode {
         Command::Listen(args) => args.resolve().map(Job::Listen),
         Command::Publish(args) => args.resolve().map(Job::Publish),
         Command::Health(args) => args.resolve().map(Job::Health),
+        Command::Token(args) => args
+            .resolve()
+            .map(|(secret_file, spec)| Job::Token(secret_file, spec)),
     };
     let job = match job {
         Ok(job) => job,
@@ -72,6 +76,12 @@ fn main() -> ExitCode {
                     tailcast::client::listen::run(&config, &mut std::io::stdout(), token).await
                 })
                 .await
+            }
+            Job::Token(secret_file, spec) => {
+                let token = tailcast::auth::mint::mint_with_file(&secret_file, &spec)
+                    .map_err(|e| e.to_string())?;
+                println!("{token}");
+                Ok(())
             }
             Job::Publish(config) => {
                 run_client(|token| async move {
@@ -148,6 +158,11 @@ fn fail(message: String) -> ExitCode {
 }
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
+    // Key files and patterns are checked before listening, so a bad one is
+    // one error line, not a server that refuses everyone.
+    tailcast::auth::AuthSettings::from_config(&config)
+        .check()
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;

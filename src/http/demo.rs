@@ -19,12 +19,17 @@ use super::params::SseParams;
 use super::protocol::to_json;
 use super::sse_body::{self, FilterScope, Framing};
 use super::{ApiError, AppState};
+use crate::auth::{Caller, Right};
 use crate::hub::{ChannelName, ChannelRequest, Hub};
 use crate::metrics::Metrics;
 use crate::sse;
 
 /// Hub channel carrying the shared `/stream` feed.
 pub const DEMO_CHANNEL: &str = "stream";
+
+/// The channel name whose subscribe right `/stream-numbers` needs (no
+/// hub channel: each connection counts by itself).
+pub const NUMBERS_CHANNEL: &str = "stream-numbers";
 
 /// [`DEMO_CHANNEL`] as a channel name.
 fn demo_channel() -> ChannelName {
@@ -132,13 +137,17 @@ fn now() -> String {
 /// `GET /stream`: `connected` first, then the shared demo feed.
 pub async fn demo_feed(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Subscribe(DEMO_CHANNEL))?;
     let params = SseParams::parse(query.as_deref(), &headers)?;
     let channel = demo_channel();
     let request = ChannelRequest::new(channel.clone(), params.tail.unwrap_or(0));
     let mut body = app.subscribe_sse(
+        &caller,
         vec![request],
         params,
         Framing::Plain,
@@ -157,8 +166,11 @@ pub async fn demo_feed(
 /// a `retry:` field, then the response ends.
 pub async fn stream_numbers(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Subscribe(NUMBERS_CHANNEL))?;
     let retry_ms = app.config.retry_ms;
     let numbers = futures_util::stream::unfold(1u32, move |n| async move {
         if n > 11 {
@@ -174,7 +186,9 @@ pub async fn stream_numbers(
         };
         Some((frame, n + 1))
     });
-    Ok(sse_body::response(
-        app.local_sse(&headers, Box::pin(numbers))?,
-    ))
+    Ok(sse_body::response(app.local_sse(
+        &caller,
+        &headers,
+        Box::pin(numbers),
+    )?))
 }

@@ -15,6 +15,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Auth, AuthSettings};
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, AppState};
@@ -41,6 +42,10 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    warn_if_public_without_auth(&listener, &auth);
     let metrics = Arc::new(Metrics::new());
     let hub = Hub::memory(HubLimits {
         history: config.history,
@@ -108,6 +113,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         started: Instant::now(),
         host_metrics,
+        auth,
     });
     let listener = SendTimeoutListener {
         listener,
@@ -119,6 +125,21 @@ pub async fn run(
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
     drop(demo_dir);
     served
+}
+
+/// Warns when the server listens on an address other hosts can reach
+/// while access control is off: anyone there reads every log.
+fn warn_if_public_without_auth(listener: &TcpListener, auth: &Auth) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    if !auth.enabled() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {addr} with access control off: anyone who can reach this address \
+             reads every stream and publishes to every channel; set --jwt-secret-file, \
+             --jwt-public-key or --jwks-url, or bind to 127.0.0.1 behind a proxy"
+        );
+    }
 }
 
 /// Serves HTTP/1.1 on `listener` with `router` until `shutdown`, then
