@@ -462,8 +462,9 @@ test("sign in with a pasted token, lines appear, sign out, sign in again after t
   await page.click("#signin-send");
   await waitFor(async () => (await page.locator("#signin-error").textContent()).includes("malformed"), { message: "refusal shown" });
 
-  // A token valid for 1 s (plus the server's 5 s leeway).
-  await page.fill("#signin-token", mint("1s", "short"));
+  // A short-lived token: 5 s plus the server's 5 s leeway, room enough for
+  // the sign-in and the first lines on a loaded machine.
+  await page.fill("#signin-token", mint("5s", "short"));
   await page.click("#signin-send");
   await waitLive(page);
   assert.equal(await page.locator("#whoami").textContent(), "short");
@@ -473,7 +474,7 @@ test("sign in with a pasted token, lines appear, sign out, sign in again after t
   await screenshot(page, "auth-signed-in");
 
   // The token expires: the stream says so and the box asks again.
-  await waitFor(() => page.locator("#signin").evaluate((d) => d.open), { timeout: 15000, message: "the box asks again after token-expired" });
+  await waitFor(() => page.locator("#signin").evaluate((d) => d.open), { timeout: 40000, message: "the box asks again after token-expired" });
   assert.match(await page.locator("#signin-reason").textContent(), /expired/);
   assert.equal(await page.evaluate(() => document.body.dataset.conn), "unauthorized");
   appendLines(file, numbered("while-out", 0, 10));
