@@ -16,7 +16,10 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
 const CLIENT_STOP_GRACE: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return command_line_error(e),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -100,6 +103,29 @@ where
 fn raise_open_files_limit() {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!("cannot raise the open files limit: {e}");
+    }
+}
+
+/// `--help` and `--version` print their answer and succeed; no command at
+/// all prints the usage and fails; any other mistake (an unknown flag, a
+/// bad value in a flag or an environment variable) is a startup error like
+/// the others: one `error: ...` line and status 1.
+fn command_line_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::FAILURE
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            fail(first.strip_prefix("error: ").unwrap_or(first).to_string())
+        }
     }
 }
 

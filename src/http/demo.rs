@@ -1,5 +1,6 @@
-//! The tutorial's demo streams: `/stream`, one shared feed of typed events,
-//! and `/stream-numbers`, a count from 1 to 10 per connection.
+//! The tutorial's demo streams: `/stream`, one shared feed of typed events
+//! that runs only while someone listens, and `/stream-numbers`, a count
+//! from 1 to 10 per connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +21,20 @@ use crate::sse;
 /// Hub channel carrying the shared `/stream` feed.
 pub const DEMO_CHANNEL: &str = "stream";
 
+/// The four kinds of event of the `/stream` feed.
+#[derive(Debug, Clone, Copy)]
+enum DemoEvent {
+    Message,
+    Sensor,
+    Heartbeat,
+    Notification,
+}
+
 /// Starts the task that publishes the `/stream` feed into channel `stream`:
 /// `message` every 2 s, `sensor` every 4 s, `heartbeat` every 5 s,
-/// `notification` every 8 s.
+/// `notification` every 8 s, but only while the channel has subscribers.
+/// An idle server publishes nothing: no fake events in any history, no ids
+/// used up, `events_per_s` stays 0.
 pub fn spawn_demo_feed(
     hub: Hub,
     metrics: Arc<Metrics>,
@@ -35,13 +47,22 @@ pub fn spawn_demo_feed(
         let (mut message, mut sensor, mut heartbeat, mut notification) = (every(2), every(4), every(5), every(8));
         let mut counter: u64 = 0;
         loop {
-            let (event, data) = tokio::select! {
+            let kind = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = message.tick() => {
+                _ = message.tick() => DemoEvent::Message,
+                _ = sensor.tick() => DemoEvent::Sensor,
+                _ = heartbeat.tick() => DemoEvent::Heartbeat,
+                _ = notification.tick() => DemoEvent::Notification,
+            };
+            if !has_subscribers(&hub) {
+                continue;
+            }
+            let (event, data) = match kind {
+                DemoEvent::Message => {
                     counter += 1;
                     ("message", serde_json::json!({"message": format!("Hello from tailcast #{counter}"), "counter": counter, "timestamp": now()}))
                 }
-                _ = sensor.tick() => {
+                DemoEvent::Sensor => {
                     let mut rng = rand::rng();
                     ("sensor", serde_json::json!({
                         "temperature": (rng.random_range(180..300) as f64) / 10.0,
@@ -50,8 +71,8 @@ pub fn spawn_demo_feed(
                         "timestamp": now(),
                     }))
                 }
-                _ = heartbeat.tick() => ("heartbeat", serde_json::json!({"status": "alive", "timestamp": now()})),
-                _ = notification.tick() => {
+                DemoEvent::Heartbeat => ("heartbeat", serde_json::json!({"status": "alive", "timestamp": now()})),
+                DemoEvent::Notification => {
                     let levels = ["info", "success", "warning", "error"];
                     let level = levels[rand::rng().random_range(0..levels.len())];
                     ("notification", serde_json::json!({"title": "Demo notification", "message": format!("Something happened ({level})"), "level": level, "timestamp": now()}))
@@ -62,6 +83,15 @@ pub fn spawn_demo_feed(
             }
         }
     });
+}
+
+/// Whether anyone subscribes to the demo channel (`/stream`, or `/events`
+/// naming it). Asked once per tick, about once a second; the hub has no
+/// per-channel query, so this walks its channel list.
+fn has_subscribers(hub: &Hub) -> bool {
+    hub.channels()
+        .iter()
+        .any(|c| c.name == DEMO_CHANNEL && c.subscribers > 0)
 }
 
 fn now() -> String {
