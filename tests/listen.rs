@@ -123,11 +123,10 @@ async fn listen_waits_out_a_server_restart_and_resumes() {
     require_interop();
     // The server sits behind a proxy whose port stays the same, so the new
     // server never needs the old one's port back.
-    let first = Starlette::start(0).await;
+    let mut first = Starlette::start(0).await;
     let proxy = Proxy::start(format!("127.0.0.1:{}", first.port).parse().unwrap()).await;
     let url = proxy.url("/numbers?interval=0.02&retry=50");
     let mut proc = listen(&["--json", "--max-backoff", "300ms", &url]);
-    let mut first = first;
     let mut events = read_events(&mut proc, 5).await;
     assert_eq!(first.next_request().await.1, None);
 
