@@ -311,13 +311,9 @@ async fn ctrl_c_exits_at_once_and_cleanly_while_streaming_and_while_waiting() {
     proc.signal("INT").await;
     assert_eq!(proc.exit_within(WAIT).await.code(), Some(0));
 
-    // While waiting: nothing listens on this port, listen reports its
+    // While waiting: the port refuses connections, listen reports its
     // backoff sleep of a minute, longer than the watchdog.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_reserved, port) = closed_port();
     let mut proc = listen(&[
         "--retry",
         "60s",

@@ -165,6 +165,16 @@ impl Proc {
     }
 }
 
+/// A port on 127.0.0.1 where nothing listens, and stays so while the
+/// returned socket lives: it is bound (no other process can take the port)
+/// but not listening, so connections are refused.
+pub fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// The sse-starlette test server (`tests/interop/sse_server.py`).
 pub struct Starlette {
     pub proc: Proc,
