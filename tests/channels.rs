@@ -220,14 +220,32 @@ async fn stream_demo_sends_connected_then_typed_events() {
     }
 }
 
-/// Reads `/metrics` SSE samples until `n` were taken, returning each
-/// one's `events_per_s`.
-async fn events_per_second(metrics: &mut Sse, n: usize) -> Vec<f64> {
+/// `events_per_s` of the next `n` `/metrics` samples whose whole second
+/// started more than a second after `after` (the margin covers a publish
+/// decided just before). A sample counts the events since the one before
+/// it, so it qualifies when the one before it is stamped late enough.
+/// Samples may have waited in the socket while the test did something
+/// else, hence the timestamps rather than the order of reading. The server
+/// and the test share the machine's clock.
+async fn rates_after(
+    metrics: &mut Sse,
+    after: chrono::DateTime<chrono::Utc>,
+    n: usize,
+) -> Vec<f64> {
+    let start = after + chrono::Duration::seconds(1);
+    let mut previous = None;
     let mut rates = Vec::new();
     while rates.len() < n {
         let e = metrics.next_event().await;
         assert_eq!(e.event_type(), "metrics");
-        rates.push(e.json()["events_per_s"].as_f64().unwrap());
+        let json = e.json();
+        let at = chrono::DateTime::parse_from_rfc3339(json["timestamp"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        if previous.is_some_and(|p| p > start) {
+            rates.push(json["events_per_s"].as_f64().unwrap());
+        }
+        previous = Some(at);
     }
     rates
 }
@@ -240,11 +258,10 @@ async fn events_per_second(metrics: &mut Sse, n: usize) -> Vec<f64> {
 #[tokio::test]
 async fn the_demo_feed_publishes_only_while_stream_has_subscribers() {
     let server = Server::start(&["{dir}/app.log"]);
-    let (_, first) = post(&server.url("/channels/probe"), "text/plain", "1").await;
     let mut metrics = Sse::connect(&server.url("/metrics")).await;
-    // The first sample may count the probe; the next five cover 5 s.
-    let idle = events_per_second(&mut metrics, 6).await;
-    assert_eq!(idle[1..], [0.0; 5], "an idle server published: {idle:?}");
+    let (_, first) = post(&server.url("/channels/probe"), "text/plain", "1").await;
+    let idle = rates_after(&mut metrics, chrono::Utc::now(), 5).await;
+    assert_eq!(idle, [0.0; 5], "an idle server published");
     let (_, second) = post(&server.url("/channels/probe"), "text/plain", "2").await;
     assert_eq!(
         seq_of(second["id"].as_str().unwrap()),
@@ -274,13 +291,11 @@ async fn the_demo_feed_publishes_only_while_stream_has_subscribers() {
         (stream_info(&server, "stream").await?["subscribers"] == 0).then_some(())
     })
     .await;
-    // Two samples may still count its last events: the newest already
-    // taken (read now, as the stream was not read for a while) and the one
-    // in progress.
-    events_per_second(&mut metrics, 2).await;
+    let left = chrono::Utc::now();
+    let mut after = rates_after(&mut metrics, left, 5).await;
     let last_id = stream_info(&server, "stream").await.unwrap()["last_id"].clone();
-    let after = events_per_second(&mut metrics, 5).await;
-    assert_eq!(after, [0.0; 5], "the feed went on without listeners");
+    after.extend(rates_after(&mut metrics, chrono::Utc::now(), 1).await);
+    assert_eq!(after, [0.0; 6], "the feed went on without listeners");
     assert_eq!(
         stream_info(&server, "stream").await.unwrap()["last_id"],
         last_id
