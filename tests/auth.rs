@@ -1342,7 +1342,13 @@ async fn token_publish_and_listen_commands() {
         &["publish", &url, "x", "--token", "a", "--token-file", "b"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2), "clap refuses both");
+    // A command-line mistake is a startup error: one line, status 1.
+    assert_eq!(out.status.code(), Some(1), "clap refuses both");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("cannot be used with"),
+        "{stderr}"
+    );
 
     // listen with TAILCAST_TOKEN reads what was published.
     let mut listen = tokio::process::Command::new(env!("CARGO_BIN_EXE_tailcast"));
