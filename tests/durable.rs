@@ -7,59 +7,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-
-/// Starts `tailcast serve --addr 127.0.0.1:0 ARGS...` with its stderr
-/// written to `stderr` (appended), so tests can read its warnings.
-fn start_logged(args: &[String], stderr: &Path) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(stderr)
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
-        .arg("serve")
-        .arg("--addr")
-        .arg("127.0.0.1:0")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("start tailcast");
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("tailcast listening on http://")
-        .unwrap_or_else(|| {
-            panic!(
-                "unexpected first line {line:?}; stderr: {}",
-                std::fs::read_to_string(stderr).unwrap_or_default()
-            )
-        })
-        .to_string();
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while reader.read_line(&mut sink).unwrap_or(0) > 0 {
-            sink.clear();
-        }
-    });
-    Server { child, addr, dir }
-}
 
 /// A data directory and the servers started over it, one at a time.
 struct Durable {
     data: tempfile::TempDir,
     files: tempfile::TempDir,
-    stderr: PathBuf,
     extra: Vec<String>,
 }
 
@@ -67,7 +24,6 @@ impl Durable {
     fn new(extra: &[&str]) -> Durable {
         let files = tempfile::tempdir().unwrap();
         Durable {
-            stderr: files.path().join("stderr.log"),
             data: tempfile::tempdir().unwrap(),
             files,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -88,11 +44,8 @@ impl Durable {
         for a in &self.extra {
             args.push(a.replace("{files}", &self.files.path().display().to_string()));
         }
-        start_logged(&args, &self.stderr)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::start_in(tempfile::tempdir().unwrap(), &args, Stdio::null(), &[])
     }
 
     fn segments(&self) -> Vec<PathBuf> {
@@ -111,8 +64,11 @@ fn append_bytes(path: &Path, bytes: &[u8]) {
     std::io::Write::write_all(&mut file, bytes).unwrap();
 }
 
-fn stop(server: &mut Server) {
-    let status = server.terminate(DEADLINE).expect("exits after SIGTERM");
+async fn stop(server: &mut Server) {
+    let status = server
+        .terminate(DEADLINE)
+        .await
+        .expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
 }
 
@@ -173,7 +129,7 @@ async fn a_restart_resumes_last_event_id_exactly_single_and_multiplexed() {
         let channel = if i % 2 == 0 { "a" } else { "b" };
         ids.push(publish(&server, channel, &format!("{channel}{i}")).await);
     }
-    stop(&mut server);
+    stop(&mut server).await;
 
     let server = d.start();
     let mut single =
@@ -219,7 +175,7 @@ async fn ids_keep_increasing_across_restarts_and_kills() {
             last = seq(&id);
         }
         if round % 2 == 0 {
-            stop(&mut server);
+            stop(&mut server).await;
         } else {
             kill9(&mut server);
         }
@@ -268,7 +224,7 @@ async fn lines_written_while_down_are_published_exactly_once() {
         if kill {
             kill9(&mut server);
         } else {
-            stop(&mut server);
+            stop(&mut server).await;
         }
         append(&path, &lines("line ", 5..10));
 
@@ -295,7 +251,7 @@ async fn a_file_rotated_while_down_is_drained_then_the_new_one_read_from_its_sta
     wait_following(&server, "log:app").await;
     append(&path, "old 1\n");
     wait_lines(&server, "app", &["old 1".into()]).await;
-    stop(&mut server);
+    stop(&mut server).await;
     append(&path, "old 2\n");
     std::fs::rename(&path, d.file("app.log.1")).unwrap();
     append(&path, "new 1\nnew 2\n");
@@ -323,7 +279,7 @@ async fn a_file_replaced_while_down_is_read_from_its_start() {
     wait_following(&server, "log:app").await;
     append(&path, "old 1\nold 2\n");
     wait_lines(&server, "app", &numbered("old ", 1..3)).await;
-    stop(&mut server);
+    stop(&mut server).await;
     std::fs::remove_file(&path).unwrap();
     append(&path, "fresh 1\n");
 
@@ -430,7 +386,7 @@ async fn a_torn_or_garbage_tail_is_cut_with_a_warning_and_the_server_starts() {
         let first = publish(&server, "t", "kept 1").await;
         let kept = publish(&server, "t", "kept 2").await;
         let torn = publish(&server, "t", "TORN-RECORD").await;
-        stop(&mut server);
+        stop(&mut server).await;
         let segment = d.segments().pop().unwrap();
         let len = std::fs::metadata(&segment).unwrap().len();
         let file = std::fs::OpenOptions::new()
@@ -450,14 +406,10 @@ async fn a_torn_or_garbage_tail_is_cut_with_a_warning_and_the_server_starts() {
         assert_eq!(
             data,
             ["kept 1", "kept 2"],
-            "garbage {garbage}: {}",
-            d.stderr()
+            "garbage {garbage}: {:?}",
+            server.stderr_lines()
         );
-        assert!(
-            d.stderr().contains("dropping the torn tail"),
-            "{}",
-            d.stderr()
-        );
+        server.wait_stderr("dropping the torn tail").await;
         let mut sse =
             Sse::connect_with(&server.url("/realtime/t"), &[("Last-Event-ID", &first)]).await;
         assert_eq!(sse.next_event().await.data(), "kept 2");
@@ -602,7 +554,7 @@ async fn retention_by_bytes_drops_the_oldest_segments_whole() {
         sse.next_event().await.id.as_deref(),
         Some(all[0].0.as_str())
     );
-    stop(&mut server);
+    stop(&mut server).await;
     let server = d.start();
     assert_eq!(
         full_history(&server, "r").await,

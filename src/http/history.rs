@@ -8,8 +8,10 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use regex::RegexBuilder;
 
-use super::{ApiError, AppState, GREP_SIZE_LIMIT};
-use crate::hub::HistoryPage;
+use super::params::GREP_SIZE_LIMIT;
+use super::{ApiError, AppState};
+use crate::auth::{Caller, Right};
+use crate::hub::{ChannelName, HistoryPage};
 
 /// Events per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -18,7 +20,7 @@ pub const MAX_LIMIT: usize = 1000;
 
 /// The parsed query.
 struct HistoryParams {
-    channel: String,
+    channel: ChannelName,
     q: Option<regex::Regex>,
     before: Option<String>,
     limit: usize,
@@ -60,7 +62,7 @@ impl HistoryParams {
         let channel = channel.ok_or_else(|| {
             ApiError::bad_request("no channel", "name the channel: /api/history?channel=NAME")
         })?;
-        crate::hub::validate_channel_name(&channel)?;
+        let channel = ChannelName::parse(&channel)?;
         Ok(HistoryParams {
             channel,
             q,
@@ -73,9 +75,12 @@ impl HistoryParams {
 /// `GET /api/history`.
 pub async fn history(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let params = HistoryParams::parse(query.as_deref())?;
+    app.auth
+        .authorize(&caller, Right::Subscribe(&params.channel))?;
     let hub = app.hub.clone();
     // Reading the log is file I/O, and a regex over many events is CPU:
     // neither runs on the async workers.
