@@ -8,8 +8,13 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use regex::RegexBuilder;
 
-use super::{ApiError, AppState, GREP_SIZE_LIMIT};
-use crate::hub::HistoryPage;
+use super::{ApiError, AppState};
+use crate::auth::{Caller, Right};
+use crate::hub::{ChannelName, HistoryPage};
+
+/// Largest compiled size of a `q` regex, so a hostile pattern cannot take
+/// the server's memory (as `?grep=`).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Events per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -18,7 +23,7 @@ pub const MAX_LIMIT: usize = 1000;
 
 /// The parsed query.
 struct HistoryParams {
-    channel: String,
+    channel: ChannelName,
     q: Option<regex::Regex>,
     before: Option<String>,
     limit: usize,
@@ -35,7 +40,7 @@ impl HistoryParams {
                 "channel" => channel = Some(value.into_owned()),
                 "q" if !value.is_empty() => {
                     let regex = RegexBuilder::new(&value)
-                        .size_limit(GREP_SIZE_LIMIT)
+                        .size_limit(REGEX_SIZE_LIMIT)
                         .build()
                         .map_err(|e| ApiError::bad_request("invalid regex", e.to_string()))?;
                     q = Some(regex);
@@ -60,7 +65,7 @@ impl HistoryParams {
         let channel = channel.ok_or_else(|| {
             ApiError::bad_request("no channel", "name the channel: /api/history?channel=NAME")
         })?;
-        crate::hub::validate_channel_name(&channel)?;
+        let channel = ChannelName::parse(&channel)?;
         Ok(HistoryParams {
             channel,
             q,
@@ -70,12 +75,15 @@ impl HistoryParams {
     }
 }
 
-/// `GET /api/history`.
+/// `GET /api/history`: needs the right to subscribe to the channel.
 pub async fn history(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let params = HistoryParams::parse(query.as_deref())?;
+    app.auth
+        .authorize(&caller, Right::Subscribe(params.channel.as_str()))?;
     let hub = app.hub.clone();
     // Reading the log is file I/O, and a regex over many events is CPU:
     // neither runs on the async workers.
@@ -106,7 +114,7 @@ mod tests {
     #[test]
     fn queries_are_checked() {
         let p = HistoryParams::parse(Some("channel=a&q=ERR%7CWARN&before=x-1&limit=5000")).unwrap();
-        assert_eq!(p.channel, "a");
+        assert_eq!(p.channel.as_str(), "a");
         assert!(p.q.unwrap().is_match("WARN"));
         assert_eq!(p.before.as_deref(), Some("x-1"));
         assert_eq!(p.limit, MAX_LIMIT);

@@ -9,9 +9,11 @@
 //! from memory. Only what the log no longer serves (`--history` per channel,
 //! `--retention-bytes`) produces a `reset`.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use super::{HistoryEvent, HistoryPage, StoredEvent};
+use super::{ChannelName, HistoryEvent, HistoryPage, StoredEvent};
+use crate::sse::PendingEvent;
 use crate::wal::{ChannelCursor, ForwardRead, HistoryQuery, Record, Wal, WalError};
 
 /// Most bytes of event data one catch-up batch reads from the log.
@@ -28,25 +30,35 @@ pub(crate) fn format_id(epoch: u32, seq: u64) -> String {
     format!("{epoch:08x}-{seq}")
 }
 
-/// Splits an id into its epoch and sequence number, if it has the form.
+/// Splits an id into its epoch and sequence number, if it is exactly
+/// `EPOCH-SEQ` as the hub writes them: 8 lowercase hex digits, `-`, a
+/// number without sign or leading zero.
 pub(crate) fn parse_id(id: &str) -> Option<(u32, u64)> {
-    let (epoch, seq) = id.trim().split_once('-')?;
-    if epoch.len() != 8 {
+    let (epoch, seq) = id.split_once('-')?;
+    let hex = epoch.len() == 8
+        && epoch
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let number =
+        !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) && !seq.starts_with('0');
+    if !hex || !number {
         return None;
     }
     Some((u32::from_str_radix(epoch, 16).ok()?, seq.parse().ok()?))
 }
 
 /// A record of the log as the event the hub first made of it (same id,
-/// same bytes on the wire). `channel` is the shared name to use.
-pub(crate) fn event_of(log: &Wal, record: Record, channel: Arc<str>) -> StoredEvent {
-    StoredEvent::new(
-        record.seq,
-        id_of(log, record.seq),
-        channel,
-        Arc::from(record.event_type),
-        record.data,
-    )
+/// same bytes on the wire), counted against `envelope_bytes` like any.
+pub(crate) fn event_of(
+    log: &Wal,
+    record: &Record,
+    channel: ChannelName,
+    envelope_bytes: Arc<AtomicUsize>,
+) -> StoredEvent {
+    let pending = PendingEvent::encode(&record.event_type, &record.data);
+    let allocated = pending.allocated();
+    let frame = pending.with_id(&id_of(log, record.seq));
+    StoredEvent::new(record.seq, channel, frame, allocated, envelope_bytes)
 }
 
 /// `/api/history` from the log: records of `channel` below `before` whose
@@ -54,7 +66,7 @@ pub(crate) fn event_of(log: &Wal, record: Record, channel: Arc<str>) -> StoredEv
 /// serves. (Blocking file I/O.)
 pub(crate) fn history(
     log: &Wal,
-    channel: &str,
+    channel: &ChannelName,
     keep: usize,
     before: u64,
     limit: usize,
@@ -87,8 +99,10 @@ pub(crate) fn history(
 /// any hub lock, on whatever thread the caller likes.
 pub(crate) struct DiskRead {
     pub log: Arc<Wal>,
-    /// The subscription's channels (shared names).
-    pub channels: Vec<Arc<str>>,
+    /// The subscription's channels.
+    pub channels: Vec<ChannelName>,
+    /// The hub's count of envelope bytes, for the events made here.
+    pub envelope_bytes: Arc<AtomicUsize>,
     /// `--history`: newest records per channel the log serves.
     pub keep: usize,
     /// Per channel, records up to here are no longer served; computed by
@@ -132,7 +146,10 @@ impl DiskRead {
             .channels
             .iter()
             .zip(&hidden)
-            .map(|(channel, &after)| ChannelCursor { channel, after })
+            .map(|(channel, &after)| ChannelCursor {
+                channel: channel.as_str(),
+                after,
+            })
             .collect();
         let batch = self.log.read_forward(&ForwardRead {
             channels: &cursors,
@@ -144,14 +161,18 @@ impl DiskRead {
         let events = batch
             .records
             .into_iter()
-            .map(|record| {
+            .filter_map(|record| {
                 let channel = self
                     .channels
                     .iter()
-                    .find(|c| ***c == *record.channel)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(&*record.channel));
-                Arc::new(event_of(&self.log, record, channel))
+                    .find(|c| c.as_str() == &*record.channel)?
+                    .clone();
+                Some(Arc::new(event_of(
+                    &self.log,
+                    &record,
+                    channel,
+                    self.envelope_bytes.clone(),
+                )))
             })
             .collect();
         Ok(DiskBatch {
@@ -166,15 +187,31 @@ impl DiskRead {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ChannelRequest, Delivery, Hub, Start, Subscription};
+    use super::super::{ChannelRequest, Delivery, Hub, HubLimits, Start, Subscription};
     use super::*;
     use crate::wal::{FsyncPolicy, WalOptions};
     use std::path::Path;
 
+    fn limits(history: usize) -> HubLimits {
+        HubLimits {
+            history,
+            max_channels: 100,
+            ..HubLimits::default()
+        }
+    }
+
     fn open(dir: &Path, history: usize, warm_bytes: u64) -> Hub {
         let opts = WalOptions::new(FsyncPolicy::Always, 1 << 30);
         let log = Arc::new(Wal::open(dir, opts).unwrap());
-        Hub::durable(history, 100, log, warm_bytes).unwrap()
+        Hub::durable(limits(history), log, warm_bytes).unwrap()
+    }
+
+    fn n(name: &str) -> ChannelName {
+        ChannelName::parse(name).unwrap()
+    }
+
+    fn req(name: &str, tail: usize) -> ChannelRequest {
+        ChannelRequest::new(n(name), tail)
     }
 
     fn drain(sub: &mut Subscription) -> Vec<String> {
@@ -185,7 +222,7 @@ mod tests {
                 return all;
             }
             all.extend(batch.iter().map(|d| match d {
-                Delivery::Event(e) => format!("{}:{}", e.channel, e.data),
+                Delivery::Event(e) => format!("{}:{}", e.channel, e.data()),
                 Delivery::Reset { channel, reason } => format!("reset {channel} {reason}"),
             }));
         }
@@ -203,18 +240,22 @@ mod tests {
             let mut ids = Vec::new();
             for i in 0..6 {
                 let channel = if i % 2 == 0 { "a" } else { "b" };
-                ids.push(hub.publish(channel, "message", &i.to_string()).unwrap().id);
+                ids.push(
+                    hub.publish(&n(channel), "message", &i.to_string())
+                        .unwrap()
+                        .id,
+                );
             }
             drop(hub);
             let hub = open(dir.path(), 100, warm_bytes);
-            let single = [ChannelRequest::new("a", 0)];
+            let single = [req("a", 0)];
             let mut sub = hub
                 .subscribe(&single, Start::After(ids[0].clone()))
                 .unwrap();
             assert_eq!(drain(&mut sub), ["a:2", "a:4"], "warm {warm_bytes}");
-            let both = [ChannelRequest::new("a", 0), ChannelRequest::new("b", 0)];
+            let both = [req("a", 0), req("b", 0)];
             let mut sub = hub.subscribe(&both, Start::After(ids[2].clone())).unwrap();
-            let next = hub.publish("b", "message", "6").unwrap().id;
+            let next = hub.publish(&n("b"), "message", "6").unwrap().id;
             assert_eq!(drain(&mut sub), ["b:3", "a:4", "b:5", "b:6"]);
             assert_eq!(seq(&next), seq(&ids[5]) + 1, "ids keep increasing");
             // A resumed event carries its original id and bytes.
@@ -223,7 +264,7 @@ mod tests {
                 .unwrap();
             match &sub.ready_batch()[0] {
                 Delivery::Event(e) => {
-                    assert_eq!(&*e.id, ids[4]);
+                    assert_eq!(e.id(), ids[4]);
                     assert_eq!(
                         e.frame,
                         crate::sse::encode_event(Some(&ids[4]), "message", "4")
@@ -238,16 +279,14 @@ mod tests {
     fn the_memory_is_warmed_from_the_newest_events() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100, 1 << 20);
-        hub.publish("a", "message", "old").unwrap();
-        let last = hub.publish("log:x", "message", "line").unwrap().id;
+        hub.publish(&n("a"), "message", "old").unwrap();
+        let last = hub.publish(&n("log:x"), "message", "line").unwrap().id;
         drop(hub);
         let hub = open(dir.path(), 100, 1 << 20);
         let channels = hub.channels();
         assert_eq!(channels.len(), 2);
         assert_eq!(channels[1].last_id.as_deref(), Some(last.as_str()));
-        let mut sub = hub
-            .subscribe(&[ChannelRequest::new("log:x", 10)], Start::Now)
-            .unwrap();
+        let mut sub = hub.subscribe(&[req("log:x", 10)], Start::Now).unwrap();
         assert_eq!(drain(&mut sub), ["log:x:line"]);
     }
 
@@ -255,15 +294,13 @@ mod tests {
     fn a_resume_older_than_the_history_gets_too_old_then_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 3, 0);
-        let first = hub.publish("a", "message", "0").unwrap().id;
+        let first = hub.publish(&n("a"), "message", "0").unwrap().id;
         for i in 1..6 {
-            hub.publish("a", "message", &i.to_string()).unwrap();
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
         }
         drop(hub);
         let hub = open(dir.path(), 3, 0);
-        let mut sub = hub
-            .subscribe(&[ChannelRequest::new("a", 0)], Start::After(first))
-            .unwrap();
+        let mut sub = hub.subscribe(&[req("a", 0)], Start::After(first)).unwrap();
         assert_eq!(drain(&mut sub), ["reset a too old", "a:3", "a:4", "a:5"]);
     }
 
@@ -272,13 +309,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 3, 0);
         for i in 0..5 {
-            hub.publish("a", "message", &i.to_string()).unwrap();
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
         }
         drop(hub);
         let hub = open(dir.path(), 3, 0);
         for bad in ["garbage", "00000000-1", "ffffffff-2"] {
             let mut sub = hub
-                .subscribe(&[ChannelRequest::new("a", 0)], Start::After(bad.into()))
+                .subscribe(&[req("a", 0)], Start::After(bad.into()))
                 .unwrap();
             assert_eq!(
                 drain(&mut sub),
@@ -292,10 +329,10 @@ mod tests {
     fn many_events_come_back_from_disk_in_bounded_batches() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100_000, 0);
-        let first = hub.publish("a", "message", "start").unwrap().id;
+        let first = hub.publish(&n("a"), "message", "start").unwrap().id;
         for i in 0..3000 {
             hub.publish(
-                if i % 2 == 0 { "a" } else { "b" },
+                &n(if i % 2 == 0 { "a" } else { "b" }),
                 "message",
                 &i.to_string(),
             )
@@ -304,10 +341,7 @@ mod tests {
         drop(hub);
         let hub = open(dir.path(), 100_000, 0);
         let mut sub = hub
-            .subscribe(
-                &[ChannelRequest::new("a", 0), ChannelRequest::new("b", 0)],
-                Start::After(first),
-            )
+            .subscribe(&[req("a", 0), req("b", 0)], Start::After(first))
             .unwrap();
         let mut seen = Vec::new();
         loop {
@@ -318,7 +352,7 @@ mod tests {
             assert!(batch.len() <= 512);
             for d in batch {
                 match d {
-                    Delivery::Event(e) => seen.push(e.data.parse::<u32>().unwrap()),
+                    Delivery::Event(e) => seen.push(e.data().parse::<u32>().unwrap()),
                     Delivery::Reset { .. } => panic!("unexpected reset"),
                 }
             }
@@ -330,53 +364,51 @@ mod tests {
     async fn next_batch_reads_the_log_off_the_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100, 0);
-        let first = hub.publish("a", "message", "0").unwrap().id;
-        hub.publish("a", "message", "1").unwrap();
+        let first = hub.publish(&n("a"), "message", "0").unwrap().id;
+        hub.publish(&n("a"), "message", "1").unwrap();
         hub.flush().await.unwrap();
         drop(hub);
         let hub = open(dir.path(), 100, 0);
-        let mut sub = hub
-            .subscribe(&[ChannelRequest::new("a", 0)], Start::After(first))
-            .unwrap();
+        let mut sub = hub.subscribe(&[req("a", 0)], Start::After(first)).unwrap();
         let batch = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next_batch())
             .await
             .unwrap();
-        assert!(matches!(&batch[..], [Delivery::Event(e)] if &*e.data == "1"));
+        assert!(matches!(&batch[..], [Delivery::Event(e)] if e.data() == "1"));
     }
 
     #[test]
     fn history_reads_the_same_with_and_without_a_log() {
         let dir = tempfile::tempdir().unwrap();
         let durable = open(dir.path(), 5, 0);
-        let memory = Hub::memory(5, 100);
+        let memory = Hub::memory(limits(5));
         for hub in [&durable, &memory] {
             for i in 0..8 {
                 let level = if i % 2 == 0 { "ERROR" } else { "INFO" };
-                hub.publish("a", "message", &format!("{level} {i}"))
+                hub.publish(&n("a"), "message", &format!("{level} {i}"))
                     .unwrap();
-                hub.publish("b", "message", "ERROR other").unwrap();
+                hub.publish(&n("b"), "message", "ERROR other").unwrap();
             }
         }
         for hub in [&durable, &memory] {
             let all = |_: &str| true;
-            let page = hub.history("a", None, 2, &all).unwrap();
+            let page = hub.history(&n("a"), None, 2, &all).unwrap();
             let data: Vec<&str> = page.events.iter().map(|e| e.data.as_str()).collect();
             assert_eq!(data, ["INFO 7", "ERROR 6"]);
             let before = page.next_before.clone().unwrap();
             assert_eq!(before, page.events[1].id);
-            let page = hub.history("a", Some(&before), 10, &all).unwrap();
+            let page = hub.history(&n("a"), Some(&before), 10, &all).unwrap();
             let data: Vec<&str> = page.events.iter().map(|e| e.data.as_str()).collect();
             assert_eq!(data, ["INFO 5", "ERROR 4", "INFO 3"], "--history 5 holds");
             assert_eq!(page.next_before, None);
             let errors = |d: &str| d.starts_with("ERROR");
-            let page = hub.history("a", None, 10, &errors).unwrap();
+            let page = hub.history(&n("a"), None, 10, &errors).unwrap();
             assert_eq!(page.events.len(), 2);
             assert!(page
                 .events
                 .iter()
                 .all(|e| e.channel == "a" && e.event_type == "message"));
-            assert!(hub.history("a", Some("nope"), 10, &all).is_err());
-            assert_eq!(hub.history("none", None, 10, &all).unwrap().events, []);
+            assert!(hub.history(&n("a"), Some("nope"), 10, &all).is_err());
+            assert_eq!(hub.history(&n("none"), None, 10, &all).unwrap().events, []);
         }
     }
 
@@ -384,7 +416,7 @@ mod tests {
     fn ids_round_trip() {
         assert_eq!(format_id(0xab, 42), "000000ab-42");
         assert_eq!(parse_id("000000ab-42"), Some((0xab, 42)));
-        assert_eq!(parse_id(" deadbeef-1 "), Some((0xdead_beef, 1)));
+        assert_eq!(parse_id("deadbeef-1"), Some((0xdead_beef, 1)));
         for bad in [
             "",
             "ab-1",
@@ -392,6 +424,10 @@ mod tests {
             "000000ab-",
             "000000ab-x",
             "000000ab",
+            " deadbeef-1",
+            "DEADBEEF-1",
+            "000000ab-01",
+            "000000ab-+1",
         ] {
             assert_eq!(parse_id(bad), None, "{bad}");
         }

@@ -15,10 +15,11 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Auth, AuthSettings};
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, AppState};
-use crate::hub::Hub;
+use crate::hub::{Hub, HubLimits};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
@@ -41,10 +42,20 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    warn_if_public_without_auth(&listener, &auth);
     let metrics = Arc::new(Metrics::new());
+    let limits = HubLimits {
+        history: config.history,
+        history_bytes: config.history_bytes,
+        history_ttl: config.history_ttl,
+        max_channels: config.max_channels,
+    };
     let hub = match &config.data_dir {
-        Some(dir) => open_durable_hub(dir, &config).await?,
-        None => Hub::memory(config.history, config.max_channels),
+        Some(dir) => open_durable_hub(dir, &config, limits).await?,
+        None => Hub::memory(limits),
     };
     let log = hub.log().cloned();
     let tracker = TaskTracker::new();
@@ -57,6 +68,7 @@ pub async fn run(
         hub.clone(),
         metrics.clone(),
         opts,
+        config.forget_after,
         shutdown.clone(),
         tracker.clone(),
     );
@@ -93,6 +105,7 @@ pub async fn run(
         }
     });
 
+    tracker.spawn(hub.clone().run_sweeper(shutdown.clone()));
     http::spawn_demo_feed(hub.clone(), metrics.clone(), &tracker, shutdown.clone());
     let host_metrics = http::spawn_host_sampler(metrics.clone(), &tracker, shutdown.clone());
     let send_timeout = config.send_timeout;
@@ -105,6 +118,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         started: Instant::now(),
         host_metrics,
+        auth,
     });
     let listener = SendTimeoutListener {
         listener,
@@ -130,11 +144,14 @@ pub async fn run(
 
 /// Opens the write-ahead log in `dir` (checking it, cutting a torn tail)
 /// and the hub fed through it, off the async runtime.
-async fn open_durable_hub(dir: &std::path::Path, config: &ServeConfig) -> io::Result<Hub> {
+async fn open_durable_hub(
+    dir: &std::path::Path,
+    config: &ServeConfig,
+    limits: HubLimits,
+) -> io::Result<Hub> {
     use crate::wal::{Wal, WalOptions};
     let dir = dir.to_path_buf();
     let opts = WalOptions::new(config.fsync, config.retention_bytes as u64);
-    let (history, max_channels) = (config.history, config.max_channels);
     // Events take about twice their log size in memory (data and the
     // encoded frame): warm with half of --history-bytes.
     let warm_bytes = config.history_bytes as u64 / 2;
@@ -143,8 +160,7 @@ async fn open_durable_hub(dir: &std::path::Path, config: &ServeConfig) -> io::Re
         let log = Wal::open(&dir, opts).map_err(io::Error::other)?;
         let recovery = log.recovery().clone();
         let log = Arc::new(log);
-        let hub = Hub::durable(history, max_channels, log.clone(), warm_bytes)
-            .map_err(io::Error::other)?;
+        let hub = Hub::durable(limits, log.clone(), warm_bytes).map_err(io::Error::other)?;
         tracing::info!(
             dir = %dir.display(),
             segments = recovery.segments,
@@ -160,6 +176,21 @@ async fn open_durable_hub(dir: &std::path::Path, config: &ServeConfig) -> io::Re
     })
     .await
     .map_err(io::Error::other)?
+}
+
+/// Warns when the server listens on an address other hosts can reach
+/// while access control is off: anyone there reads every log.
+fn warn_if_public_without_auth(listener: &TcpListener, auth: &Auth) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    if !auth.enabled() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {addr} with access control off: anyone who can reach this address \
+             reads every stream and publishes to every channel; set --jwt-secret-file, \
+             --jwt-public-key or --jwks-url, or bind to 127.0.0.1 behind a proxy"
+        );
+    }
 }
 
 /// Serves HTTP/1.1 on `listener` with `router` until `shutdown`, then
