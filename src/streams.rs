@@ -25,7 +25,7 @@ use crate::wal::{FileCheckpoint, SourcePosition};
 /// How often changed follower checkpoints are saved (with `--data-dir`);
 /// they are saved once more at shutdown. Between saves, the positions
 /// stored with each line in the event log are the newer truth.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One followed file (or stdin).
 pub struct LogStream {
@@ -281,8 +281,7 @@ impl LogStreams {
         }
     }
 
-    /// Adds a stream for `path` and spawns its follower; with a write-ahead
-    /// log, the follower goes on from where the previous run stopped.
+    /// Adds a stream for `path` and spawns its follower.
     pub fn follow(&self, name: &str, path: &Path) -> Arc<LogStream> {
         self.spawn_follower(name, path, false)
     }
@@ -290,6 +289,7 @@ impl LogStreams {
     fn spawn_follower(&self, name: &str, path: &Path, matched_by_glob: bool) -> Arc<LogStream> {
         let stream = self.add(name, &path.display().to_string(), matched_by_glob);
         let sink = self.sink(&stream);
+        // With a write-ahead log, go on from where the previous run stopped.
         let resume = self.resume_position(&stream);
         self.inner.tracker.spawn(follow::follow_file_from(
             path.to_path_buf(),
@@ -310,7 +310,7 @@ impl LogStreams {
         if saved.as_ref().is_some_and(|c| c.path != stream.path) {
             return None;
         }
-        let newest = match log.last_record_of(&stream.channel) {
+        let newest = match log.last_record_of(stream.channel.as_str()) {
             Ok(record) => record.and_then(|r| r.source),
             Err(e) => {
                 tracing::warn!(stream = %stream.name, "cannot read the last position: {e}");

@@ -21,12 +21,12 @@ const CHUNKS_PER_STEP: usize = 16;
 /// At start, the initial lines are looked for in at most this many bytes at
 /// the end of the file, so a huge file is never read whole.
 pub(crate) const TAIL_WINDOW: u64 = 1024 * 1024;
-/// Leading bytes of a file that make its [`Fingerprint`].
-pub(crate) const FINGERPRINT_BYTES: usize = 256;
 /// A step stops reading once it has this many lines ready, so what one
 /// step hands over stays small even when the lines are short (at most this
 /// plus one chunk's worth).
 const LINES_PER_STEP: usize = 1024;
+/// Leading bytes of a file that make its [`Fingerprint`].
+pub(crate) const FINGERPRINT_BYTES: usize = 256;
 
 /// Something the sink must hear about, in order.
 #[derive(Debug, PartialEq, Eq)]
@@ -283,26 +283,25 @@ impl Tailer {
                 return Ok(open);
             }
         }
-        let file = File::open(&self.path)?;
+        let mut file = File::open(&self.path)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(io::Error::other("it is a directory"));
         }
-        let mut open = Open {
-            id: (meta.dev(), meta.ino()),
-            pos: 0,
-            fingerprint: fingerprint(&file, meta.len())?,
-            file,
-        };
         let pos = if self.join_at_end {
-            self.initial_offset(&mut open.file, meta.len())?
+            self.initial_offset(&mut file, meta.len())?
         } else {
             0
         };
-        open.file.seek(SeekFrom::Start(pos))?;
-        open.pos = pos;
+        file.seek(SeekFrom::Start(pos))?;
+        // A line start: the LF before it, or the file's start.
         self.splitter.start_at(pos, false);
-        Ok(open)
+        Ok(Open {
+            fingerprint: fingerprint(&file, meta.len())?,
+            file,
+            id: (meta.dev(), meta.ino()),
+            pos,
+        })
     }
 
     /// The file a previous run was reading, positioned where it stopped:

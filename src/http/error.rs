@@ -78,18 +78,18 @@ impl From<HubError> for ApiError {
                 "too many channels",
                 e.to_string(),
             ),
-            HubError::Log(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "event log unavailable",
-                e.to_string(),
-            ),
-            HubError::UnknownId(_) => ApiError::bad_request("unknown id", e.to_string()),
             HubError::BatchTooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "batch too large",
                 e.to_string(),
             ),
             HubError::EmptyBatch => ApiError::bad_request("no events", e.to_string()),
+            HubError::Log(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "event log unavailable",
+                e.to_string(),
+            ),
+            HubError::UnknownId(_) => ApiError::bad_request("unknown id", e.to_string()),
         }
     }
 }

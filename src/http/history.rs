@@ -8,10 +8,13 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use regex::RegexBuilder;
 
-use super::params::GREP_SIZE_LIMIT;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
 use crate::hub::{ChannelName, HistoryPage};
+
+/// Largest compiled size of a `q` regex, so a hostile pattern cannot take
+/// the server's memory (as `?grep=`).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Events per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -37,7 +40,7 @@ impl HistoryParams {
                 "channel" => channel = Some(value.into_owned()),
                 "q" if !value.is_empty() => {
                     let regex = RegexBuilder::new(&value)
-                        .size_limit(GREP_SIZE_LIMIT)
+                        .size_limit(REGEX_SIZE_LIMIT)
                         .build()
                         .map_err(|e| ApiError::bad_request("invalid regex", e.to_string()))?;
                     q = Some(regex);
@@ -72,7 +75,7 @@ impl HistoryParams {
     }
 }
 
-/// `GET /api/history`.
+/// `GET /api/history`: needs the right to subscribe to the channel.
 pub async fn history(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -80,7 +83,7 @@ pub async fn history(
 ) -> Result<Json<HistoryPage>, ApiError> {
     let params = HistoryParams::parse(query.as_deref())?;
     app.auth
-        .authorize(&caller, Right::Subscribe(&params.channel))?;
+        .authorize(&caller, Right::Subscribe(params.channel.as_str()))?;
     let hub = app.hub.clone();
     // Reading the log is file I/O, and a regex over many events is CPU:
     // neither runs on the async workers.
@@ -111,7 +114,7 @@ mod tests {
     #[test]
     fn queries_are_checked() {
         let p = HistoryParams::parse(Some("channel=a&q=ERR%7CWARN&before=x-1&limit=5000")).unwrap();
-        assert_eq!(p.channel, "a");
+        assert_eq!(p.channel.as_str(), "a");
         assert!(p.q.unwrap().is_match("WARN"));
         assert_eq!(p.before.as_deref(), Some("x-1"));
         assert_eq!(p.limit, MAX_LIMIT);

@@ -258,20 +258,21 @@ impl AppState {
     }
 
     /// Publishes `events` (at least one) to `channel` with consecutive ids,
-    /// all or none, and counts them (or the refusal). With `--fsync
-    /// always`, returns once the events are on disk.
+    /// all or none, and counts them (or the refusal).
     async fn publish_batch(
         &self,
         channel: &ChannelName,
         events: &[NewEvent],
     ) -> Result<Batch, ApiError> {
-        let events: Vec<(&str, &str)> = events
-            .iter()
-            .map(|e| (e.event_type.as_str(), e.data.as_str()))
-            .collect();
-        let batch = match self.hub.publish_batch(channel, &events) {
-            Ok(batch) => batch,
-            Err(e) => return Err(self.refused(e.into())),
+        let batch = {
+            let events: Vec<(&str, &str)> = events
+                .iter()
+                .map(|e| (e.event_type.as_str(), e.data.as_str()))
+                .collect();
+            match self.hub.publish_batch(channel, &events) {
+                Ok(batch) => batch,
+                Err(e) => return Err(self.refused(e.into())),
+            }
         };
         self.metrics.events_published.inc_by(batch.count as u64);
         self.hub.flush().await?;

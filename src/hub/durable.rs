@@ -13,6 +13,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::{ChannelName, HistoryEvent, HistoryPage, StoredEvent};
+use crate::sse::PendingEvent;
 use crate::wal::{ChannelCursor, ForwardRead, HistoryQuery, Record, Wal, WalError};
 
 /// Most bytes of event data one catch-up batch reads from the log.
@@ -29,25 +30,32 @@ pub(crate) fn format_id(epoch: u32, seq: u64) -> String {
     format!("{epoch:08x}-{seq}")
 }
 
-/// Splits an id into its epoch and sequence number, if it has the form.
+/// Splits an id into its epoch and sequence number, if it is exactly
+/// `EPOCH-SEQ` as the hub writes them: 8 lowercase hex digits, `-`, a
+/// number without sign or leading zero.
 pub(crate) fn parse_id(id: &str) -> Option<(u32, u64)> {
-    let (epoch, seq) = id.trim().split_once('-')?;
-    if epoch.len() != 8 {
+    let (epoch, seq) = id.split_once('-')?;
+    let hex = epoch.len() == 8
+        && epoch
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let number =
+        !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) && !seq.starts_with('0');
+    if !hex || !number {
         return None;
     }
     Some((u32::from_str_radix(epoch, 16).ok()?, seq.parse().ok()?))
 }
 
 /// A record of the log as the event the hub first made of it (same id,
-/// same bytes on the wire). `channel` is the shared name to use;
-/// `envelope_bytes` the hub's count of envelope bytes.
+/// same bytes on the wire), counted against `envelope_bytes` like any.
 pub(crate) fn event_of(
     log: &Wal,
-    record: Record,
+    record: &Record,
     channel: ChannelName,
     envelope_bytes: Arc<AtomicUsize>,
 ) -> StoredEvent {
-    let pending = crate::sse::PendingEvent::encode(&record.event_type, &record.data);
+    let pending = PendingEvent::encode(&record.event_type, &record.data);
     let allocated = pending.allocated();
     let frame = pending.with_id(&id_of(log, record.seq));
     StoredEvent::new(record.seq, channel, frame, allocated, envelope_bytes)
@@ -58,7 +66,7 @@ pub(crate) fn event_of(
 /// serves. (Blocking file I/O.)
 pub(crate) fn history(
     log: &Wal,
-    channel: &str,
+    channel: &ChannelName,
     keep: usize,
     before: u64,
     limit: usize,
@@ -91,8 +99,10 @@ pub(crate) fn history(
 /// any hub lock, on whatever thread the caller likes.
 pub(crate) struct DiskRead {
     pub log: Arc<Wal>,
-    /// The subscription's channels (shared names).
+    /// The subscription's channels.
     pub channels: Vec<ChannelName>,
+    /// The hub's count of envelope bytes, for the events made here.
+    pub envelope_bytes: Arc<AtomicUsize>,
     /// `--history`: newest records per channel the log serves.
     pub keep: usize,
     /// Per channel, records up to here are no longer served; computed by
@@ -104,8 +114,6 @@ pub(crate) struct DiskRead {
     pub through: u64,
     /// Most events.
     pub max_records: usize,
-    /// The hub's count of envelope bytes (see [`StoredEvent`]).
-    pub envelope_bytes: Arc<AtomicUsize>,
 }
 
 /// What a [`DiskRead`] found.
@@ -138,7 +146,10 @@ impl DiskRead {
             .channels
             .iter()
             .zip(&hidden)
-            .map(|(channel, &after)| ChannelCursor { channel, after })
+            .map(|(channel, &after)| ChannelCursor {
+                channel: channel.as_str(),
+                after,
+            })
             .collect();
         let batch = self.log.read_forward(&ForwardRead {
             channels: &cursors,
@@ -150,20 +161,18 @@ impl DiskRead {
         let events = batch
             .records
             .into_iter()
-            .map(|record| {
+            .filter_map(|record| {
                 let channel = self
                     .channels
                     .iter()
-                    .find(|c| c.as_str() == &*record.channel)
-                    .cloned()
-                    .or_else(|| ChannelName::parse(&record.channel).ok())
-                    .unwrap_or_else(ChannelName::broadcast);
-                Arc::new(event_of(
+                    .find(|c| c.as_str() == &*record.channel)?
+                    .clone();
+                Some(Arc::new(event_of(
                     &self.log,
-                    record,
+                    &record,
                     channel,
                     self.envelope_bytes.clone(),
-                ))
+                )))
             })
             .collect();
         Ok(DiskBatch {
@@ -183,12 +192,6 @@ mod tests {
     use crate::wal::{FsyncPolicy, WalOptions};
     use std::path::Path;
 
-    fn open(dir: &Path, history: usize, warm_bytes: u64) -> Hub {
-        let opts = WalOptions::new(FsyncPolicy::Always, 1 << 30);
-        let log = Arc::new(Wal::open(dir, opts).unwrap());
-        Hub::durable(limits(history), log, warm_bytes).unwrap()
-    }
-
     fn limits(history: usize) -> HubLimits {
         HubLimits {
             history,
@@ -197,8 +200,18 @@ mod tests {
         }
     }
 
+    fn open(dir: &Path, history: usize, warm_bytes: u64) -> Hub {
+        let opts = WalOptions::new(FsyncPolicy::Always, 1 << 30);
+        let log = Arc::new(Wal::open(dir, opts).unwrap());
+        Hub::durable(limits(history), log, warm_bytes).unwrap()
+    }
+
     fn n(name: &str) -> ChannelName {
         ChannelName::parse(name).unwrap()
+    }
+
+    fn req(name: &str, tail: usize) -> ChannelRequest {
+        ChannelRequest::new(n(name), tail)
     }
 
     fn drain(sub: &mut Subscription) -> Vec<String> {
@@ -235,15 +248,12 @@ mod tests {
             }
             drop(hub);
             let hub = open(dir.path(), 100, warm_bytes);
-            let single = [ChannelRequest::new(n("a"), 0)];
+            let single = [req("a", 0)];
             let mut sub = hub
                 .subscribe(&single, Start::After(ids[0].clone()))
                 .unwrap();
             assert_eq!(drain(&mut sub), ["a:2", "a:4"], "warm {warm_bytes}");
-            let both = [
-                ChannelRequest::new(n("a"), 0),
-                ChannelRequest::new(n("b"), 0),
-            ];
+            let both = [req("a", 0), req("b", 0)];
             let mut sub = hub.subscribe(&both, Start::After(ids[2].clone())).unwrap();
             let next = hub.publish(&n("b"), "message", "6").unwrap().id;
             assert_eq!(drain(&mut sub), ["b:3", "a:4", "b:5", "b:6"]);
@@ -276,9 +286,7 @@ mod tests {
         let channels = hub.channels();
         assert_eq!(channels.len(), 2);
         assert_eq!(channels[1].last_id.as_deref(), Some(last.as_str()));
-        let mut sub = hub
-            .subscribe(&[ChannelRequest::new(n("log:x"), 10)], Start::Now)
-            .unwrap();
+        let mut sub = hub.subscribe(&[req("log:x", 10)], Start::Now).unwrap();
         assert_eq!(drain(&mut sub), ["log:x:line"]);
     }
 
@@ -292,9 +300,7 @@ mod tests {
         }
         drop(hub);
         let hub = open(dir.path(), 3, 0);
-        let mut sub = hub
-            .subscribe(&[ChannelRequest::new(n("a"), 0)], Start::After(first))
-            .unwrap();
+        let mut sub = hub.subscribe(&[req("a", 0)], Start::After(first)).unwrap();
         assert_eq!(drain(&mut sub), ["reset a too old", "a:3", "a:4", "a:5"]);
     }
 
@@ -309,7 +315,7 @@ mod tests {
         let hub = open(dir.path(), 3, 0);
         for bad in ["garbage", "00000000-1", "ffffffff-2"] {
             let mut sub = hub
-                .subscribe(&[ChannelRequest::new(n("a"), 0)], Start::After(bad.into()))
+                .subscribe(&[req("a", 0)], Start::After(bad.into()))
                 .unwrap();
             assert_eq!(
                 drain(&mut sub),
@@ -335,13 +341,7 @@ mod tests {
         drop(hub);
         let hub = open(dir.path(), 100_000, 0);
         let mut sub = hub
-            .subscribe(
-                &[
-                    ChannelRequest::new(n("a"), 0),
-                    ChannelRequest::new(n("b"), 0),
-                ],
-                Start::After(first),
-            )
+            .subscribe(&[req("a", 0), req("b", 0)], Start::After(first))
             .unwrap();
         let mut seen = Vec::new();
         loop {
@@ -369,9 +369,7 @@ mod tests {
         hub.flush().await.unwrap();
         drop(hub);
         let hub = open(dir.path(), 100, 0);
-        let mut sub = hub
-            .subscribe(&[ChannelRequest::new(n("a"), 0)], Start::After(first))
-            .unwrap();
+        let mut sub = hub.subscribe(&[req("a", 0)], Start::After(first)).unwrap();
         let batch = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next_batch())
             .await
             .unwrap();
@@ -418,7 +416,7 @@ mod tests {
     fn ids_round_trip() {
         assert_eq!(format_id(0xab, 42), "000000ab-42");
         assert_eq!(parse_id("000000ab-42"), Some((0xab, 42)));
-        assert_eq!(parse_id(" deadbeef-1 "), Some((0xdead_beef, 1)));
+        assert_eq!(parse_id("deadbeef-1"), Some((0xdead_beef, 1)));
         for bad in [
             "",
             "ab-1",
@@ -426,6 +424,10 @@ mod tests {
             "000000ab-",
             "000000ab-x",
             "000000ab",
+            " deadbeef-1",
+            "DEADBEEF-1",
+            "000000ab-01",
+            "000000ab-+1",
         ] {
             assert_eq!(parse_id(bad), None, "{bad}");
         }

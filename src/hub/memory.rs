@@ -44,9 +44,13 @@
 //!
 //! With a write-ahead log (`--data-dir`), ids and numbering come from the
 //! log, every event is appended to it under the `commit` lock before it is
-//! inserted (so before anyone can see it), and an event that left the
-//! memory is read back from the log instead of being reported with a
-//! `reset` (see [`super::durable`]).
+//! inserted (so before anyone can see it), a channel starts with
+//! `evicted_through` at the current sequence (older events may be on disk),
+//! and a subscriber whose cursor is behind what the memory holds reads the
+//! gap back from the log instead of getting a `reset` (see
+//! [`super::durable`]). The memory limits, the ttl included, then bound only
+//! what stays in memory; the log serves `history` events per channel within
+//! `--retention-bytes`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write as _;
@@ -231,8 +235,8 @@ impl MemoryHub {
     /// A hub that writes every event to `log` before publishing it, gives
     /// ids that stay valid across restarts, and reads back from the log
     /// what left the memory. The memory starts with the newest
-    /// `warm_bytes` of the log, so channels, `last_id` and backlogs are
-    /// there at once after a restart.
+    /// `warm_bytes` of the log (within the limits, ttl included), so
+    /// channels, `last_id` and backlogs are there at once after a restart.
     ///
     /// # Errors
     /// The log cannot be read.
@@ -244,6 +248,8 @@ impl MemoryHub {
         // Channels made while warming may have older events on disk.
         hub.committed.store(after, Ordering::Release);
         hub.log = Some(log.clone());
+        let now = Instant::now();
+        let now_ms = now_ms();
         while after < last {
             let batch = log.read_forward(&crate::wal::ForwardRead {
                 channels: &[],
@@ -256,49 +262,22 @@ impl MemoryHub {
                 let Ok(name) = ChannelName::parse(&record.channel) else {
                     continue;
                 };
-                let Ok(ch) = hub.channel(&name) else {
+                let age =
+                    std::time::Duration::from_millis(now_ms.saturating_sub(record.time_ms) as u64);
+                if !hub.limits.history_ttl.is_zero() && age >= hub.limits.history_ttl {
                     continue;
-                };
-                let event = Arc::new(durable::event_of(
-                    &log,
-                    record,
-                    ch.name.clone(),
-                    hub.envelope_bytes.clone(),
-                ));
-                let mut ledger = hub.commit.lock().expect("commit lock");
-                hub.make_room(&mut ledger, event.cost());
-                let mut inner = ch.inner.lock().expect("channel lock");
-                hub.insert(&ch, &mut inner, &mut ledger, event, Instant::now());
+                }
+                let published = now.checked_sub(age).unwrap_or(now);
+                let seq = record.seq;
+                let pending = PendingEvent::encode(&record.event_type, &record.data);
+                let cost = pending.allocated() + EVENT_OVERHEAD;
+                // Restored with its own number: nothing goes to the log.
+                let _ = hub.insert(&name, vec![pending], cost, Some((seq, published)), None);
             }
             after = batch.scanned_through.max(after + 1).min(last);
         }
         hub.committed.store(last, Ordering::Release);
         Ok(hub)
-    }
-
-    /// Appends `event` to `ch`'s history (its lock held as `inner`, the
-    /// commit lock as `ledger`), evicting past `history`.
-    fn insert(
-        &self,
-        ch: &Arc<Channel>,
-        inner: &mut ChannelInner,
-        ledger: &mut Ledger,
-        event: Arc<StoredEvent>,
-        published: Instant,
-    ) {
-        let seq = event.seq;
-        inner.bytes += event.cost();
-        ledger.bytes += event.cost();
-        ledger.events += 1;
-        inner.events.push_back(event);
-        ledger.ages.push_back(AgeEntry {
-            seq,
-            published,
-            channel: ch.clone(),
-        });
-        if inner.events.len() > self.limits.history {
-            ch.evict_front(inner, ledger);
-        }
     }
 
     /// Waits until every event published so far is on disk, when the log
@@ -332,8 +311,8 @@ impl MemoryHub {
 
     /// Parses an id of this run: exactly `EPOCH-SEQ` as this hub writes
     /// them (no sign, no leading zero, no spaces). `None` for anything
-    /// else, including another run's ids. With a log: an id of any run of
-    /// the log.
+    /// else, including another run's ids. With a log, the ids of earlier
+    /// runs that the log still knows count too.
     fn parse_id(&self, id: &str) -> Option<u64> {
         if let Some(log) = &self.log {
             let (epoch, seq) = durable::parse_id(id)?;
@@ -352,8 +331,8 @@ impl MemoryHub {
         Arc::new(Channel {
             name: name.clone(),
             kind: name.kind(),
-            // With a log, older events of the channel may be on disk.
             evicted_through: AtomicU64::new(if self.log.is_some() {
+                // Older events of the channel may be on disk.
                 self.committed.load(Ordering::Acquire)
             } else {
                 self.dropped_through.load(Ordering::Acquire)
@@ -412,13 +391,7 @@ impl MemoryHub {
     ) -> Result<Published, HubError> {
         let pending = PendingEvent::encode(event_type, data);
         let cost = pending.allocated() + EVENT_OVERHEAD;
-        let appended = self.append(
-            channel,
-            std::iter::once(pending),
-            cost,
-            &[(event_type, data)],
-            source,
-        )?;
+        let appended = self.insert(channel, vec![pending], cost, None, source)?;
         Ok(Published {
             id: self.id_of(appended.first),
             subscribers: appended.subscribers,
@@ -449,7 +422,7 @@ impl MemoryHub {
                 max_bytes: self.limits.history_bytes,
             });
         }
-        let appended = self.append(channel, pending.into_iter(), cost, events, None)?;
+        let appended = self.insert(channel, pending, cost, None, None)?;
         Ok(Batch {
             first_id: self.id_of(appended.first),
             last_id: self.id_of(appended.last),
@@ -460,15 +433,16 @@ impl MemoryHub {
 
     /// Numbers `events` consecutively and appends them to `name`'s history
     /// (see the module docs), making room for `cost` bytes first. Only
-    /// numbering and insertion happen under the commit lock: the events
-    /// come encoded. With a log, `raw` (the same events as type and data)
-    /// is written to it first, `source` with the last one.
-    fn append<T: AsRef<str>, D: AsRef<str>>(
+    /// numbering, the log's write and insertion happen under the commit
+    /// lock: the events come encoded. `restore` gives the number and time
+    /// of an event read back from the log at start (it is not written
+    /// again); `source` goes into the log with a single event.
+    fn insert(
         &self,
         name: &ChannelName,
-        events: impl Iterator<Item = PendingEvent>,
+        events: Vec<PendingEvent>,
         cost: usize,
-        raw: &[(T, D)],
+        restore: Option<(u64, Instant)>,
         source: Option<SourcePosition>,
     ) -> Result<Appended, HubError> {
         let mut events = Some(events);
@@ -482,35 +456,27 @@ impl MemoryHub {
                 // would lose the event. Look the name up again.
                 continue;
             }
-            let published = Instant::now();
-            let first = self.committed.load(Ordering::Relaxed) + 1;
-            if let Some(log) = &self.log {
-                let time_ms = now_ms();
-                let data: Vec<std::borrow::Cow<'_, str>> = raw
-                    .iter()
-                    .map(|(_, d)| normalise_line_breaks(d.as_ref()))
-                    .collect();
-                let records: Vec<NewRecord<'_>> = raw
-                    .iter()
-                    .zip(&data)
-                    .enumerate()
-                    .map(|(i, ((event_type, _), data))| NewRecord {
-                        seq: first + i as u64,
-                        time_ms,
-                        channel: name.as_str(),
-                        event_type: event_type.as_ref(),
-                        data,
-                        source: if i + 1 == raw.len() { source } else { None },
-                    })
-                    .collect();
-                log.append(&records)
-                    .map_err(|e| HubError::Log(e.to_string()))?;
+            let (first, published) = match restore {
+                Some((seq, published)) => (seq, published),
+                None => (self.committed.load(Ordering::Relaxed) + 1, Instant::now()),
+            };
+            let events = events.take().expect("appended once");
+            // Restored events keep the epoch of the run that numbered them.
+            let epoch = match (&self.log, restore) {
+                (Some(log), Some(_)) => {
+                    std::borrow::Cow::Owned(format!("{:08x}", log.epoch_of(first)))
+                }
+                _ => std::borrow::Cow::Borrowed(self.epoch.as_str()),
+            };
+            if let (Some(log), None) = (&self.log, restore) {
+                // Into the log before anyone can see it; refused whole.
+                log_events(log, name, first, &events, source)?;
             }
             let mut seq = first - 1;
-            for pending in events.take().expect("appended once") {
+            for pending in events {
                 seq += 1;
                 let allocated = pending.allocated();
-                let frame = pending.with_id(IdText::new(&self.epoch, seq).as_str());
+                let frame = pending.with_id(IdText::new(&epoch, seq).as_str());
                 let event = Arc::new(StoredEvent::new(
                     seq,
                     ch.name.clone(),
@@ -518,9 +484,22 @@ impl MemoryHub {
                     allocated,
                     self.envelope_bytes.clone(),
                 ));
-                self.insert(&ch, &mut inner, &mut ledger, event, published);
+                inner.bytes += event.cost();
+                ledger.bytes += event.cost();
+                ledger.events += 1;
+                inner.events.push_back(event);
+                ledger.ages.push_back(AgeEntry {
+                    seq,
+                    published,
+                    channel: ch.clone(),
+                });
+                if inner.events.len() > self.limits.history {
+                    ch.evict_front(&mut inner, &mut ledger);
+                }
             }
-            self.committed.store(seq, Ordering::Release);
+            if restore.is_none() {
+                self.committed.store(seq, Ordering::Release);
+            }
             ledger.compact();
             drop(ledger);
             for notify in inner.subscribers.values() {
@@ -532,42 +511,6 @@ impl MemoryHub {
                 subscribers: inner.subscribers.len(),
             });
         }
-    }
-
-    /// Evicts the hub's oldest events until `incoming` more bytes fit in
-    /// `history_bytes` (or nothing is left to evict).
-    fn make_room(&self, ledger: &mut Ledger, incoming: usize) {
-        let limit = self.limits.history_bytes;
-        while ledger.bytes + self.envelope_bytes.load(Ordering::Relaxed) + incoming > limit {
-            if self.evict_oldest(ledger, None).is_none() {
-                break;
-            }
-        }
-    }
-
-    /// Evicts the hub's oldest retained event, if it was published before
-    /// `before` (any age with `None`). Entries of events already evicted
-    /// are dropped on the way.
-    fn evict_oldest(
-        &self,
-        ledger: &mut Ledger,
-        before: Option<Instant>,
-    ) -> Option<Arc<StoredEvent>> {
-        while let Some(entry) = ledger.ages.front() {
-            if !entry.is_retained() {
-                ledger.ages.pop_front();
-                continue;
-            }
-            if before.is_some_and(|before| entry.published >= before) {
-                return None;
-            }
-            let entry = ledger.ages.pop_front().expect("front exists");
-            let mut inner = entry.channel.inner.lock().expect("channel lock");
-            // Retained and oldest of the hub, so oldest of its channel.
-            debug_assert_eq!(inner.events.front().map(|e| e.seq), Some(entry.seq));
-            return entry.channel.evict_front(&mut inner, ledger);
-        }
-        None
     }
 
     /// See [`super::Hub::history`]. Without a log, from the memory.
@@ -617,6 +560,42 @@ impl MemoryHub {
         Ok(page)
     }
 
+    /// Evicts the hub's oldest events until `incoming` more bytes fit in
+    /// `history_bytes` (or nothing is left to evict).
+    fn make_room(&self, ledger: &mut Ledger, incoming: usize) {
+        let limit = self.limits.history_bytes;
+        while ledger.bytes + self.envelope_bytes.load(Ordering::Relaxed) + incoming > limit {
+            if self.evict_oldest(ledger, None).is_none() {
+                break;
+            }
+        }
+    }
+
+    /// Evicts the hub's oldest retained event, if it was published before
+    /// `before` (any age with `None`). Entries of events already evicted
+    /// are dropped on the way.
+    fn evict_oldest(
+        &self,
+        ledger: &mut Ledger,
+        before: Option<Instant>,
+    ) -> Option<Arc<StoredEvent>> {
+        while let Some(entry) = ledger.ages.front() {
+            if !entry.is_retained() {
+                ledger.ages.pop_front();
+                continue;
+            }
+            if before.is_some_and(|before| entry.published >= before) {
+                return None;
+            }
+            let entry = ledger.ages.pop_front().expect("front exists");
+            let mut inner = entry.channel.inner.lock().expect("channel lock");
+            // Retained and oldest of the hub, so oldest of its channel.
+            debug_assert_eq!(inner.events.front().map(|e| e.seq), Some(entry.seq));
+            return entry.channel.evict_front(&mut inner, ledger);
+        }
+        None
+    }
+
     /// See [`super::Hub::subscribe`].
     pub fn subscribe(
         self: &Arc<Self>,
@@ -642,8 +621,7 @@ impl MemoryHub {
             cursor: snapshot,
             lag_reason: ResetReason::Lagged,
             initial: Vec::new(),
-            hidden: None,
-            quiet_hidden: false,
+            catch_up: None,
         };
         match start {
             Start::Now => {
@@ -660,7 +638,12 @@ impl MemoryHub {
                 }
                 None => {
                     sub.cursor = 0;
-                    sub.quiet_hidden = true;
+                    if self.log.is_some() {
+                        sub.catch_up = Some(Box::new(CatchUp {
+                            hidden: None,
+                            quiet: true,
+                        }));
+                    }
                     for (i, ch) in sub.channels.iter().enumerate() {
                         let inner = ch.inner.lock().expect("channel lock");
                         let evicted = ch.evicted_through.load(Ordering::Acquire);
@@ -905,12 +888,20 @@ pub struct MemorySubscription {
     lag_reason: ResetReason,
     /// Deliveries decided at subscribe time (resets, backlog).
     initial: Vec<Delivery>,
-    /// With a log, during a catch-up from disk: per channel, what the log
-    /// no longer serves (computed by the catch-up's first read).
+    /// With a log, while catching up from disk (boxed: most subscribers
+    /// never do, and each costs its size).
+    catch_up: Option<Box<CatchUp>>,
+}
+
+/// A subscription's state while it reads from the log.
+#[derive(Default)]
+struct CatchUp {
+    /// Per channel, what the log no longer serves, computed by the
+    /// catch-up's first read and kept for the next ones.
     hidden: Option<Vec<u64>>,
     /// After an unknown id the `reset` is already queued: events the log no
     /// longer serves need no second one.
-    quiet_hidden: bool,
+    quiet: bool,
 }
 
 /// What a subscription does next.
@@ -1020,7 +1011,7 @@ impl MemorySubscription {
             }
         }
         self.lag_reason = ResetReason::Lagged;
-        self.quiet_hidden = false;
+        self.catch_up = None;
         if self.channels.len() > 1 {
             events.sort_by_key(|e| e.seq);
         }
@@ -1046,18 +1037,18 @@ impl MemorySubscription {
             .max()
             .unwrap_or(0);
         if behind <= self.cursor {
-            self.hidden = None;
+            self.catch_up = None;
             return None;
         }
         Some(DiskRead {
             log: log.clone(),
             channels: self.channels.iter().map(|c| c.name.clone()).collect(),
+            envelope_bytes: self.hub.envelope_bytes.clone(),
             keep: self.hub.limits.history,
-            hidden: self.hidden.take(),
+            hidden: self.catch_up.as_mut().and_then(|c| c.hidden.take()),
             after: self.cursor,
             through: behind.min(snapshot),
             max_records: MAX_BATCH,
-            envelope_bytes: self.hub.envelope_bytes.clone(),
         })
     }
 
@@ -1080,19 +1071,20 @@ impl MemorySubscription {
                 for ch in &self.channels {
                     out.push(Delivery::Reset {
                         channel: ch.name.clone(),
-                        reason: self.lag_reason,
+                        reason: ResetReason::HistoryLost,
                     });
                 }
                 self.cursor = self.cursor.max(through);
-                self.hidden = None;
+                self.catch_up = None;
                 return out;
             }
         };
+        let catch_up = self.catch_up.get_or_insert_with(Box::default);
         if batch.fresh {
             for (i, &hidden) in batch.hidden.iter().enumerate() {
                 if hidden > self.cursor && hidden > self.acked_evictions[i] {
                     self.acked_evictions[i] = hidden;
-                    if !self.quiet_hidden {
+                    if !catch_up.quiet {
                         out.push(Delivery::Reset {
                             channel: self.channels[i].name.clone(),
                             reason: self.lag_reason,
@@ -1100,14 +1092,43 @@ impl MemorySubscription {
                     }
                 }
             }
-            self.quiet_hidden = false;
+            catch_up.quiet = false;
         }
         out.extend(batch.events.into_iter().map(Delivery::Event));
         self.cursor = self.cursor.max(batch.scanned_through);
-        self.hidden = (self.cursor < batch.through).then_some(batch.hidden);
+        catch_up.hidden = (self.cursor < batch.through).then_some(batch.hidden);
         self.lag_reason = ResetReason::Lagged;
         out
     }
+}
+
+/// Writes `events` (numbered from `first`) to the log as one append.
+fn log_events(
+    log: &Wal,
+    channel: &ChannelName,
+    first: u64,
+    events: &[PendingEvent],
+    source: Option<SourcePosition>,
+) -> Result<(), HubError> {
+    let time_ms = now_ms();
+    let fields: Vec<_> = events.iter().map(|e| e.fields()).collect();
+    let data: Vec<_> = fields.iter().map(|f| f.data()).collect();
+    let records: Vec<NewRecord<'_>> = fields
+        .iter()
+        .zip(&data)
+        .enumerate()
+        .map(|(i, (f, data))| NewRecord {
+            seq: first + i as u64,
+            time_ms,
+            channel,
+            event_type: f.event_type,
+            data,
+            source: if events.len() == 1 { source } else { None },
+        })
+        .collect();
+    log.append(&records)
+        .map(drop)
+        .map_err(|e| HubError::Log(e.to_string()))
 }
 
 /// Milliseconds since the Unix epoch, for the log's records.
@@ -1115,15 +1136,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// `data` with CRLF and CR turned into LF, as the frame carries it.
-fn normalise_line_breaks(data: &str) -> std::borrow::Cow<'_, str> {
-    if data.contains('\r') {
-        data.replace("\r\n", "\n").replace('\r', "\n").into()
-    } else {
-        data.into()
-    }
 }
 
 impl Drop for MemorySubscription {

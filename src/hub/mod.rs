@@ -92,12 +92,6 @@ pub enum HubError {
         /// The configured limit.
         limit: usize,
     },
-    /// The write-ahead log (`--data-dir`) could not take or give events.
-    #[error("the event log failed: {0}")]
-    Log(String),
-    /// An id given as a position (`before=`) is not one of this hub's.
-    #[error("unknown event id {0:?}")]
-    UnknownId(String),
     /// A batch that the history could not hold whole: its first events
     /// would be evicted by its last ones before anyone could read them.
     #[error(
@@ -117,6 +111,46 @@ pub enum HubError {
     /// A batch with no events.
     #[error("empty batch: there is no event to publish")]
     EmptyBatch,
+    /// The write-ahead log (`--data-dir`) could not take or give events.
+    #[error("the event log failed: {0}")]
+    Log(String),
+    /// An id given as a position (`before=`) is not one of this hub's.
+    #[error("unknown event id {0:?}")]
+    UnknownId(String),
+}
+
+/// One event of `/api/history`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryEvent {
+    /// The event's original id.
+    pub id: String,
+    /// Its channel.
+    pub channel: String,
+    /// Its type (`message` by default).
+    #[serde(rename = "event")]
+    pub event_type: String,
+    /// Its data.
+    pub data: String,
+}
+
+impl HistoryEvent {
+    fn of(event: &StoredEvent) -> Self {
+        HistoryEvent {
+            id: event.id().to_string(),
+            channel: event.channel.to_string(),
+            event_type: event.event_type().to_string(),
+            data: event.data().into_owned(),
+        }
+    }
+}
+
+/// A page of `/api/history`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryPage {
+    /// The events, newest first.
+    pub events: Vec<HistoryEvent>,
+    /// Pass as `before` for the next (older) page; `None`: nothing older.
+    pub next_before: Option<String>,
 }
 
 /// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
@@ -240,40 +274,6 @@ pub struct Published {
     pub subscribers: usize,
 }
 
-/// One event of `/api/history`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HistoryEvent {
-    /// The event's original id.
-    pub id: String,
-    /// Its channel.
-    pub channel: String,
-    /// Its type (`message` by default).
-    #[serde(rename = "event")]
-    pub event_type: String,
-    /// Its data.
-    pub data: String,
-}
-
-impl HistoryEvent {
-    fn of(event: &StoredEvent) -> Self {
-        HistoryEvent {
-            id: event.id().to_string(),
-            channel: event.channel.to_string(),
-            event_type: event.event_type().to_string(),
-            data: event.data().into_owned(),
-        }
-    }
-}
-
-/// A page of `/api/history`, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct HistoryPage {
-    /// The events, newest first.
-    pub events: Vec<HistoryEvent>,
-    /// Pass as `before` for the next (older) page; `None`: nothing older.
-    pub next_before: Option<String>,
-}
-
 /// Result of a [`Hub::publish_batch`]: the events got consecutive ids from
 /// `first_id` to `last_id`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -344,10 +344,10 @@ impl Hub {
         Hub::Memory(Arc::new(MemoryHub::new(limits)))
     }
 
-    /// An in-memory hub fed through the write-ahead log `log`: every event
-    /// is appended to it first, ids survive restarts, and what leaves the
-    /// memory is read back from disk. The memory starts with the newest
-    /// `warm_bytes` of the log.
+    /// An in-memory hub with these limits, fed through the write-ahead log
+    /// `log`: every event is appended to it first, ids survive restarts,
+    /// and what leaves the memory is read back from disk. The memory starts
+    /// with the newest `warm_bytes` of the log.
     ///
     /// # Errors
     /// The log cannot be read.
