@@ -6,6 +6,7 @@ mod channels;
 mod demo;
 mod error;
 mod metrics;
+pub mod routes;
 mod stream;
 
 use std::sync::Arc;
@@ -66,15 +67,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
         .route("/health", get(health))
         .route("/api/streams", get(api_streams))
-        .route("/logs/{name}", get(logs))
-        .route("/stream-logs", get(stream_logs))
-        .route("/realtime/{channel}", get(channels::realtime))
-        .route("/events", get(channels::events))
         .route("/channels/{channel}", post(channels::publish))
         .route("/api/broadcast", post(channels::broadcast))
-        .route("/stream", get(demo::stream))
-        .route("/stream-numbers", get(demo::stream_numbers))
-        .route("/metrics", get(metrics::metrics))
+        .merge(routes::sse_router())
         .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {

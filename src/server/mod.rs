@@ -1,17 +1,18 @@
 //! `tailcast serve`: wires the hub, the log streams, the heartbeat tick and
 //! the HTTP router together and serves until shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use axum::body::Body;
+use axum::response::Response;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,7 +23,18 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
+mod send_timeout;
 mod sse_conn;
+mod timeouts;
+
+use send_timeout::SendTimeoutIo;
+use timeouts::{ActiveBody, Activity, Timeouts, WatchReads};
+
+/// Default of `--header-timeout`.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of `--idle-timeout`.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Interval of the demo log generator.
 const DEMO_INTERVAL: Duration = Duration::from_millis(300);
@@ -41,9 +53,42 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let tracker = TaskTracker::new();
+    let send_timeout = config.send_timeout;
+    let (state, demo_dir) = start_app(config, &tracker, &shutdown)?;
+    let connections = Arc::new(Connections {
+        send_timeout,
+        timeouts: Timeouts {
+            header: HEADER_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+        },
+        http1: {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // Head and idle deadlines are ours (see `timeouts`).
+            builder.header_read_timeout(None);
+            builder
+        },
+        metrics: state.metrics.clone(),
+        shutdown: shutdown.clone(),
+        router: http::router(state),
+    });
+    let served = serve(listener, connections).await;
+    tracker.close();
+    let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+    drop(demo_dir);
+    served
+}
+
+/// Builds the application state and starts its tasks on `tracker`: log
+/// followers (or the demo generator, whose folder is returned to be kept
+/// until the end), the heartbeat tick, the demo feed, the host sampler.
+fn start_app(
+    config: ServeConfig,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> io::Result<(Arc<AppState>, Option<tempfile::TempDir>)> {
     let metrics = Arc::new(Metrics::new());
     let hub = Hub::memory(config.history, config.max_channels);
-    let tracker = TaskTracker::new();
     let opts = FollowOptions {
         max_line: config.max_line,
         initial_lines: config.backlog.max(config.history.min(1000)),
@@ -89,218 +134,121 @@ pub async fn run(
         }
     });
 
-    http::spawn_demo_feed(hub.clone(), metrics.clone(), &tracker, shutdown.clone());
-    let host_metrics = http::spawn_host_sampler(metrics.clone(), &tracker, shutdown.clone());
-    let send_timeout = config.send_timeout;
+    http::spawn_demo_feed(hub.clone(), metrics.clone(), tracker, shutdown.clone());
+    let host_metrics = http::spawn_host_sampler(metrics.clone(), tracker, shutdown.clone());
     let state = Arc::new(AppState {
         config,
         hub,
         streams,
-        metrics: metrics.clone(),
+        metrics,
         tick,
         shutdown: shutdown.clone(),
         started: Instant::now(),
         host_metrics,
     });
-    let listener = SendTimeoutListener {
-        listener,
-        timeout: send_timeout,
-        metrics,
-    };
-    let served = serve_http1(listener, http::router(state), shutdown.clone()).await;
-    tracker.close();
-    let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
-    drop(demo_dir);
-    served
+    Ok((state, demo_dir))
 }
 
-/// Serves HTTP/1.1 on `listener` with `router` until `shutdown`, then
-/// waits for every connection to end (SSE bodies end on `shutdown`).
-///
-/// This is `axum::serve` made lean per connection, which matters with tens
-/// of thousands of idle SSE streams. Each connection first goes to
-/// [`sse_conn::serve`], which reads the request head into a small buffer
-/// and serves SSE requests itself, without hyper's two 8 KiB buffers; every
-/// other request is handed to hyper with the bytes already read replayed.
-/// On the hyper path the router is shared (an `Arc` clone) and its future
-/// is boxed only while a request is being routed, so hyper's per-connection
-/// slot for the service future holds a pointer (axum's serve rebuilds the
-/// route tables per connection, ~8 KiB, and keeps the ~4 KiB future).
-async fn serve_http1(
-    mut listener: SendTimeoutListener,
+/// Everything a connection task needs, shared by all of them.
+struct Connections {
+    /// The one router every request goes through.
     router: axum::Router,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    use axum::serve::Listener as _;
-
-    let connections = TaskTracker::new();
-    let builder = Arc::new(hyper::server::conn::http1::Builder::new());
-    loop {
-        let io = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            (io, _addr) = listener.accept() => io,
-        };
-        let router = router.clone();
-        let builder = builder.clone();
-        let token = shutdown.clone();
-        connections.spawn(async move {
-            if let Some(io) = sse_conn::serve(io, &router, &token).await {
-                // Boxed: hyper's connection state must not size the task
-                // of every lean SSE connection.
-                Box::pin(serve_hyper(io, router, &builder, token)).await;
-            }
-        });
-    }
-    connections.close();
-    connections.wait().await;
-    Ok(())
-}
-
-/// Serves one connection with hyper until it ends, or until `shutdown`,
-/// when it finishes the current response and closes.
-async fn serve_hyper<IO>(
-    io: IO,
-    router: axum::Router,
-    builder: &hyper::server::conn::http1::Builder,
-    shutdown: CancellationToken,
-) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use tower::ServiceExt as _;
-
-    let service = hyper::service::service_fn(move |request| -> RouteFuture {
-        Box::pin(router.clone().oneshot(request))
-    });
-    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
-    let mut connection = std::pin::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-    }
-}
-
-/// The router's answer to one request, boxed (see [`serve_http1`]).
-type RouteFuture = Pin<
-    Box<dyn Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send>,
->;
-
-/// Accepts connections with `TCP_NODELAY` set (events must not wait for
-/// Nagle) and wrapped in [`SendTimeoutIo`].
-struct SendTimeoutListener {
-    listener: TcpListener,
-    timeout: Duration,
+    /// `--send-timeout` on the socket.
+    send_timeout: Duration,
+    /// `--header-timeout` and `--idle-timeout`.
+    timeouts: Timeouts,
+    /// hyper's HTTP/1 settings.
+    http1: hyper::server::conn::http1::Builder,
     metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
 }
 
-impl axum::serve::Listener for SendTimeoutListener {
-    type Io = SendTimeoutIo;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.listener.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    let io = SendTimeoutIo {
-                        inner: stream,
-                        timeout: self.timeout,
-                        stalled: None,
-                        metrics: self.metrics.clone(),
-                    };
-                    return (io, addr);
-                }
+/// Accepts connections on `listener` until shutdown, then waits for every
+/// connection to end (SSE bodies end on shutdown).
+async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Result<()> {
+    let tasks = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = connections.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _addr)) => stream,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, do not spin.
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
+            },
+        };
+        let connections = connections.clone();
+        tasks.spawn(async move { connections.serve_plain(stream).await });
+    }
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+impl Connections {
+    /// Serves one plaintext connection.
+    ///
+    /// It first goes to [`sse_conn::serve`], which reads the request head
+    /// into a small buffer and serves SSE requests itself, without hyper's
+    /// two 8 KiB buffers; every other request is handed to hyper with the
+    /// bytes already read replayed. On the hyper path the router is shared
+    /// (an `Arc` clone) and its future is boxed only while a request is
+    /// being routed, so hyper's per-connection slot for the service future
+    /// holds a pointer (axum's serve rebuilds the route tables per
+    /// connection, ~8 KiB, and keeps the ~4 KiB future).
+    async fn serve_plain(self: Arc<Self>, stream: TcpStream) {
+        let accepted = tokio::time::Instant::now();
+        // Events must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let io = SendTimeoutIo::new(stream, self.send_timeout, self.metrics.clone());
+        let head_deadline = accepted + self.timeouts.header;
+        if let Some(io) = sse_conn::serve(io, &self.router, &self.shutdown, head_deadline).await {
+            // Boxed: hyper's connection state must not size the task of
+            // every lean SSE connection.
+            Box::pin(self.serve_http1(io, accepted)).await;
+        }
+    }
+
+    /// Serves one HTTP/1 connection with hyper until it ends, its head or
+    /// idle deadline passes (see [`timeouts`]), or shutdown, when it
+    /// finishes the current response and closes.
+    async fn serve_http1<IO>(&self, io: IO, accepted: tokio::time::Instant)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        use tower::ServiceExt as _;
+
+        let activity = Activity::new(self.timeouts, accepted);
+        let router = self.router.clone();
+        let requests = activity.clone();
+        let service = hyper::service::service_fn(move |request| -> RouteFuture {
+            let guard = requests.begin();
+            let answer = router.clone().oneshot(request);
+            Box::pin(async move {
+                let Ok(response) = answer.await;
+                Ok(response.map(|body| Body::new(ActiveBody::new(body, guard))))
+            })
+        });
+        let io = WatchReads::new(io, activity.clone());
+        let connection = self
+            .http1
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let mut connection = std::pin::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            // Nothing is in flight: closing cuts nothing short.
+            _ = activity.expired() => {}
+            _ = self.shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
             }
         }
     }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.listener.local_addr()
-    }
 }
 
-/// A connection that fails its write with `TimedOut` once the peer has
-/// accepted no bytes for `timeout`: this is how a subscriber that stopped
-/// reading is dropped (guarantee 3). The timer exists only while a write is
-/// blocked.
-pub struct SendTimeoutIo {
-    inner: TcpStream,
-    timeout: Duration,
-    stalled: Option<Pin<Box<Sleep>>>,
-    metrics: Arc<Metrics>,
-}
-
-impl SendTimeoutIo {
-    fn check<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        result: Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        if result.is_ready() {
-            self.stalled = None;
-            return result;
-        }
-        let timeout = self.timeout;
-        let sleep = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if sleep.as_mut().poll(cx).is_ready() {
-            self.metrics.slow_dropped.inc();
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "subscriber stopped reading",
-            )));
-        }
-        Poll::Pending
-    }
-}
-
-impl AsyncRead for SendTimeoutIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SendTimeoutIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.check(cx, result)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.check(cx, result)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = Pin::new(&mut self.inner).poll_flush(cx);
-        self.check(cx, result)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+/// The router's answer to one request, boxed (see
+/// [`Connections::serve_plain`]).
+type RouteFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;

@@ -14,11 +14,13 @@
 //! "Performance" section).
 //!
 //! What it does: reads the request head (512 B, growing up to
-//! [`HEAD_MAX`]) and parses it with `httparse`. A `GET` over HTTP/1.1 with
-//! no body, no `Upgrade`, to an SSE endpoint (`/logs/…`, `/stream-logs`,
-//! `/realtime/…`, `/events`, `/stream`, `/stream-numbers`, and `/metrics`
-//! when `Accept` names `text/event-stream`) is routed through the shared
-//! axum `Router` exactly as hyper would route it. A `200 text/event-stream`
+//! [`HEAD_MAX`]) and parses it with `httparse`; a head not complete by the
+//! `--header-timeout` deadline closes the connection. A request over
+//! HTTP/1.1 with no body and no `Upgrade` that the SSE route table calls a
+//! stream ([`routes::is_sse_request`]: a `GET` of `/logs/…`,
+//! `/stream-logs`, `/realtime/…`, `/events`, `/stream`, `/stream-numbers`,
+//! or of `/metrics` when `Accept` names `text/event-stream`) is routed
+//! through the shared axum `Router` exactly as hyper would route it. A `200 text/event-stream`
 //! answer is written here: the head, then per wake-up every frame the body
 //! has ready (up to [`BATCH_FRAMES`] / [`BATCH_BYTES`]) as one chunk in one
 //! vectored write, then `0\r\n\r\n` when the body ends (on shutdown too:
@@ -48,6 +50,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use crate::http::routes;
+
 /// First size of the request head buffer; it doubles as needed.
 const HEAD_INITIAL: usize = 512;
 
@@ -69,11 +73,13 @@ const ERROR_BODY_MAX: usize = 64 * 1024;
 /// Serves `io`'s request itself when it is an SSE request, and returns
 /// `None` once the connection is done; otherwise returns the connection,
 /// with the bytes already read to be replayed, for hyper to serve.
-/// `shutdown` closes a connection still waiting for its request head.
+/// `shutdown`, or `head_deadline` passing (`--header-timeout`), closes a
+/// connection still waiting for its request head.
 pub(super) async fn serve<IO>(
     mut io: IO,
     router: &axum::Router,
     shutdown: &CancellationToken,
+    head_deadline: tokio::time::Instant,
 ) -> Option<Rewind<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -88,6 +94,7 @@ where
         }
         let read = tokio::select! {
             _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep_until(head_deadline) => return None,
             read = io.read_buf(&mut buf) => read,
         };
         match read {
@@ -153,7 +160,6 @@ fn lean_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
         .uri(target)
         .body(Body::empty())
         .ok()?;
-    let mut accepts_sse = false;
     let headers = request.headers_mut();
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
@@ -164,27 +170,10 @@ fn lean_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
             return None;
         }
         let value = HeaderValue::from_bytes(h.value).ok()?;
-        if name == header::ACCEPT && memchr::memmem::find(h.value, b"text/event-stream").is_some() {
-            accepts_sse = true;
-        }
         headers.append(name, value);
     }
-    is_sse_path(request.uri().path(), accepts_sse).then_some(request)
-}
-
-/// Whether a `GET` of `path` is answered with an SSE stream.
-fn is_sse_path(path: &str, accepts_sse: bool) -> bool {
-    let under = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| !rest.is_empty())
-    };
-    under("/logs/")
-        || under("/realtime/")
-        || matches!(
-            path,
-            "/stream-logs" | "/events" | "/stream" | "/stream-numbers"
-        )
-        || (path == "/metrics" && accepts_sse)
+    routes::is_sse_request(request.method(), request.uri().path(), request.headers())
+        .then_some(request)
 }
 
 /// Whether `response` is a stream to write here chunk by chunk.
@@ -631,6 +620,106 @@ mod tests {
             head.ends_with("\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"),
             "{head}"
         );
+    }
+
+    /// Every route of the router (a sample path each; `{…}` is `app`),
+    /// near misses, every method and `Accept` variant: the lean path takes
+    /// the request exactly when the router answers it with an event stream
+    /// (a `HEAD` is answered without one).
+    #[tokio::test]
+    async fn the_lean_path_and_the_router_agree_on_every_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "one\n").unwrap();
+        let config = crate::config::ServeConfig {
+            files: vec![crate::config::FileSpec::parse(&format!(
+                "app={}",
+                log.display()
+            ))],
+            ..Default::default()
+        };
+        let tracker = tokio_util::task::TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let (state, _demo) = crate::server::start_app(config, &tracker, &shutdown).unwrap();
+        let router = crate::http::router(state);
+
+        let sample = |pattern: &str| pattern.replace("{name}", "app").replace("{channel}", "app");
+        let mut paths: Vec<String> = routes::SSE_ROUTES
+            .iter()
+            .map(|r| sample(r.pattern))
+            .collect();
+        paths.extend(
+            [
+                "/",
+                "/health",
+                "/api/streams",
+                "/channels/app",
+                "/api/broadcast",
+                "/assets/console.js",
+                "/assets/nosuch",
+                "/logs/",
+                "/logs/app/x",
+                "/logs",
+                "/realtime/",
+                "/realtime/a/b",
+                "/events/",
+                "/eventsx",
+                "//events",
+                "/metrics/",
+                "/stream-logs/x",
+                "/streams",
+                "/nosuch",
+            ]
+            .map(String::from),
+        );
+        let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+        let accepts = [
+            None,
+            Some("text/event-stream"),
+            Some("application/json"),
+            Some("*/*"),
+            Some("text/html, text/event-stream;q=0.5"),
+        ];
+        let mut streamed = std::collections::BTreeSet::new();
+        for path in &paths {
+            let target = format!("{path}?channel=app");
+            for method in methods {
+                for accept in accepts {
+                    let accept_line =
+                        accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
+                    let head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n{accept_line}\r\n");
+                    let lean = match parse_head(head.as_bytes()) {
+                        Head::Lean(_) => true,
+                        Head::Hyper => false,
+                        Head::Partial => panic!("partial: {head:?}"),
+                    };
+                    let mut request = Request::builder().method(method).uri(&target);
+                    if let Some(a) = accept {
+                        request = request.header(header::ACCEPT, a);
+                    }
+                    let request = request.body(Body::empty()).unwrap();
+                    let Ok(response) = router.clone().oneshot(request).await;
+                    let routed_stream = method != "HEAD" && is_event_stream(&response);
+                    assert_eq!(
+                        lean,
+                        routed_stream,
+                        "{head:?}: router answered {}",
+                        response.status()
+                    );
+                    if lean {
+                        streamed.insert(path.clone());
+                    }
+                }
+            }
+        }
+        let every_sse_route: std::collections::BTreeSet<String> = routes::SSE_ROUTES
+            .iter()
+            .map(|r| sample(r.pattern))
+            .collect();
+        assert_eq!(streamed, every_sse_route);
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 
     #[tokio::test]
