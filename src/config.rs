@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve log files and channels over SSE (no PATH: run the demo).
-    Serve(ServeArgs),
+    Serve(Box<ServeConfig>),
     /// Write a demo log file, a line at a time, like the tutorial's generator.
     Generate(GenerateArgs),
     /// Print the events of an SSE stream (any server), reconnecting by itself.
@@ -33,56 +33,169 @@ pub enum Command {
     Publish(PublishArgs),
 }
 
-/// Raw `serve` options, each optional so that unset ones fall back to the
-/// config file and then to the defaults.
-#[derive(Debug, Default, Args)]
-pub struct ServeArgs {
+/// The settings of `tailcast serve`: each one a flag, a `TAILCAST_*`
+/// environment variable and a key of the `--config` TOML file (its long
+/// name, `-` or `_`). Adding an option is adding a field here (plus a rule
+/// in [`ServeConfig::check`] when it has a range). [`parse_cli`] merges the
+/// sources once: flags over environment over file over defaults.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
     /// Files to follow: [NAME=]PATH; PATH may be a glob, or - for stdin.
     /// None: demo mode, a generated log served as stream `demo`.
-    #[arg(value_name = "[NAME=]PATH")]
-    pub files: Vec<String>,
-    /// Listen address; port 0 picks a free port [default: 127.0.0.1:8000]
-    #[arg(long, env = "TAILCAST_ADDR", value_name = "HOST:PORT")]
-    pub addr: Option<String>,
-    /// Events kept per channel for resume [default: 10000]
-    #[arg(long, env = "TAILCAST_HISTORY", value_name = "N")]
-    pub history: Option<usize>,
-    /// Log lines sent to a new subscriber that does not resume [default: 10]
-    #[arg(long, env = "TAILCAST_BACKLOG", value_name = "N")]
-    pub backlog: Option<usize>,
-    /// Interval of `: ping` comments on idle streams [default: 15s]
-    #[arg(long, env = "TAILCAST_HEARTBEAT", value_name = "DURATION", value_parser = parse_duration)]
-    pub heartbeat: Option<Duration>,
-    /// Reconnection delay sent in the `retry:` field, in ms [default: 3000]
-    #[arg(long, env = "TAILCAST_RETRY", value_name = "MS")]
-    pub retry: Option<u64>,
-    /// Drop a subscriber that accepts no bytes for this long [default: 30s]
-    #[arg(long, env = "TAILCAST_SEND_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
-    pub send_timeout: Option<Duration>,
-    /// Open SSE streams allowed; beyond it 503 [default: 100000]
-    #[arg(long, env = "TAILCAST_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Largest publish body [default: 1MiB]
-    #[arg(long, env = "TAILCAST_MAX_BODY", value_name = "SIZE", value_parser = parse_size)]
-    pub max_body: Option<usize>,
-    /// Longer log lines are split into pieces of at most this size [default: 64KiB]
-    #[arg(long, env = "TAILCAST_MAX_LINE", value_name = "SIZE", value_parser = parse_size)]
-    pub max_line: Option<usize>,
-    /// Most channels that may exist at once [default: 10000]
-    #[arg(long, env = "TAILCAST_MAX_CHANNELS", value_name = "N")]
-    pub max_channels: Option<usize>,
-    /// Allowed CORS origin, repeatable; `*` allows any [default: none]
+    #[arg(value_name = "[NAME=]PATH", value_parser = parse_file_spec)]
+    pub files: Vec<FileSpec>,
+    /// Listen address; port 0 picks a free port
+    #[arg(
+        long,
+        env = "TAILCAST_ADDR",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:8000"
+    )]
+    pub addr: String,
+    /// Events kept per channel for resume
+    #[arg(
+        long,
+        env = "TAILCAST_HISTORY",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub history: usize,
+    /// Retained event data of the whole hub, in bytes; the oldest events go first
+    #[arg(long, env = "TAILCAST_HISTORY_BYTES", value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub history_bytes: usize,
+    /// Events older than this leave the history; channels left empty and
+    /// unsubscribed are dropped (0: keep until the other limits evict)
+    #[arg(long, env = "TAILCAST_HISTORY_TTL", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub history_ttl: Duration,
+    /// Log lines sent to a new subscriber that does not resume
+    #[arg(long, env = "TAILCAST_BACKLOG", value_name = "N", default_value_t = 10)]
+    pub backlog: usize,
+    /// Interval of `: ping` comments on idle streams
+    #[arg(long, env = "TAILCAST_HEARTBEAT", value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// Reconnection delay sent in the `retry:` field, in milliseconds
+    #[arg(
+        long = "retry",
+        env = "TAILCAST_RETRY",
+        value_name = "MS",
+        default_value_t = 3000
+    )]
+    pub retry_ms: u64,
+    /// Drop a subscriber that accepts no bytes for this long
+    #[arg(long, env = "TAILCAST_SEND_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub send_timeout: Duration,
+    /// Close a connection that has not sent a complete request head within this time
+    #[arg(long, env = "TAILCAST_HEADER_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Close keep-alive connections idle between requests for this long
+    #[arg(long, env = "TAILCAST_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Open SSE streams allowed; beyond it 503 with Retry-After
+    #[arg(
+        long = "max-connections",
+        env = "TAILCAST_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 100_000
+    )]
+    pub max_sse_streams: usize,
+    /// Open SSE streams allowed per client IP address; beyond it 503 (0: no limit)
+    #[arg(
+        long,
+        env = "TAILCAST_MAX_CONNECTIONS_PER_IP",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub max_connections_per_ip: usize,
+    /// Most channels one `/events` request may name
+    #[arg(
+        long,
+        env = "TAILCAST_MAX_STREAM_CHANNELS",
+        value_name = "N",
+        default_value_t = 64
+    )]
+    pub max_stream_channels: usize,
+    /// Largest publish body
+    #[arg(long, env = "TAILCAST_MAX_BODY", value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_body: usize,
+    /// Longer log lines are split into pieces of at most this size
+    #[arg(long, env = "TAILCAST_MAX_LINE", value_name = "SIZE", default_value = "64KiB", value_parser = parse_size)]
+    pub max_line: usize,
+    /// Most channels that may exist at once
+    #[arg(
+        long,
+        env = "TAILCAST_MAX_CHANNELS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub max_channels: usize,
+    /// Glob-matched log streams whose file has been gone this long and that
+    /// have no subscribers are removed
+    #[arg(long, env = "TAILCAST_FORGET_AFTER", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub forget_after: Duration,
+    /// Allowed CORS origin, repeatable or comma-separated; `*` allows any
     #[arg(
         long = "cors-origin",
         env = "TAILCAST_CORS_ORIGIN",
         value_name = "ORIGIN",
         value_delimiter = ','
     )]
-    pub cors_origin: Vec<String>,
+    pub cors_origins: Vec<String>,
+    /// HMAC secret for JWTs (HS256/384/512); turns access control on
+    #[arg(long, env = "TAILCAST_JWT_SECRET_FILE", value_name = "FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// PEM public key for JWTs (RSA, EC P-256/P-384 or Ed25519); turns access control on
+    #[arg(long, env = "TAILCAST_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS document with the keys for JWTs, refreshed in the background; turns access control on
+    #[arg(long, env = "TAILCAST_JWKS_URL", value_name = "URL")]
+    pub jwks_url: Option<String>,
+    /// When set, a token's `aud` must contain it
+    #[arg(long, env = "TAILCAST_JWT_AUDIENCE", value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// When set, a token's `iss` must equal it
+    #[arg(long, env = "TAILCAST_JWT_ISSUER", value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// Channels anyone may subscribe to without a token (`*` patterns), repeatable
+    #[arg(
+        long,
+        env = "TAILCAST_ANONYMOUS_SUBSCRIBE",
+        value_name = "PATTERN",
+        value_delimiter = ','
+    )]
+    pub anonymous_subscribe: Vec<String>,
+    /// Refuse tokens given as `?access_token=`
+    #[arg(long, env = "TAILCAST_NO_QUERY_TOKEN")]
+    pub no_query_token: bool,
+    /// `/metrics` needs no token
+    #[arg(long, env = "TAILCAST_METRICS_PUBLIC")]
+    pub metrics_public: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key); re-read on change and on SIGHUP
+    #[arg(long, env = "TAILCAST_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "TAILCAST_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Format of the server's own log lines on stderr
+    #[arg(
+        long,
+        env = "TAILCAST_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// TOML file with any of these options (keys are the long option names)
     /// and `files = [...]`
     #[arg(long, env = "TAILCAST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// Format of the server's own log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
 }
 
 /// `generate` options.
@@ -252,54 +365,6 @@ impl FileSpec {
     }
 }
 
-/// The validated settings of `tailcast serve`.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    /// Listen address, `HOST:PORT`.
-    pub addr: String,
-    /// Events kept per channel.
-    pub history: usize,
-    /// Default backlog of log streams, in lines.
-    pub backlog: usize,
-    /// Heartbeat interval.
-    pub heartbeat: Duration,
-    /// `retry:` value in milliseconds.
-    pub retry_ms: u64,
-    /// Stalled subscribers are dropped after this long.
-    pub send_timeout: Duration,
-    /// Open SSE streams allowed.
-    pub max_connections: usize,
-    /// Largest publish body in bytes.
-    pub max_body: usize,
-    /// Longest log line piece in bytes.
-    pub max_line: usize,
-    /// Most channels at once.
-    pub max_channels: usize,
-    /// Allowed CORS origins (`*` for any); empty: no CORS headers.
-    pub cors_origins: Vec<String>,
-    /// Files to follow; empty: demo mode.
-    pub files: Vec<FileSpec>,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        ServeConfig {
-            addr: "127.0.0.1:8000".into(),
-            history: 10_000,
-            backlog: 10,
-            heartbeat: Duration::from_secs(15),
-            retry_ms: 3000,
-            send_timeout: Duration::from_secs(30),
-            max_connections: 100_000,
-            max_body: 1024 * 1024,
-            max_line: 64 * 1024,
-            max_channels: 10_000,
-            cors_origins: Vec::new(),
-            files: Vec::new(),
-        }
-    }
-}
-
 /// A configuration that cannot be used; the message names the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -358,14 +423,107 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     usize::try_from(bytes).map_err(|_| "size too large".to_string())
 }
 
-/// Values read from the TOML config file.
-#[derive(Debug, Default)]
-struct FileValues {
-    args: ServeArgs,
-    files: Vec<String>,
+/// Parses a `[NAME=]PATH` argument (never fails; see [`FileSpec::parse`]).
+fn parse_file_spec(text: &str) -> Result<FileSpec, String> {
+    Ok(FileSpec::parse(text))
 }
 
-fn read_file(path: &PathBuf) -> Result<FileValues, ConfigError> {
+/// Why the command line could not be turned into a [`Cli`].
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A bad flag, `--help` or `--version`: clap prints it and exits.
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    /// The merged serve settings are unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Parses the process's command line, merging the `--config` file into
+/// `serve`'s settings (flags over environment over file over defaults) and
+/// checking them.
+///
+/// # Errors
+/// See [`parse_cli_from`].
+pub fn parse_cli() -> Result<Cli, CliError> {
+    parse_cli_from(std::env::args_os())
+}
+
+/// [`parse_cli`] over the given arguments (the first is the program name).
+///
+/// How the file is merged: after a first parse, every file key names a
+/// `serve` option by its long name; where that option came from neither a
+/// flag nor the environment, the file's value is added to the arguments as
+/// `--key=value`, and the whole line is parsed again. So the file goes
+/// through the same value parsers as flags, and an option is declared once.
+///
+/// # Errors
+/// [`CliError::Clap`] for what clap rejects; [`CliError::Config`] for an
+/// unreadable or bad config file and out-of-range values.
+pub fn parse_cli_from<I, T>(argv: I) -> Result<Cli, CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString>,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let mut argv: Vec<std::ffi::OsString> = argv.into_iter().map(Into::into).collect();
+    let mut matches = Cli::command().try_get_matches_from(&argv)?;
+    if let Some(("serve", serve)) = matches.subcommand() {
+        if let Some(path) = serve.get_one::<PathBuf>("config").cloned() {
+            let extra = file_arguments(&path, serve)?;
+            if !extra.is_empty() {
+                let at = argv
+                    .iter()
+                    .position(|a| a == "serve")
+                    .map_or(argv.len(), |i| i + 1);
+                let after_dashdash = argv.iter().any(|a| a == "--");
+                let (flags, files): (Vec<_>, Vec<_>) = extra.into_iter().partition(|a| a.is_flag);
+                argv.splice(at..at, flags.into_iter().map(|a| a.text.into()));
+                if !files.is_empty() && !after_dashdash {
+                    argv.push("--".into());
+                }
+                argv.extend(files.into_iter().map(|a| a.text.into()));
+                matches =
+                    Cli::command()
+                        .try_get_matches_from(&argv)
+                        .map_err(|e| ConfigError::File {
+                            path: path.clone(),
+                            message: first_line(&e),
+                        })?;
+            }
+        }
+    }
+    let cli = Cli::from_arg_matches(&matches)?;
+    if let Command::Serve(config) = &cli.command {
+        config.check()?;
+    }
+    Ok(cli)
+}
+
+/// One argument taken from the config file.
+struct FileArgument {
+    /// `--key=value`, `--flag`, or a `[NAME=]PATH` of `files`.
+    text: String,
+    /// An option rather than a file to follow.
+    is_flag: bool,
+}
+
+/// clap's message without its `error: ` prefix and usage lines.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+/// Reads the config file and returns, as arguments, the values of the
+/// options that neither a flag nor the environment set.
+fn file_arguments(
+    path: &PathBuf,
+    given: &clap::ArgMatches,
+) -> Result<Vec<FileArgument>, ConfigError> {
+    use clap::parser::ValueSource;
+    use clap::{ArgAction, CommandFactory};
+
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.clone(),
         source,
@@ -376,101 +534,102 @@ fn read_file(path: &PathBuf) -> Result<FileValues, ConfigError> {
     };
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
-    let mut values = FileValues::default();
-    for (key, value) in table {
-        let key = key.replace('_', "-");
-        let text = match &value {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Array(items) if key == "files" || key == "cors-origin" => {
-                let list = items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| bad(format!("`{key}` must be an array of strings")))?;
-                if key == "files" {
-                    values.files = list;
-                } else {
-                    values.args.cors_origin = list;
-                }
-                continue;
-            }
-            other => return Err(bad(format!("`{key}` has an unsupported value {other}"))),
+        .map_err(|e: toml::de::Error| bad(e.message().trim().to_string()))?;
+    let cli = Cli::command();
+    let serve = cli
+        .find_subcommand("serve")
+        .expect("the serve subcommand exists");
+    let mut out = Vec::new();
+    for (raw_key, value) in table {
+        let key = raw_key.replace('_', "-");
+        let values: Vec<String> = match &value {
+            toml::Value::String(s) => vec![s.clone()],
+            toml::Value::Integer(i) => vec![i.to_string()],
+            toml::Value::Float(f) => vec![f.to_string()],
+            toml::Value::Boolean(b) => vec![b.to_string()],
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Some(s.clone()),
+                    toml::Value::Integer(i) => Some(i.to_string()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad(format!("`{raw_key}` must be an array of strings")))?,
+            other => return Err(bad(format!("`{raw_key}` has an unsupported value {other}"))),
         };
-        let a = &mut values.args;
-        let wrong = |e: String| bad(format!("`{key}`: {e}"));
-        let number = |t: &str| t.parse::<usize>().map_err(|e| wrong(e.to_string()));
-        match key.as_str() {
-            "addr" => a.addr = Some(text),
-            "history" => a.history = Some(number(&text)?),
-            "backlog" => a.backlog = Some(number(&text)?),
-            "heartbeat" => a.heartbeat = Some(parse_duration(&text).map_err(wrong)?),
-            "retry" => a.retry = Some(number(&text)? as u64),
-            "send-timeout" => a.send_timeout = Some(parse_duration(&text).map_err(wrong)?),
-            "max-connections" => a.max_connections = Some(number(&text)?),
-            "max-body" => a.max_body = Some(parse_size(&text).map_err(wrong)?),
-            "max-line" => a.max_line = Some(parse_size(&text).map_err(wrong)?),
-            "max-channels" => a.max_channels = Some(number(&text)?),
-            "cors-origin" => a.cors_origin = vec![text],
-            "files" => values.files = vec![text],
-            _ => return Err(bad(format!("unknown key `{key}`"))),
+        if key == "files" {
+            if given.get_many::<FileSpec>("files").is_none() {
+                out.extend(values.into_iter().map(|text| FileArgument {
+                    text,
+                    is_flag: false,
+                }));
+            }
+            continue;
+        }
+        let arg = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()) && key != "config")
+            .ok_or_else(|| bad(format!("unknown key `{raw_key}`")))?;
+        if matches!(
+            given.value_source(arg.get_id().as_str()),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let many = matches!(arg.get_action(), ArgAction::Append);
+        if values.len() != 1 && !many {
+            return Err(bad(format!("`{raw_key}` takes one value, not an array")));
+        }
+        if matches!(arg.get_action(), ArgAction::SetTrue) {
+            match values[0].as_str() {
+                "true" => out.push(FileArgument {
+                    text: format!("--{key}"),
+                    is_flag: true,
+                }),
+                "false" => {}
+                _ => return Err(bad(format!("`{raw_key}` must be true or false"))),
+            }
+            continue;
+        }
+        for v in values {
+            let text = format!("--{key}={v}");
+            // Checked alone first, so that the error names the file's key.
+            serve
+                .clone()
+                .no_binary_name(true)
+                .try_get_matches_from([&text])
+                .map_err(|e| bad(format!("`{raw_key}`: {}", first_line(&e))))?;
+            out.push(FileArgument {
+                text,
+                is_flag: true,
+            });
         }
     }
-    Ok(values)
-}
-
-impl ServeArgs {
-    /// Merges flags and environment (already in `self`), the config file
-    /// and the defaults into a checked [`ServeConfig`].
-    ///
-    /// # Errors
-    /// An unreadable or invalid config file, or a value out of range.
-    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
-        let file = match &self.config {
-            Some(path) => read_file(path)?,
-            None => FileValues::default(),
-        };
-        let f = file.args;
-        let d = ServeConfig::default();
-        let files = if self.files.is_empty() {
-            file.files
-        } else {
-            self.files
-        };
-        let config = ServeConfig {
-            addr: self.addr.or(f.addr).unwrap_or(d.addr),
-            history: self.history.or(f.history).unwrap_or(d.history),
-            backlog: self.backlog.or(f.backlog).unwrap_or(d.backlog),
-            heartbeat: self.heartbeat.or(f.heartbeat).unwrap_or(d.heartbeat),
-            retry_ms: self.retry.or(f.retry).unwrap_or(d.retry_ms),
-            send_timeout: self
-                .send_timeout
-                .or(f.send_timeout)
-                .unwrap_or(d.send_timeout),
-            max_connections: self
-                .max_connections
-                .or(f.max_connections)
-                .unwrap_or(d.max_connections),
-            max_body: self.max_body.or(f.max_body).unwrap_or(d.max_body),
-            max_line: self.max_line.or(f.max_line).unwrap_or(d.max_line),
-            max_channels: self
-                .max_channels
-                .or(f.max_channels)
-                .unwrap_or(d.max_channels),
-            cors_origins: if self.cors_origin.is_empty() {
-                f.cors_origin
-            } else {
-                self.cors_origin
-            },
-            files: files.iter().map(|s| FileSpec::parse(s)).collect(),
-        };
-        config.check()?;
-        Ok(config)
-    }
+    Ok(out)
 }
 
 impl ServeConfig {
+    /// The settings `tailcast serve ARGS...` would get (environment
+    /// variables and `--config` included), checked.
+    ///
+    /// # Errors
+    /// As [`parse_cli_from`].
+    pub fn from_args<I, T>(args: I) -> Result<ServeConfig, CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        let argv = ["tailcast".into(), "serve".into()]
+            .into_iter()
+            .chain(args.into_iter().map(Into::into));
+        match parse_cli_from(argv)?.command {
+            Command::Serve(config) => Ok(*config),
+            _ => unreachable!("parsed as serve"),
+        }
+    }
+
+    /// Checks ranges that the value parsers cannot.
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |setting, message: &str| {
             Err(ConfigError::Invalid {
@@ -493,11 +652,29 @@ impl ServeConfig {
                 "must be at least 4 bytes (one UTF-8 character)",
             );
         }
-        if self.max_connections == 0 {
+        if self.max_sse_streams == 0 {
             return invalid("--max-connections", "must be at least 1");
         }
         if self.max_channels == 0 {
             return invalid("--max-channels", "must be at least 1");
+        }
+        if self.max_stream_channels == 0 {
+            return invalid("--max-stream-channels", "must be at least 1");
+        }
+        if self.history_bytes == 0 {
+            return invalid("--history-bytes", "must be at least 1 byte");
+        }
+        if self.header_timeout.is_zero() {
+            return invalid("--header-timeout", "must be longer than 0");
+        }
+        if self.idle_timeout.is_zero() {
+            return invalid("--idle-timeout", "must be longer than 0");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return invalid(
+                "--tls-cert/--tls-key",
+                "give both the certificate and its key, or neither",
+            );
         }
         for origin in &self.cors_origins {
             if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
@@ -547,21 +724,39 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "addr = \"0.0.0.0:9\"\nheartbeat = \"2s\"\nmax_line = \"1KiB\"\nhistory = 5\nfiles = [\"a=/x.log\", \"/y/*.log\"]\n",
+            "addr = \"0.0.0.0:9\"\nheartbeat = \"2s\"\nmax_line = \"1KiB\"\nhistory = 5\nmetrics-public = true\ncors-origin = [\"http://a\", \"http://b\"]\nfiles = [\"a=/x.log\", \"/y/*.log\"]\n",
         )
         .unwrap();
-        let args = ServeArgs {
-            config: Some(path),
-            history: Some(7),
-            ..ServeArgs::default()
-        };
-        let c = args.resolve().unwrap();
+        let path = path.to_str().unwrap();
+        let c = ServeConfig::from_args(["--config", path, "--history", "7"]).unwrap();
         assert_eq!(c.addr, "0.0.0.0:9");
         assert_eq!(c.heartbeat, Duration::from_secs(2));
         assert_eq!(c.max_line, 1024);
         assert_eq!(c.history, 7);
         assert_eq!(c.backlog, 10);
+        assert!(c.metrics_public);
+        assert_eq!(c.cors_origins, ["http://a", "http://b"]);
         assert_eq!(c.files.len(), 2);
+        assert_eq!(c.files[0].name.as_deref(), Some("a"));
+        let c = ServeConfig::from_args(["--config", path, "/z.log"]).unwrap();
+        assert_eq!(c.files, [FileSpec::parse("/z.log")]);
+        let c = ServeConfig::from_args(["--config", path, "--cors-origin", "http://c"]).unwrap();
+        assert_eq!(c.cors_origins, ["http://c"]);
+    }
+
+    #[test]
+    fn defaults_are_the_contract() {
+        let c = ServeConfig::from_args::<_, &str>([]).unwrap();
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_stream_channels, 64);
+        assert_eq!(c.history_bytes, 64 << 20);
+        assert_eq!(c.history_ttl, Duration::from_secs(3600));
+        assert_eq!(c.forget_after, Duration::from_secs(3600));
+        assert_eq!(c.max_connections_per_ip, 0);
+        assert_eq!(c.log_format, LogFormat::Text);
+        let c = ServeConfig::from_args(["--history-ttl", "0"]).unwrap();
+        assert!(c.history_ttl.is_zero());
     }
 
     #[test]
@@ -570,38 +765,41 @@ mod tests {
         let path = dir.path().join("c.toml");
         for (text, expected) in [
             ("nope = 1", "unknown key `nope`"),
+            ("config = \"x\"", "unknown key `config`"),
             ("heartbeat = \"soon\"", "`heartbeat`"),
+            ("history = \"many\"", "`history`"),
+            (
+                "metrics_public = \"yes\"",
+                "`metrics_public` must be true or false",
+            ),
+            ("addr = [\"a\", \"b\"]", "takes one value"),
             ("addr = [", "config file"),
         ] {
             std::fs::write(&path, text).unwrap();
-            let args = ServeArgs {
-                config: Some(path.clone()),
-                ..ServeArgs::default()
-            };
-            let err = args.resolve().unwrap_err().to_string();
-            assert!(err.contains(expected), "{err}");
+            let err = ServeConfig::from_args(["--config", path.to_str().unwrap()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{text}: {err}");
         }
-        let missing = ServeArgs {
-            config: Some(dir.path().join("none.toml")),
-            ..ServeArgs::default()
-        };
-        assert!(missing
-            .resolve()
-            .unwrap_err()
-            .to_string()
-            .starts_with("cannot read config file"));
+        let missing = dir.path().join("none.toml");
+        assert!(
+            ServeConfig::from_args(["--config", missing.to_str().unwrap()])
+                .unwrap_err()
+                .to_string()
+                .starts_with("cannot read config file")
+        );
     }
 
     #[test]
     fn out_of_range_values_are_rejected() {
-        let args = ServeArgs {
-            history: Some(0),
-            ..ServeArgs::default()
-        };
-        assert!(args
-            .resolve()
-            .unwrap_err()
-            .to_string()
-            .contains("--history"));
+        for (args, setting) in [
+            (&["--history", "0"][..], "--history"),
+            (&["--max-stream-channels", "0"], "--max-stream-channels"),
+            (&["--header-timeout", "0s"], "--header-timeout"),
+            (&["--tls-cert", "/c.pem"], "--tls-cert"),
+        ] {
+            let err = ServeConfig::from_args(args).unwrap_err().to_string();
+            assert!(err.contains(setting), "{args:?}: {err}");
+        }
     }
 }

@@ -4,8 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use tailcast::config::{Cli, Command};
+use tailcast::config::{CliError, Command};
 use tokio_util::sync::CancellationToken;
 
 /// After a shutdown signal, the process exits by this deadline even if a
@@ -16,7 +15,11 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
 const CLIENT_STOP_GRACE: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match tailcast::config::parse_cli() {
+        Ok(cli) => cli,
+        Err(CliError::Clap(e)) => e.exit(),
+        Err(CliError::Config(e)) => return fail(e.to_string()),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -32,7 +35,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(config) => serve(*config).await,
             Command::Generate(args) => {
                 let token = CancellationToken::new();
                 tailcast::shutdown::cancel_on_signal(token.clone());
@@ -108,8 +111,7 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn serve(args: tailcast::config::ServeArgs) -> Result<(), String> {
-    let config = args.resolve().map_err(|e| e.to_string())?;
+async fn serve(config: tailcast::config::ServeConfig) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;

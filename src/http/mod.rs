@@ -170,13 +170,13 @@ impl AppState {
         framing: Framing,
         filter_channel: Option<String>,
     ) -> Result<SseStream, ApiError> {
-        if self.metrics.connections.get() >= self.config.max_connections as i64 {
+        if self.metrics.connections.get() >= self.config.max_sse_streams as i64 {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too many connections",
                 format!(
                     "the server holds its limit of {} streams; retry later",
-                    self.config.max_connections
+                    self.config.max_sse_streams
                 ),
             ));
         }
