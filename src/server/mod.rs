@@ -30,12 +30,6 @@ mod timeouts;
 use send_timeout::SendTimeoutIo;
 use timeouts::{ActiveBody, Activity, Timeouts, WatchReads};
 
-/// Default of `--header-timeout`.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Default of `--idle-timeout`.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Interval of the demo log generator.
 const DEMO_INTERVAL: Duration = Duration::from_millis(300);
 
@@ -55,13 +49,14 @@ pub async fn run(
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     let send_timeout = config.send_timeout;
+    let timeouts = Timeouts {
+        header: config.header_timeout,
+        idle: config.idle_timeout,
+    };
     let (state, demo_dir) = start_app(config, &tracker, &shutdown)?;
     let connections = Arc::new(Connections {
         send_timeout,
-        timeouts: Timeouts {
-            header: HEADER_TIMEOUT,
-            idle: IDLE_TIMEOUT,
-        },
+        timeouts,
         http1: {
             let mut builder = hyper::server::conn::http1::Builder::new();
             // Head and idle deadlines are ours (see `timeouts`).

@@ -631,13 +631,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("app.log");
         std::fs::write(&log, "one\n").unwrap();
-        let config = crate::config::ServeConfig {
-            files: vec![crate::config::FileSpec::parse(&format!(
-                "app={}",
-                log.display()
-            ))],
-            ..Default::default()
-        };
+        let config =
+            crate::config::ServeConfig::from_args([format!("app={}", log.display())]).unwrap();
         let tracker = tokio_util::task::TaskTracker::new();
         let shutdown = CancellationToken::new();
         let (state, _demo) = crate::server::start_app(config, &tracker, &shutdown).unwrap();
@@ -685,9 +680,9 @@ mod tests {
             let target = format!("{path}?channel=app");
             for method in methods {
                 for accept in accepts {
-                    let accept_line =
-                        accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-                    let head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n{accept_line}\r\n");
+                    let accept_line = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
+                    let head =
+                        format!("{method} {target} HTTP/1.1\r\nHost: x\r\n{accept_line}\r\n");
                     let lean = match parse_head(head.as_bytes()) {
                         Head::Lean(_) => true,
                         Head::Hyper => false,
