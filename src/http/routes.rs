@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 
@@ -93,6 +94,16 @@ pub fn is_sse_request(method: &Method, path: &str, headers: &HeaderMap) -> bool 
             matches_pattern(route.pattern, path)
                 && (!route.negotiated || accepts_event_stream(headers))
         })
+}
+
+/// Whether `response` is an event stream: `200` with `Content-Type:
+/// text/event-stream` (what the SSE routes answer when they succeed).
+pub fn is_event_stream(response: &Response) -> bool {
+    response.status() == StatusCode::OK
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// Whether `path` matches `pattern` as the router matches it: literal

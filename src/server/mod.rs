@@ -4,12 +4,15 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse as _, Response};
+use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -18,17 +21,24 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
-use crate::http::{self, AppState};
+use crate::http::{self, routes, ApiError, AppState};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
+mod guarded;
+mod h2;
+mod per_ip;
 mod send_timeout;
 mod sse_conn;
 mod timeouts;
+pub mod tls;
 
+use guarded::GuardedBody;
+use per_ip::PerIpStreams;
 use send_timeout::SendTimeoutIo;
-use timeouts::{ActiveBody, Activity, Timeouts, WatchReads};
+use timeouts::{Activity, Timeouts, WatchReads};
+use tls::Certificates;
 
 /// Interval of the demo log generator.
 const DEMO_INTERVAL: Duration = Duration::from_millis(300);
@@ -53,10 +63,23 @@ pub async fn run(
         header: config.header_timeout,
         idle: config.idle_timeout,
     };
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let certificates = Certificates::open(cert.clone(), key.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            certificates.spawn_reloader(&tracker, shutdown.clone());
+            Some(certificates)
+        }
+        _ => None,
+    };
+    let per_ip = PerIpStreams::new(config.max_connections_per_ip);
     let (state, demo_dir) = start_app(config, &tracker, &shutdown)?;
     let connections = Arc::new(Connections {
         send_timeout,
         timeouts,
+        http2: h2::builder(),
+        per_ip,
+        tls,
         http1: {
             let mut builder = hyper::server::conn::http1::Builder::new();
             // Head and idle deadlines are ours (see `timeouts`).
@@ -146,14 +169,20 @@ fn start_app(
 
 /// Everything a connection task needs, shared by all of them.
 struct Connections {
-    /// The one router every request goes through.
+    /// The one router every request goes through, whatever the protocol.
     router: axum::Router,
-    /// `--send-timeout` on the socket.
+    /// `--send-timeout`: on the socket, and per HTTP/2 stream.
     send_timeout: Duration,
     /// `--header-timeout` and `--idle-timeout`.
     timeouts: Timeouts,
     /// hyper's HTTP/1 settings.
     http1: hyper::server::conn::http1::Builder,
+    /// The HTTP/2 settings.
+    http2: ::h2::server::Builder,
+    /// `--max-connections-per-ip`.
+    per_ip: Arc<PerIpStreams>,
+    /// `--tls-cert`/`--tls-key`: every connection is TLS when set.
+    tls: Option<Arc<Certificates>>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 }
@@ -163,10 +192,10 @@ struct Connections {
 async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Result<()> {
     let tasks = TaskTracker::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = connections.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _addr)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, do not spin.
                     tracing::warn!("accept failed: {e}");
@@ -176,7 +205,7 @@ async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Resu
             },
         };
         let connections = connections.clone();
-        tasks.spawn(async move { connections.serve_plain(stream).await });
+        tasks.spawn(async move { connections.serve_connection(stream, peer.ip()).await });
     }
     tasks.close();
     tasks.wait().await;
@@ -184,48 +213,100 @@ async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Resu
 }
 
 impl Connections {
-    /// Serves one plaintext connection.
-    ///
-    /// It first goes to [`sse_conn::serve`], which reads the request head
-    /// into a small buffer and serves SSE requests itself, without hyper's
-    /// two 8 KiB buffers; every other request is handed to hyper with the
-    /// bytes already read replayed. On the hyper path the router is shared
-    /// (an `Arc` clone) and its future is boxed only while a request is
-    /// being routed, so hyper's per-connection slot for the service future
-    /// holds a pointer (axum's serve rebuilds the route tables per
-    /// connection, ~8 KiB, and keeps the ~4 KiB future).
-    async fn serve_plain(self: Arc<Self>, stream: TcpStream) {
+    /// Serves one accepted connection: TLS first when configured, then by
+    /// protocol (see [`Connections::serve_protocol`]).
+    async fn serve_connection(self: Arc<Self>, stream: TcpStream, peer: IpAddr) {
         let accepted = tokio::time::Instant::now();
         // Events must not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let io = SendTimeoutIo::new(stream, self.send_timeout, self.metrics.clone());
+        match self.tls.clone() {
+            None => self.serve_protocol(io, peer, accepted, false).await,
+            // Boxed: the TLS state must not size plaintext connections' tasks.
+            Some(tls) => Box::pin(self.serve_tls(io, peer, accepted, tls)).await,
+        }
+    }
+
+    /// Completes the TLS handshake (within the header deadline), then
+    /// serves HTTP/2 when ALPN chose `h2`, HTTP/1.1 otherwise.
+    async fn serve_tls(
+        self: Arc<Self>,
+        io: SendTimeoutIo,
+        peer: IpAddr,
+        accepted: tokio::time::Instant,
+        tls: Arc<Certificates>,
+    ) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let deadline = accepted + self.timeouts.header;
+        let stream = tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            handshake = tokio::time::timeout_at(deadline, acceptor.accept(io)) => match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => return,
+            },
+        };
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        self.serve_protocol(stream, peer, accepted, h2).await;
+    }
+
+    /// Serves one connection by protocol: HTTP/2 when `h2` (ALPN) or when
+    /// it opens with the HTTP/2 preface (h2c with prior knowledge); else
+    /// HTTP/1.
+    ///
+    /// HTTP/1 first goes to [`sse_conn::serve`], which reads the request
+    /// head into a small buffer and serves SSE requests itself, without
+    /// hyper's two 8 KiB buffers; every other request is handed to hyper
+    /// with the bytes already read replayed. On the hyper path the router is
+    /// shared (an `Arc` clone) and its future is boxed only while a request
+    /// is being routed, so hyper's per-connection slot for the service
+    /// future holds a pointer (axum's serve rebuilds the route tables per
+    /// connection, ~8 KiB, and keeps the ~4 KiB future).
+    async fn serve_protocol<IO>(
+        self: Arc<Self>,
+        io: IO,
+        peer: IpAddr,
+        accepted: tokio::time::Instant,
+        h2: bool,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if h2 {
+            return Box::pin(h2::serve(io, self, peer, accepted)).await;
+        }
         let head_deadline = accepted + self.timeouts.header;
-        if let Some(io) = sse_conn::serve(io, &self.router, &self.shutdown, head_deadline).await {
-            // Boxed: hyper's connection state must not size the task of
-            // every lean SSE connection.
-            Box::pin(self.serve_http1(io, accepted)).await;
+        let Some(io) = sse_conn::serve(io, &self, peer, head_deadline).await else {
+            return;
+        };
+        // Boxed: neither hyper's nor h2's connection state may size the
+        // task of every lean SSE connection.
+        if io.starts_with(H2_PREFACE_LINE) {
+            Box::pin(h2::serve(io, self, peer, accepted)).await;
+        } else {
+            Box::pin(self.serve_http1(io, peer, accepted)).await;
         }
     }
 
     /// Serves one HTTP/1 connection with hyper until it ends, its head or
     /// idle deadline passes (see [`timeouts`]), or shutdown, when it
     /// finishes the current response and closes.
-    async fn serve_http1<IO>(&self, io: IO, accepted: tokio::time::Instant)
+    async fn serve_http1<IO>(self: Arc<Self>, io: IO, peer: IpAddr, accepted: tokio::time::Instant)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        use tower::ServiceExt as _;
-
         let activity = Activity::new(self.timeouts, accepted);
-        let router = self.router.clone();
         let requests = activity.clone();
-        let service = hyper::service::service_fn(move |request| -> RouteFuture {
+        let connections = self.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let guard = requests.begin();
-            let answer = router.clone().oneshot(request);
-            Box::pin(async move {
-                let Ok(response) = answer.await;
-                Ok(response.map(|body| Body::new(ActiveBody::new(body, guard))))
-            })
+            let answer = connections.route(request.map(Body::new), peer);
+            async move {
+                let response = answer.await;
+                Ok::<_, Infallible>(response.map(|body| GuardedBody::wrap(body, guard)))
+            }
         });
         let io = WatchReads::new(io, activity.clone());
         let connection = self
@@ -242,8 +323,52 @@ impl Connections {
             }
         }
     }
+
+    /// Routes one request from `peer` through the router, whatever the
+    /// protocol. An SSE request (see [`routes::is_sse_request`]) first
+    /// takes a `--max-connections-per-ip` slot, held by the response body
+    /// while it streams; without one it is answered 503 unrouted.
+    ///
+    /// The future is boxed: hyper keeps the service future in every
+    /// connection, and the router's is ~4 KiB.
+    fn route(&self, request: Request<Body>, peer: IpAddr) -> RouteFuture {
+        use tower::ServiceExt as _;
+
+        let mut slot = None;
+        if self.per_ip.enabled()
+            && routes::is_sse_request(request.method(), request.uri().path(), request.headers())
+        {
+            match self.per_ip.acquire(peer) {
+                Some(taken) => slot = Some(taken),
+                None => {
+                    let refused = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many streams from this address",
+                        format!(
+                            "{peer} holds its limit of {} open streams \
+                             (--max-connections-per-ip); retry later",
+                            self.per_ip.limit()
+                        ),
+                    );
+                    return Box::pin(std::future::ready(refused.into_response()));
+                }
+            }
+        }
+        let answer = self.router.clone().oneshot(request);
+        Box::pin(async move {
+            let Ok(response) = answer.await;
+            match slot {
+                Some(slot) if routes::is_event_stream(&response) => {
+                    response.map(|body| GuardedBody::wrap(body, slot))
+                }
+                _ => response,
+            }
+        })
+    }
 }
 
-/// The router's answer to one request, boxed (see
-/// [`Connections::serve_plain`]).
-type RouteFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+/// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// The router's answer to one request, boxed (see [`Connections::route`]).
+type RouteFuture = Pin<Box<dyn Future<Output = Response> + Send>>;

@@ -38,6 +38,7 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -47,9 +48,8 @@ use axum::response::Response;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
+use super::Connections;
 use crate::http::routes;
 
 /// First size of the request head buffer; it doubles as needed.
@@ -73,12 +73,12 @@ const ERROR_BODY_MAX: usize = 64 * 1024;
 /// Serves `io`'s request itself when it is an SSE request, and returns
 /// `None` once the connection is done; otherwise returns the connection,
 /// with the bytes already read to be replayed, for hyper to serve.
-/// `shutdown`, or `head_deadline` passing (`--header-timeout`), closes a
+/// Shutdown, or `head_deadline` passing (`--header-timeout`), closes a
 /// connection still waiting for its request head.
 pub(super) async fn serve<IO>(
     mut io: IO,
-    router: &axum::Router,
-    shutdown: &CancellationToken,
+    conns: &Connections,
+    peer: IpAddr,
     head_deadline: tokio::time::Instant,
 ) -> Option<Rewind<IO>>
 where
@@ -93,7 +93,7 @@ where
             buf.reserve(buf.capacity());
         }
         let read = tokio::select! {
-            _ = shutdown.cancelled() => return None,
+            _ = conns.shutdown.cancelled() => return None,
             _ = tokio::time::sleep_until(head_deadline) => return None,
             read = io.read_buf(&mut buf) => read,
         };
@@ -109,9 +109,9 @@ where
     };
     // Whatever followed the head (a pipelined request) is not served.
     drop(buf);
-    // Boxed: the router's future (~4 KiB) must not size the task.
-    let Ok(response) = Box::pin(router.clone().oneshot(request)).await;
-    let result = if is_event_stream(&response) {
+    // Boxed (by `route`): the router's future (~4 KiB) must not size the task.
+    let response = conns.route(request, peer).await;
+    let result = if routes::is_event_stream(&response) {
         stream(&mut io, response).await
     } else {
         respond(&mut io, response).await
@@ -174,15 +174,6 @@ fn lean_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
     }
     routes::is_sse_request(request.method(), request.uri().path(), request.headers())
         .then_some(request)
-}
-
-/// Whether `response` is a stream to write here chunk by chunk.
-fn is_event_stream(response: &Response) -> bool {
-    response.status() == StatusCode::OK
-        && response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// How a response's body is delimited.
@@ -375,6 +366,11 @@ impl<IO> Rewind<IO> {
             prefix: Bytes::from(prefix),
             inner,
         }
+    }
+
+    /// Whether the bytes read so far begin with `start`.
+    pub(super) fn starts_with(&self, start: &[u8]) -> bool {
+        self.prefix.starts_with(start)
     }
 }
 
@@ -587,6 +583,17 @@ mod tests {
     }
 
     #[test]
+    fn the_http2_preface_goes_to_hyper_whole_or_in_part() {
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        for end in b"PRI * HTTP/2.0\r\n".len()..=preface.len() {
+            assert!(
+                matches!(parse_head(&preface[..end]), Head::Hyper),
+                "{end} bytes"
+            );
+        }
+    }
+
+    #[test]
     fn an_incomplete_head_waits_for_more() {
         assert!(matches!(
             parse_head(b"GET /events HTTP/1.1\r\nHost: x\r\n"),
@@ -634,7 +641,7 @@ mod tests {
         let config =
             crate::config::ServeConfig::from_args([format!("app={}", log.display())]).unwrap();
         let tracker = tokio_util::task::TaskTracker::new();
-        let shutdown = CancellationToken::new();
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let (state, _demo) = crate::server::start_app(config, &tracker, &shutdown).unwrap();
         let router = crate::http::router(state);
 
@@ -693,8 +700,8 @@ mod tests {
                         request = request.header(header::ACCEPT, a);
                     }
                     let request = request.body(Body::empty()).unwrap();
-                    let Ok(response) = router.clone().oneshot(request).await;
-                    let routed_stream = method != "HEAD" && is_event_stream(&response);
+                    let Ok(response) = tower::ServiceExt::oneshot(router.clone(), request).await;
+                    let routed_stream = method != "HEAD" && routes::is_event_stream(&response);
                     assert_eq!(
                         lean,
                         routed_stream,

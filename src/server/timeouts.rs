@@ -16,8 +16,9 @@
 //! it starts as soon as the previous response is written, so it cannot tell
 //! an idle connection from a slow head.
 //!
-//! One [`Activity`] per connection holds the state; [`ActiveBody`] marks a
-//! request finished when its response body is dropped; [`WatchReads`]
+//! One [`Activity`] per connection holds the state; a [`RequestGuard`]
+//! held by the response body (see `guarded`) marks a request finished when
+//! the body is dropped; [`WatchReads`]
 //! notices the first byte of a head; [`Activity::expired`] is the watchdog
 //! the connection task selects on.
 
@@ -27,8 +28,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, HttpBody};
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -151,42 +150,6 @@ impl Drop for RequestGuard {
             drop(state);
             self.activity.changed.notify_one();
         }
-    }
-}
-
-/// A response body that holds its request's guard until it is dropped.
-pub struct ActiveBody {
-    inner: Body,
-    _guard: RequestGuard,
-}
-
-impl ActiveBody {
-    /// `inner`, ending `guard`'s request when dropped.
-    pub fn new(inner: Body, guard: RequestGuard) -> Self {
-        ActiveBody {
-            inner,
-            _guard: guard,
-        }
-    }
-}
-
-impl HttpBody for ActiveBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 
