@@ -115,7 +115,7 @@ async fn serve(config: tailcast::config::ServeConfig) -> Result<(), String> {
     // A bad certificate or key is a startup error, before anything listens.
     let scheme = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            tailcast::server::tls::load(cert, key).map_err(|e| e.to_string())?;
+            tailcast::server::tls::prepare(cert, key).map_err(|e| e.to_string())?;
             "https"
         }
         _ => "http",

@@ -1,7 +1,8 @@
 //! `--header-timeout` and `--idle-timeout` against the real binary, with raw
-//! TCP clients: half-sent heads are closed on the lean SSE path and on
-//! hyper's, idle keep-alive connections are closed, slow but complete heads
-//! are served, and open SSE streams are never closed by either timeout.
+//! TCP clients and the `h2` crate's HTTP/2 client: half-sent heads are
+//! closed on the lean SSE path and on hyper's, idle keep-alive connections
+//! are closed (HTTP/2 ones with a `GOAWAY`), slow but complete heads are
+//! served, and open SSE streams are never closed by either timeout.
 
 mod common;
 
@@ -297,4 +298,111 @@ async fn open_sse_streams_outlive_both_timeouts() {
         let seen = read_until(stream, "data: still here").await;
         assert!(seen.contains("id: "), "{name}: {seen}");
     }
+}
+
+/// An HTTP/2 (h2c) connection to `server`: the client handle, and the
+/// task driving the connection, which ends when the server closes it.
+async fn h2c(
+    server: &Server,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<Instant>,
+) {
+    let tcp = connect(server).await;
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+        Instant::now()
+    });
+    (client, driver)
+}
+
+fn h2_get(server: &Server, path: &str) -> axum::http::Request<()> {
+    axum::http::Request::get(server.url(path)).body(()).unwrap()
+}
+
+/// Reads the body of `response` until it contains `needle`.
+async fn h2_read_until(body: &mut h2::RecvStream, needle: &str) -> String {
+    let mut seen = String::new();
+    let read = async {
+        while !seen.contains(needle) {
+            let chunk = body
+                .data()
+                .await
+                .unwrap_or_else(|| panic!("stream ended before {needle:?}: {seen}"))
+                .unwrap();
+            body.flow_control().release_capacity(chunk.len()).unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(WATCHDOG, read)
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?}"));
+    seen
+}
+
+async fn connection_end(driver: tokio::task::JoinHandle<Instant>) -> Instant {
+    tokio::time::timeout(WATCHDOG, driver)
+        .await
+        .expect("the server did not close the HTTP/2 connection")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_http2_connection_without_a_request_is_closed_after_the_header_timeout() {
+    let server = Server::start(&["--header-timeout", "1s", "--idle-timeout", "30s"]);
+    let start = Instant::now();
+    let (_client, driver) = h2c(&server).await;
+    let closed = connection_end(driver).await;
+    assert_between(
+        closed - start,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+        "HTTP/2 without a request",
+    );
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let server = Server::start(&["--header-timeout", "1s", "--idle-timeout", "3s"]);
+    let (client, driver) = h2c(&server).await;
+    let mut client = client.ready().await.unwrap();
+    let (response, _) = client
+        .send_request(h2_get(&server, "/health"), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    h2_read_until(&mut response.into_body(), "\"ok\"").await;
+    let answered = Instant::now();
+    let closed = connection_end(driver).await;
+    assert_between(
+        closed - answered,
+        Duration::from_secs(3),
+        Duration::from_secs(10),
+        "idle HTTP/2",
+    );
+}
+
+#[tokio::test]
+async fn an_open_http2_stream_outlives_both_timeouts() {
+    let server = Server::start(&["--header-timeout", "1s", "--idle-timeout", "1s"]);
+    let (client, driver) = h2c(&server).await;
+    let mut client = client.ready().await.unwrap();
+    let (response, _) = client
+        .send_request(h2_get(&server, "/realtime/h2news"), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    h2_read_until(&mut body, "retry:").await;
+    let opened = Instant::now();
+    // A second HTTP/2 connection that stays idle: when the server has
+    // closed it, both deadlines have passed for the first one too.
+    let (_idle, idle_driver) = h2c(&server).await;
+    connection_end(idle_driver).await;
+    assert!(opened.elapsed() >= Duration::from_secs(1));
+    let (status, _) = post(&server.url("/channels/h2news"), "text/plain", "still here").await;
+    assert_eq!(status, 200);
+    h2_read_until(&mut body, "data: still here").await;
+    assert!(!driver.is_finished());
 }

@@ -133,6 +133,21 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// Checks that the pair loads (see [`load`]) and, on Unix, takes over
+/// SIGHUP at once: from here on a SIGHUP reloads the pair instead of
+/// ending the process, even if it arrives before the server has started.
+///
+/// # Errors
+/// [`TlsError`] naming the file and the problem.
+pub fn prepare(cert: &Path, key: &Path) -> Result<(), TlsError> {
+    load(cert, key)?;
+    #[cfg(unix)]
+    if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tracing::warn!("cannot handle SIGHUP: {e}");
+    }
+    Ok(())
+}
+
 impl Certificates {
     /// Loads the pair once.
     ///
