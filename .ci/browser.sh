@@ -48,4 +48,4 @@ if [ -z "${TAILCAST_BIN:-}" ]; then
 fi
 
 cd tests/browser
-node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout console.test.mjs
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout console.test.mjs tls.test.mjs
