@@ -22,7 +22,7 @@ use tokio_rustls::rustls::{self, ClientConfig};
 use crate::http::Target;
 
 /// rustls client settings for a target: trust `ca` only.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Tls {
     /// ALPN `http/1.1`.
     pub http1: Arc<ClientConfig>,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse as _, Response};
+use futures_util::future::{Either, FutureExt as _};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -58,42 +59,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
-    let send_timeout = config.send_timeout;
-    let timeouts = Timeouts {
-        header: config.header_timeout,
-        idle: config.idle_timeout,
-    };
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let certificates = Certificates::open(cert.clone(), key.clone())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            certificates.spawn_reloader(&tracker, shutdown.clone());
-            Some(certificates)
-        }
-        _ => None,
-    };
-    let per_ip = PerIpStreams::new(config.max_connections_per_ip);
-    let (state, demo_dir) = start_app(config, &tracker, &shutdown)?;
-    let connections = Arc::new(Connections {
-        send_timeout,
-        timeouts,
-        http2: h2::builder(),
-        per_ip,
-        tls,
-        http1: {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            // Head and idle deadlines are ours (see `timeouts`).
-            builder.header_read_timeout(None);
-            builder
-        },
-        metrics: state.metrics.clone(),
-        shutdown: shutdown.clone(),
-        router: http::router(state),
-    });
-    let served = serve(listener, connections).await;
+    let connections = Connections::start(config, &tracker, &shutdown)?;
+    let served = serve(listener, connections.clone()).await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
-    drop(demo_dir);
+    drop(connections.demo_dir.lock().ok().and_then(|mut d| d.take()));
     served
 }
 
@@ -185,6 +155,8 @@ struct Connections {
     tls: Option<Arc<Certificates>>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    /// The demo's temporary folder, removed at the end.
+    demo_dir: std::sync::Mutex<Option<tempfile::TempDir>>,
 }
 
 /// Accepts connections on `listener` until shutdown, then waits for every
@@ -213,17 +185,66 @@ async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Resu
 }
 
 impl Connections {
+    /// Builds the application (see [`start_app`]) and what its connections
+    /// share; starts the TLS reloader when TLS is configured.
+    fn start(
+        config: ServeConfig,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> io::Result<Arc<Connections>> {
+        let send_timeout = config.send_timeout;
+        let timeouts = Timeouts {
+            header: config.header_timeout,
+            idle: config.idle_timeout,
+        };
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let certificates = Certificates::open(cert.clone(), key.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                certificates.spawn_reloader(tracker, shutdown.clone());
+                Some(certificates)
+            }
+            _ => None,
+        };
+        let per_ip = PerIpStreams::new(config.max_connections_per_ip);
+        let (state, demo_dir) = start_app(config, tracker, shutdown)?;
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        // Head and idle deadlines are ours (see `timeouts`).
+        http1.header_read_timeout(None);
+        Ok(Arc::new(Connections {
+            send_timeout,
+            timeouts,
+            http1,
+            http2: h2::builder(),
+            per_ip,
+            tls,
+            metrics: state.metrics.clone(),
+            shutdown: shutdown.clone(),
+            router: http::router(state),
+            demo_dir: std::sync::Mutex::new(demo_dir),
+        }))
+    }
+
     /// Serves one accepted connection: TLS first when configured, then by
     /// protocol (see [`Connections::serve_protocol`]).
-    async fn serve_connection(self: Arc<Self>, stream: TcpStream, peer: IpAddr) {
+    ///
+    /// Not an `async fn`, like [`Connections::serve_protocol`]: the
+    /// returned future is the task of every connection for its whole life,
+    /// and an `async fn` would keep room for its arguments (the socket)
+    /// beside the future that took them over.
+    fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: IpAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let accepted = tokio::time::Instant::now();
         // Events must not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let io = SendTimeoutIo::new(stream, self.send_timeout, self.metrics.clone());
         match self.tls.clone() {
-            None => self.serve_protocol(io, peer, accepted, false).await,
+            None => Either::Left(self.serve_protocol(io, peer, accepted, false)),
             // Boxed: the TLS state must not size plaintext connections' tasks.
-            Some(tls) => Box::pin(self.serve_tls(io, peer, accepted, tls)).await,
+            Some(tls) => Either::Right(Box::pin(self.serve_tls(io, peer, accepted, tls))),
         }
     }
 
@@ -265,29 +286,38 @@ impl Connections {
     /// is being routed, so hyper's per-connection slot for the service
     /// future holds a pointer (axum's serve rebuilds the route tables per
     /// connection, ~8 KiB, and keeps the ~4 KiB future).
-    async fn serve_protocol<IO>(
+    ///
+    /// The returned future is the lean path's future followed by a boxed
+    /// hand-over (`then`), so an idle SSE connection's task holds little
+    /// more than the lean path's state (see the test
+    /// `a_plaintext_connection_task_stays_small`).
+    fn serve_protocol<IO>(
         self: Arc<Self>,
         io: IO,
         peer: IpAddr,
         accepted: tokio::time::Instant,
         h2: bool,
-    ) where
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         if h2 {
-            return Box::pin(h2::serve(io, self, peer, accepted)).await;
+            return Either::Left(Box::pin(h2::serve(io, self, peer, accepted)));
         }
         let head_deadline = accepted + self.timeouts.header;
-        let Some(io) = sse_conn::serve(io, &self, peer, head_deadline).await else {
-            return;
-        };
-        // Boxed: neither hyper's nor h2's connection state may size the
-        // task of every lean SSE connection.
-        if io.starts_with(H2_PREFACE_LINE) {
-            Box::pin(h2::serve(io, self, peer, accepted)).await;
-        } else {
-            Box::pin(self.serve_http1(io, peer, accepted)).await;
-        }
+        let lean = sse_conn::serve(io, self.clone(), peer, head_deadline);
+        Either::Right(lean.then(move |handed_over| {
+            // Boxed: neither hyper's nor h2's connection state may size the
+            // task of every lean SSE connection.
+            let rest: ConnectionFuture = match handed_over {
+                None => Box::pin(std::future::ready(())),
+                Some(io) if io.starts_with(H2_PREFACE_LINE) => {
+                    Box::pin(h2::serve(io, self, peer, accepted))
+                }
+                Some(io) => Box::pin(self.serve_http1(io, peer, accepted)),
+            };
+            rest
+        }))
     }
 
     /// Serves one HTTP/1 connection with hyper until it ends, its head or
@@ -370,5 +400,40 @@ impl Connections {
 /// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
+/// The rest of a connection after the lean path handed it over.
+type ConnectionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The router's answer to one request, boxed (see [`Connections::route`]).
 type RouteFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle plaintext SSE connection costs in its task: the
+    /// future of [`Connections::serve_connection`] is allocated once per
+    /// connection for its whole life. Guards the lean path's memory
+    /// (README "Performance": KiB per idle connection).
+    #[tokio::test]
+    async fn a_plaintext_connection_task_stays_small() {
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let config = ServeConfig::from_args(["/nonexistent/tailcast-size-test.log"]).unwrap();
+        let connections = Connections::start(config, &tracker, &shutdown).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (stream, peer) = accepted.unwrap();
+        let task = connections.clone().serve_connection(stream, peer.ip());
+        let size = std::mem::size_of_val(&task);
+        eprintln!("serve_connection future: {size} bytes");
+        assert!(
+            size <= 700,
+            "the per-connection future grew to {size} bytes"
+        );
+        drop((task, client));
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+}

@@ -40,12 +40,14 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, HttpBody as _};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::Response;
 use bytes::{Buf, Bytes};
+use futures_util::future::Either;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -77,49 +79,78 @@ const ERROR_BODY_MAX: usize = 64 * 1024;
 /// connection still waiting for its request head.
 pub(super) async fn serve<IO>(
     mut io: IO,
-    conns: &Connections,
+    conns: Arc<Connections>,
     peer: IpAddr,
     head_deadline: tokio::time::Instant,
 ) -> Option<Rewind<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf: Vec<u8> = Vec::with_capacity(HEAD_INITIAL);
-    let request = loop {
-        if buf.len() == buf.capacity() {
-            if buf.len() >= HEAD_MAX {
-                return Some(Rewind::new(io, buf));
-            }
-            buf.reserve(buf.capacity());
-        }
-        let read = tokio::select! {
-            _ = conns.shutdown.cancelled() => return None,
-            _ = tokio::time::sleep_until(head_deadline) => return None,
-            read = io.read_buf(&mut buf) => read,
-        };
-        match read {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
-        }
-        match parse_head(&buf) {
-            Head::Partial => {}
-            Head::Hyper => return Some(Rewind::new(io, buf)),
-            Head::Lean(request) => break *request,
+    // Boxed, like the error answer below: reading the head happens once,
+    // and its state (buffer, timers) must not size the task for the whole
+    // life of the stream.
+    let request = match Box::pin(read_head(&mut io, &conns, head_deadline)).await {
+        HeadRead::Lean(request) => request,
+        HeadRead::Hyper(buf) => return Some(Rewind::new(io, buf)),
+        HeadRead::Closed => return None,
+    };
+    let answer = {
+        // Boxed (by `route`): the router's future (~4 KiB) must not size
+        // the task. The response is scoped to this block so that the task
+        // does not keep room for it while the stream runs.
+        let response = conns.route(*request, peer).await;
+        if routes::is_event_stream(&response) {
+            Either::Left(stream(&mut io, response))
+        } else {
+            Either::Right(Box::pin(respond(&mut io, response)))
         }
     };
-    // Whatever followed the head (a pipelined request) is not served.
-    drop(buf);
-    // Boxed (by `route`): the router's future (~4 KiB) must not size the task.
-    let response = conns.route(request, peer).await;
-    let result = if routes::is_event_stream(&response) {
-        stream(&mut io, response).await
-    } else {
-        respond(&mut io, response).await
-    };
+    let result = answer.await;
     if let Err(e) = result {
         tracing::debug!("SSE connection ended: {e}");
     }
     None
+}
+
+/// How reading a request head ended.
+enum HeadRead {
+    /// An SSE request, for the router.
+    Lean(Box<Request<Body>>),
+    /// Anything else: these bytes, read so far, go to hyper.
+    Hyper(Vec<u8>),
+    /// The connection closed, failed, timed out or the server is stopping.
+    Closed,
+}
+
+/// Reads the request head (see [`serve`]).
+async fn read_head<IO>(io: &mut IO, conns: &Connections, deadline: tokio::time::Instant) -> HeadRead
+where
+    IO: AsyncRead + Unpin,
+{
+    let mut buf: Vec<u8> = Vec::with_capacity(HEAD_INITIAL);
+    loop {
+        if buf.len() == buf.capacity() {
+            if buf.len() >= HEAD_MAX {
+                return HeadRead::Hyper(buf);
+            }
+            buf.reserve(buf.capacity());
+        }
+        let read = tokio::select! {
+            _ = conns.shutdown.cancelled() => return HeadRead::Closed,
+            _ = tokio::time::sleep_until(deadline) => return HeadRead::Closed,
+            read = io.read_buf(&mut buf) => read,
+        };
+        match read {
+            Ok(0) | Err(_) => return HeadRead::Closed,
+            Ok(_) => {}
+        }
+        match parse_head(&buf) {
+            Head::Partial => {}
+            Head::Hyper => return HeadRead::Hyper(buf),
+            // Whatever followed the head (a pipelined request) is not served.
+            Head::Lean(request) => return HeadRead::Lean(request),
+        }
+    }
 }
 
 /// What a request head read so far calls for.
@@ -249,15 +280,31 @@ enum Step {
 
 /// Writes the SSE `response` chunk by chunk until its body ends or the
 /// client goes away.
-async fn stream<IO>(io: &mut IO, response: Response) -> io::Result<()>
+///
+/// Not an `async fn`: the response head is encoded before the future is
+/// made, so the future (which lives as long as the stream, inside the
+/// connection's task) keeps only the body and the encoded head, not the
+/// response's header map.
+fn stream<'a, IO>(
+    io: &'a mut IO,
+    response: Response,
+) -> impl std::future::Future<Output = io::Result<()>> + 'a
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let (parts, mut body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let head = response_head(parts.status, &parts.headers, Framing::Chunked);
+    drop(parts);
+    stream_body(io, head, body)
+}
+
+/// Writes `head`, then `body` chunk by chunk (see [`stream`]).
+async fn stream_body<IO>(io: &mut IO, head: Vec<u8>, mut body: Body) -> io::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     io.write_all(&head).await?;
     drop(head);
-    drop(parts);
     loop {
         match poll_fn(|cx| poll_step(cx, io, &mut body)).await {
             Step::Frames { frames, last } => {
