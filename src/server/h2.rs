@@ -118,20 +118,47 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Routes one stream's request and sends the answer.
-async fn serve_stream(
+///
+/// Not an `async fn`: the request is handed to the router before the
+/// future is made, so the future (which lives as long as the stream)
+/// does not keep room for the request's head.
+fn serve_stream(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     conns: Arc<Connections>,
     peer: IpAddr,
     guard: RequestGuard,
-) {
-    let _guard = guard;
-    let request = request.map(|body| Body::new(RequestBody(body)));
-    let response = tokio::select! {
-        response = conns.route(request, peer) => response,
-        // The client gave up (RST_STREAM) before the answer was ready.
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
-    };
+) -> impl std::future::Future<Output = ()> + Send {
+    let routed = conns.route(request.map(|body| Body::new(RequestBody(body))), peer);
+    async move {
+        let _guard = guard;
+        let sent = {
+            let response = tokio::select! {
+                response = routed => response,
+                // The client gave up (RST_STREAM) before the answer was ready.
+                _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+            };
+            send_head(&mut respond, response)
+        };
+        if let SentHead::Body(body, send) = sent {
+            send_body(body, send, &conns).await;
+        }
+    }
+}
+
+/// What became of a response head.
+enum SentHead {
+    /// Sent, with the end of the stream: there was no body.
+    Complete,
+    /// Sent; this body goes on this stream.
+    Body(Body, SendStream<Bytes>),
+    /// Not sent: the stream or the connection is gone.
+    Gone,
+}
+
+/// Sends the head of `response` (less what HTTP/2 forbids; with `date`
+/// and, when the body's size is known, `content-length`).
+fn send_head(respond: &mut SendResponse<Bytes>, response: axum::response::Response) -> SentHead {
     let (mut parts, body) = response.into_parts();
     strip_connection_headers(&mut parts.headers);
     if !parts.headers.contains_key(header::DATE) {
@@ -147,16 +174,13 @@ async fn serve_stream(
         }
     }
     let end = body.is_end_stream();
-    let head = Response::from_parts(parts, ());
-    let send = match respond.send_response(head, end) {
-        Ok(send) => send,
+    match respond.send_response(Response::from_parts(parts, ()), end) {
+        Ok(_) if end => SentHead::Complete,
+        Ok(send) => SentHead::Body(body, send),
         Err(e) => {
             tracing::debug!("HTTP/2 response not sent: {e}");
-            return;
+            SentHead::Gone
         }
-    };
-    if !end {
-        send_body(body, send, &conns).await;
     }
 }
 

@@ -250,28 +250,49 @@ impl Connections {
 
     /// Completes the TLS handshake (within the header deadline), then
     /// serves HTTP/2 when ALPN chose `h2`, HTTP/1.1 otherwise.
-    async fn serve_tls(
+    ///
+    /// The handshake is a boxed future of its own, dropped once done, so
+    /// that an idle TLS connection keeps only the TLS stream and the
+    /// protocol's state.
+    fn serve_tls(
         self: Arc<Self>,
         io: SendTimeoutIo,
         peer: IpAddr,
         accepted: tokio::time::Instant,
         tls: Arc<Certificates>,
-    ) {
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let handshake = Box::pin(self.clone().tls_handshake(io, peer, accepted, tls));
+        handshake.then(move |stream| match stream {
+            None => Either::Left(std::future::ready(())),
+            Some(stream) => {
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                Either::Right(self.serve_protocol(stream, peer, accepted, h2))
+            }
+        })
+    }
+
+    /// The TLS handshake of `io`, or `None` when it fails, misses the
+    /// header deadline or shutdown comes first.
+    async fn tls_handshake(
+        self: Arc<Self>,
+        io: SendTimeoutIo,
+        peer: IpAddr,
+        accepted: tokio::time::Instant,
+        tls: Arc<Certificates>,
+    ) -> Option<tokio_rustls::server::TlsStream<SendTimeoutIo>> {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
         let deadline = accepted + self.timeouts.header;
-        let stream = tokio::select! {
-            _ = self.shutdown.cancelled() => return,
+        tokio::select! {
+            _ = self.shutdown.cancelled() => None,
             handshake = tokio::time::timeout_at(deadline, acceptor.accept(io)) => match handshake {
-                Ok(Ok(stream)) => stream,
+                Ok(Ok(stream)) => Some(stream),
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
+                    None
                 }
-                Err(_) => return,
+                Err(_) => None,
             },
-        };
-        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        self.serve_protocol(stream, peer, accepted, h2).await;
+        }
     }
 
     /// Serves one connection by protocol: HTTP/2 when `h2` (ALPN) or when
