@@ -304,11 +304,15 @@ async fn send_within_window(
     while !data.is_empty() {
         send.reserve_capacity(data.len());
         if send.capacity() == 0 {
-            let granted = tokio::time::timeout(timeout, poll_fn(|cx| send.poll_capacity(cx)));
-            match granted.await {
-                Err(_) => return Err(Stop::Stalled),
-                Ok(None | Some(Err(_))) => return Err(Stop::Gone),
-                Ok(Some(Ok(_))) => continue,
+            // Boxed: the timer exists only while the window is closed, and
+            // must not size the future of every open stream.
+            let stalled = Box::pin(tokio::time::sleep(timeout));
+            tokio::select! {
+                _ = stalled => return Err(Stop::Stalled),
+                granted = poll_fn(|cx| send.poll_capacity(cx)) => match granted {
+                    None | Some(Err(_)) => return Err(Stop::Gone),
+                    Some(Ok(_)) => continue,
+                },
             }
         }
         let piece = data.split_to(send.capacity().min(data.len()));
@@ -350,5 +354,47 @@ impl HttpBody for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         self.0.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an open HTTP/2 stream costs in its connection's task: the
+    /// future of [`serve_stream`] lives as long as the stream.
+    #[tokio::test]
+    async fn a_stream_future_stays_small() {
+        let tracker = tokio_util::task::TaskTracker::new();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let config =
+            crate::config::ServeConfig::from_args(["/nonexistent/tailcast-h2.log"]).unwrap();
+        let conns = Connections::start(config, &tracker, &shutdown).unwrap();
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let client = tokio::spawn(async move {
+            let (mut client, connection) = h2::client::handshake(client_io).await.unwrap();
+            tokio::spawn(connection);
+            let request = Request::get("http://x/realtime/a").body(()).unwrap();
+            let _ = client.send_request(request, true).unwrap();
+            client
+        });
+        let mut server = builder().handshake::<_, Bytes>(server_io).await.unwrap();
+        let (request, respond) = server.accept().await.unwrap().unwrap();
+        let activity = Activity::new(conns.timeouts, Instant::now());
+        let future = serve_stream(
+            request,
+            respond,
+            conns.clone(),
+            "127.0.0.1".parse().unwrap(),
+            activity.begin(),
+        );
+        let size = std::mem::size_of_val(&future);
+        eprintln!("serve_stream future: {size} bytes");
+        assert!(size <= 448, "the per-stream future grew to {size} bytes");
+        drop(future);
+        drop(client.await.unwrap());
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 }
