@@ -62,6 +62,17 @@ pub enum ClientError {
         /// Why.
         source: Box<ClientError>,
     },
+    /// Publishing lines `first` to `last` of stdin, sent as one request,
+    /// failed: none of them was published (lines before them were).
+    #[error("lines {first}-{last} of stdin were not published: {source}")]
+    Lines {
+        /// 1-based number of the first line of the request.
+        first: u64,
+        /// 1-based number of its last line.
+        last: u64,
+        /// Why.
+        source: Box<ClientError>,
+    },
     /// Reading stdin or writing stdout failed (other than a closed pipe,
     /// which ends `listen` quietly).
     #[error("{what}: {source}")]

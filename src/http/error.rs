@@ -50,13 +50,29 @@ impl From<HubError> for ApiError {
                 "too many channels",
                 e.to_string(),
             ),
+            HubError::BatchTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch too large",
+                e.to_string(),
+            ),
+            HubError::EmptyBatch => ApiError::bad_request("no events", e.to_string()),
         }
     }
 }
 
+/// The JSON body of every error answer.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    detail: &'a str,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({"error": self.error, "detail": self.detail}));
+        let body = Json(ErrorBody {
+            error: self.error,
+            detail: &self.detail,
+        });
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response

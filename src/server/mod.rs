@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, AppState};
-use crate::hub::Hub;
+use crate::hub::{Hub, HubLimits};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
@@ -42,7 +42,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let hub = Hub::memory(config.history, config.max_channels);
+    let hub = Hub::memory(HubLimits {
+        history: config.history,
+        history_bytes: config.history_bytes,
+        history_ttl: config.history_ttl,
+        max_channels: config.max_channels,
+    });
     let tracker = TaskTracker::new();
     let opts = FollowOptions {
         max_line: config.max_line,
@@ -53,6 +58,7 @@ pub async fn run(
         hub.clone(),
         metrics.clone(),
         opts,
+        config.forget_after,
         shutdown.clone(),
         tracker.clone(),
     );
@@ -89,6 +95,7 @@ pub async fn run(
         }
     });
 
+    tracker.spawn(hub.clone().run_sweeper(shutdown.clone()));
     http::spawn_demo_feed(hub.clone(), metrics.clone(), &tracker, shutdown.clone());
     let host_metrics = http::spawn_host_sampler(metrics.clone(), &tracker, shutdown.clone());
     let send_timeout = config.send_timeout;
