@@ -25,17 +25,19 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --target "$TARGET" -p tailcast --bin tailcast \
- && mkdir -p /rootfs/etc /rootfs/tmp /rootfs/data \
+ && mkdir -p /rootfs/etc /rootfs/tmp /rootfs-data/data \
  && cp "target/$TARGET/release/tailcast" /rootfs/tailcast \
  && echo 'tailcast:x:65532:65532:tailcast:/data:/nonexistent' > /rootfs/etc/passwd \
  && echo 'tailcast:x:65532:' > /rootfs/etc/group \
- && chmod 1777 /rootfs/tmp
+ && chmod 1777 /rootfs/tmp \
+ && chmod 0700 /rootfs-data/data
 
 FROM scratch
-COPY --from=build /rootfs/tailcast /tailcast
-COPY --from=build /rootfs/etc/ /etc/
-COPY --from=build /rootfs/tmp/ /tmp/
-COPY --from=build --chown=65532:65532 /rootfs/data/ /data/
+# Whole directories are copied as entries of a parent, so that their own
+# mode (1777 for /tmp) and owner (the runtime user for /data) are kept:
+# COPY of a directory itself would create it afresh, 0755 and root's.
+COPY --from=build /rootfs/ /
+COPY --from=build --chown=65532:65532 /rootfs-data/ /
 USER 65532:65532
 # Listen on every interface of the container; `tailcast health` asks the
 # same port on loopback. TAILCAST_DATA_DIR takes effect once --data-dir
