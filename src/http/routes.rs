@@ -39,7 +39,7 @@ pub const SSE_ROUTES: &[SseRoute] = &[
     SseRoute {
         pattern: "/stream-logs",
         negotiated: false,
-        handler: || get(super::stream_logs),
+        handler: || get(super::first_log),
     },
     SseRoute {
         pattern: "/realtime/{channel}",
@@ -54,7 +54,7 @@ pub const SSE_ROUTES: &[SseRoute] = &[
     SseRoute {
         pattern: "/stream",
         negotiated: false,
-        handler: || get(demo::stream),
+        handler: || get(demo::demo_feed),
     },
     SseRoute {
         pattern: "/stream-numbers",

@@ -20,10 +20,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Auth, AuthSettings};
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, routes, ApiError, AppState};
-use crate::hub::Hub;
+use crate::hub::{Hub, HubLimits};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
@@ -59,7 +60,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
-    let connections = Connections::start(config, &tracker, &shutdown)?;
+    let (state, demo_dir) = start_app(config, &tracker, &shutdown).await?;
+    warn_if_public_without_auth(&listener, &state.auth);
+    let connections = Connections::new(state, demo_dir, &tracker, &shutdown)?;
     let served = serve(listener, connections.clone()).await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
@@ -67,16 +70,25 @@ pub async fn run(
     served
 }
 
-/// Builds the application state and starts its tasks on `tracker`: log
-/// followers (or the demo generator, whose folder is returned to be kept
-/// until the end), the heartbeat tick, the demo feed, the host sampler.
-fn start_app(
+/// Builds the application state and starts its tasks on `tracker`: access
+/// control, log followers (or the demo generator, whose folder is returned
+/// to be kept until the end), the heartbeat tick, the hub's sweeper, the
+/// demo feed, the host sampler.
+async fn start_app(
     config: ServeConfig,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> io::Result<(Arc<AppState>, Option<tempfile::TempDir>)> {
+    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
-    let hub = Hub::memory(config.history, config.max_channels);
+    let hub = Hub::memory(HubLimits {
+        history: config.history,
+        history_bytes: config.history_bytes,
+        history_ttl: config.history_ttl,
+        max_channels: config.max_channels,
+    });
     let opts = FollowOptions {
         max_line: config.max_line,
         initial_lines: config.backlog.max(config.history.min(1000)),
@@ -86,6 +98,7 @@ fn start_app(
         hub.clone(),
         metrics.clone(),
         opts,
+        config.forget_after,
         shutdown.clone(),
         tracker.clone(),
     );
@@ -122,6 +135,7 @@ fn start_app(
         }
     });
 
+    tracker.spawn(hub.clone().run_sweeper(shutdown.clone()));
     http::spawn_demo_feed(hub.clone(), metrics.clone(), tracker, shutdown.clone());
     let host_metrics = http::spawn_host_sampler(metrics.clone(), tracker, shutdown.clone());
     let state = Arc::new(AppState {
@@ -133,8 +147,24 @@ fn start_app(
         shutdown: shutdown.clone(),
         started: Instant::now(),
         host_metrics,
+        auth,
     });
     Ok((state, demo_dir))
+}
+
+/// Warns when the server listens on an address other hosts can reach
+/// while access control is off: anyone there reads every log.
+fn warn_if_public_without_auth(listener: &TcpListener, auth: &Auth) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    if !auth.enabled() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {addr} with access control off: anyone who can reach this address \
+             reads every stream and publishes to every channel; set --jwt-secret-file, \
+             --jwt-public-key or --jwks-url, or bind to 127.0.0.1 behind a proxy"
+        );
+    }
 }
 
 /// Everything a connection task needs, shared by all of them.
@@ -185,14 +215,15 @@ async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Resu
 }
 
 impl Connections {
-    /// Builds the application (see [`start_app`]) and what its connections
-    /// share; starts the TLS reloader when TLS is configured.
-    fn start(
-        config: ServeConfig,
+    /// What the connections of `state` share; starts the TLS reloader
+    /// when TLS is configured. `demo_dir` is kept until the end.
+    fn new(
+        state: Arc<AppState>,
+        demo_dir: Option<tempfile::TempDir>,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
-        let send_timeout = config.send_timeout;
+        let config = &state.config;
         let timeouts = Timeouts {
             header: config.header_timeout,
             idle: config.idle_timeout,
@@ -206,23 +237,32 @@ impl Connections {
             }
             _ => None,
         };
-        let per_ip = PerIpStreams::new(config.max_connections_per_ip);
-        let (state, demo_dir) = start_app(config, tracker, shutdown)?;
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // Head and idle deadlines are ours (see `timeouts`).
         http1.header_read_timeout(None);
         Ok(Arc::new(Connections {
-            send_timeout,
+            send_timeout: config.send_timeout,
             timeouts,
             http1,
             http2: h2::builder(),
-            per_ip,
+            per_ip: PerIpStreams::new(config.max_connections_per_ip),
             tls,
             metrics: state.metrics.clone(),
             shutdown: shutdown.clone(),
             router: http::router(state),
             demo_dir: std::sync::Mutex::new(demo_dir),
         }))
+    }
+
+    /// The application and its connections' shared state, for tests.
+    #[cfg(test)]
+    async fn start(
+        config: ServeConfig,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> io::Result<Arc<Connections>> {
+        let (state, demo_dir) = start_app(config, tracker, shutdown).await?;
+        Connections::new(state, demo_dir, tracker, shutdown)
     }
 
     /// Serves one accepted connection: TLS first when configured, then by
@@ -440,7 +480,9 @@ mod tests {
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let config = ServeConfig::from_args(["/nonexistent/tailcast-size-test.log"]).unwrap();
-        let connections = Connections::start(config, &tracker, &shutdown).unwrap();
+        let connections = Connections::start(config, &tracker, &shutdown)
+            .await
+            .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
