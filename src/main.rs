@@ -168,9 +168,19 @@ fn command_line_error(e: clap::Error) -> ExitCode {
             ExitCode::FAILURE
         }
         _ => {
+            // One line, but keeping the choices when clap lists them.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default();
-            fail(first.strip_prefix("error: ").unwrap_or(first).to_string())
+            let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+            if let Some(choices) = text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("[possible values:"))
+            {
+                line.push(' ');
+                line.push_str(choices);
+            }
+            fail(line)
         }
     }
 }
