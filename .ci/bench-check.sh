@@ -72,6 +72,8 @@ check fanout-paced fanout --sub-path /realtime/check2 --pub-path /channels/check
 check follow follow --sub-path "/logs/bench?tail=0" --file "$WORK/bench.log" \
     --subscribers 10 --events 200 --rate 1000
 check idle idle --sub-path /realtime/check3 --connections 100 --settle 0.5
+check fanout-h2c fanout --sub-path /realtime/check4 --pub-path /channels/check4 \
+    --subscribers 40 --events 100 --rate 500 --h2-streams 10
 
 echo "bench-check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
