@@ -24,12 +24,13 @@ enum Job {
     Listen(ListenConfig),
     Publish(PublishConfig),
     Health(HealthCheck),
+    Token(std::path::PathBuf, tailcast::auth::mint::TokenSpec),
 }
 
 fn main() -> ExitCode {
     let cli = match tailcast::config::parse_cli() {
         Ok(cli) => cli,
-        Err(CliError::Clap(e)) => e.exit(),
+        Err(CliError::Clap(e)) => return command_line_error(e),
         Err(CliError::Config(e)) => return fail(e.to_string()),
     };
     let job = match cli.command {
@@ -40,6 +41,9 @@ fn main() -> ExitCode {
         Command::Listen(args) => args.resolve().map(Job::Listen),
         Command::Publish(args) => args.resolve().map(Job::Publish),
         Command::Health(args) => args.resolve().map(Job::Health),
+        Command::Token(args) => args
+            .resolve()
+            .map(|(secret_file, spec)| Job::Token(secret_file, spec)),
     };
     let job = match job {
         Ok(job) => job,
@@ -72,6 +76,12 @@ fn main() -> ExitCode {
                     tailcast::client::listen::run(&config, &mut std::io::stdout(), token).await
                 })
                 .await
+            }
+            Job::Token(secret_file, spec) => {
+                let token = tailcast::auth::mint::mint_with_file(&secret_file, &spec)
+                    .map_err(|e| e.to_string())?;
+                println!("{token}");
+                Ok(())
             }
             Job::Publish(config) => {
                 run_client(|token| async move {
@@ -142,12 +152,48 @@ fn raise_open_files_limit() {
     }
 }
 
+/// `--help` and `--version` print their answer and succeed; no command at
+/// all prints the usage and fails; any other mistake (an unknown flag, a
+/// bad value in a flag or an environment variable) is a startup error like
+/// the others: one `error: ...` line and status 1.
+fn command_line_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::FAILURE
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            fail(first.strip_prefix("error: ").unwrap_or(first).to_string())
+        }
+    }
+}
+
 fn fail(message: String) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
 }
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
+    // Key files and patterns are checked before listening, so a bad one is
+    // one error line, not a server that refuses everyone.
+    tailcast::auth::AuthSettings::from_config(&config)
+        .check()
+        .map_err(|e| e.to_string())?;
+    // A bad certificate or key is a startup error, before anything listens.
+    let scheme = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            tailcast::server::tls::prepare(cert, key).map_err(|e| e.to_string())?;
+            "https"
+        }
+        _ => "http",
+    };
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
@@ -155,12 +201,12 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let demo = config.files.is_empty();
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "tailcast listening on http://{addr}");
+        let _ = writeln!(out, "tailcast listening on {scheme}://{addr}");
         if demo {
             let _ = writeln!(out, "demo mode: a generated log is served as stream `demo`");
             let _ = writeln!(
                 out,
-                "  open http://{addr}/ or run: curl -N http://{addr}/stream-logs"
+                "  open {scheme}://{addr}/ or run: curl -N {scheme}://{addr}/stream-logs"
             );
         }
         let _ = out.flush();

@@ -65,6 +65,8 @@ pub struct PublishConfig {
     pub url: Url,
     /// One event or stdin.
     pub input: PublishInput,
+    /// Bearer token (`--token`, `--token-file`, `TAILCAST_TOKEN`).
+    pub token: Option<super::TokenSource>,
 }
 
 impl PublishConfig {
@@ -74,7 +76,11 @@ impl PublishConfig {
         if let Some(event_type) = event_type {
             url.query_pairs_mut().append_pair("event", event_type);
         }
-        PublishConfig { url, input }
+        PublishConfig {
+            url,
+            input,
+            token: None,
+        }
     }
 }
 
@@ -102,11 +108,16 @@ where
     W: Write,
 {
     let client = http_client()?;
+    let token = match &config.token {
+        Some(source) => Some(source.get().await?),
+        None => None,
+    };
+    let token = token.as_deref();
     if let PublishInput::Data(data) = &config.input {
         let answer = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(0),
-            answer = post(&client, &config.url, "text/plain; charset=utf-8", data.clone().into_bytes()) => answer?,
+            answer = post(&client, &config.url, token, "text/plain; charset=utf-8", data.clone().into_bytes()) => answer?,
         };
         let written = out
             .write_all(answer.trim_end().as_bytes())
@@ -123,7 +134,7 @@ where
         return Ok(1);
     }
     let published = AtomicU64::new(0);
-    let bulk = publish_lines(&client, &config.url, stdin, &published);
+    let bulk = publish_lines(&client, &config.url, token, stdin, &published);
     tokio::select! {
         biased;
         _ = shutdown.cancelled() => Ok(published.load(Ordering::Relaxed)),
@@ -137,6 +148,7 @@ where
 async fn publish_lines<R>(
     client: &reqwest::Client,
     url: &Url,
+    token: Option<&str>,
     mut stdin: R,
     published: &AtomicU64,
 ) -> Result<(), ClientError>
@@ -148,6 +160,7 @@ where
     let mut batches = Batches {
         client,
         url,
+        token,
         lines: rx,
         carried: None,
         next_line: 1,
@@ -206,6 +219,8 @@ where
 struct Batches<'a> {
     client: &'a reqwest::Client,
     url: &'a Url,
+    /// Bearer token sent with every batch.
+    token: Option<&'a str>,
     /// Encoded NDJSON lines from [`read_lines`].
     lines: mpsc::Receiver<Vec<u8>>,
     /// A line taken that did not fit the previous batch.
@@ -260,7 +275,7 @@ impl Batches<'_> {
         while let Some(part) = parts.pop_front() {
             let body = batch[part.clone()].concat();
             let size = body.len();
-            match post(self.client, self.url, NDJSON, body).await {
+            match post(self.client, self.url, self.token, NDJSON, body).await {
                 Ok(_) => {
                     self.published
                         .fetch_add(part.len() as u64, Ordering::Relaxed);
@@ -308,11 +323,15 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
 async fn post(
     client: &reqwest::Client,
     url: &Url,
+    token: Option<&str>,
     content_type: &'static str,
     body: Vec<u8>,
 ) -> Result<String, ClientError> {
-    let response = client
-        .post(url.clone())
+    let mut request = client.post(url.clone());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
         .body(body)
         .send()

@@ -11,6 +11,7 @@ use axum::response::Response;
 use super::params::SseParams;
 use super::sse_body::{self, FilterScope, Framing};
 use super::{ApiError, AppState};
+use crate::auth::{Caller, Right};
 use crate::hub::{ChannelName, ChannelRequest};
 
 /// Parses a channel name for a subscription; a log channel must name an
@@ -39,13 +40,16 @@ fn channel_request(
 /// `GET /realtime/{channel}`: SSE of one channel, created on first use.
 pub async fn realtime(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Path(channel): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth.authorize(&caller, Right::Subscribe(&channel))?;
     let params = SseParams::parse(query.as_deref(), &headers)?;
     let (channel, request) = channel_request(&app, &channel, params.tail)?;
     let body = app.subscribe_sse(
+        &caller,
         vec![request],
         params,
         Framing::Plain,
@@ -59,6 +63,7 @@ pub async fn realtime(
 /// most `--max-stream-channels` distinct channels.
 pub async fn events(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -70,11 +75,16 @@ pub async fn events(
             "name at least one channel: /events?channel=A&channel=log:NAME",
         ));
     }
+    // One refused channel refuses the request, naming it.
+    for name in &params.channels {
+        app.auth.authorize(&caller, Right::Subscribe(name))?;
+    }
     let requests = std::mem::take(&mut params.channels)
         .iter()
         .map(|name| channel_request(&app, name, params.tail).map(|(_, request)| request))
         .collect::<Result<Vec<_>, _>>()?;
     let body = app.subscribe_sse(
+        &caller,
         requests,
         params,
         Framing::Envelope,

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::protocol::{to_json, MetricsSample};
 use super::{sse_body, ApiError, AppState};
+use crate::auth::Caller;
 use crate::metrics::Metrics;
 use crate::sse;
 
@@ -81,14 +82,11 @@ fn publish_errors(metrics: &Metrics) -> u64 {
 /// otherwise the Prometheus (OpenMetrics) text exposition.
 pub async fn metrics(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let wants_sse = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/event-stream"));
-    if !wants_sse {
+    app.auth.authorize_metrics(&caller)?;
+    if !super::routes::accepts_event_stream(&headers) {
         let mut response = app.metrics.render().into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -99,7 +97,9 @@ pub async fn metrics(
     let mut frames = app.host_metrics.clone();
     frames.mark_unchanged();
     let samples = watch_values(frames).boxed();
-    Ok(sse_body::response(app.local_sse(&headers, samples)?))
+    Ok(sse_body::response(
+        app.local_sse(&caller, &headers, samples)?,
+    ))
 }
 
 /// Each new value of `rx`, as a stream that ends when the sender is gone.

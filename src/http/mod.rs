@@ -1,6 +1,7 @@
 //! The HTTP interface: routes, request parsing, SSE responses and JSON
 //! errors. Only this module knows HTTP status codes and error shapes.
 
+mod access;
 mod assets;
 mod channels;
 mod demo;
@@ -9,6 +10,7 @@ mod metrics;
 mod params;
 mod protocol;
 mod publish;
+pub mod routes;
 mod sse_body;
 
 use std::sync::Arc;
@@ -29,8 +31,9 @@ pub use metrics::spawn_host_sampler;
 use publish::NewEvent;
 pub use sse_body::{Filter, FilterScope, Framing, OpenStreamGuard, SseBody};
 
+use crate::auth::{Auth, Caller, Right};
 use crate::config::ServeConfig;
-use crate::hub::{Batch, ChannelName, ChannelRequest, Hub, Start};
+use crate::hub::{Batch, ChannelName, ChannelRequest, Hub, Start, LOG_PREFIX};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 use params::SseParams;
@@ -54,6 +57,8 @@ pub struct AppState {
     pub started: Instant,
     /// The latest `metrics` SSE frame, refreshed every second.
     pub host_metrics: watch::Receiver<bytes::Bytes>,
+    /// Access control: who may do what.
+    pub auth: Auth,
 }
 
 /// The web console page.
@@ -67,15 +72,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
         .route("/health", get(health))
         .route("/api/streams", get(api_streams))
-        .route("/logs/{name}", get(logs))
-        .route("/stream-logs", get(first_log))
-        .route("/realtime/{channel}", get(channels::realtime))
-        .route("/events", get(channels::events))
+        .route(
+            "/api/session",
+            get(access::show)
+                .post(access::sign_in)
+                .delete(access::sign_out),
+        )
         .route("/channels/{channel}", post(publish::publish))
         .route("/api/broadcast", post(publish::broadcast))
-        .route("/stream", get(demo::demo_feed))
-        .route("/stream-numbers", get(demo::stream_numbers))
-        .route("/metrics", get(metrics::metrics))
+        .merge(routes::sse_router())
         .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {
@@ -93,22 +98,36 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
 }
 
+/// CORS: with `*`, any origin without credentials (the server ignores a
+/// cross-origin request's cookie too; header and query tokens work);
+/// explicit origins may send cookies (`Access-Control-Allow-Credentials`).
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers(Any)
-        .expose_headers(Any);
+    let layer = CorsLayer::new().allow_methods([Method::GET, Method::POST, Method::DELETE]);
     if origins.iter().any(|o| o == "*") {
-        return Some(layer.allow_origin(Any));
+        return Some(
+            layer
+                .allow_origin(Any)
+                .allow_headers(Any)
+                .expose_headers(Any),
+        );
     }
     let list: Vec<HeaderValue> = origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    Some(layer.allow_origin(AllowOrigin::list(list)))
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(list))
+            .allow_credentials(true)
+            .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+            .expose_headers([
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::header::RETRY_AFTER,
+            ]),
+    )
 }
 
 impl AppState {
@@ -123,6 +142,7 @@ impl AppState {
     /// refusals (400 bad name, 503 too many channels).
     fn subscribe_sse(
         &self,
+        caller: &Caller,
         mut channels: Vec<ChannelRequest>,
         params: SseParams,
         framing: Framing,
@@ -161,6 +181,9 @@ impl AppState {
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
             guard: OpenStreamGuard::new(self.metrics.clone()),
+            expiry: caller
+                .expires_in()
+                .map(|wait| Box::pin(tokio::time::sleep(wait))),
         })
     }
 
@@ -168,10 +191,12 @@ impl AppState {
     /// alone (`local`), plus broadcasts.
     fn local_sse(
         &self,
+        caller: &Caller,
         headers: &HeaderMap,
         local: futures_util::stream::BoxStream<'static, bytes::Bytes>,
     ) -> Result<SseBody, ApiError> {
         let mut body = self.subscribe_sse(
+            caller,
             Vec::new(),
             SseParams::parse(None, headers)?,
             Framing::Plain,
@@ -184,10 +209,13 @@ impl AppState {
     /// Opens the SSE response of log stream `name`.
     fn log_sse(
         &self,
+        caller: &Caller,
         name: &str,
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Result<Response, ApiError> {
+        self.auth
+            .authorize(caller, Right::Subscribe(&format!("{LOG_PREFIX}{name}")))?;
         let params = SseParams::parse(query, headers)?;
         let log = self.streams.get(name).ok_or_else(|| {
             ApiError::not_found(format!("no log stream named {name:?}; see /api/streams"))
@@ -196,6 +224,7 @@ impl AppState {
         let request =
             ChannelRequest::new(channel.clone(), params.tail.unwrap_or(self.config.backlog));
         let body = self.subscribe_sse(
+            caller,
             vec![request],
             params,
             Framing::Plain,
@@ -251,25 +280,27 @@ impl AppState {
 /// `GET /logs/{name}`: SSE of one log stream.
 async fn logs(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    app.log_sse(&name, query.as_deref(), &headers)
+    app.log_sse(&caller, &name, query.as_deref(), &headers)
 }
 
 /// `GET /stream-logs`: SSE of the first log stream (tutorial
 /// compatibility).
 async fn first_log(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let first = app
-        .streams
-        .first()
-        .ok_or_else(|| ApiError::not_found("this server follows no log file"))?;
-    app.log_sse(&first.name, query.as_deref(), &headers)
+    let Some(first) = app.streams.first() else {
+        app.auth.authorize_listing(&caller)?;
+        return Err(ApiError::not_found("this server follows no log file"));
+    };
+    app.log_sse(&caller, &first.name, query.as_deref(), &headers)
 }
 
 /// `GET /health`.
@@ -287,16 +318,26 @@ async fn health(State(app): State<Arc<AppState>>) -> Json<Health> {
 }
 
 /// `GET /api/streams`: log streams first (in the order they were added),
-/// then the other channels by name.
-async fn api_streams(State(app): State<Arc<AppState>>) -> Json<Vec<StreamEntry>> {
+/// then the other channels by name; only those the caller may subscribe
+/// to, file paths only for admins.
+async fn api_streams(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<StreamEntry>>, ApiError> {
+    app.auth.authorize_listing(&caller)?;
+    let may_see = |name: &str| app.auth.may(&caller, Right::Subscribe(name));
+    let admin = caller.is_admin();
     let channels = app.hub.channels();
     let mut out = Vec::new();
     for log in app.streams.list() {
+        if !may_see(&log.channel) {
+            continue;
+        }
         let info = channels.iter().find(|c| c.name == log.channel);
         out.push(StreamEntry {
             name: log.channel.to_string(),
             kind: StreamKind::Log,
-            path: Some(log.path.clone()),
+            path: admin.then(|| log.path.clone()),
             subscribers: info.map_or(0, |c| c.subscribers),
             last_id: info.and_then(|c| c.last_id.clone()),
             retained: info.map_or(0, |c| c.retained),
@@ -306,7 +347,7 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> Json<Vec<StreamEntry>>
     }
     for channel in channels {
         let kind = StreamKind::from(channel.kind);
-        if kind == StreamKind::Log {
+        if kind == StreamKind::Log || !may_see(&channel.name) {
             continue;
         }
         out.push(StreamEntry {
@@ -320,5 +361,5 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> Json<Vec<StreamEntry>>
             state: StreamState::Open,
         });
     }
-    Json(out)
+    Ok(Json(out))
 }

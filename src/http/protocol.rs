@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::auth::Rights;
 use crate::follow::FollowState;
 use crate::hub::{ChannelKind, ResetReason};
 
@@ -149,6 +150,52 @@ pub struct ResetNotice<'a> {
     pub channel: &'a str,
 }
 
+/// Data of an `event: token-expired`: the stream's token expired and the
+/// stream ends; a client reconnects with a fresh token and its
+/// `Last-Event-ID`.
+#[derive(Debug, Serialize)]
+pub struct TokenExpiredNotice {
+    /// Always [`TokenExpiredNotice::REASON`].
+    pub reason: &'static str,
+}
+
+impl TokenExpiredNotice {
+    /// The only reason there is.
+    pub const REASON: &'static str = "token expired";
+}
+
+/// A verified token as `POST /api/session` answers it (and as part of
+/// [`SessionAnswer`]): never the token itself.
+#[derive(Debug, Serialize)]
+pub struct TokenAnswer<'a> {
+    /// `sub`; `null` when the token has none.
+    pub sub: Option<&'a str>,
+    /// `exp`, seconds since the epoch.
+    pub exp: u64,
+    /// The `tailcast` claim.
+    pub rights: &'a Rights,
+}
+
+/// `GET /api/session`: whether access control is on and who the request
+/// is authenticated as (the token's fields when signed in).
+#[derive(Debug, Serialize)]
+pub struct SessionAnswer<'a> {
+    /// Whether the server checks tokens at all.
+    pub access_control: bool,
+    /// Whether the request carried a good token.
+    pub signed_in: bool,
+    /// `sub`, `exp` and `rights` of that token.
+    #[serde(flatten)]
+    pub token: Option<TokenAnswer<'a>>,
+}
+
+/// `DELETE /api/session`: the cookie is cleared.
+#[derive(Debug, Serialize)]
+pub struct SignedOut {
+    /// Always `false`.
+    pub signed_in: bool,
+}
+
 /// Data of a `/metrics` SSE event: host and server figures of the last
 /// second.
 #[derive(Debug, Serialize)]
@@ -219,6 +266,51 @@ mod tests {
         ] {
             assert_eq!(StreamState::from(state).to_string(), text);
         }
+    }
+
+    #[test]
+    fn token_expired_notice_is_the_contracts_shape() {
+        let notice = TokenExpiredNotice {
+            reason: TokenExpiredNotice::REASON,
+        };
+        assert_eq!(to_json(&notice), r#"{"reason":"token expired"}"#);
+    }
+
+    #[test]
+    fn session_answers_carry_the_token_fields_when_signed_in() {
+        let rights: Rights =
+            serde_json::from_str(r#"{"subscribe": ["log:*"], "broadcast": true}"#).unwrap();
+        let token = || TokenAnswer {
+            sub: Some("ops"),
+            exp: 1_893_456_000,
+            rights: &rights,
+        };
+        assert_eq!(
+            to_json(&token()),
+            r#"{"sub":"ops","exp":1893456000,"rights":{"subscribe":["log:*"],"broadcast":true}}"#
+        );
+        let signed_in = SessionAnswer {
+            access_control: true,
+            signed_in: true,
+            token: Some(token()),
+        };
+        assert_eq!(
+            to_json(&signed_in),
+            r#"{"access_control":true,"signed_in":true,"sub":"ops","exp":1893456000,"rights":{"subscribe":["log:*"],"broadcast":true}}"#
+        );
+        let anonymous = SessionAnswer {
+            access_control: true,
+            signed_in: false,
+            token: None,
+        };
+        assert_eq!(
+            to_json(&anonymous),
+            r#"{"access_control":true,"signed_in":false}"#
+        );
+        assert_eq!(
+            to_json(&SignedOut { signed_in: false }),
+            r#"{"signed_in":false}"#
+        );
     }
 
     #[test]

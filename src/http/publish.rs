@@ -18,6 +18,7 @@ use axum::Json;
 
 use super::protocol::{BulkPublishAnswer, PublishAnswer};
 use super::{ApiError, AppState};
+use crate::auth::{Caller, Right};
 use crate::hub::{ChannelKind, ChannelName};
 
 /// Longest event type accepted from publishers, in characters.
@@ -271,11 +272,17 @@ fn parse_line(line: &str, default_type: &str) -> Result<NewEvent, ApiError> {
 /// one event per line.
 pub async fn publish(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Path(channel): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Before the body is looked at: a caller without the right learns
+    // nothing about the channel, whether one event or an NDJSON batch.
+    app.auth
+        .authorize(&caller, Right::Publish(&channel))
+        .map_err(|e| app.refused(e.into()))?;
     let parsed = publish_target(&channel).and_then(|channel| {
         parse_request(query.as_deref(), &headers, body, app.config.max_body)
             .map(|request| (channel, request))
@@ -309,8 +316,12 @@ pub async fn publish(
 /// `event: broadcast`, kept in channel `broadcast` for resume.
 pub async fn broadcast(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Broadcast)
+        .map_err(|e| app.refused(e.into()))?;
     let body = body.map_err(|r| app.refused(body_error(r, app.config.max_body)))?;
     let text = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(_)) => String::from_utf8_lossy(&body).trim().to_string(),

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,9 +22,10 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use regex::Regex;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{to_json, ResetNotice};
+use super::protocol::{to_json, ResetNotice, TokenExpiredNotice};
 use crate::hub::{ChannelKind, ChannelName, Delivery, StoredEvent, Subscription};
 use crate::metrics::Metrics;
 use crate::sse;
@@ -81,6 +83,10 @@ pub struct SseBody {
     pub metrics: Arc<Metrics>,
     /// The open-stream count guard.
     pub guard: OpenStreamGuard,
+    /// When the caller's token stops being accepted: the stream then sends
+    /// `event: token-expired` and ends. One timer per authenticated stream,
+    /// armed at open; nothing is checked per event.
+    pub expiry: Option<Pin<Box<Sleep>>>,
 }
 
 /// Which events a `?grep` filter looks at; the others always pass.
@@ -120,6 +126,8 @@ struct State {
     body: SseBody,
     pending: VecDeque<Bytes>,
     sent_since_tick: bool,
+    /// The body ends once `pending` is written (token expired).
+    ending: bool,
 }
 
 impl State {
@@ -158,6 +166,26 @@ impl State {
     }
 }
 
+/// The frame sent when the token of a stream expires (no id: the client's
+/// `Last-Event-ID` stays on the last event it received).
+fn token_expired_frame() -> Bytes {
+    let notice = TokenExpiredNotice {
+        reason: TokenExpiredNotice::REASON,
+    };
+    sse::encode_event(None, TOKEN_EXPIRED_EVENT_TYPE, &to_json(&notice))
+}
+
+/// Event type of the notice that a stream's token expired.
+const TOKEN_EXPIRED_EVENT_TYPE: &str = "token-expired";
+
+/// Waits for the token's expiry (never, without one).
+async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_local(local: &mut Option<BoxStream<'static, Bytes>>) -> Option<Bytes> {
     match local {
         Some(stream) => stream.next().await,
@@ -174,15 +202,24 @@ pub fn response(body: SseBody) -> Response {
         body,
         pending,
         sent_since_tick: true,
+        ending: false,
     };
     let frames = futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(frame) = st.pending.pop_front() {
                 return Some((Ok::<Bytes, Infallible>(frame), st));
             }
+            if st.ending {
+                return None;
+            }
             tokio::select! {
                 biased;
                 _ = st.body.shutdown.cancelled() => return None,
+                // Before the hub: a flood of events must not delay it.
+                _ = expired(&mut st.body.expiry), if st.body.expiry.is_some() => {
+                    st.pending.push_back(token_expired_frame());
+                    st.ending = true;
+                }
                 batch = st.body.subscription.next_batch() => st.push_batch(batch),
                 frame = next_local(&mut st.body.local), if st.body.local.is_some() => match frame {
                     Some(frame) => {
