@@ -191,7 +191,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     tailcast::auth::AuthSettings::from_config(&config)
         .check()
         .map_err(|e| e.to_string())?;
-    // A bad certificate or key is a startup error, before anything listens.
+    // So is a bad certificate or key.
     let scheme = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             tailcast::server::tls::prepare(cert, key).map_err(|e| e.to_string())?;

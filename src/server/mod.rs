@@ -59,12 +59,10 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
-        .await
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    warn_if_public_without_auth(&listener, &auth);
     let tracker = TaskTracker::new();
-    let connections = Connections::start(config, auth, &tracker, &shutdown)?;
+    let (state, demo_dir) = start_app(config, &tracker, &shutdown).await?;
+    warn_if_public_without_auth(&listener, &state.auth);
+    let connections = Connections::new(state, demo_dir, &tracker, &shutdown)?;
     let served = serve(listener, connections.clone()).await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
@@ -72,15 +70,18 @@ pub async fn run(
     served
 }
 
-/// Builds the application state and starts its tasks on `tracker`: log
-/// followers (or the demo generator, whose folder is returned to be kept
-/// until the end), the heartbeat tick, the demo feed, the host sampler.
-fn start_app(
+/// Builds the application state and starts its tasks on `tracker`: access
+/// control, log followers (or the demo generator, whose folder is returned
+/// to be kept until the end), the heartbeat tick, the hub's sweeper, the
+/// demo feed, the host sampler.
+async fn start_app(
     config: ServeConfig,
-    auth: Auth,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> io::Result<(Arc<AppState>, Option<tempfile::TempDir>)> {
+    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
     let hub = Hub::memory(HubLimits {
         history: config.history,
@@ -214,15 +215,15 @@ async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Resu
 }
 
 impl Connections {
-    /// Builds the application (see [`start_app`]) and what its connections
-    /// share; starts the TLS reloader when TLS is configured.
-    fn start(
-        config: ServeConfig,
-        auth: Auth,
+    /// What the connections of `state` share; starts the TLS reloader
+    /// when TLS is configured. `demo_dir` is kept until the end.
+    fn new(
+        state: Arc<AppState>,
+        demo_dir: Option<tempfile::TempDir>,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
-        let send_timeout = config.send_timeout;
+        let config = &state.config;
         let timeouts = Timeouts {
             header: config.header_timeout,
             idle: config.idle_timeout,
@@ -236,23 +237,32 @@ impl Connections {
             }
             _ => None,
         };
-        let per_ip = PerIpStreams::new(config.max_connections_per_ip);
-        let (state, demo_dir) = start_app(config, auth, tracker, shutdown)?;
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // Head and idle deadlines are ours (see `timeouts`).
         http1.header_read_timeout(None);
         Ok(Arc::new(Connections {
-            send_timeout,
+            send_timeout: config.send_timeout,
             timeouts,
             http1,
             http2: h2::builder(),
-            per_ip,
+            per_ip: PerIpStreams::new(config.max_connections_per_ip),
             tls,
             metrics: state.metrics.clone(),
             shutdown: shutdown.clone(),
             router: http::router(state),
             demo_dir: std::sync::Mutex::new(demo_dir),
         }))
+    }
+
+    /// The application and its connections' shared state, for tests.
+    #[cfg(test)]
+    async fn start(
+        config: ServeConfig,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> io::Result<Arc<Connections>> {
+        let (state, demo_dir) = start_app(config, tracker, shutdown).await?;
+        Connections::new(state, demo_dir, tracker, shutdown)
     }
 
     /// Serves one accepted connection: TLS first when configured, then by
@@ -470,8 +480,9 @@ mod tests {
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let config = ServeConfig::from_args(["/nonexistent/tailcast-size-test.log"]).unwrap();
-        let connections =
-            Connections::start(config, crate::auth::Auth::off(), &tracker, &shutdown).unwrap();
+        let connections = Connections::start(config, &tracker, &shutdown)
+            .await
+            .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
