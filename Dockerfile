@@ -10,7 +10,8 @@
 # binary, /etc/passwd and /etc/group naming the non-root user, /tmp (the
 # demo writes its log there) and /data (a volume, owned by that user).
 # No shell, no curl: the HEALTHCHECK is `tailcast health`, which asks
-# /health on the address the server listens on (TAILCAST_ADDR).
+# /health on the address the server listens on (TAILCAST_ADDR; https when
+# TAILCAST_TLS_CERT is set).
 
 ARG RUST_VERSION=1.85
 ARG TARGET=x86_64-unknown-linux-musl

@@ -157,7 +157,7 @@ fn raise_open_files_limit() {
 /// bad value in a flag or an environment variable) is a startup error like
 /// the others: one `error: ...` line and status 1.
 fn command_line_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
@@ -168,19 +168,14 @@ fn command_line_error(e: clap::Error) -> ExitCode {
             ExitCode::FAILURE
         }
         _ => {
-            // One line, but keeping the choices when clap lists them.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default();
-            let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
-            if let Some(choices) = text
-                .lines()
-                .map(str::trim)
-                .find(|l| l.starts_with("[possible values:"))
-            {
-                line.push(' ');
-                line.push_str(choices);
+            let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+            // clap's own hint line would be lost: keep the choices on this one.
+            if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+                message.push_str(&format!(" (possible values: {})", values.join(", ")));
             }
-            fail(line)
+            fail(message)
         }
     }
 }
