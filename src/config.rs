@@ -422,6 +422,11 @@ pub struct HealthArgs {
     /// and `[::]` are asked on loopback
     #[arg(long, env = "TAILCAST_ADDR", value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
     pub addr: String,
+    /// The server's certificate when it serves HTTPS (as `serve
+    /// --tls-cert`): with no URL, ask https:// on the listen address and
+    /// accept whatever certificate this local server presents
+    #[arg(long, env = "TAILCAST_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
     /// Fail if the whole check takes longer than this.
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -434,13 +439,16 @@ impl HealthArgs {
     /// # Errors
     /// [`ConfigError::Invalid`] for a bad URL or address.
     pub fn resolve(self) -> Result<crate::cli_tools::HealthCheck, ConfigError> {
-        let url =
-            crate::cli_tools::health_url(self.url.as_deref(), &self.addr).map_err(|message| {
-                ConfigError::Invalid {
-                    setting: if self.url.is_some() { "URL" } else { "--addr" },
-                    message,
-                }
-            })?;
+        use crate::cli_tools::{health_url, HealthTarget};
+        let target = match &self.url {
+            Some(url) => HealthTarget::Url(url),
+            None if self.tls_cert.is_some() => HealthTarget::LocalHttps(&self.addr),
+            None => HealthTarget::LocalHttp(&self.addr),
+        };
+        let url = health_url(target).map_err(|message| ConfigError::Invalid {
+            setting: if self.url.is_some() { "URL" } else { "--addr" },
+            message,
+        })?;
         if self.timeout.is_zero() {
             return Err(ConfigError::Invalid {
                 setting: "--timeout",
@@ -450,6 +458,7 @@ impl HealthArgs {
         Ok(crate::cli_tools::HealthCheck {
             url,
             timeout: self.timeout,
+            accept_any_certificate: self.url.is_none() && self.tls_cert.is_some(),
         })
     }
 }

@@ -610,7 +610,10 @@ async function loadStreams() {
   try {
     const res = await fetch("/api/streams", { cache: "no-store" });
     if (res.status === 401) {
+      // Refused (no token, or it expired): the same state as a stream's
+      // 401 or `token-expired`, whichever the page hears first.
       const body = await res.json().catch(() => ({}));
+      setConnState("unauthorized", body.detail);
       askSignIn(body.detail);
       return;
     }

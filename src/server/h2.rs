@@ -369,9 +369,9 @@ mod tests {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let config =
             crate::config::ServeConfig::from_args(["/nonexistent/tailcast-h2.log"]).unwrap();
-        let hub = crate::server::memory_hub(&config);
-        let conns =
-            Connections::start(config, hub, crate::auth::Auth::off(), &tracker, &shutdown).unwrap();
+        let conns = Connections::start(config, &tracker, &shutdown)
+            .await
+            .unwrap();
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
         let client = tokio::spawn(async move {
             let (mut client, connection) = h2::client::handshake(client_io).await.unwrap();
