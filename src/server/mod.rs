@@ -82,7 +82,7 @@ use guarded::GuardedBody;
 use per_ip::PerIpStreams;
 use send_timeout::SendTimeoutIo;
 use timeouts::{Activity, Timeouts, WatchReads};
-use tls::Certificates;
+use tls::{Certificates, PreparedTls};
 
 /// Interval of the demo log generator.
 const DEMO_INTERVAL: Duration = Duration::from_millis(300);
@@ -92,20 +92,23 @@ const TASK_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves `config` on `listener` until `shutdown` is cancelled, then ends
 /// every stream and returns. With no files configured, runs the demo: a
-/// generated log in a temporary folder, served as stream `demo`.
+/// generated log in a temporary folder, served as stream `demo`. `tls`:
+/// the pair of `--tls-cert`/`--tls-key`, loaded by [`tls::prepare`] before
+/// listening; every connection is TLS when it is given.
 ///
 /// # Errors
 /// The demo's temporary folder cannot be created, or serving fails.
 pub async fn run(
     listener: TcpListener,
     config: ServeConfig,
+    tls: Option<PreparedTls>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     let (state, demo_dir) = start_app(config, &tracker, &shutdown).await?;
     warn_if_public_without_auth(&listener, &state.auth);
     let log = state.hub.log().cloned();
-    let connections = Connections::new(state, demo_dir, &tracker, &shutdown)?;
+    let connections = Connections::new(state, demo_dir, tls, &tracker, &shutdown)?;
     let served = serve(listener, connections.clone()).await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
@@ -310,10 +313,11 @@ async fn open_durable_hub(
 
 impl Connections {
     /// What the connections of `state` share; starts the TLS reloader
-    /// when TLS is configured. `demo_dir` is kept until the end.
+    /// when `tls` is given. `demo_dir` is kept until the end.
     fn new(
         state: Arc<AppState>,
         demo_dir: Option<tempfile::TempDir>,
+        tls: Option<PreparedTls>,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
@@ -322,15 +326,7 @@ impl Connections {
             header: config.header_timeout,
             idle: config.idle_timeout,
         };
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => {
-                let certificates = Certificates::open(cert.clone(), key.clone())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                certificates.spawn_reloader(tracker, shutdown.clone());
-                Some(certificates)
-            }
-            _ => None,
-        };
+        let tls = tls.map(|prepared| prepared.start(tracker, shutdown.clone()));
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // Head and idle deadlines are ours (see `timeouts`).
         http1.header_read_timeout(None);
@@ -356,7 +352,7 @@ impl Connections {
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
         let (state, demo_dir) = start_app(config, tracker, shutdown).await?;
-        Connections::new(state, demo_dir, tracker, shutdown)
+        Connections::new(state, demo_dir, None, tracker, shutdown)
     }
 
     /// Serves one accepted connection: TLS first when configured, then by
