@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Durability figures (`--data-dir`), on this machine, loopback only:
 #   1. acknowledged publishes/s and latency with 1 and 64 concurrent
-#      publishers: memory only, --fsync 1s, --fsync always;
+#      publishers: memory only, --fsync 1s, --fsync always; the same three
+#      fanning out to 100 and 1,000 subscribers;
 #   2. resume of 100,000 events from disk after a restart (time, server RSS);
 #   3. restart time with about 1 GiB retained.
 # Uses the release builds: cargo build --release -p tailcast -p tailcast-load
@@ -66,6 +67,30 @@ import json, sys
 r = json.load(open(sys.argv[3]))
 name = {"memory": "memory only", "1s": "--fsync 1s", "always": "--fsync always"}[sys.argv[1]]
 print(f"| {name} | {sys.argv[2]} | {r['acknowledged_per_s']:,.0f} | {r['latency']['p50_ms']:.2f} | {r['latency']['p99_ms']:.2f} |")
+EOF
+        stop
+    done
+done
+
+echo
+echo "## fan-out: one publisher as fast as answers come, subscribers on the channel"
+echo "| server | subscribers | events | deliveries/s | publishes/s | delivery p99 ms | publish p99 ms | lost |"
+echo "|---|---|---|---|---|---|---|---|"
+for subscribers in 100 1000; do
+    for mode in memory 1s always; do
+        case $mode in
+            memory) start fan-$mode ;;
+            *) start fan-$mode --data-dir "$WORK/fan-$mode-$subscribers" --fsync "$mode" ;;
+        esac
+        events=$((200000 / subscribers))
+        "$LOAD" fanout --target "http://$ADDR" --subscribers "$subscribers" --events "$events" \
+            --server-pid "$PID" >"$WORK/f.json"
+        python3 - "$mode" "$WORK/f.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[2]))
+name = {"memory": "memory only", "1s": "--fsync 1s", "always": "--fsync always"}[sys.argv[1]]
+print(f"| {name} | {r['subscribers']:,} | {r['events']:,} | {r['deliveries_per_s']:,.0f} | "
+      f"{r['rate_achieved']:,.0f} | {r['latency']['p99_ms']:.1f} | {r['publish_latency']['p99_ms']:.1f} | {r['lost']} |")
 EOF
         stop
     done
