@@ -175,6 +175,16 @@ pub struct ServeConfig {
     /// PEM private key of --tls-cert
     #[arg(long, env = "TAILCAST_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Redis URL: share channels with other nodes
+    /// (redis://[user:pass@]host:port[/db])
+    #[arg(long, env = "TAILCAST_REDIS", value_name = "URL", value_parser = crate::hub::redis::parse_url)]
+    pub redis: Option<String>,
+    /// Namespace of tailcast's keys in Redis
+    #[arg(long, env = "TAILCAST_REDIS_PREFIX", value_name = "PREFIX", default_value = "tailcast", value_parser = crate::hub::redis::parse_prefix)]
+    pub redis_prefix: String,
+    /// This node's name in a Redis cluster (default: the host name)
+    #[arg(long, env = "TAILCAST_NODE", value_name = "NAME", value_parser = crate::hub::redis::parse_node)]
+    pub node: Option<String>,
     /// Format of the server's own log lines on stderr
     #[arg(
         long,

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::FileSpec;
 use crate::follow::{self, FollowOptions, FollowState, LineSink};
-use crate::hub::{Hub, LOG_PREFIX};
+use crate::hub::{Hub, LogPublisher, LOG_PREFIX};
 use crate::metrics::Metrics;
 
 /// One followed file (or stdin).
@@ -53,6 +53,7 @@ struct Inner {
 /// Publishes a follower's lines to the hub.
 struct HubSink {
     hub: Hub,
+    publisher: LogPublisher,
     metrics: Arc<Metrics>,
     stream: Arc<LogStream>,
 }
@@ -60,10 +61,7 @@ struct HubSink {
 impl LineSink for HubSink {
     fn line(&self, line: String) {
         self.metrics.lines_read.inc();
-        match self
-            .hub
-            .publish(&self.stream.channel, crate::sse::DEFAULT_EVENT_TYPE, &line)
-        {
+        match self.publisher.publish(&line) {
             Ok(_) => {
                 self.metrics.events_published.inc();
             }
@@ -79,6 +77,12 @@ impl LineSink for HubSink {
                 tracing::warn!(path = %self.stream.path, "cannot follow: {why}")
             }
         }
+        let text = match &state {
+            FollowState::Waiting => "waiting".to_string(),
+            FollowState::Following => "following".to_string(),
+            FollowState::Error(why) => format!("error: {why}"),
+        };
+        self.hub.set_log_state(&self.stream.channel, &text);
         *self.stream.state.lock().expect("state lock") = state;
     }
 
@@ -186,6 +190,10 @@ impl LogStreams {
     fn sink(&self, stream: &Arc<LogStream>) -> Arc<dyn LineSink> {
         Arc::new(HubSink {
             hub: self.inner.hub.clone(),
+            publisher: self
+                .inner
+                .hub
+                .log_publisher(&stream.channel, &stream.path),
             metrics: self.inner.metrics.clone(),
             stream: stream.clone(),
         })

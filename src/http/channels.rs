@@ -21,14 +21,14 @@ const RESERVED_EVENT_TYPE: &str = "reset";
 
 /// Checks a channel name for use in a subscription; log channels must name
 /// an existing log stream.
-fn channel_request(
+async fn channel_request(
     app: &AppState,
     name: &str,
     tail: Option<usize>,
 ) -> Result<ChannelRequest, ApiError> {
     validate_channel_name(name)?;
     if let Some(log) = name.strip_prefix(LOG_PREFIX) {
-        if app.streams.get(log).is_none() {
+        if !app.log_exists(log).await? {
             return Err(ApiError::not_found(format!(
                 "no log stream named {log:?}; see /api/streams"
             )));
@@ -49,7 +49,7 @@ pub async fn realtime(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = StreamParams::parse(query.as_deref(), &headers)?;
-    let request = channel_request(&app, &channel, params.tail)?;
+    let request = channel_request(&app, &channel, params.tail).await?;
     let sse = app.open_stream(vec![request], params, Framing::Plain, Some(channel))?;
     Ok(stream::response(sse))
 }
@@ -68,10 +68,10 @@ pub async fn events(
             "name at least one channel: /events?channel=A&channel=log:NAME",
         ));
     }
-    let requests = std::mem::take(&mut params.channels)
-        .iter()
-        .map(|name| channel_request(&app, name, params.tail))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut requests = Vec::with_capacity(params.channels.len());
+    for name in std::mem::take(&mut params.channels) {
+        requests.push(channel_request(&app, &name, params.tail).await?);
+    }
     let sse = app.open_stream(requests, params, Framing::Envelope, None)?;
     Ok(stream::response(sse))
 }
@@ -136,7 +136,7 @@ pub async fn publish(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (event, data) = parse_publish(&app, &channel, query.as_deref(), &headers, body)
         .map_err(|e| app.refused(e))?;
-    let published = app.publish(&channel, &event, &data)?;
+    let published = app.publish(&channel, &event, &data).await?;
     Ok(Json(serde_json::json!({
         "id": published.id,
         "channel": channel,
@@ -203,7 +203,7 @@ pub async fn broadcast(
         ))),
         Err(e) => return Err(app.refused(ApiError::bad_request("invalid JSON", e.to_string()))),
     };
-    let published = app.publish(BROADCAST_CHANNEL, "broadcast", &text)?;
+    let published = app.publish(BROADCAST_CHANNEL, "broadcast", &text).await?;
     Ok(Json(serde_json::json!({
         "id": published.id,
         "channel": BROADCAST_CHANNEL,

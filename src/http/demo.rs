@@ -57,7 +57,10 @@ pub fn spawn_demo_feed(
                     ("notification", serde_json::json!({"title": "Demo notification", "message": format!("Something happened ({level})"), "level": level, "timestamp": now()}))
                 }
             };
-            if hub.publish(DEMO_CHANNEL, event, &data.to_string()).is_ok() {
+            // With Redis, one node of the cluster publishes the feed.
+            if hub.lead(DEMO_CHANNEL).await
+                && hub.publish(DEMO_CHANNEL, event, &data.to_string()).await.is_ok()
+            {
                 metrics.events_published.inc();
             }
         }

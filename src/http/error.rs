@@ -50,6 +50,14 @@ impl From<HubError> for ApiError {
                 "too many channels",
                 e.to_string(),
             ),
+            HubError::Unavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            HubError::Claimed { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "claimed", e.to_string())
+            }
         }
     }
 }

@@ -229,38 +229,43 @@ impl AppState {
         Ok(sse)
     }
 
+    /// Whether log stream `name` (without `log:`) exists: followed here,
+    /// or, with Redis, anywhere in the cluster.
+    async fn log_exists(&self, name: &str) -> Result<bool, ApiError> {
+        if self.streams.get(name).is_some() {
+            return Ok(true);
+        }
+        Ok(self.hub.has_channel(&format!("{LOG_PREFIX}{name}")).await?)
+    }
+
     /// Opens the SSE stream of log stream `name`.
-    fn open_log(
+    async fn open_log(
         &self,
         name: &str,
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Result<Response, ApiError> {
         let params = StreamParams::parse(query, headers)?;
-        let log = self.streams.get(name).ok_or_else(|| {
-            ApiError::not_found(format!("no log stream named {name:?}; see /api/streams"))
-        })?;
-        let request = ChannelRequest::new(
-            log.channel.clone(),
-            params.tail.unwrap_or(self.config.backlog),
-        );
-        let sse = self.open_stream(
-            vec![request],
-            params,
-            Framing::Plain,
-            Some(log.channel.clone()),
-        )?;
+        if !self.log_exists(name).await? {
+            return Err(ApiError::not_found(format!(
+                "no log stream named {name:?}; see /api/streams"
+            )));
+        }
+        let channel = format!("{LOG_PREFIX}{name}");
+        let request =
+            ChannelRequest::new(channel.clone(), params.tail.unwrap_or(self.config.backlog));
+        let sse = self.open_stream(vec![request], params, Framing::Plain, Some(channel))?;
         Ok(stream::response(sse))
     }
 
     /// Publishes one event and counts it (or the refusal).
-    fn publish(
+    async fn publish(
         &self,
         channel: &str,
         event_type: &str,
         data: &str,
     ) -> Result<crate::hub::Published, ApiError> {
-        match self.hub.publish(channel, event_type, data) {
+        match self.hub.publish(channel, event_type, data).await {
             Ok(published) => {
                 self.metrics.events_published.inc();
                 Ok(published)
@@ -287,7 +292,7 @@ async fn logs(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    app.open_log(&name, query.as_deref(), &headers)
+    app.open_log(&name, query.as_deref(), &headers).await
 }
 
 async fn stream_logs(
@@ -295,25 +300,46 @@ async fn stream_logs(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let first = app
-        .streams
-        .first()
-        .ok_or_else(|| ApiError::not_found("this server follows no log file"))?;
-    app.open_log(&first.name, query.as_deref(), &headers)
+    let first = match app.streams.first() {
+        Some(first) => first.name.clone(),
+        // With Redis: the first log stream another node follows.
+        None => app
+            .hub
+            .channels()
+            .await
+            .into_iter()
+            .find_map(|c| c.name.strip_prefix(LOG_PREFIX).map(str::to_string))
+            .ok_or_else(|| ApiError::not_found("this server follows no log file"))?,
+    };
+    app.open_log(&first, query.as_deref(), &headers).await
 }
 
-async fn health(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    Json(serde_json::json!({
-        "status": "ok",
+async fn health(State(app): State<Arc<AppState>>) -> Response {
+    let (status, code) = match app.hub.health() {
+        crate::hub::Health::Ok => ("ok", StatusCode::OK),
+        crate::hub::Health::Degraded(_) => ("degraded", StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let mut body = serde_json::json!({
+        "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": app.started.elapsed().as_secs_f64(),
         "connections": app.metrics.connections.get(),
-        "channels": app.hub.channels().len(),
-    }))
+        "channels": app.hub.channels().await.len(),
+    });
+    if let Some(node) = app.hub.node() {
+        body["node"] = node.into();
+        body["redis"] = match app.hub.health() {
+            crate::hub::Health::Ok => "ok".into(),
+            crate::hub::Health::Degraded(why) => format!("unreachable: {why}").into(),
+        };
+    }
+    (code, Json(body)).into_response()
 }
 
 async fn api_streams(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    let channels = app.hub.channels();
+    let channels = app.hub.channels().await;
+    let owners = app.hub.log_owners().await;
+    let node = app.hub.node();
     let mut out = Vec::new();
     for log in app.streams.list() {
         let info = channels.iter().find(|c| c.name == log.channel);
@@ -322,13 +348,33 @@ async fn api_streams(State(app): State<Arc<AppState>>) -> impl IntoResponse {
             crate::follow::FollowState::Following => "following".to_string(),
             crate::follow::FollowState::Error(why) => format!("error: {why}"),
         };
-        out.push(serde_json::json!({
+        let mut entry = serde_json::json!({
             "name": log.channel,
             "kind": "log",
             "path": log.path,
             "subscribers": info.map_or(0, |c| c.subscribers),
             "last_id": info.and_then(|c| c.last_id.clone()),
             "state": state,
+        });
+        if let Some(node) = node {
+            entry["node"] = node.into();
+        }
+        out.push(entry);
+    }
+    // With Redis: log streams that other nodes follow (or followed).
+    for channel in channels.iter().filter(|c| c.name.starts_with(LOG_PREFIX)) {
+        if app.streams.list().iter().any(|l| l.channel == channel.name) {
+            continue;
+        }
+        let owner = owners.get(&channel.name);
+        out.push(serde_json::json!({
+            "name": channel.name,
+            "kind": "log",
+            "path": owner.map(|o| o.path.clone()),
+            "subscribers": channel.subscribers,
+            "last_id": channel.last_id,
+            "state": owner.map_or("error: no node follows it now".to_string(), |o| o.state.clone()),
+            "node": owner.map(|o| o.node.clone()),
         }));
     }
     for channel in channels.iter().filter(|c| !c.name.starts_with(LOG_PREFIX)) {

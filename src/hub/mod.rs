@@ -7,16 +7,20 @@
 //! is no per-subscriber queue: a subscriber is only a cursor, so a slow one
 //! costs no memory and never blocks the publisher or anyone else.
 //!
-//! The hub knows nothing of HTTP or files. [`Hub`] is an enum of backends so
-//! that a Redis Streams backend can sit beside the in-memory one.
+//! The hub knows nothing of HTTP or files. [`Hub`] is an enum of backends:
+//! the in-memory one (one process) and Redis (many nodes sharing channels,
+//! see [`redis`]).
 
 mod memory;
+pub mod redis;
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 pub use memory::{MemoryHub, MemorySubscription};
+pub use redis::{LogOwner, RedisHub, RedisSubscription};
 
 /// The channel that carries broadcasts; every subscription includes it.
 pub const BROADCAST_CHANNEL: &str = "broadcast";
@@ -44,6 +48,31 @@ pub enum HubError {
         /// The configured limit.
         limit: usize,
     },
+    /// The backend cannot take the operation now (Redis unreachable); nothing
+    /// was accepted.
+    #[error("{detail}")]
+    Unavailable {
+        /// What failed.
+        detail: String,
+    },
+    /// Another node of the cluster follows this log stream.
+    #[error("log stream {channel} is already followed by node {node}; give this one another name (NAME=PATH) or stop the other node")]
+    Claimed {
+        /// The log channel (`log:NAME`).
+        channel: String,
+        /// The node that holds it.
+        node: String,
+    },
+}
+
+/// Whether the hub can serve everything now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Working.
+    Ok,
+    /// Publishing is refused for now (Redis unreachable or silent); open
+    /// streams stay open. The text says what failed.
+    Degraded(String),
 }
 
 /// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
@@ -203,12 +232,54 @@ pub struct ChannelInfo {
 pub enum Hub {
     /// Single process, everything in memory.
     Memory(Arc<MemoryHub>),
+    /// Channels shared with other nodes through Redis.
+    Redis(RedisHub),
 }
 
 /// A live subscription; dropping it unsubscribes.
 pub enum Subscription {
     /// Subscription to a [`MemoryHub`].
     Memory(MemorySubscription),
+    /// Subscription to a [`RedisHub`].
+    Redis(RedisSubscription),
+}
+
+/// Publishes the lines of one log stream, from the follower's (synchronous)
+/// side.
+pub enum LogPublisher {
+    /// Straight into the memory hub.
+    Memory {
+        /// The hub.
+        hub: Arc<MemoryHub>,
+        /// `log:NAME`.
+        channel: String,
+    },
+    /// Through the stream's queue to Redis.
+    Redis(Arc<redis::LogQueue>),
+}
+
+impl LogPublisher {
+    /// Publishes one line as a `message` event.
+    ///
+    /// # Errors
+    /// The memory hub's refusals; with Redis, a full queue (Redis has been
+    /// unreachable for a while).
+    pub fn publish(&self, line: &str) -> Result<(), HubError> {
+        match self {
+            LogPublisher::Memory { hub, channel } => hub
+                .publish(channel, crate::sse::DEFAULT_EVENT_TYPE, line)
+                .map(drop),
+            LogPublisher::Redis(queue) => {
+                if queue.push(line.to_string()) {
+                    Ok(())
+                } else {
+                    Err(HubError::Unavailable {
+                        detail: "Redis is unreachable and the line queue is full".into(),
+                    })
+                }
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -218,11 +289,12 @@ impl Hub {
         Hub::Memory(Arc::new(MemoryHub::new(history, max_channels)))
     }
 
-    /// Publishes one event; `data` line breaks are normalised to LF.
+    /// Publishes one event; `data` line breaks are normalised to LF. With
+    /// Redis, answered once Redis holds the event.
     ///
     /// # Errors
-    /// Bad channel name, or too many channels.
-    pub fn publish(
+    /// Bad channel name, too many channels, or the backend unavailable.
+    pub async fn publish(
         &self,
         channel: &str,
         event_type: &str,
@@ -230,6 +302,7 @@ impl Hub {
     ) -> Result<Published, HubError> {
         match self {
             Hub::Memory(hub) => hub.publish(channel, event_type, data),
+            Hub::Redis(hub) => hub.publish(channel, event_type, data).await,
         }
     }
 
@@ -246,13 +319,16 @@ impl Hub {
     ) -> Result<Subscription, HubError> {
         match self {
             Hub::Memory(hub) => hub.subscribe(channels, start).map(Subscription::Memory),
+            Hub::Redis(hub) => hub.subscribe(channels, start).map(Subscription::Redis),
         }
     }
 
-    /// Channels that exist now, sorted by name.
-    pub fn channels(&self) -> Vec<ChannelInfo> {
+    /// Channels that exist now (with Redis: in the whole cluster), sorted by
+    /// name.
+    pub async fn channels(&self) -> Vec<ChannelInfo> {
         match self {
             Hub::Memory(hub) => hub.channels(),
+            Hub::Redis(hub) => hub.channels().await,
         }
     }
 
@@ -264,6 +340,89 @@ impl Hub {
     pub fn ensure_channel(&self, channel: &str) -> Result<(), HubError> {
         match self {
             Hub::Memory(hub) => hub.ensure_channel(channel),
+            Hub::Redis(hub) => hub.ensure_channel(channel),
+        }
+    }
+
+    /// Whether channel `channel` exists (with Redis: anywhere in the
+    /// cluster, or has ever held events there).
+    ///
+    /// # Errors
+    /// Redis unavailable and the channel unknown here.
+    pub async fn has_channel(&self, channel: &str) -> Result<bool, HubError> {
+        match self {
+            Hub::Memory(hub) => Ok(hub.channels().iter().any(|c| c.name == channel)),
+            Hub::Redis(hub) => hub.has_channel(channel).await,
+        }
+    }
+
+    /// Whether the hub works now (always, in memory).
+    pub fn health(&self) -> Health {
+        match self {
+            Hub::Memory(_) => Health::Ok,
+            Hub::Redis(hub) => hub.health(),
+        }
+    }
+
+    /// This node's name in a cluster (`None` in memory).
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Hub::Memory(_) => None,
+            Hub::Redis(hub) => Some(hub.node_name()),
+        }
+    }
+
+    /// The publisher of log channel `channel` (`log:NAME`) following `path`.
+    pub fn log_publisher(&self, channel: &str, path: &str) -> LogPublisher {
+        match self {
+            Hub::Memory(hub) => LogPublisher::Memory {
+                hub: hub.clone(),
+                channel: channel.to_string(),
+            },
+            Hub::Redis(hub) => LogPublisher::Redis(hub.log_queue(channel, path)),
+        }
+    }
+
+    /// Claims log channel `channel` for this node (a no-op in memory).
+    ///
+    /// # Errors
+    /// [`HubError::Claimed`] when another node follows it; unavailable.
+    pub async fn claim_log(&self, channel: &str, path: &str) -> Result<(), HubError> {
+        match self {
+            Hub::Memory(_) => Ok(()),
+            Hub::Redis(hub) => hub.claim_log(channel, path).await,
+        }
+    }
+
+    /// Tells other nodes the state of a log stream this node follows.
+    pub fn set_log_state(&self, channel: &str, state: &str) {
+        if let Hub::Redis(hub) = self {
+            hub.set_log_state(channel, state);
+        }
+    }
+
+    /// Who follows each log stream of the cluster, by channel (empty in
+    /// memory: every log stream is this process's).
+    pub async fn log_owners(&self) -> HashMap<String, LogOwner> {
+        match self {
+            Hub::Memory(_) => HashMap::new(),
+            Hub::Redis(hub) => hub.log_owners().await,
+        }
+    }
+
+    /// Whether this node should do the work leased as `what` (only one node
+    /// of a cluster does; always true in memory).
+    pub async fn lead(&self, what: &str) -> bool {
+        match self {
+            Hub::Memory(_) => true,
+            Hub::Redis(hub) => hub.lead(what).await,
+        }
+    }
+
+    /// Gives up this node's claims (at shutdown).
+    pub async fn release_claims(&self) {
+        if let Hub::Redis(hub) = self {
+            hub.release_claims().await;
         }
     }
 }
@@ -274,6 +433,7 @@ impl Subscription {
     pub async fn next_batch(&mut self) -> Vec<Delivery> {
         match self {
             Subscription::Memory(sub) => sub.next_batch().await,
+            Subscription::Redis(sub) => sub.next_batch().await,
         }
     }
 
@@ -281,6 +441,7 @@ impl Subscription {
     pub fn ready_batch(&mut self) -> Vec<Delivery> {
         match self {
             Subscription::Memory(sub) => sub.ready_batch(),
+            Subscription::Redis(sub) => sub.ready_batch(),
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, AppState};
-use crate::hub::Hub;
+use crate::hub::{Hub, RedisHub};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
@@ -42,8 +42,23 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let hub = Hub::memory(config.history, config.max_channels);
     let tracker = TaskTracker::new();
+    let hub = match &config.redis {
+        None => Hub::memory(config.history, config.max_channels),
+        Some(url) => {
+            let options = crate::hub::redis::RedisOptions {
+                url: url.clone(),
+                prefix: config.redis_prefix.clone(),
+                node: config.node.clone().unwrap_or_else(host_name),
+                history: config.history,
+                max_channels: config.max_channels,
+            };
+            let hub = RedisHub::connect(options, shutdown.clone(), &tracker)
+                .await
+                .map_err(io::Error::other)?;
+            Hub::Redis(hub)
+        }
+    };
     let opts = FollowOptions {
         max_line: config.max_line,
         initial_lines: config.backlog.max(config.history.min(1000)),
@@ -75,6 +90,16 @@ pub async fn run(
         None
     };
 
+    // With Redis, no other node may follow the same stream names.
+    for log in streams.list() {
+        if let Err(e) = hub.claim_log(&log.channel, &log.path).await {
+            shutdown.cancel();
+            tracker.close();
+            let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+            return Err(io::Error::other(e.to_string()));
+        }
+    }
+
     let (tick_tx, tick) = watch::channel(0u64);
     let heartbeat = config.heartbeat;
     let tick_shutdown = shutdown.clone();
@@ -94,7 +119,7 @@ pub async fn run(
     let send_timeout = config.send_timeout;
     let state = Arc::new(AppState {
         config,
-        hub,
+        hub: hub.clone(),
         streams,
         metrics: metrics.clone(),
         tick,
@@ -108,10 +133,27 @@ pub async fn run(
         metrics,
     };
     let served = serve_http1(listener, http::router(state), shutdown.clone()).await;
+    hub.release_claims().await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
     drop(demo_dir);
     served
+}
+
+/// This machine's name, as a default `--node` (characters a node name may
+/// not hold become `-`).
+fn host_name() -> String {
+    let name: String = sysinfo::System::host_name()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '-' })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "tailcast".to_string()
+    } else {
+        name
+    }
 }
 
 /// Serves HTTP/1.1 on `listener` with `router` until `shutdown`, then
