@@ -402,8 +402,31 @@ impl Drop for MemorySubscription {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Hub, Subscription};
+    use super::super::Subscription;
     use super::*;
+
+    /// The memory hub with the `Hub` surface, publishing synchronously
+    /// (`Hub::publish` is async for the Redis backend's sake).
+    #[derive(Clone)]
+    struct Hub(Arc<MemoryHub>);
+
+    impl Hub {
+        fn memory(history: usize, max_channels: usize) -> Hub {
+            Hub(Arc::new(MemoryHub::new(history, max_channels)))
+        }
+
+        fn publish(&self, channel: &str, event_type: &str, data: &str) -> Result<Published, HubError> {
+            self.0.publish(channel, event_type, data)
+        }
+
+        fn subscribe(&self, channels: &[ChannelRequest], start: Start) -> Result<Subscription, HubError> {
+            self.0.subscribe(channels, start).map(Subscription::Memory)
+        }
+
+        fn channels(&self) -> Vec<ChannelInfo> {
+            self.0.channels()
+        }
+    }
 
     fn hub(history: usize) -> Hub {
         Hub::memory(history, 100)
