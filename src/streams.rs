@@ -190,10 +190,7 @@ impl LogStreams {
     fn sink(&self, stream: &Arc<LogStream>) -> Arc<dyn LineSink> {
         Arc::new(HubSink {
             hub: self.inner.hub.clone(),
-            publisher: self
-                .inner
-                .hub
-                .log_publisher(&stream.channel, &stream.path),
+            publisher: self.inner.hub.log_publisher(&stream.channel, &stream.path),
             metrics: self.inner.metrics.clone(),
             stream: stream.clone(),
         })

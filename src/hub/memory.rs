@@ -415,11 +415,20 @@ mod tests {
             Hub(Arc::new(MemoryHub::new(history, max_channels)))
         }
 
-        fn publish(&self, channel: &str, event_type: &str, data: &str) -> Result<Published, HubError> {
+        fn publish(
+            &self,
+            channel: &str,
+            event_type: &str,
+            data: &str,
+        ) -> Result<Published, HubError> {
             self.0.publish(channel, event_type, data)
         }
 
-        fn subscribe(&self, channels: &[ChannelRequest], start: Start) -> Result<Subscription, HubError> {
+        fn subscribe(
+            &self,
+            channels: &[ChannelRequest],
+            start: Start,
+        ) -> Result<Subscription, HubError> {
             self.0.subscribe(channels, start).map(Subscription::Memory)
         }
 

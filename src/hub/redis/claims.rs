@@ -254,7 +254,9 @@ pub(crate) async fn release_all(node: &Node) {
     };
     for channel in channels {
         let mut invocation = node.scripts.release.prepare_invoke();
-        invocation.key(node.keys.owner(&channel)).arg(&node.instance);
+        invocation
+            .key(node.keys.owner(&channel))
+            .arg(&node.instance);
         let call = invocation.invoke_async::<Value>(&mut conn);
         let _ = link::query(node, call).await;
     }

@@ -38,7 +38,10 @@ pub(crate) async fn read(node: Arc<Node>) {
             None => match link::connect(&node, None).await {
                 Ok(fresh) => {
                     if !node.link.feed_up.swap(true, Ordering::AcqRel) {
-                        tracing::info!("reading the Redis feed after number {}", node.replica.committed());
+                        tracing::info!(
+                            "reading the Redis feed after number {}",
+                            node.replica.committed()
+                        );
                     }
                     fresh
                 }

@@ -131,9 +131,7 @@ async fn publish(node: &Node, queue: &LogQueue, batch: Vec<String>) {
                 Ok(()) => continue,
                 Err(e) => Err(e),
             },
-            Some(true) => link::publish(node, &queue.channel, &events)
-                .await
-                .map(drop),
+            Some(true) => link::publish(node, &queue.channel, &events).await.map(drop),
         };
         match result {
             Ok(()) => return,

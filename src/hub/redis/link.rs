@@ -20,8 +20,8 @@ use tokio::sync::{watch, Notify};
 
 use super::scripts::{int, items, text, unexpected};
 use super::{
-    Line, Node, BACKOFF_MAX, BACKOFF_MIN, COMMAND_TIMEOUT, CONNECT_TIMEOUT,
-    FEED_MIN_LEN, PROBE_INTERVAL, PROBE_TIMEOUT, START_TIMEOUT,
+    Line, Node, BACKOFF_MAX, BACKOFF_MIN, COMMAND_TIMEOUT, CONNECT_TIMEOUT, FEED_MIN_LEN,
+    PROBE_INTERVAL, PROBE_TIMEOUT, START_TIMEOUT,
 };
 use crate::hub::{Health, HubError};
 
@@ -110,6 +110,16 @@ impl Link {
         }
         self.set_problem("commands", why);
         *self.conn.lock().expect("conn lock") = None;
+    }
+
+    /// A command failed: when the connection itself is gone, the node is
+    /// degraded at once (not at the next probe) and the supervisor
+    /// reconnects now.
+    fn failed(&self, e: &redis::RedisError) {
+        if e.is_unrecoverable_error() || e.is_io_error() {
+            self.down(e);
+        }
+        self.check_now.notify_one();
     }
 
     pub(crate) fn health(&self) -> Health {
@@ -326,12 +336,15 @@ pub(crate) async fn publish(
         for (event_type, data) in events {
             call.arg(*event_type).arg(*data);
         }
-        let reply = match tokio::time::timeout(COMMAND_TIMEOUT, call.invoke_async::<Value>(&mut conn))
-            .await
+        let reply = match tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            call.invoke_async::<Value>(&mut conn),
+        )
+        .await
         {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => {
-                node.link.check_now.notify_one();
+                node.link.failed(&e);
                 return Err(HubError::Unavailable {
                     detail: format!("Redis refused the publish: {e}"),
                 });
@@ -346,7 +359,8 @@ pub(crate) async fn publish(
         let parts = items(&reply).unwrap_or_default();
         match parts.first().and_then(text) {
             Some("ok") => {
-                let (Some(first), Some(last)) = (parts.get(1).and_then(int), parts.get(2).and_then(int))
+                let (Some(first), Some(last)) =
+                    (parts.get(1).and_then(int), parts.get(2).and_then(int))
                 else {
                     break;
                 };
@@ -390,7 +404,7 @@ pub(crate) async fn history(
     let reply = match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => {
-            node.link.check_now.notify_one();
+            node.link.failed(&e);
             return Err(HubError::Unavailable {
                 detail: format!("reading history: {e}"),
             });
@@ -411,7 +425,13 @@ pub(crate) async fn history(
     };
     let deleted = text(deleted)
         .and_then(|id| id.split_once('-'))
-        .map(|(ms, seq)| if ms == "0" { seq.parse().unwrap_or(0) } else { u64::MAX })
+        .map(|(ms, seq)| {
+            if ms == "0" {
+                seq.parse().unwrap_or(0)
+            } else {
+                u64::MAX
+            }
+        })
         .unwrap_or(0);
     let mut entries = super::scripts::entries(list).map_err(|_| bad())?;
     if newest {
@@ -445,7 +465,10 @@ pub(crate) async fn has_channel(node: &Node, channel: &str) -> Result<bool, HubE
 pub(crate) async fn cluster_channels(node: &Node) -> Result<Vec<(String, u64)>, HubError> {
     let mut conn = node.link.conn()?;
     let mut cmd = redis::cmd("ZRANGE");
-    cmd.arg(&node.keys.channels).arg(0).arg(-1).arg("WITHSCORES");
+    cmd.arg(&node.keys.channels)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES");
     let call = cmd.query_async::<Vec<(String, f64)>>(&mut conn);
     match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
         Ok(Ok(list)) => Ok(list

@@ -46,8 +46,8 @@
 
 mod claims;
 mod feed;
-mod link;
 mod lines;
+mod link;
 mod replica;
 mod scripts;
 
@@ -242,12 +242,13 @@ impl RedisHub {
             shutdown,
             opts,
         });
-        let (conn, line, seq) = link::first_connect(&node).await.map_err(|why| {
-            StartError::Unreachable {
-                url: redact(&node.opts.url),
-                why,
-            }
-        })?;
+        let (conn, line, seq) =
+            link::first_connect(&node)
+                .await
+                .map_err(|why| StartError::Unreachable {
+                    url: redact(&node.opts.url),
+                    why,
+                })?;
         node.replica.start(line.clone(), seq);
         node.link.start(conn, line, seq);
         tracker.spawn(link::supervise(node.clone()));
@@ -482,7 +483,9 @@ mod tests {
     fn urls_are_checked_and_passwords_hidden() {
         assert!(parse_url("redis://127.0.0.1:6379/0").is_ok());
         assert!(parse_url("http://x").is_err());
-        assert!(parse_url("redis://:secret@[bad").unwrap_err().contains("REDACTED"));
+        assert!(parse_url("redis://:secret@[bad")
+            .unwrap_err()
+            .contains("REDACTED"));
         assert_eq!(
             redact("redis://user:secret@host:1/0"),
             "redis://user:REDACTED@host:1/0"

@@ -184,7 +184,9 @@ impl Replica {
             .read()
             .expect("map lock")
             .get(name)
-            .map_or(0, |ch| ch.inner.lock().expect("channel lock").subscribers.len())
+            .map_or(0, |ch| {
+                ch.inner.lock().expect("channel lock").subscribers.len()
+            })
     }
 
     /// The channels this node knows, sorted by name.
@@ -576,7 +578,11 @@ impl RedisSubscription {
     }
 
     fn mark_delivered(&mut self, channel: &Arc<str>) {
-        if let Some(i) = self.channels.iter().position(|c| Arc::ptr_eq(&c.name, channel)) {
+        if let Some(i) = self
+            .channels
+            .iter()
+            .position(|c| Arc::ptr_eq(&c.name, channel))
+        {
             self.delivered[i] = true;
         } else if let Some(i) = self.channels.iter().position(|c| c.name == *channel) {
             self.delivered[i] = true;
