@@ -9,7 +9,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
-use tailcast::hub::{ChannelRequest, Delivery, Hub, Start, Subscription};
+use std::sync::Arc;
+use tailcast::hub::{ChannelRequest, Delivery, Hub, MemoryHub, Start, Subscription};
 
 /// Data of the published event: a typical log line.
 const DATA: &str = "2024-01-01 12:00:00,123 - log_app - INFO - log message num: 4711";
@@ -35,13 +36,16 @@ fn take(sub: &mut Subscription) -> usize {
 fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("hub_fanout");
     for n in [1usize, 100, 10_000] {
-        let hub = Hub::memory(1000, 16);
+        // Published through the backend itself: `Hub::publish` is async.
+        let memory = Arc::new(MemoryHub::new(1000, 16));
+        let hub = Hub::Memory(memory.clone());
         let mut subs = subscribe(&hub, n);
         // Throughput in deliveries: one event to n subscribers.
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::new("publish_and_deliver", n), &n, |b, _| {
             b.iter(|| {
-                hub.publish("bench", "message", black_box(DATA))
+                memory
+                    .publish("bench", "message", black_box(DATA))
                     .expect("publish");
                 let mut bytes = 0;
                 for sub in subs.iter_mut() {
@@ -54,7 +58,8 @@ fn fanout(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::new("publish_only", n), &n, |b, _| {
             b.iter(|| {
-                hub.publish("bench", "message", black_box(DATA))
+                memory
+                    .publish("bench", "message", black_box(DATA))
                     .expect("publish")
             })
         });
