@@ -682,3 +682,39 @@ async fn a_silent_redis_connection_is_detected_by_the_liveness_probe_within_seco
     );
     assert_increasing(&events);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn channels_idle_past_history_ttl_leave_the_cluster_and_free_their_slot() {
+    let redis = Redis::start(false);
+    // Four channels at most: the node's own log stream and the demo feed
+    // (published every 2 s, so never idle for 3 s) take two.
+    let a = node(
+        &redis.url(),
+        "a",
+        &["--history-ttl", "3s", "--max-channels", "4", NO_FILES],
+    )
+    .await;
+    eventually("the demo feed listed", || async {
+        stream_info(&a, "stream").await.map(drop)
+    })
+    .await;
+    publish_ok(&a, "c1", "x").await;
+    publish_ok(&a, "c2", "x").await;
+    let (status, body) = publish(&a, "c3", "x").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "too many channels");
+    assert!(stream_info(&a, "c1").await.is_some());
+    // Once c1 and c2 have expired, their slots are free again.
+    eventually("c3 accepted", || async {
+        let (status, _) = publish(&a, "c3", "x").await;
+        (status == 200).then_some(())
+    })
+    .await;
+    assert!(stream_info(&a, "c1").await.is_none());
+    assert!(stream_info(&a, "c3").await.is_some());
+    assert!(stream_info(&a, "stream").await.is_some());
+    assert!(redis
+        .command("EXISTS tailcast:ch:c1")
+        .unwrap()
+        .starts_with(":0"));
+}

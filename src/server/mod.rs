@@ -52,6 +52,7 @@ pub async fn run(
                 node: config.node.clone().unwrap_or_else(host_name),
                 history: config.history,
                 max_channels: config.max_channels,
+                history_ttl: config.history_ttl,
             };
             let hub = RedisHub::connect(options, shutdown.clone(), &tracker)
                 .await

@@ -231,6 +231,7 @@ pub(crate) fn jitter(d: Duration) -> Duration {
 pub(crate) async fn supervise(node: Arc<Node>) {
     let mut backoff = BACKOFF_MIN;
     let mut conn = node.link.conn().ok();
+    let mut next_prune = tokio::time::Instant::now() + sweep_interval(&node);
     loop {
         let Some(mut live) = conn.take() else {
             tokio::select! {
@@ -256,6 +257,11 @@ pub(crate) async fn supervise(node: Arc<Node>) {
                 backoff = BACKOFF_MIN;
                 super::claims::refresh(&node, &mut live).await;
                 conn = Some(live);
+                if tokio::time::Instant::now() >= next_prune {
+                    next_prune = tokio::time::Instant::now() + sweep_interval(&node);
+                    prune(&node).await;
+                    node.replica.sweep(node.opts.history_ttl);
+                }
             }
             Err(e) => {
                 node.link.down(e);
@@ -268,6 +274,12 @@ pub(crate) async fn supervise(node: Arc<Node>) {
             _ = node.link.check_now.notified() => {}
         }
     }
+}
+
+/// How often expired channels are looked for: a quarter of
+/// `--history-ttl`, between 1 s and 30 s.
+fn sweep_interval(node: &Node) -> Duration {
+    (node.opts.history_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 /// Takes the epoch Redis agreed on: a new one makes the feed reader switch.
@@ -332,7 +344,8 @@ pub(crate) async fn publish(
             .arg(channel)
             .arg(node.opts.history)
             .arg(node.opts.history.max(FEED_MIN_LEN))
-            .arg(node.opts.max_channels);
+            .arg(node.opts.max_channels)
+            .arg(node.opts.history_ttl.as_millis() as u64);
         for (event_type, data) in events {
             call.arg(*event_type).arg(*data);
         }
@@ -367,6 +380,7 @@ pub(crate) async fn publish(
                 node.link.saw(&line.epoch, last);
                 return Ok((first, last, line));
             }
+            Some("full") if attempt == 0 && prune(node).await > 0 => {}
             Some("full") => {
                 return Err(HubError::TooManyChannels {
                     limit: node.opts.max_channels,
@@ -379,6 +393,23 @@ pub(crate) async fn publish(
     Err(HubError::Unavailable {
         detail: "Redis's history line changed during the publish; retry".into(),
     })
+}
+
+/// Channels looked at per prune.
+const PRUNE_BATCH: usize = 1000;
+
+/// Drops expired channels from the channel set; returns how many.
+pub(crate) async fn prune(node: &Node) -> u64 {
+    let Ok(mut conn) = node.link.conn() else {
+        return 0;
+    };
+    let mut invocation = node.scripts.prune.prepare_invoke();
+    invocation
+        .key(&node.keys.channels)
+        .arg(&node.keys.prefix)
+        .arg(PRUNE_BATCH);
+    let call = invocation.invoke_async::<u64>(&mut conn);
+    query(node, call).await.unwrap_or(0)
 }
 
 /// Reads retained events of `channel` in (after, upto], oldest first (or

@@ -24,9 +24,10 @@
 //!   `t` type, `d` data), entry id `0-SEQ`, `MAXLEN ~` the feed length.
 //!   Each node reads it with `XREAD BLOCK` on one dedicated connection.
 //! - `P:ch:NAME` — stream of channel NAME's events (fields `t`, `d`), entry
-//!   id `0-SEQ`, `MAXLEN ~ --history`: the history that resume reads.
+//!   id `0-SEQ`, `MAXLEN ~ --history`, expiring `--history-ttl` after its
+//!   last publish: the history that resume reads.
 //! - `P:channels` — sorted set of channel names scored by their newest
-//!   number: the cluster's channel list.
+//!   number: the cluster's channel list (expired channels are pruned).
 //! - `P:owner:log:NAME` — JSON `{node, instance, path, state}` of the node
 //!   following log stream NAME, with a TTL the owner refreshes.
 //! - `P:lease:WHAT` — the same for a lease (the demo feed's publisher).
@@ -113,6 +114,9 @@ pub struct RedisOptions {
     pub history: usize,
     /// Most channels in the cluster.
     pub max_channels: usize,
+    /// A channel's stream expires this long after its last publish, and
+    /// idle channels leave the replicas (zero: never).
+    pub history_ttl: Duration,
 }
 
 /// Key names under the prefix (see the module docs).
@@ -294,29 +298,31 @@ impl RedisHub {
         replica::subscribe(&self.node, requests, start)
     }
 
-    /// The channels of the whole cluster (this node's replica when Redis is
-    /// unreachable), sorted by name; subscriber counts are this node's.
+    /// The channels of the whole cluster, plus channels subscribed to here
+    /// that were never published, sorted by name (this node's replica when
+    /// Redis is unreachable); subscriber counts are this node's.
     pub async fn channels(&self) -> Vec<ChannelInfo> {
-        let mut infos = self.node.replica.channels();
-        if let Ok(cluster) = link::cluster_channels(&self.node).await {
-            let line = self.node.replica.line();
-            for (name, last) in cluster {
-                match infos.iter_mut().find(|c| c.name == name) {
-                    Some(info) => {
-                        if last > 0 {
-                            info.last_id = Some(line.id(last));
-                        }
-                    }
-                    None => infos.push(ChannelInfo {
-                        name,
-                        subscribers: 0,
-                        last_id: (last > 0).then(|| line.id(last)),
-                        retained: 0,
-                    }),
+        let local = self.node.replica.channels();
+        let Ok(cluster) = link::cluster_channels(&self.node).await else {
+            return local;
+        };
+        let line = self.node.replica.line();
+        let mut local: HashMap<String, ChannelInfo> =
+            local.into_iter().map(|c| (c.name.clone(), c)).collect();
+        let mut infos: Vec<ChannelInfo> = cluster
+            .into_iter()
+            .map(|(name, last)| {
+                let here = local.remove(&name);
+                ChannelInfo {
+                    subscribers: here.as_ref().map_or(0, |c| c.subscribers),
+                    retained: here.as_ref().map_or(0, |c| c.retained),
+                    last_id: (last > 0).then(|| line.id(last)),
+                    name,
                 }
-            }
-            infos.sort_by(|a, b| a.name.cmp(&b.name));
-        }
+            })
+            .collect();
+        infos.extend(local.into_values().filter(|c| c.subscribers > 0));
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
         infos
     }
 

@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -95,6 +95,8 @@ struct ChannelInner {
     /// `events`.
     floor: u64,
     subscribers: HashMap<u64, Arc<Notify>>,
+    /// When the feed last brought an event (for `--history-ttl`).
+    last_event: Option<Instant>,
     /// Dropped from the map; holders must look the name up again.
     removed: bool,
 }
@@ -162,6 +164,7 @@ impl Replica {
                 events: VecDeque::new(),
                 floor: self.default_floor.load(Ordering::Relaxed),
                 subscribers: HashMap::new(),
+                last_event: None,
                 removed: false,
             }),
         });
@@ -258,6 +261,44 @@ impl Replica {
         }
     }
 
+    /// Drops channels with no subscribers whose last event arrived more than
+    /// `ttl` ago (log streams and `broadcast` keep their entry but lose
+    /// their events). Channels created later start above everything
+    /// forgotten, so they read the forgotten range from Redis if asked.
+    pub(crate) fn sweep(&self, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut channels = self.channels.write().expect("map lock");
+        let mut forgot = false;
+        channels.retain(|name, ch| {
+            let mut inner = ch.inner.lock().expect("channel lock");
+            let idle = inner
+                .last_event
+                .is_some_and(|at| now.duration_since(at) > ttl)
+                && inner.subscribers.is_empty();
+            if !idle {
+                return true;
+            }
+            forgot = true;
+            if let Some(last) = inner.events.back() {
+                inner.floor = last.seq;
+            }
+            inner.events.clear();
+            inner.last_event = None;
+            if is_pinned(name) {
+                return true;
+            }
+            inner.removed = true;
+            false
+        });
+        if forgot {
+            let committed = self.committed.load(Ordering::Acquire);
+            self.default_floor.fetch_max(committed, Ordering::Relaxed);
+        }
+    }
+
     /// Forgets everything up to `through`: the node missed feed entries, so
     /// channels are complete only above it.
     fn gap(&self, through: u64) {
@@ -278,6 +319,7 @@ impl Replica {
     pub(crate) fn apply(&self, line: &Line, entries: Vec<Entry>) -> Option<u64> {
         let mut committed = self.committed.load(Ordering::Relaxed);
         let start = committed;
+        let now = Instant::now();
         let mut touched: Vec<Arc<Channel>> = Vec::new();
         for entry in entries {
             if entry.seq <= committed {
@@ -297,6 +339,7 @@ impl Replica {
             let event = Arc::new(stored(line, &ch.name, &entry));
             let mut inner = ch.inner.lock().expect("channel lock");
             inner.events.push_back(event);
+            inner.last_event = Some(now);
             if inner.events.len() > self.history {
                 if let Some(old) = inner.events.pop_front() {
                     inner.floor = old.seq;

@@ -12,14 +12,16 @@ use redis::Value;
 ///
 /// KEYS: epoch, seq, feed, channel stream, channel set.
 /// ARGV: the epoch the node is on, channel name, `--history`, feed length,
-/// `--max-channels`, then (type, data) per event.
+/// `--max-channels`, `--history-ttl` in ms (0: none), then (type, data)
+/// per event.
 ///
 /// Refuses (`{'epoch'}`) when the node is on another epoch than Redis, so
 /// no node can hand out ids of a history line that is gone. Otherwise
 /// takes consecutive numbers with `INCRBY`, appends each event to the feed
 /// and to the channel's stream (both with the number as stream id, both
 /// trimmed with `MAXLEN ~`), and records the channel's newest number in the
-/// channel set. Replies `{'ok', first, last}`, `{'full'}` when the channel
+/// channel set; the channel's stream expires after `--history-ttl` without
+/// a publish. Replies `{'ok', first, last}`, `{'full'}` when the channel
 /// would pass `--max-channels`, `{'behind', why}` when the feed refused the
 /// number (the sequence went backwards under the node: it must resync).
 pub const PUBLISH: &str = r#"
@@ -27,18 +29,38 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'epoch'} end
 if not redis.call('ZSCORE', KEYS[5], ARGV[2]) then
   if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[5]) then return {'full'} end
 end
-local n = (#ARGV - 5) / 2
+local n = (#ARGV - 6) / 2
 local last = redis.call('INCRBY', KEYS[2], n)
 local first = last - n + 1
 for i = 0, n - 1 do
   local id = '0-' .. string.format('%d', first + i)
-  local t, d = ARGV[6 + 2 * i], ARGV[7 + 2 * i]
+  local t, d = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
   local r = redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'c', ARGV[2], 't', t, 'd', d)
   if type(r) == 'table' and r.err then return {'behind', r.err} end
   redis.pcall('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], id, 't', t, 'd', d)
 end
+if tonumber(ARGV[6]) > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
 redis.call('ZADD', KEYS[5], last, ARGV[2])
 return {'ok', first, last}
+"#;
+
+/// Drops channels that are gone from the channel set: their stream expired
+/// (`--history-ttl`), no node claims them, and they are not `broadcast`.
+///
+/// KEYS: channel set. ARGV: prefix, how many of the least recently
+/// published channels to look at. Replies the number dropped.
+pub const PRUNE: &str = r#"
+local names = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local dropped = 0
+for _, name in ipairs(names) do
+  if name ~= 'broadcast'
+    and redis.call('EXISTS', ARGV[1] .. ':ch:' .. name) == 0
+    and redis.call('EXISTS', ARGV[1] .. ':owner:' .. name) == 0 then
+    redis.call('ZREM', KEYS[1], name)
+    dropped = dropped + 1
+  end
+end
+return dropped
 "#;
 
 /// Agrees on the epoch: run at connect and by every liveness probe.
@@ -136,6 +158,8 @@ pub struct Scripts {
     pub claim: redis::Script,
     /// See [`RELEASE`].
     pub release: redis::Script,
+    /// See [`PRUNE`].
+    pub prune: redis::Script,
 }
 
 impl Scripts {
@@ -147,6 +171,7 @@ impl Scripts {
             history: redis::Script::new(HISTORY),
             claim: redis::Script::new(CLAIM),
             release: redis::Script::new(RELEASE),
+            prune: redis::Script::new(PRUNE),
         }
     }
 }
