@@ -718,3 +718,28 @@ async fn channels_idle_past_history_ttl_leave_the_cluster_and_free_their_slot() 
         .unwrap()
         .starts_with(":0"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_older_than_what_redis_retains_gets_one_too_old_reset_then_the_rest() {
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), "a", &["--history", "3", NO_FILES]).await;
+    let first = publish_ok(&a, "t", "e0").await;
+    for i in 1..250 {
+        publish_ok(&a, "t", &format!("e{i}")).await;
+    }
+    // Redis trims whole stream nodes (`MAXLEN ~`): it keeps at least 3.
+    let b = node(&redis.url(), "b", &["--history", "3", NO_FILES]).await;
+    let mut sse = Sse::connect_with(&b.url("/realtime/t"), &[("last-event-id", &first)]).await;
+    let reset = sse.next_event().await;
+    assert_eq!(reset.event_type(), "reset", "{reset:?}");
+    assert_eq!(reset.json()["reason"], "too old");
+    let mut last = reset;
+    let mut got = Vec::new();
+    while last.data() != "e249" {
+        last = sse.next_event().await;
+        assert_ne!(last.event_type(), "reset");
+        got.push(last.clone());
+    }
+    assert!(got.len() >= 3 && got.len() < 249, "{}", got.len());
+    assert_increasing(&got);
+}

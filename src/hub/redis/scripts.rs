@@ -96,17 +96,31 @@ return {new, string.format('%d', base)}
 /// KEYS: channel stream. ARGV: after (exclusive), upto (inclusive), count,
 /// `fwd` (oldest first) or `rev` (newest first).
 ///
-/// Replies `{max_deleted_id, entries}`: `max-deleted-entry-id` of
-/// `XINFO STREAM` (Redis 7) says up to which number events were trimmed, so
-/// "no events there" and "events gone" are told apart.
+/// Replies `{trimmed, entries}`: the number below which events are gone,
+/// so "no events there" and "events gone" are told apart. From `XINFO
+/// STREAM` (Redis 7): when more entries were added than the stream holds,
+/// everything below its first entry was trimmed; `max-deleted-entry-id`
+/// covers `XDEL`. (Trimming does not record the last entry it removed, so
+/// the number is the first kept entry's minus one: a cursor between the
+/// channel's last trimmed event and its first kept one gets a `reset` it
+/// could have been spared.)
 pub const HISTORY: &str = r#"
-local deleted = '0-0'
+local trimmed = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  for i = 1, #info, 2 do
-    if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+  local f = {}
+  for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+  local function seq(id)
+    return tonumber(type(id) == 'string' and string.match(id, '^0%-(%d+)$') or '0') or 0
   end
+  local first = f['recorded-first-entry-id']
+  if first == nil and type(f['first-entry']) == 'table' then first = f['first-entry'][1] end
+  if tonumber(f['entries-added'] or 0) > tonumber(f['length'] or 0) and first then
+    trimmed = math.max(trimmed, seq(first) - 1)
+  end
+  trimmed = math.max(trimmed, seq(f['max-deleted-entry-id']))
 end
+local deleted = '0-' .. string.format('%d', trimmed)
 local entries
 if ARGV[4] == 'rev' then
   entries = redis.call('XREVRANGE', KEYS[1], '0-' .. ARGV[2], '(0-' .. ARGV[1], 'COUNT', ARGV[3])
