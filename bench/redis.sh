@@ -8,17 +8,24 @@
 # (all commands, then the publish script's own). Writes
 # bench/results/redis-<time>.json and .md.
 #
-#   bench/redis.sh [--quick]
+#   bench/redis.sh [--quick]        (PROFILE=debug: unoptimised builds, to
+#                                    check the script itself)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
 
-cargo build --release --quiet -p tailcast --bin tailcast
-cargo build --release --quiet -p tailcast-load
-BIN="$ROOT/target/release/tailcast"
-LOAD="$ROOT/target/release/tailcast-load"
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then
+    cargo build --release --quiet -p tailcast --bin tailcast
+    cargo build --release --quiet -p tailcast-load
+else
+    cargo build --quiet -p tailcast --bin tailcast
+    cargo build --quiet -p tailcast-load
+fi
+BIN="$ROOT/target/$PROFILE/tailcast"
+LOAD="$ROOT/target/$PROFILE/tailcast-load"
 command -v redis-server >/dev/null || { echo "error: redis-server is not installed" >&2; exit 1; }
 
 WORK="$(mktemp -d)"
