@@ -743,3 +743,40 @@ async fn resume_older_than_what_redis_retains_gets_one_too_old_reset_then_the_re
     assert!(got.len() >= 3 && got.len() < 249, "{}", got.len());
     assert_increasing(&got);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_that_lost_its_last_writes_starts_a_new_epoch_and_never_reuses_numbers() {
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), "a", &[NO_FILES]).await;
+    let b = node(&redis.url(), "b", &[NO_FILES]).await;
+    let mut sse = Sse::connect(&b.url("/realtime/r")).await;
+    let mut old = Vec::new();
+    for i in 0..3 {
+        old.push(publish_ok(&a, "r", &format!("old{i}")).await);
+    }
+    collect(&mut sse, 3).await;
+    // What a restart from a file that missed the last writes looks like:
+    // the sequence below what the nodes have seen.
+    assert!(redis
+        .command("SET tailcast:seq 1")
+        .unwrap()
+        .starts_with("+OK"));
+    let reset = sse.next_event().await;
+    assert_eq!(reset.event_type(), "reset", "{reset:?}");
+    assert_eq!(reset.json()["reason"], "history lost");
+    let new = publish_ok(&a, "r", "new").await;
+    assert_ne!(new.split('-').next(), old[0].split('-').next());
+    let highest_old = old.iter().map(|id| seq(id)).max().unwrap();
+    assert!(seq(&new) > highest_old, "{new} reuses a number of {old:?}");
+    let (events, resets) = collect(&mut sse, 1).await;
+    assert!(resets.is_empty(), "{resets:?}");
+    assert_eq!(events[0].id.as_deref(), Some(new.as_str()));
+    // An id of the old epoch is not taken as valid on either node.
+    for server in [&a, &b] {
+        let mut resumed =
+            Sse::connect_with(&server.url("/realtime/r"), &[("last-event-id", &old[1])]).await;
+        let first = resumed.next_event().await;
+        assert_eq!(first.event_type(), "reset");
+        assert_eq!(first.json()["reason"], "history lost");
+    }
+}
