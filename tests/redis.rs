@@ -780,3 +780,22 @@ async fn redis_that_lost_its_last_writes_starts_a_new_epoch_and_never_reuses_num
         assert_eq!(first.json()["reason"], "history lost");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriber_counts_are_the_whole_cluster_s() {
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), "a", &[NO_FILES]).await;
+    let b = node(&redis.url(), "b", &[NO_FILES]).await;
+    let _on_b = Sse::connect(&b.url("/realtime/counted")).await;
+    let _on_a = Sse::connect(&a.url("/realtime/counted")).await;
+    let _also_b = Sse::connect(&b.url("/events?channel=counted&channel=x")).await;
+    // Other nodes' counts arrive with their next report (every 2 s).
+    eventually("three subscribers counted on a", || async {
+        let (status, body) = publish(&a, "counted", "x").await;
+        assert_eq!(status, 200);
+        (body["subscribers"] == 3).then_some(())
+    })
+    .await;
+    let listed = stream_info(&b, "counted").await.unwrap();
+    assert_eq!(listed["subscribers"], 3);
+}

@@ -232,6 +232,7 @@ pub(crate) async fn supervise(node: Arc<Node>) {
     let mut backoff = BACKOFF_MIN;
     let mut conn = node.link.conn().ok();
     let mut next_prune = tokio::time::Instant::now() + sweep_interval(&node);
+    let mut next_census = tokio::time::Instant::now();
     loop {
         let Some(mut live) = conn.take() else {
             tokio::select! {
@@ -257,6 +258,12 @@ pub(crate) async fn supervise(node: Arc<Node>) {
                 backoff = BACKOFF_MIN;
                 super::claims::refresh(&node, &mut live).await;
                 conn = Some(live);
+                if tokio::time::Instant::now() >= next_census {
+                    next_census = tokio::time::Instant::now() + super::census::CENSUS_EVERY;
+                    if let Some(live) = conn.as_mut() {
+                        super::census::report(&node, live).await;
+                    }
+                }
                 if tokio::time::Instant::now() >= next_prune {
                     next_prune = tokio::time::Instant::now() + sweep_interval(&node);
                     prune(&node).await;

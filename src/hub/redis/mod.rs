@@ -31,6 +31,7 @@
 //! - `P:owner:log:NAME` — JSON `{node, instance, path, state}` of the node
 //!   following log stream NAME, with a TTL the owner refreshes.
 //! - `P:lease:WHAT` — the same for a lease (the demo feed's publisher).
+//! - `P:subs:NODE`, `P:nodes` — subscriber counts per node (see `census`).
 //!
 //! Redis work per publish is one script call (7 commands inside it),
 //! whatever the number of subscribers or nodes; each node reads the feed
@@ -45,6 +46,7 @@
 //! node reconnects with capped exponential backoff; the feed is then read
 //! on from where the node stopped, so nothing published meanwhile is lost.
 
+mod census;
 mod claims;
 mod feed;
 mod lines;
@@ -65,6 +67,7 @@ pub use claims::LogOwner;
 pub use lines::LogQueue;
 pub use replica::RedisSubscription;
 
+use census::Census;
 use claims::Claims;
 use link::Link;
 use replica::Replica;
@@ -196,6 +199,7 @@ pub(crate) struct Node {
     link: Link,
     replica: Replica,
     claims: Claims,
+    census: Census,
     shutdown: CancellationToken,
 }
 
@@ -243,6 +247,7 @@ impl RedisHub {
             scripts: Scripts::new(),
             link: Link::new(),
             claims: Claims::default(),
+            census: Census::default(),
             shutdown,
             opts,
         });
@@ -282,8 +287,14 @@ impl RedisHub {
             link::publish(&self.node, channel, &[(event_type, data.as_ref())]).await?;
         Ok(Published {
             id: line.id(first),
-            subscribers: self.node.replica.subscribers(channel),
+            subscribers: self.subscribers(channel),
         })
+    }
+
+    /// Subscribers of `channel` in the cluster: this node's now, the
+    /// others' as last reported (see `census`).
+    fn subscribers(&self, channel: &str) -> usize {
+        self.node.replica.subscribers(channel) + self.node.census.others(channel)
     }
 
     /// See [`super::Hub::subscribe`].
@@ -300,7 +311,7 @@ impl RedisHub {
 
     /// The channels of the whole cluster, plus channels subscribed to here
     /// that were never published, sorted by name (this node's replica when
-    /// Redis is unreachable); subscriber counts are this node's.
+    /// Redis is unreachable), with the cluster's subscriber counts.
     pub async fn channels(&self) -> Vec<ChannelInfo> {
         let local = self.node.replica.channels();
         let Ok(cluster) = link::cluster_channels(&self.node).await else {
@@ -314,7 +325,8 @@ impl RedisHub {
             .map(|(name, last)| {
                 let here = local.remove(&name);
                 ChannelInfo {
-                    subscribers: here.as_ref().map_or(0, |c| c.subscribers),
+                    subscribers: here.as_ref().map_or(0, |c| c.subscribers)
+                        + self.node.census.others(&name),
                     retained: here.as_ref().map_or(0, |c| c.retained),
                     last_id: (last > 0).then(|| line.id(last)),
                     name,

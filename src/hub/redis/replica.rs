@@ -192,6 +192,19 @@ impl Replica {
             })
     }
 
+    /// Subscribers per channel on this node (channels with any).
+    pub(crate) fn subscriber_counts(&self) -> Vec<(String, usize)> {
+        self.channels
+            .read()
+            .expect("map lock")
+            .values()
+            .filter_map(|ch| {
+                let n = ch.inner.lock().expect("channel lock").subscribers.len();
+                (n > 0).then(|| (ch.name.to_string(), n))
+            })
+            .collect()
+    }
+
     /// The channels this node knows, sorted by name.
     pub(crate) fn channels(&self) -> Vec<ChannelInfo> {
         let line = self.line();
