@@ -442,6 +442,11 @@ pub fn redact(url: &str) -> String {
 /// A message saying what is expected.
 pub fn parse_url(text: &str) -> Result<String, String> {
     let text = text.trim();
+    if text.starts_with("rediss://") {
+        return Err(
+            "rediss:// (TLS to Redis) is not supported yet; reach Redis over a private network or a TLS tunnel (stunnel) and use redis://".into(),
+        );
+    }
     if !text.starts_with("redis://") && !text.starts_with("redis+unix://") {
         return Err(format!(
             "{} is not a redis:// URL (expected redis://[user:pass@]host:port[/db])",
@@ -501,6 +506,9 @@ mod tests {
     fn urls_are_checked_and_passwords_hidden() {
         assert!(parse_url("redis://127.0.0.1:6379/0").is_ok());
         assert!(parse_url("http://x").is_err());
+        assert!(parse_url("rediss://h:1")
+            .unwrap_err()
+            .contains("not supported"));
         assert!(parse_url("redis://:secret@[bad")
             .unwrap_err()
             .contains("REDACTED"));
@@ -518,6 +526,35 @@ mod tests {
         assert!(parse_prefix("").is_err());
         assert!(parse_node("web-1").is_ok());
         assert!(parse_node("a b").is_err());
+    }
+
+    #[test]
+    fn options_come_from_flags_and_the_config_file() {
+        use crate::config::ServeConfig;
+        let c = ServeConfig::from_args::<_, &str>([]).unwrap();
+        assert_eq!(
+            (c.redis, c.redis_prefix.as_str(), c.node),
+            (None, "tailcast", None)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "redis = \"redis://10.0.0.5:6379/2\"\nredis-prefix = \"tc\"\nnode = \"web-1\"\n",
+        )
+        .unwrap();
+        let c = ServeConfig::from_args(["--config", path.to_str().unwrap(), "--node", "web-2"])
+            .unwrap();
+        assert_eq!(c.redis.as_deref(), Some("redis://10.0.0.5:6379/2"));
+        assert_eq!(c.redis_prefix, "tc");
+        assert_eq!(c.node.as_deref(), Some("web-2"));
+        for bad in [
+            &["--redis", "http://x"][..],
+            &["--redis-prefix", "a b"],
+            &["--node", ""],
+        ] {
+            assert!(ServeConfig::from_args(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
