@@ -799,3 +799,25 @@ async fn subscriber_counts_are_the_whole_cluster_s() {
     let listed = stream_info(&b, "counted").await.unwrap();
     assert_eq!(listed["subscribers"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits() {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(["--redis", &format!("redis://user:secret@127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_output(child);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("cannot reach Redis at redis://user:REDACTED@"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
+}
