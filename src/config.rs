@@ -2,7 +2,7 @@
 //! [`ServeConfig`] the rest of the server uses.
 //!
 //! Raw values come from flags, `TAILCAST_*` environment variables (clap's
-//! `env`) and the file given with `--config`; [`ServeArgs::resolve`] merges
+//! `env`) and the file given with `--config`; [`parse_cli`] merges
 //! them once (flags over environment over file over defaults) and checks
 //! them. Nothing else reads flags or the environment.
 
@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+/// Where `serve` listens unless told otherwise, and where `health` asks.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 
 /// `tailcast`: stream log files and events to browsers over Server-Sent Events.
 #[derive(Debug, Parser)]
@@ -31,12 +34,149 @@ pub enum Command {
     Listen(ListenArgs),
     /// Publish an event, or every stdin line, to a tailcast channel.
     Publish(PublishArgs),
+    /// Print an HS256 token signed with the server's --jwt-secret-file.
+    Token(TokenArgs),
+    /// Exit 0 if a tailcast server answers /health with status ok (for
+    /// container health checks; no curl needed).
+    Health(HealthArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `tailcast man | man -l -`.
+    Man,
+}
+
+/// How `listen` and `publish` get a token; without any of these,
+/// `TAILCAST_TOKEN` (read when the command's settings are resolved).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientToken {
+    /// Bearer token sent with every request [env: TAILCAST_TOKEN]
+    #[arg(long, value_name = "JWT", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the bearer token, read before each connection
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Environment variable with the token of `listen` and `publish`.
+pub const TOKEN_ENV: &str = "TAILCAST_TOKEN";
+
+impl ClientToken {
+    /// The token source: `--token`, `--token-file`, `command` (listen's
+    /// `--token-command`), else `TAILCAST_TOKEN`, else none.
+    fn resolve(
+        self,
+        command: Option<String>,
+    ) -> Result<Option<crate::client::TokenSource>, ConfigError> {
+        use crate::client::TokenSource;
+        let source = match (self.token, self.token_file, command) {
+            (Some(token), None, None) => TokenSource::Fixed(token),
+            (None, Some(file), None) => TokenSource::File(file),
+            (None, None, Some(command)) => TokenSource::Command(command),
+            (None, None, None) => match std::env::var(TOKEN_ENV) {
+                Ok(token) if !token.trim().is_empty() => TokenSource::Fixed(token),
+                _ => return Ok(None),
+            },
+            _ => {
+                return Err(ConfigError::Invalid {
+                    setting: "--token",
+                    message: "give one of --token, --token-file and --token-command".into(),
+                })
+            }
+        };
+        if let TokenSource::Fixed(token) = &source {
+            if token.trim().is_empty()
+                || token
+                    .trim()
+                    .contains(|c: char| c.is_ascii_control() || c == ' ')
+            {
+                return Err(ConfigError::Invalid {
+                    setting: "--token",
+                    message: "the token is empty or contains spaces or control characters".into(),
+                });
+            }
+        }
+        Ok(Some(source))
+    }
+}
+
+/// `token` options.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The server's HMAC secret file (--jwt-secret-file)
+    #[arg(long, env = "TAILCAST_JWT_SECRET_FILE", value_name = "FILE")]
+    pub secret_file: PathBuf,
+    /// Channels the token may subscribe to (`*` patterns; `log:*` is every log), repeatable
+    #[arg(long, value_name = "PATTERN")]
+    pub subscribe: Vec<String>,
+    /// Channels the token may publish to (`*` patterns), repeatable
+    #[arg(long, value_name = "PATTERN")]
+    pub publish: Vec<String>,
+    /// The token may use POST /api/broadcast
+    #[arg(long)]
+    pub broadcast: bool,
+    /// The token may read /metrics and file paths in /api/streams
+    #[arg(long)]
+    pub admin: bool,
+    /// How long the token is valid
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// `aud` claim (the server's --jwt-audience)
+    #[arg(long, value_name = "AUD")]
+    pub audience: Option<String>,
+    /// `iss` claim (the server's --jwt-issuer)
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
+    /// `sub` claim: who the token is for
+    #[arg(long, value_name = "SUBJECT")]
+    pub sub: Option<String>,
+}
+
+impl TokenArgs {
+    /// Checks the patterns and builds what to sign.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad pattern or a zero `--ttl`.
+    pub fn resolve(self) -> Result<(PathBuf, crate::auth::mint::TokenSpec), ConfigError> {
+        use crate::auth::{Pattern, Patterns, Rights};
+        let patterns = |list: &[String], setting| {
+            list.iter()
+                .map(|p| Pattern::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Patterns::new)
+                .map_err(|e| ConfigError::Invalid {
+                    setting,
+                    message: e.to_string(),
+                })
+        };
+        if self.ttl.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "--ttl",
+                message: "must be longer than 0".into(),
+            });
+        }
+        let rights = Rights {
+            subscribe: patterns(&self.subscribe, "--subscribe")?,
+            publish: patterns(&self.publish, "--publish")?,
+            broadcast: self.broadcast,
+            admin: self.admin,
+        };
+        Ok((
+            self.secret_file,
+            crate::auth::mint::TokenSpec {
+                rights,
+                ttl: self.ttl,
+                audience: self.audience,
+                issuer: self.issuer,
+                subject: self.sub,
+            },
+        ))
+    }
 }
 
 /// The settings of `tailcast serve`: each one a flag, a `TAILCAST_*`
 /// environment variable and a key of the `--config` TOML file (its long
 /// name, `-` or `_`). Adding an option is adding a field here (plus a rule
-/// in [`ServeConfig::check`] when it has a range). [`parse_cli`] merges the
+/// in `ServeConfig::check` when it has a range). [`parse_cli`] merges the
 /// sources once: flags over environment over file over defaults.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -49,7 +189,7 @@ pub struct ServeConfig {
         long,
         env = "TAILCAST_ADDR",
         value_name = "HOST:PORT",
-        default_value = "127.0.0.1:8000"
+        default_value = DEFAULT_ADDR
     )]
     pub addr: String,
     /// Events kept per channel for resume
@@ -248,6 +388,12 @@ pub struct ListenArgs {
     /// this long [default: never].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// Bearer token.
+    #[command(flatten)]
+    pub token: ClientToken,
+    /// Shell command run before each connection; its trimmed stdout is the token
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["token", "token_file"])]
+    pub token_command: Option<String>,
 }
 
 /// `publish` options.
@@ -261,6 +407,58 @@ pub struct PublishArgs {
     /// Event type (default: message).
     #[arg(long, value_name = "TYPE")]
     pub event: Option<String>,
+    /// Bearer token.
+    #[command(flatten)]
+    pub token: ClientToken,
+}
+
+/// `health` options.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The server's /health URL, or its base URL [default: from --addr]
+    pub url: Option<String>,
+    /// The server's listen address, used when no URL is given; `0.0.0.0`
+    /// and `[::]` are asked on loopback
+    #[arg(long, env = "TAILCAST_ADDR", value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: String,
+    /// Fail if the whole check takes longer than this.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl HealthArgs {
+    /// Builds the [`HealthCheck`](crate::cli_tools::HealthCheck): the URL
+    /// given, or the one derived from the listen address.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad URL or address.
+    pub fn resolve(self) -> Result<crate::cli_tools::HealthCheck, ConfigError> {
+        let url =
+            crate::cli_tools::health_url(self.url.as_deref(), &self.addr).map_err(|message| {
+                ConfigError::Invalid {
+                    setting: if self.url.is_some() { "URL" } else { "--addr" },
+                    message,
+                }
+            })?;
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "--timeout",
+                message: "must be longer than 0".into(),
+            });
+        }
+        Ok(crate::cli_tools::HealthCheck {
+            url,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// `completions` options.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `tailcast completions bash > /etc/bash_completion.d/tailcast`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Parses an http or https URL for the client commands.
@@ -323,6 +521,7 @@ impl ListenArgs {
         config.retry = self.retry;
         config.max_backoff = self.max_backoff;
         config.idle_timeout = self.idle_timeout.filter(|d| !d.is_zero());
+        config.token = self.token.resolve(self.token_command)?;
         Ok(config)
     }
 }
@@ -339,11 +538,9 @@ impl PublishArgs {
             "-" => PublishInput::Stdin,
             _ => PublishInput::Data(self.data),
         };
-        Ok(PublishConfig::new(
-            parse_url(&self.url)?,
-            input,
-            self.event.as_deref(),
-        ))
+        let mut config = PublishConfig::new(parse_url(&self.url)?, input, self.event.as_deref());
+        config.token = self.token.resolve(None)?;
+        Ok(config)
     }
 }
 

@@ -110,7 +110,9 @@ impl Default for FollowOptions {
 ///
 /// - If the file exists at start, its last `opts.initial_lines` complete
 ///   lines are emitted (looked for in its last MiB only), then new lines as
-///   they are appended. A trailing line without newline is not one of them:
+///   they are appended. The initial lines are read like appended bytes, a
+///   bounded amount per turn, so a large `initial_lines` never becomes one
+///   big batch. A trailing line without newline is not one of them:
 ///   it is held like any partial line (below). If it does not exist, the state is
 ///   [`FollowState::Waiting`] and the file is read from its start once it
 ///   appears. [`FollowState::Following`] is reported once it is open.

@@ -4,7 +4,10 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tailcast::config::{CliError, Command};
+use tailcast::cli_tools::{self, HealthCheck};
+use tailcast::client::{ListenConfig, PublishConfig};
+use tailcast::config::{CliError, Command, GenerateArgs, LogFormat, ServeConfig};
+use tailcast::logging;
 use tokio_util::sync::CancellationToken;
 
 /// After a shutdown signal, the process exits by this deadline even if a
@@ -14,29 +17,53 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
 /// How long a cancelled `listen` or `publish` gets to return by itself.
 const CLIENT_STOP_GRACE: Duration = Duration::from_millis(200);
 
+/// A command whose options are resolved and checked, ready to run.
+enum Job {
+    Serve(Box<ServeConfig>),
+    Generate(GenerateArgs),
+    Listen(ListenConfig),
+    Publish(PublishConfig),
+    Health(HealthCheck),
+    Token(std::path::PathBuf, tailcast::auth::mint::TokenSpec),
+}
+
 fn main() -> ExitCode {
     let cli = match tailcast::config::parse_cli() {
         Ok(cli) => cli,
         Err(CliError::Clap(e)) => e.exit(),
         Err(CliError::Config(e)) => return fail(e.to_string()),
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TAILCAST_LOG")
-                .unwrap_or_else(|_| "tailcast=info".into()),
-        )
-        .init();
+    let job = match cli.command {
+        Command::Completions(args) => return print(&cli_tools::completions(args.shell)),
+        Command::Man => return print(&cli_tools::man_page()),
+        Command::Serve(config) => Ok(Job::Serve(config)),
+        Command::Generate(args) => Ok(Job::Generate(args)),
+        Command::Listen(args) => args.resolve().map(Job::Listen),
+        Command::Publish(args) => args.resolve().map(Job::Publish),
+        Command::Health(args) => args.resolve().map(Job::Health),
+        Command::Token(args) => args
+            .resolve()
+            .map(|(secret_file, spec)| Job::Token(secret_file, spec)),
+    };
+    let job = match job {
+        Ok(job) => job,
+        Err(e) => return fail(e.to_string()),
+    };
+    // The config is resolved before anything logs, so `serve` can choose
+    // the format; the other commands log as text.
+    logging::init(match &job {
+        Job::Serve(config) => config.log_format,
+        _ => LogFormat::Text,
+    });
     raise_open_files_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(config) => serve(*config).await,
-            Command::Generate(args) => {
+        match job {
+            Job::Serve(config) => serve(*config).await,
+            Job::Generate(args) => {
                 let token = CancellationToken::new();
                 tailcast::shutdown::cancel_on_signal(token.clone());
                 tailcast::generate::run(&args.path, args.interval, args.count, token)
@@ -44,15 +71,19 @@ fn main() -> ExitCode {
                     .map(drop)
                     .map_err(|e| format!("cannot write {}: {e}", args.path.display()))
             }
-            Command::Listen(args) => {
-                let config = args.resolve().map_err(|e| e.to_string())?;
+            Job::Listen(config) => {
                 run_client(|token| async move {
                     tailcast::client::listen::run(&config, &mut std::io::stdout(), token).await
                 })
                 .await
             }
-            Command::Publish(args) => {
-                let config = args.resolve().map_err(|e| e.to_string())?;
+            Job::Token(secret_file, spec) => {
+                let token = tailcast::auth::mint::mint_with_file(&secret_file, &spec)
+                    .map_err(|e| e.to_string())?;
+                println!("{token}");
+                Ok(())
+            }
+            Job::Publish(config) => {
                 run_client(|token| async move {
                     let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
                     tailcast::client::publish::run(&config, stdin, &mut std::io::stdout(), token)
@@ -61,12 +92,27 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Job::Health(check) => cli_tools::check_health(&check)
+                .await
+                .map(|report| println!("{report}"))
+                .map_err(|e| e.to_string()),
         }
     });
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(message),
+    }
+}
+
+/// Writes generated text (completions, the man page) to stdout. A reader
+/// that stops early (`tailcast man | head`) is not an error.
+fn print(text: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(format!("cannot write to stdout: {e}")),
     }
 }
 
@@ -111,7 +157,12 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn serve(config: tailcast::config::ServeConfig) -> Result<(), String> {
+async fn serve(config: ServeConfig) -> Result<(), String> {
+    // Key files and patterns are checked before listening, so a bad one is
+    // one error line, not a server that refuses everyone.
+    tailcast::auth::AuthSettings::from_config(&config)
+        .check()
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;

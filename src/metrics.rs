@@ -19,8 +19,9 @@ pub struct StatusLabel {
 /// All of the server's metrics. Cloning the handles is cheap; they share
 /// their values.
 pub struct Metrics {
-    /// Open SSE streams.
-    pub connections: Gauge,
+    /// Open SSE streams: what `--max-connections` limits (exposed as
+    /// `tailcast_open_connections`, the name users already scrape).
+    pub open_sse_streams: Gauge,
     /// SSE streams opened since start.
     pub streams_opened: Counter,
     /// Events accepted by the hub.
@@ -55,7 +56,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tailcast");
         let m = Metrics {
-            connections: Gauge::default(),
+            open_sse_streams: Gauge::default(),
             streams_opened: Counter::default(),
             events_published: Counter::default(),
             events_delivered: Counter::default(),
@@ -71,7 +72,7 @@ impl Metrics {
         registry.register(
             "open_connections",
             "Open SSE streams",
-            m.connections.clone(),
+            m.open_sse_streams.clone(),
         );
         registry.register(
             "streams_opened",

@@ -16,7 +16,7 @@ pub fn split_lines(data: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(data);
     std::iter::from_fn(move || {
         let text = rest?;
-        match text.find(['\r', '\n']) {
+        match memchr::memchr2(b'\r', b'\n', text.as_bytes()) {
             None => {
                 rest = None;
                 Some(text)
@@ -57,6 +57,86 @@ pub fn encode_event(id: Option<&str>, event_type: &str, data: &str) -> Bytes {
     if !event_type.is_empty() && event_type != DEFAULT_EVENT_TYPE {
         put_field(&mut buf, "event", event_type);
     }
+    put_data(&mut buf, data);
+    buf.freeze()
+}
+
+/// Room left in front of a [`PendingEvent`] for its `id:` field: `id: `,
+/// up to 35 bytes of id, and the LF. tailcast's own ids take at most 29.
+pub const ID_ROOM: usize = 40;
+
+/// An event encoded before its id is known, with [`ID_ROOM`] bytes of room
+/// in front for the `id:` field, so that numbering it later
+/// ([`PendingEvent::with_id`]) copies nothing but the id.
+///
+/// The hub encodes events this way outside its commit lock, and only
+/// writes the id under it.
+#[derive(Debug)]
+pub struct PendingEvent {
+    /// `ID_ROOM` bytes of room, then `event:` (unless the default type),
+    /// the `data:` lines and the blank line. Allocated to its exact size.
+    buf: BytesMut,
+}
+
+impl PendingEvent {
+    /// Encodes `event_type` and `data` as [`encode_event`] would, minus
+    /// the id.
+    pub fn encode(event_type: &str, data: &str) -> PendingEvent {
+        let typed = !event_type.is_empty() && event_type != DEFAULT_EVENT_TYPE;
+        let type_len = if typed {
+            "event: ".len() + field_len(event_type) + 1
+        } else {
+            0
+        };
+        // Exact for one line of data (the usual case); more lines grow it.
+        let mut buf = BytesMut::with_capacity(ID_ROOM + type_len + "data: \n\n".len() + data.len());
+        buf.put_bytes(0, ID_ROOM);
+        if typed {
+            put_field(&mut buf, "event", event_type);
+        }
+        put_data(&mut buf, data);
+        PendingEvent { buf }
+    }
+
+    /// Bytes allocated for the frame, room included (exact for one line
+    /// of data; several lines may leave some spare room).
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The finished frame, `id: ID` first. Writes the id into the room in
+    /// front when it fits (no copy of the rest); a longer id, or one
+    /// holding CR, LF or NUL, costs one copy.
+    pub fn with_id(mut self, id: &str) -> Bytes {
+        let field = "id: ".len() + id.len() + 1;
+        if field > ID_ROOM || id.contains(['\r', '\n', '\0']) {
+            let mut out = BytesMut::with_capacity(field + self.buf.len() - ID_ROOM);
+            put_field(&mut out, "id", id);
+            out.put_slice(&self.buf[ID_ROOM..]);
+            return out.freeze();
+        }
+        let start = ID_ROOM - field;
+        let room = &mut self.buf[start..ID_ROOM];
+        room[..4].copy_from_slice(b"id: ");
+        room[4..4 + id.len()].copy_from_slice(id.as_bytes());
+        room[field - 1] = b'\n';
+        // Only moves the start: no allocation, no copy.
+        bytes::Buf::advance(&mut self.buf, start);
+        self.buf.freeze()
+    }
+}
+
+/// Length of a field value once CR, LF and NUL are removed.
+fn field_len(value: &str) -> usize {
+    value.len()
+        - value
+            .bytes()
+            .filter(|b| matches!(b, b'\r' | b'\n' | 0))
+            .count()
+}
+
+/// Appends one `data:` line per line of `data`, then the blank line.
+fn put_data(buf: &mut BytesMut, data: &str) {
     for line in split_lines(data) {
         if line.is_empty() {
             buf.put_slice(b"data:\n");
@@ -67,7 +147,73 @@ pub fn encode_event(id: Option<&str>, event_type: &str, data: &str) -> Bytes {
         }
     }
     buf.put_u8(b'\n');
-    buf.freeze()
+}
+
+/// The fields of one event frame made by this module ([`encode_event`],
+/// [`PendingEvent`]), read back. The frame is the only copy the hub keeps
+/// of an event: its id, type and data are read from it when needed. Reading
+/// the id or the type looks at the first lines only.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameFields<'a> {
+    /// The `id:` value, if the frame has one.
+    pub id: Option<&'a str>,
+    /// The event type ([`DEFAULT_EVENT_TYPE`] when the frame has none).
+    pub event_type: &'a str,
+    /// The `data:` lines, each with its LF.
+    data_lines: &'a [u8],
+}
+
+impl<'a> FrameFields<'a> {
+    /// Reads a frame made by this module. Anything else reads as well as
+    /// it can: no id, the default type, empty data.
+    pub fn read(frame: &'a [u8]) -> FrameFields<'a> {
+        let mut fields = FrameFields {
+            id: None,
+            event_type: DEFAULT_EVENT_TYPE,
+            data_lines: b"",
+        };
+        let Some(mut rest) = frame.strip_suffix(b"\n") else {
+            return fields;
+        };
+        let take = |name: &[u8], rest: &mut &'a [u8]| -> Option<&'a str> {
+            let line_end = memchr::memchr(b'\n', rest)?;
+            let value = rest[..line_end].strip_prefix(name)?;
+            let value = std::str::from_utf8(value).ok()?;
+            *rest = &rest[line_end + 1..];
+            Some(value)
+        };
+        fields.id = take(b"id: ", &mut rest);
+        if let Some(event_type) = take(b"event: ", &mut rest) {
+            fields.event_type = event_type;
+        }
+        fields.data_lines = rest;
+        fields
+    }
+
+    /// The event's data: the `data:` lines joined with LF. Borrowed from
+    /// the frame when it is a single line.
+    pub fn data(&self) -> std::borrow::Cow<'a, str> {
+        let Ok(text) = std::str::from_utf8(self.data_lines) else {
+            return std::borrow::Cow::Borrowed("");
+        };
+        let strip = |line: &'a str| {
+            line.strip_prefix("data: ")
+                .or_else(|| line.strip_prefix("data:"))
+                .unwrap_or(line)
+        };
+        let lines = text.strip_suffix('\n').unwrap_or(text);
+        if !lines.contains('\n') {
+            return std::borrow::Cow::Borrowed(strip(lines));
+        }
+        let mut data = String::with_capacity(lines.len());
+        for (i, line) in lines.split('\n').enumerate() {
+            if i > 0 {
+                data.push('\n');
+            }
+            data.push_str(strip(line));
+        }
+        std::borrow::Cow::Owned(data)
+    }
 }
 
 /// Encodes a `retry:` field telling the client how long to wait before
@@ -179,6 +325,61 @@ mod tests {
         assert_eq!(&encode_retry(3000)[..], b"retry: 3000\n\n");
         assert_eq!(&encode_comment("hi\nthere")[..], b": hithere\n\n");
         assert_eq!(PING, b": ping\n\n");
+    }
+
+    #[test]
+    fn pending_event_numbered_later_is_the_same_frame() {
+        let long_id = "x".repeat(60);
+        for (id, ty, data) in [
+            ("5f3a9c01-1", "message", "hello"),
+            ("5f3a9c01-18446744073709551615", "sensor", "a\r\nb\rc\n"),
+            ("7", "", ""),
+            ("1\n2\0", "a\r\nb", "d"),
+            (long_id.as_str(), "message", "long id"),
+        ] {
+            let pending = PendingEvent::encode(ty, data);
+            let allocated = pending.allocated();
+            let frame = pending.with_id(id);
+            assert_eq!(
+                frame,
+                encode_event(Some(id), ty, data),
+                "{id:?} {ty:?} {data:?}"
+            );
+            if id.len() < 30 && !id.contains('\n') {
+                assert!(allocated >= ID_ROOM + frame.len() - 5 - id.len());
+                if !data.is_empty() && !data.contains(['\r', '\n']) {
+                    assert_eq!(allocated, ID_ROOM + frame.len() - 5 - id.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn frames_read_back_into_their_fields() {
+        for (id, ty, data, want) in [
+            (Some("a-1"), "message", "hello", "hello"),
+            (Some("a-2"), "sensor", "", ""),
+            (None, "message", " x", " x"),
+            (Some("a-3"), "t", "a\r\nb\rc\n", "a\nb\nc\n"),
+            (
+                None,
+                "message",
+                "x\n\nevent: evil\ndata: y",
+                "x\n\nevent: evil\ndata: y",
+            ),
+            (Some("a-4"), "message", "data: data:", "data: data:"),
+        ] {
+            let frame = encode_event(id, ty, data);
+            let fields = FrameFields::read(&frame);
+            assert_eq!(fields.id, id);
+            assert_eq!(fields.event_type, ty);
+            assert_eq!(fields.data(), want, "{data:?}");
+        }
+        let single = encode_event(Some("1"), "message", "borrowed");
+        assert!(matches!(
+            FrameFields::read(&single).data(),
+            std::borrow::Cow::Borrowed("borrowed")
+        ));
     }
 
     #[test]

@@ -3,16 +3,22 @@
 //!
 //! This is the glue between [`crate::follow`] (which knows files, not the
 //! hub) and [`crate::hub`] (which knows channels, not files).
+//!
+//! Streams found by a glob come and go with their files: one whose file has
+//! been gone for `--forget-after` and that nobody subscribes to is removed,
+//! with its follower task (and so its watcher) and its hub channel. If the
+//! file comes back later, the glob finds it again as a new stream.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::FileSpec;
 use crate::follow::{self, FollowOptions, FollowState, LineSink};
-use crate::hub::{Hub, LogPublisher, LOG_PREFIX};
+use crate::hub::{ChannelName, Hub, LogPublisher, LOG_PREFIX};
 use crate::metrics::Metrics;
 
 /// One followed file (or stdin).
@@ -20,17 +26,43 @@ pub struct LogStream {
     /// Stream name, without the `log:` prefix.
     pub name: String,
     /// Hub channel carrying its lines (`log:NAME`).
-    pub channel: String,
+    pub channel: ChannelName,
     /// The followed path (`-` for stdin).
     pub path: String,
-    /// What the follower is doing now (std mutex: never held across await).
-    state: Mutex<FollowState>,
+    /// Found by a glob, so forgotten once its file is gone for good.
+    pub matched_by_glob: bool,
+    /// What the follower is doing (std mutex: never held across await).
+    status: Mutex<Status>,
+    /// Stops this stream's follower (a child of the server's shutdown).
+    stop: CancellationToken,
+}
+
+/// A stream's follower state and how long its file has been gone.
+struct Status {
+    follow: FollowState,
+    /// Since when the follower has been waiting for its file.
+    gone_since: Option<Instant>,
+    /// Removed from the server: lines still arriving are dropped, so its
+    /// channel is not created again.
+    forgotten: bool,
 }
 
 impl LogStream {
     /// The follower's current state.
     pub fn state(&self) -> FollowState {
-        self.state.lock().expect("state lock").clone()
+        self.status.lock().expect("state lock").follow.clone()
+    }
+
+    /// Whether it is a glob match whose file has been gone since before
+    /// `cutoff`.
+    fn gone_before(&self, cutoff: Instant) -> bool {
+        self.matched_by_glob
+            && self
+                .status
+                .lock()
+                .expect("state lock")
+                .gone_since
+                .is_some_and(|since| since <= cutoff)
     }
 }
 
@@ -44,6 +76,8 @@ struct Inner {
     hub: Hub,
     metrics: Arc<Metrics>,
     opts: FollowOptions,
+    /// How long a glob match's file may be gone before it is forgotten.
+    forget_after: Duration,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     /// Streams in the order added (std mutex: never held across await).
@@ -61,6 +95,12 @@ struct HubSink {
 impl LineSink for HubSink {
     fn line(&self, line: String) {
         self.metrics.lines_read.inc();
+        // Held across the publish, so a stream being forgotten either gets
+        // this line before its channel goes, or drops it.
+        let status = self.stream.status.lock().expect("state lock");
+        if status.forgotten {
+            return;
+        }
         match self.publisher.publish(&line) {
             Ok(_) => {
                 self.metrics.events_published.inc();
@@ -83,7 +123,13 @@ impl LineSink for HubSink {
             FollowState::Error(why) => format!("error: {why}"),
         };
         self.hub.set_log_state(&self.stream.channel, &text);
-        *self.stream.state.lock().expect("state lock") = state;
+        let mut status = self.stream.status.lock().expect("state lock");
+        if state == FollowState::Waiting {
+            status.gone_since.get_or_insert_with(Instant::now);
+        } else {
+            status.gone_since = None;
+        }
+        status.follow = state;
     }
 
     fn rotated(&self) {
@@ -114,11 +160,13 @@ fn sanitize(name: &str) -> String {
 
 impl LogStreams {
     /// An empty set of streams; followers run until `shutdown`, tracked by
-    /// `tracker`.
+    /// `tracker`. Glob matches whose file has been gone for `forget_after`
+    /// are forgotten (see the module docs).
     pub fn new(
         hub: Hub,
         metrics: Arc<Metrics>,
         opts: FollowOptions,
+        forget_after: Duration,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
@@ -127,6 +175,7 @@ impl LogStreams {
                 hub,
                 metrics,
                 opts,
+                forget_after,
                 shutdown,
                 tracker,
                 streams: Mutex::new(Vec::new()),
@@ -135,11 +184,16 @@ impl LogStreams {
     }
 
     /// Starts following every spec: paths, globs (new matches are added as
-    /// they appear) and `-` for stdin.
+    /// they appear, gone ones forgotten) and `-` for stdin.
     pub fn start(&self, specs: &[FileSpec]) {
+        if specs.iter().any(|spec| follow::is_glob(&spec.path)) {
+            self.inner
+                .tracker
+                .spawn(self.clone().forget_gone_until_shutdown());
+        }
         for spec in specs {
             if spec.path == "-" {
-                let stream = self.add(spec.name.as_deref().unwrap_or("stdin"), "-");
+                let stream = self.add(spec.name.as_deref().unwrap_or("stdin"), "-", false);
                 let sink = self.sink(&stream);
                 let (opts, shutdown) = (self.inner.opts.clone(), self.inner.shutdown.clone());
                 self.inner.tracker.spawn(follow::follow_reader(
@@ -152,11 +206,16 @@ impl LogStreams {
                 let this = self.clone();
                 let base = spec.name.clone();
                 let on_match = move |path: PathBuf| {
+                    let shown = path.display().to_string();
+                    if this.list().iter().any(|s| s.path == shown) {
+                        // Still followed: it only went away for a while.
+                        return;
+                    }
                     let name = match &base {
                         Some(prefix) => format!("{prefix}-{}", file_name(&path)),
                         None => file_name(&path),
                     };
-                    this.follow(&name, &path);
+                    this.spawn_follower(&name, &path, true);
                 };
                 let (opts, shutdown) = (self.inner.opts.clone(), self.inner.shutdown.clone());
                 self.inner.tracker.spawn(follow::watch_glob(
@@ -175,16 +234,69 @@ impl LogStreams {
 
     /// Adds a stream for `path` and spawns its follower.
     pub fn follow(&self, name: &str, path: &Path) -> Arc<LogStream> {
-        let stream = self.add(name, &path.display().to_string());
+        self.spawn_follower(name, path, false)
+    }
+
+    fn spawn_follower(&self, name: &str, path: &Path, matched_by_glob: bool) -> Arc<LogStream> {
+        let stream = self.add(name, &path.display().to_string(), matched_by_glob);
         let sink = self.sink(&stream);
-        let (opts, shutdown) = (self.inner.opts.clone(), self.inner.shutdown.clone());
         self.inner.tracker.spawn(follow::follow_file(
             path.to_path_buf(),
-            opts,
+            self.inner.opts.clone(),
             sink,
-            shutdown,
+            stream.stop.clone(),
         ));
         stream
+    }
+
+    /// Forgets the glob matches whose file has been gone since before
+    /// `now - forget_after` and that have no subscribers: their follower
+    /// stops and their channel leaves the hub. Returns their names.
+    pub fn forget_gone(&self, now: Instant) -> Vec<String> {
+        let Some(cutoff) = now.checked_sub(self.inner.forget_after) else {
+            return Vec::new();
+        };
+        let gone: Vec<Arc<LogStream>> = self
+            .list()
+            .into_iter()
+            .filter(|s| s.gone_before(cutoff))
+            .collect();
+        let mut forgotten = Vec::new();
+        for stream in gone {
+            {
+                let mut status = stream.status.lock().expect("state lock");
+                if status.forgotten || !self.inner.hub.remove_unsubscribed(&stream.channel) {
+                    continue;
+                }
+                status.forgotten = true;
+            }
+            stream.stop.cancel();
+            self.inner
+                .streams
+                .lock()
+                .expect("streams lock")
+                .retain(|s| !Arc::ptr_eq(s, &stream));
+            tracing::info!(path = %stream.path, stream = %stream.name, "file gone: log stream removed");
+            forgotten.push(stream.name.clone());
+        }
+        forgotten
+    }
+
+    /// Runs [`LogStreams::forget_gone`] every quarter of `forget_after`
+    /// (between 50 ms and a minute) until shutdown.
+    async fn forget_gone_until_shutdown(self) {
+        let period =
+            (self.inner.forget_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(60));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = interval.tick() => {
+                    self.forget_gone(Instant::now());
+                }
+            }
+        }
     }
 
     fn sink(&self, stream: &Arc<LogStream>) -> Arc<dyn LineSink> {
@@ -197,7 +309,7 @@ impl LogStreams {
     }
 
     /// Registers a stream under a unique name (`-2`, `-3` on clashes).
-    fn add(&self, wanted: &str, path: &str) -> Arc<LogStream> {
+    fn add(&self, wanted: &str, path: &str, matched_by_glob: bool) -> Arc<LogStream> {
         let base = sanitize(wanted);
         let mut streams = self.inner.streams.lock().expect("streams lock");
         let taken = |n: &str| streams.iter().any(|s| s.name == n);
@@ -207,7 +319,7 @@ impl LogStreams {
             name = format!("{base}-{suffix}");
             suffix += 1;
         }
-        let channel = format!("{LOG_PREFIX}{name}");
+        let channel = ChannelName::log(&name).expect("sanitised names are valid");
         if let Err(e) = self.inner.hub.ensure_channel(&channel) {
             tracing::warn!("log stream {name}: {e}");
         }
@@ -215,7 +327,13 @@ impl LogStreams {
             name,
             channel,
             path: path.to_string(),
-            state: Mutex::new(FollowState::Waiting),
+            matched_by_glob,
+            status: Mutex::new(Status {
+                follow: FollowState::Waiting,
+                gone_since: None,
+                forgotten: false,
+            }),
+            stop: self.inner.shutdown.child_token(),
         });
         streams.push(stream.clone());
         stream
@@ -261,15 +379,16 @@ mod tests {
     #[tokio::test]
     async fn clashing_names_get_suffixes() {
         let streams = LogStreams::new(
-            Hub::memory(10, 100),
+            Hub::memory(crate::hub::HubLimits::default()),
             Arc::new(Metrics::new()),
             FollowOptions::default(),
+            Duration::from_secs(3600),
             CancellationToken::new(),
             TaskTracker::new(),
         );
         let names: Vec<String> = ["a.log", "a.log", "a.log"]
             .iter()
-            .map(|n| streams.add(n, "/x").name.clone())
+            .map(|n| streams.add(n, "/x", false).name.clone())
             .collect();
         assert_eq!(names, ["a.log", "a.log-2", "a.log-3"]);
     }

@@ -816,7 +816,8 @@ async fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("error: ") && last.contains("cannot reach Redis at redis://user:REDACTED@"),
+        last.starts_with("error: ")
+            && last.contains("cannot reach Redis at redis://user:REDACTED@"),
         "{stderr}"
     );
     assert!(!stderr.contains("secret"), "{stderr}");

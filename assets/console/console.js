@@ -356,6 +356,11 @@ function connect(resume) {
     onEvent: (ev) => onEvent(ev, client, dedupe),
     onState: (state, info) => {
       if (client !== app.client) return;
+      if (state === "unauthorized") {
+        setConnState("unauthorized", info.error);
+        askSignIn(info.error === "token expired" ? "Your token expired: paste a new one to go on where you left off." : info.error);
+        return;
+      }
       if (state === "waiting") setConnState("waiting", `reconnecting in ${Math.round(info.delay / 100) / 10} s${info.error ? ` (${info.error})` : ""}`);
       else if (state === "failed") setConnState("failed", info.error);
       else setConnState(state, "");
@@ -472,7 +477,14 @@ async function start() {
 async function loadStreams() {
   try {
     const res = await fetch("/api/streams", { cache: "no-store" });
-    app.available = await res.json();
+    if (res.status === 401) {
+      const body = await res.json().catch(() => ({}));
+      askSignIn(body.detail);
+      return;
+    }
+    const list = await res.json();
+    if (!Array.isArray(list)) throw new Error(list.detail || `${res.status}`);
+    app.available = list;
   } catch (err) {
     $("conn-error").textContent = `cannot list streams: ${err.message}`;
     return;
@@ -676,6 +688,7 @@ function setupCharts() {
     const on = $("charts").open && document.visibilityState === "visible";
     for (const c of [metricsClient, demoClient]) on ? c.start() : c.running && c.stop();
   };
+  app.syncCharts = sync;
   $("charts").addEventListener("toggle", () => {
     save("charts", $("charts").open ? "1" : "0");
     sync();
@@ -702,6 +715,73 @@ function pushSensor(data) {
     charts.sensor = new Sparkline($("chart-sensor"), { series: names, format: (v) => v.toFixed(1), perSeries: true });
   }
   charts.sensor.push(...numeric.map(([, v]) => v));
+}
+
+// ---------------------------------------------------------------- sign-in
+//
+// With access control on, a 401 (or `token-expired` on the stream) opens
+// the sign-in box: the pasted token goes to POST /api/session, which sets
+// an HttpOnly cookie, and the stream resumes from its last event id, so no
+// line is lost. The page never stores the token itself.
+
+function askSignIn(reason) {
+  $("signin-reason").textContent = reason || "This server needs a token.";
+  $("signin-error").textContent = "";
+  document.body.dataset.auth = "needed";
+  if (!$("signin").open) $("signin").showModal();
+  $("signin-token").focus();
+}
+
+function setSignedIn(session) {
+  const on = !!(session && session.signed_in);
+  $("signout").hidden = !on;
+  $("whoami").hidden = !on;
+  $("whoami").textContent = on ? session.sub || "signed in" : "";
+  if (on) document.body.dataset.auth = "signed-in";
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  if (event.submitter && event.submitter.value === "cancel") {
+    $("signin").close();
+    return;
+  }
+  const token = $("signin-token").value.trim();
+  if (!token) return;
+  $("signin-error").textContent = "";
+  let res;
+  let body = {};
+  try {
+    res = await fetch("/api/session", { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+    body = await res.json().catch(() => ({}));
+  } catch (err) {
+    $("signin-error").textContent = err.message;
+    return;
+  }
+  if (!res.ok) {
+    $("signin-error").textContent = body.detail || `${res.status}`;
+    return;
+  }
+  $("signin-token").value = "";
+  $("signin").close();
+  setSignedIn({ signed_in: true, sub: body.sub });
+  await loadStreams();
+  if (!app.selected.length) {
+    const firstLog = app.available.find((s) => s.kind === "log");
+    if (firstLog) select([firstLog.name]);
+  } else if (app.client && app.running && !app.client.running) {
+    app.client.start(); // resumes after app.lastId
+  }
+  if (app.syncCharts) app.syncCharts();
+}
+
+async function signOut() {
+  await fetch("/api/session", { method: "DELETE" }).catch(() => {});
+  setSignedIn(null);
+  if (app.client) app.client.stop();
+  for (const c of [metricsClient, demoClient]) if (c && c.running) c.stop();
+  setConnState("unauthorized", "signed out");
+  askSignIn("Signed out. Paste a token to sign in again.");
 }
 
 // ------------------------------------------------------------ status bar
@@ -788,6 +868,8 @@ function bindControls() {
   });
 
   $("publish").addEventListener("submit", publish);
+  $("signin-form").addEventListener("submit", signIn);
+  $("signout").onclick = signOut;
   $("publish-data").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("publish").requestSubmit();
   });
@@ -804,7 +886,7 @@ function onKey(e) {
     $("filter").blur();
     return;
   }
-  if (typing || e.ctrlKey || e.metaKey || e.altKey || $("help-dialog").open) return;
+  if (typing || e.ctrlKey || e.metaKey || e.altKey || $("help-dialog").open || $("signin").open) return;
   switch (e.key) {
     case "p":
     case " ":
@@ -858,6 +940,10 @@ async function main() {
   const hash = readHash();
   if (hash.view) app.view = hash.view === "split" ? "split" : "merged";
   $("view-mode").value = app.view;
+  fetch("/api/session", { cache: "no-store" })
+    .then((r) => (r.ok ? r.json() : null))
+    .then(setSignedIn)
+    .catch(() => {});
   await loadStreams();
   const firstLog = app.available.find((s) => s.kind === "log");
   select(hash.streams || (firstLog ? [firstLog.name] : []));

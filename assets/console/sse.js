@@ -7,6 +7,9 @@
 // itself after the server's `retry:` delay with `Last-Event-ID`, and counts
 // its reconnects. One client is one HTTP connection.
 
+/** The server's notice that the stream's token expired; the stream then ends. */
+const TOKEN_EXPIRED = "token-expired";
+
 /** Client errors (4xx) mean the request itself is wrong: retrying won't help. */
 const FATAL_STATUS = (status) => status >= 400 && status < 500 && status !== 408 && status !== 429;
 
@@ -22,7 +25,9 @@ export class SseClient {
    * @param {() => string} opts.url      the URL to open (asked again on every connect)
    * @param {(ev: {type: string, data: string, id: string}) => void} opts.onEvent
    * @param {(state: string, info?: object) => void} [opts.onState]
-   *        states: connecting, open, waiting (info.delay ms), stopped, failed (info.error)
+   *        states: connecting, open, waiting (info.delay ms), stopped, failed (info.error),
+   *        unauthorized (info.error: a 401, or the token expired; `start()` again
+   *        after signing in resumes from `lastId`)
    * @param {string|null} [opts.lastId]  resume after this id on the first connect
    */
   constructor(opts) {
@@ -71,6 +76,11 @@ export class SseClient {
       const type = res.headers.get("content-type") || "";
       if (!res.ok || !type.startsWith("text/event-stream")) {
         const detail = await errorDetail(res);
+        if (res.status === 401) {
+          this.running = false;
+          this.state("unauthorized", { error: detail });
+          return;
+        }
         if (FATAL_STATUS(res.status)) {
           this.running = false;
           this.state("failed", { error: `${res.status}: ${detail}` });
@@ -80,6 +90,7 @@ export class SseClient {
       }
       if (isRetry) this.reconnects += 1;
       this.failures = 0;
+      this.expired = false;
       this.state("open");
       await this.read(res.body, ctrl);
     } catch (err) {
@@ -89,6 +100,12 @@ export class SseClient {
       clearInterval(this.watchdog);
     }
     if (!this.running || ctrl !== this.ctrl) return;
+    if (this.expired) {
+      // The same credentials would get a 401: ask for new ones first.
+      this.running = false;
+      this.state("unauthorized", { error: "token expired" });
+      return;
+    }
     // The stream ended or failed: wait, then reconnect with Last-Event-ID.
     // The first retry uses the server's `retry:`; later ones back off.
     this.failures += 1;
@@ -110,7 +127,8 @@ export class SseClient {
       if (ev.retry !== undefined) this.retryMs = ev.retry;
       else {
         if (ev.id !== null) this.lastId = ev.id || null;
-        if (ev.dispatch) this.opts.onEvent(ev);
+        if (ev.type === TOKEN_EXPIRED) this.expired = true;
+        else if (ev.dispatch) this.opts.onEvent(ev);
       }
     });
     for (;;) {

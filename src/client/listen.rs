@@ -27,6 +27,7 @@ use reqwest::{StatusCode, Url};
 use tokio_util::sync::CancellationToken;
 
 use super::parser::{Event, Parser};
+use super::token::TokenSource;
 use super::{http_client, rejected, ClientError};
 
 /// Reconnection time used until the server sends `retry:` (the value
@@ -35,6 +36,14 @@ pub const DEFAULT_RETRY: Duration = Duration::from_secs(3);
 
 /// Longest wait between attempts while the server stays unreachable.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// 401 answers in a row after which a renewable token (file or command)
+/// is given up on.
+const MAX_UNAUTHORIZED: u32 = 3;
+
+/// Event type of tailcast's notice that the stream's token expired; the
+/// stream then ends and is reopened with a fresh token.
+pub const TOKEN_EXPIRED: &str = "token-expired";
 
 /// Backoff never starts below this, so that `retry: 0` cannot make a
 /// client hammer a server that is down.
@@ -60,6 +69,9 @@ pub struct ListenConfig {
     /// Reconnect when a stream sends no byte (not even a heartbeat) for
     /// this long; `None`: wait for ever.
     pub idle_timeout: Option<Duration>,
+    /// Bearer token for every request (`--token`, `--token-file`,
+    /// `--token-command`, `TAILCAST_TOKEN`).
+    pub token: Option<TokenSource>,
 }
 
 impl ListenConfig {
@@ -74,6 +86,7 @@ impl ListenConfig {
             retry: DEFAULT_RETRY,
             max_backoff: DEFAULT_MAX_BACKOFF,
             idle_timeout: None,
+            token: None,
         }
     }
 }
@@ -107,67 +120,108 @@ pub async fn run<W: Write>(
     shutdown: CancellationToken,
 ) -> Result<(), ClientError> {
     let client = http_client()?;
-    let url = config.url.as_str();
+    // For messages only: a token in the URL is never printed.
+    let shown = crate::auth::redact(config.url.as_str()).into_owned();
+    let url = shown.as_str();
     let mut parser = match &config.last_event_id {
         Some(id) => Parser::with_last_event_id(id),
         None => Parser::new(),
     };
     let mut failures: u32 = 0;
+    let mut unauthorized: u32 = 0;
     loop {
-        let request = client
+        let mut request = client
             .get(config.url.clone())
             .headers(request_headers(config, parser.last_event_id()));
-        let response = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            response = request.send() => response,
+        let token = match &config.token {
+            None => Ok(None),
+            Some(source) => tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                token = source.get() => token.map(Some),
+            },
+        };
+        let response = match token {
+            // A fixed token cannot get better by waiting.
+            Err(e) if config.token.as_ref().is_some_and(|t| !t.renews()) => return Err(e),
+            Err(e) => Err(e),
+            Ok(token) => {
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return Ok(()),
+                    response = request.send() => Ok(response),
+                }
+            }
         };
         let mut retry_after = None;
         let why = match response {
             Err(e) => {
                 failures += 1;
-                ClientError::http(url, &e).to_string()
+                e.to_string()
             }
-            Ok(response) if response.status() == StatusCode::NO_CONTENT => {
-                tracing::info!("{url} answered 204 No Content: the server asks not to reconnect");
-                return Ok(());
-            }
-            Ok(response) if response.status().is_client_error() => {
-                return Err(rejected(url, response).await)
-            }
-            Ok(response) if !response.status().is_success() => {
-                failures += 1;
-                retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                format!("{url} answered {}", response.status())
-            }
-            Ok(response) => {
-                let content_type = response
-                    .headers()
-                    .get(CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                if !is_event_stream(&content_type) {
-                    return Err(ClientError::NotAnEventStream {
-                        url: url.to_string(),
-                        content_type,
-                    });
+            Ok(response) => match response {
+                Err(e) => {
+                    failures += 1;
+                    ClientError::http(url, &e).to_string()
                 }
-                parser.reconnect();
-                tracing::debug!("connected to {url}");
-                match read_stream(response, &mut parser, config, out, &shutdown).await? {
-                    StreamEnd::Shutdown | StreamEnd::OutputClosed => return Ok(()),
-                    StreamEnd::Dropped { reason, healthy } => {
-                        failures = if healthy { 0 } else { failures + 1 };
-                        format!("stream {url} ended: {reason}")
+                Ok(response)
+                    if response.status() == StatusCode::UNAUTHORIZED
+                        && config.token.as_ref().is_some_and(TokenSource::renews)
+                        && unauthorized + 1 < MAX_UNAUTHORIZED =>
+                {
+                    // The token may have expired since it was read: get a new one.
+                    unauthorized += 1;
+                    failures += 1;
+                    let error = rejected(url, response).await;
+                    format!("{error}; asking for a new token")
+                }
+                Ok(response) if response.status() == StatusCode::NO_CONTENT => {
+                    tracing::info!(
+                        "{url} answered 204 No Content: the server asks not to reconnect"
+                    );
+                    return Ok(());
+                }
+                Ok(response) if response.status().is_client_error() => {
+                    return Err(rejected(url, response).await)
+                }
+                Ok(response) if !response.status().is_success() => {
+                    failures += 1;
+                    retry_after = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    format!("{url} answered {}", response.status())
+                }
+                Ok(response) => {
+                    let content_type = response
+                        .headers()
+                        .get(CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    if !is_event_stream(&content_type) {
+                        return Err(ClientError::NotAnEventStream {
+                            url: url.to_string(),
+                            content_type,
+                        });
+                    }
+                    parser.reconnect();
+                    unauthorized = 0;
+                    tracing::debug!("connected to {url}");
+                    match read_stream(response, &mut parser, config, out, &shutdown).await? {
+                        StreamEnd::Shutdown | StreamEnd::OutputClosed => return Ok(()),
+                        StreamEnd::Dropped { reason, healthy } => {
+                            failures = if healthy { 0 } else { failures + 1 };
+                            format!("stream {url} ended: {reason}")
+                        }
                     }
                 }
-            }
+            },
         };
         let retry = parser.retry().unwrap_or(config.retry);
         let mut delay = backoff(retry, config.max_backoff, failures, rand::random::<f64>());
@@ -259,6 +313,10 @@ async fn read_stream<W: Write>(
                 parser.push(&bytes, &mut events);
                 buf.clear();
                 for event in events.drain(..) {
+                    if event.event_type == TOKEN_EXPIRED {
+                        tracing::info!("the server says the token expired; reconnecting");
+                        continue;
+                    }
                     format_event(&event, config, &mut buf);
                 }
                 if buf.is_empty() {

@@ -10,6 +10,7 @@
 pub mod listen;
 pub mod parser;
 pub mod publish;
+pub mod token;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use reqwest::StatusCode;
 pub use listen::ListenConfig;
 pub use parser::{Event, Parser};
 pub use publish::{PublishConfig, PublishInput};
+pub use token::TokenSource;
 
 /// How long to wait for a TCP (and TLS) connection to be set up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,6 +64,23 @@ pub enum ClientError {
         /// Why.
         source: Box<ClientError>,
     },
+    /// No token could be had from `--token-file` or `--token-command`.
+    #[error("{message}")]
+    Token {
+        /// What went wrong (never the token).
+        message: String,
+    },
+    /// Publishing lines `first` to `last` of stdin, sent as one request,
+    /// failed: none of them was published (lines before them were).
+    #[error("lines {first}-{last} of stdin were not published: {source}")]
+    Lines {
+        /// 1-based number of the first line of the request.
+        first: u64,
+        /// 1-based number of its last line.
+        last: u64,
+        /// Why.
+        source: Box<ClientError>,
+    },
     /// Reading stdin or writing stdout failed (other than a closed pipe,
     /// which ends `listen` quietly).
     #[error("{what}: {source}")]
@@ -78,9 +97,14 @@ impl ClientError {
     /// the chain (reqwest's own message alone is often just "error sending
     /// request").
     pub(crate) fn http(url: &str, error: &reqwest::Error) -> Self {
+        let mut message = error_chain(error);
+        // reqwest's messages quote the URL, which may carry ?access_token=.
+        if let Some(raw) = error.url().map(|u| u.as_str().to_string()) {
+            message = message.replace(&raw, &crate::auth::redact(&raw));
+        }
         ClientError::Http {
-            url: url.to_string(),
-            message: error_chain(error),
+            url: crate::auth::redact(url).into_owned(),
+            message,
         }
     }
 }
@@ -105,7 +129,7 @@ pub(crate) async fn rejected(url: &str, response: reqwest::Response) -> ClientEr
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     ClientError::Rejected {
-        url: url.to_string(),
+        url: crate::auth::redact(url).into_owned(),
         status,
         body: body.trim().to_string(),
     }

@@ -1,24 +1,52 @@
 //! `tailcast publish`: post one event, or every line of stdin, to a channel.
 //!
-//! The server takes one event per `POST` (body = data, `?event=TYPE`), so a
-//! stream of lines is a stream of requests. They go one after another over
-//! one keep-alive connection (reqwest's pool reuses it): each line is sent
-//! only once the previous one was accepted, which keeps them in order, and
-//! HTTP/1.1 offers no pipelining that would keep that guarantee. On
-//! loopback that is well over a thousand lines a second.
+//! One event is one `POST` (body = data, `?event=TYPE`). Lines of stdin go
+//! in bulk: each request carries a batch of lines as NDJSON (one JSON
+//! string per line, `Content-Type: application/x-ndjson`), which tailcast
+//! publishes as one event per line with consecutive ids, all or nothing.
+//! A batch is whatever stdin has ready when the previous request is
+//! answered, up to [`BATCH_LINES`] lines or [`BATCH_BYTES`] bytes: a fast
+//! pipe fills batches, a line typed by hand goes out alone at once. One
+//! request is in flight at a time over one keep-alive connection, which
+//! keeps the lines in order; stdin is read ahead meanwhile (at most
+//! [`READ_AHEAD`] lines held).
 //!
-//! Any answer but 2xx stops the command with the server's own message (for
-//! tailcast, the JSON `{"error", "detail"}`); nothing is retried, so a line
-//! is never published twice.
+//! A batch refused with 413 (larger than the server's `--max-body`, or
+//! more events than its `--history`) was published not at all, so it is
+//! split in two and each half sent again, in order, and later batches are
+//! kept under the size that failed; a single line refused with 413 is an
+//! error. Any other answer but 2xx stops the command with the server's own
+//! message (for tailcast, the JSON `{"error", "detail"}`) naming the lines
+//! of that request: the lines before were published, those and the lines
+//! after were not. Nothing is retried after an answer that may have
+//! published, so a line is never published twice. This needs a server that
+//! takes NDJSON bodies (tailcast does).
 
+use std::collections::VecDeque;
 use std::io::Write;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
-use reqwest::Url;
+use reqwest::{StatusCode, Url};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{http_client, rejected, ClientError};
+
+/// Most lines sent in one request.
+pub const BATCH_LINES: usize = 1000;
+
+/// Most bytes of NDJSON sent in one request (unless one line alone is
+/// longer).
+pub const BATCH_BYTES: usize = 256 * 1024;
+
+/// Most lines read from stdin ahead of the request in flight.
+pub const READ_AHEAD: usize = 4 * BATCH_LINES;
+
+/// The media type of bulk publish bodies.
+const NDJSON: &str = "application/x-ndjson";
 
 /// What to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +65,8 @@ pub struct PublishConfig {
     pub url: Url,
     /// One event or stdin.
     pub input: PublishInput,
+    /// Bearer token (`--token`, `--token-file`, `TAILCAST_TOKEN`).
+    pub token: Option<super::TokenSource>,
 }
 
 impl PublishConfig {
@@ -46,24 +76,30 @@ impl PublishConfig {
         if let Some(event_type) = event_type {
             url.query_pairs_mut().append_pair("event", event_type);
         }
-        PublishConfig { url, input }
+        PublishConfig {
+            url,
+            input,
+            token: None,
+        }
     }
 }
 
 /// Publishes what `config` says. With [`PublishInput::Data`], the server's
 /// answer (`{"id", "channel", "subscribers"}` for tailcast) is written to
 /// `out`; with [`PublishInput::Stdin`] lines are read from `stdin` until its
-/// end or until `shutdown` is cancelled, and nothing is written. Returns the
-/// number of events published.
+/// end or until `shutdown` is cancelled and published in NDJSON batches
+/// (see the module docs), and nothing is written. Returns the number of
+/// events published.
 ///
 /// # Errors
 /// [`ClientError::Rejected`] when the server answers anything but 2xx,
 /// [`ClientError::Http`] when it cannot be reached, wrapped in
-/// [`ClientError::Line`] when reading stdin; [`ClientError::Io`] when stdin
-/// cannot be read.
+/// [`ClientError::Line`] or [`ClientError::Lines`] when publishing stdin;
+/// [`ClientError::Io`] when stdin cannot be read (after the lines read
+/// before were published).
 pub async fn run<R, W>(
     config: &PublishConfig,
-    mut stdin: R,
+    stdin: R,
     out: &mut W,
     shutdown: CancellationToken,
 ) -> Result<u64, ClientError>
@@ -72,11 +108,16 @@ where
     W: Write,
 {
     let client = http_client()?;
+    let token = match &config.token {
+        Some(source) => Some(source.get().await?),
+        None => None,
+    };
+    let token = token.as_deref();
     if let PublishInput::Data(data) = &config.input {
         let answer = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(0),
-            answer = post(&client, &config.url, data.clone()) => answer?,
+            answer = post(&client, &config.url, token, "text/plain; charset=utf-8", data.clone().into_bytes()) => answer?,
         };
         let written = out
             .write_all(answer.trim_end().as_bytes())
@@ -92,37 +133,182 @@ where
         }
         return Ok(1);
     }
+    let published = AtomicU64::new(0);
+    let bulk = publish_lines(&client, &config.url, token, stdin, &published);
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => Ok(published.load(Ordering::Relaxed)),
+        result = bulk => result.map(|()| published.load(Ordering::Relaxed)),
+    }
+}
+
+/// Reads `stdin` and publishes its lines in batches to `url`, counting
+/// them in `published`. Returns once every line read is published, or at
+/// the first failure.
+async fn publish_lines<R>(
+    client: &reqwest::Client,
+    url: &Url,
+    token: Option<&str>,
+    mut stdin: R,
+    published: &AtomicU64,
+) -> Result<(), ClientError>
+where
+    R: AsyncBufRead + Unpin,
+{
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    let reader = read_lines(&mut stdin, tx);
+    let mut batches = Batches {
+        client,
+        url,
+        token,
+        lines: rx,
+        carried: None,
+        next_line: 1,
+        max_bytes: BATCH_BYTES,
+        published,
+    };
+    let sender = batches.send_all();
+    tokio::pin!(reader, sender);
+    let mut read_result = None;
+    loop {
+        tokio::select! {
+            // Once the reader is done (its sender dropped), the batches
+            // drain what was read and end.
+            read = &mut reader, if read_result.is_none() => read_result = Some(read),
+            sent = &mut sender => {
+                sent?;
+                return read_result.unwrap_or(Ok(()));
+            }
+        }
+    }
+}
+
+/// Reads lines until the end of `stdin` and sends each, encoded as one
+/// NDJSON line (a JSON string of the line without its end, invalid UTF-8
+/// replaced by U+FFFD), to `lines`. A last line without a line end is
+/// sent too. Stops early, without error, when the receiver is gone.
+async fn read_lines<R>(stdin: &mut R, lines: mpsc::Sender<Vec<u8>>) -> Result<(), ClientError>
+where
+    R: AsyncBufRead + Unpin,
+{
     let mut line = Vec::with_capacity(256);
-    let mut published = 0;
     loop {
         line.clear();
-        let read = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(published),
-            read = stdin.read_until(b'\n', &mut line) => read,
+        let read = stdin
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|source| ClientError::Io {
+                what: "cannot read stdin",
+                source,
+            })?;
+        if read == 0 {
+            return Ok(());
+        }
+        let data = String::from_utf8_lossy(strip_line_end(&line));
+        let mut encoded = Vec::with_capacity(data.len() + 3);
+        serde_json::to_writer(&mut encoded, &*data).expect("a string always serialises");
+        encoded.push(b'\n');
+        if lines.send(encoded).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// The sending half of `publish -`: takes encoded lines as they come and
+/// posts them in batches, one request at a time.
+struct Batches<'a> {
+    client: &'a reqwest::Client,
+    url: &'a Url,
+    /// Bearer token sent with every batch.
+    token: Option<&'a str>,
+    /// Encoded NDJSON lines from [`read_lines`].
+    lines: mpsc::Receiver<Vec<u8>>,
+    /// A line taken that did not fit the previous batch.
+    carried: Option<Vec<u8>>,
+    /// Number (from 1) of the next line of stdin to send.
+    next_line: u64,
+    /// Bytes per batch: [`BATCH_BYTES`], less after a 413.
+    max_bytes: usize,
+    /// Lines published so far.
+    published: &'a AtomicU64,
+}
+
+impl Batches<'_> {
+    /// Sends every line until the reader is done.
+    async fn send_all(&mut self) -> Result<(), ClientError> {
+        while let Some(batch) = self.next_batch().await {
+            self.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one line, then takes every line ready now, up to
+    /// [`BATCH_LINES`] and `max_bytes`. `None` once the reader is done and
+    /// every line was taken.
+    async fn next_batch(&mut self) -> Option<Vec<Vec<u8>>> {
+        let first = match self.carried.take() {
+            Some(line) => line,
+            None => self.lines.recv().await?,
         };
-        match read {
-            Ok(0) => return Ok(published),
-            Ok(_) => {}
-            Err(source) => {
-                return Err(ClientError::Io {
-                    what: "cannot read stdin",
-                    source,
-                })
+        let mut bytes = first.len();
+        let mut batch = vec![first];
+        while batch.len() < BATCH_LINES {
+            let Ok(line) = self.lines.try_recv() else {
+                break;
+            };
+            if bytes + line.len() > self.max_bytes {
+                self.carried = Some(line);
+                break;
+            }
+            bytes += line.len();
+            batch.push(line);
+        }
+        Some(batch)
+    }
+
+    /// Posts `batch` (lines `next_line..`), split in halves while the
+    /// server answers 413.
+    async fn send(&mut self, batch: Vec<Vec<u8>>) -> Result<(), ClientError> {
+        let first_line = self.next_line;
+        let mut parts: VecDeque<Range<usize>> = VecDeque::new();
+        parts.push_back(0..batch.len());
+        while let Some(part) = parts.pop_front() {
+            let body = batch[part.clone()].concat();
+            let size = body.len();
+            match post(self.client, self.url, self.token, NDJSON, body).await {
+                Ok(_) => {
+                    self.published
+                        .fetch_add(part.len() as u64, Ordering::Relaxed);
+                }
+                Err(ClientError::Rejected { status, .. })
+                    if status == StatusCode::PAYLOAD_TOO_LARGE && part.len() > 1 =>
+                {
+                    self.max_bytes = self.max_bytes.min(size / 2).max(1);
+                    let middle = part.start + part.len() / 2;
+                    parts.push_front(middle..part.end);
+                    parts.push_front(part.start..middle);
+                }
+                Err(source) => {
+                    let first = first_line + part.start as u64;
+                    let last = first_line + part.end as u64 - 1;
+                    let source = Box::new(source);
+                    return Err(if first == last {
+                        ClientError::Line {
+                            line: first,
+                            source,
+                        }
+                    } else {
+                        ClientError::Lines {
+                            first,
+                            last,
+                            source,
+                        }
+                    });
+                }
             }
         }
-        let data = String::from_utf8_lossy(strip_line_end(&line)).into_owned();
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(published),
-            answer = post(&client, &config.url, data) => {
-                answer.map_err(|e| ClientError::Line {
-                    line: published + 1,
-                    source: Box::new(e),
-                })?;
-            }
-        }
-        published += 1;
+        self.next_line += batch.len() as u64;
+        Ok(())
     }
 }
 
@@ -132,16 +318,22 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Posts one event and returns the server's answer; the whole body is read
-/// so that the connection goes back to the pool.
-async fn post(client: &reqwest::Client, url: &Url, data: String) -> Result<String, ClientError> {
-    let response = client
-        .post(url.clone())
-        .header(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )
-        .body(data)
+/// Posts `body` as `content_type` and returns the server's answer; the
+/// whole answer is read so that the connection goes back to the pool.
+async fn post(
+    client: &reqwest::Client,
+    url: &Url,
+    token: Option<&str>,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Result<String, ClientError> {
+    let mut request = client.post(url.clone());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
+        .body(body)
         .send()
         .await
         .map_err(|e| ClientError::http(url.as_str(), &e))?;

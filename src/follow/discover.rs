@@ -20,8 +20,10 @@ pub fn is_glob(pattern: &str) -> bool {
 /// present at start, then once for each new match, until `shutdown` is
 /// cancelled.
 ///
-/// Each path is reported at most once per call, even if it is deleted and
-/// created again (following it through that is the follower's job).
+/// A path is reported once while it keeps matching. A path seen missing by
+/// a scan and found again later is reported again: a caller that still
+/// follows it (following a file through deletion and re-creation is the
+/// follower's job) ignores the repeat, one that forgot it follows it anew.
 /// Directories that match are skipped.
 ///
 /// The directory holding the pattern's first glob component is watched for
@@ -55,6 +57,8 @@ pub async fn watch_glob(
             _ = shutdown.cancelled() => return,
             found = scan => found.unwrap_or_default(),
         };
+        let present: HashSet<&PathBuf> = found.iter().collect();
+        seen.retain(|path| present.contains(path));
         for path in found {
             if seen.insert(path.clone()) {
                 on_match(path);

@@ -21,6 +21,10 @@ const CHUNKS_PER_STEP: usize = 16;
 /// At start, the initial lines are looked for in at most this many bytes at
 /// the end of the file, so a huge file is never read whole.
 pub(crate) const TAIL_WINDOW: u64 = 1024 * 1024;
+/// A step stops reading once it has this many lines ready, so what one
+/// step hands over stays small even when the lines are short (at most this
+/// plus one chunk's worth).
+const LINES_PER_STEP: usize = 1024;
 
 /// Something the sink must hear about, in order.
 #[derive(Debug, PartialEq, Eq)]
@@ -164,7 +168,11 @@ impl Tailer {
             out.push(Output::Rotated);
         }
         let mut progress = Progress::default();
+        let lines_before = out.len();
         for _ in 0..CHUNKS_PER_STEP {
+            if out.len() - lines_before >= LINES_PER_STEP {
+                break;
+            }
             let n = match open.file.read(&mut self.buf) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -203,7 +211,7 @@ impl Tailer {
     }
 
     fn try_open(&mut self, out: &mut Vec<Output>) {
-        match self.open_path(out) {
+        match self.open_path() {
             Ok(open) => {
                 if self.opened_before {
                     out.push(Output::Rotated);
@@ -224,7 +232,7 @@ impl Tailer {
         }
     }
 
-    fn open_path(&mut self, out: &mut Vec<Output>) -> io::Result<Open> {
+    fn open_path(&mut self) -> io::Result<Open> {
         let mut file = File::open(&self.path)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
@@ -232,7 +240,7 @@ impl Tailer {
         }
         self.splitter.clear();
         let pos = if self.join_at_end {
-            self.emit_initial_lines(&mut file, meta.len(), out)?
+            self.initial_offset(&mut file, meta.len())?
         } else {
             0
         };
@@ -244,44 +252,48 @@ impl Tailer {
         })
     }
 
-    /// Emits the last `initial_lines` complete lines found in the tail window
-    /// and returns where following starts: just after the last LF, so that a
-    /// trailing partial line is read (and held) like new bytes. With no
-    /// initial lines wanted, following starts at the end.
-    fn emit_initial_lines(
-        &mut self,
-        file: &mut File,
-        len: u64,
-        out: &mut Vec<Output>,
-    ) -> io::Result<u64> {
+    /// Where following starts in a file that is there from the start: at
+    /// the beginning of its last `initial_lines` complete lines found in
+    /// the tail window. Those lines are then read like any new bytes, a
+    /// budget per step, so the initial tail is never built as one batch;
+    /// a trailing partial line is held as usual. With no initial lines
+    /// wanted, following starts at the end.
+    ///
+    /// The window is scanned backwards one chunk at a time, so finding the
+    /// offset takes no memory beyond the read buffer.
+    fn initial_offset(&mut self, file: &mut File, len: u64) -> io::Result<u64> {
         if self.initial_lines == 0 {
             return Ok(len);
         }
-        let start = len.saturating_sub(self.tail_window);
-        file.seek(SeekFrom::Start(start))?;
-        let mut window = Vec::with_capacity((len - start) as usize);
-        file.take(len - start).read_to_end(&mut window)?;
-        let Some(last_lf) = memchr::memrchr(b'\n', &window) else {
-            return Ok(if start == 0 { 0 } else { len });
-        };
-        let complete = &window[..=last_lf];
-        let first_line = if start == 0 {
-            0
-        } else {
-            memchr::memchr(b'\n', complete).map_or(complete.len(), |i| i + 1)
-        };
-        let from = memchr::memrchr_iter(b'\n', &complete[first_line..])
-            .nth(self.initial_lines)
-            .map_or(first_line, |i| first_line + i + 1);
-        let mut lines = std::collections::VecDeque::with_capacity(self.initial_lines);
-        self.splitter.push(&complete[from..], |line| {
-            if lines.len() == self.initial_lines {
-                lines.pop_front();
+        let window_start = len.saturating_sub(self.tail_window);
+        // LFs seen from the end, and the earliest one so far.
+        let mut found = 0;
+        let mut earliest_lf = None;
+        let mut end = len;
+        while end > window_start {
+            let start = end.saturating_sub(CHUNK as u64).max(window_start);
+            let chunk = &mut self.buf[..(end - start) as usize];
+            file.seek(SeekFrom::Start(start))?;
+            file.read_exact(chunk)?;
+            for i in memchr::memrchr_iter(b'\n', chunk) {
+                found += 1;
+                let at = start + i as u64;
+                earliest_lf = Some(at);
+                // The LF before the first wanted line: the last one's own
+                // LF, then one per wanted line.
+                if found == self.initial_lines + 1 {
+                    return Ok(at + 1);
+                }
             }
-            lines.push_back(line);
-        });
-        out.extend(lines.into_iter().map(Output::Line));
-        Ok(start + last_lf as u64 + 1)
+            end = start;
+        }
+        Ok(match earliest_lf {
+            // Fewer lines than wanted: all of them. A window that starts
+            // inside the file starts inside a line, which is skipped.
+            _ if window_start == 0 => 0,
+            Some(at) => at + 1,
+            None => len,
+        })
     }
 
     fn set_state(&mut self, state: FollowState, out: &mut Vec<Output>) {
@@ -367,6 +379,35 @@ mod tests {
         let out = step(&mut tailer);
         assert_eq!(out, [Output::State(FollowState::Following)]);
         assert!(!tailer.has_partial());
+    }
+
+    #[test]
+    fn a_large_initial_tail_comes_over_several_bounded_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short-lines.log");
+        std::fs::write(&path, "x\n".repeat(200_000) + "tail\nparti").unwrap();
+        let mut tailer = Tailer::new(path, 1000, 100_000);
+        let mut seen = Vec::new();
+        let mut steps = 0;
+        loop {
+            let mut out = Vec::new();
+            let progress = tailer.step(&mut out);
+            let lines = lines(&out);
+            assert!(
+                lines.len() <= LINES_PER_STEP + CHUNK,
+                "{} lines in one step",
+                lines.len()
+            );
+            seen.extend(lines.into_iter().map(str::to_string));
+            steps += 1;
+            if !progress.more {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 100_000);
+        assert_eq!(seen.last().map(String::as_str), Some("tail"));
+        assert!(steps >= 3, "read in {steps} steps");
+        assert!(tailer.has_partial());
     }
 
     #[test]

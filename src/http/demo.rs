@@ -1,5 +1,6 @@
-//! The tutorial's demo streams: `/stream`, one shared feed of typed events,
-//! and `/stream-numbers`, a count from 1 to 10 per connection.
+//! The tutorial's demo endpoints: `/stream`, the demo feed (one shared
+//! channel of typed events), and `/stream-numbers`, a count from 1 to 10
+//! per connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +13,68 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{stream, ApiError, AppState, Framing, StreamParams};
-use crate::hub::{ChannelRequest, Hub};
+use serde::Serialize;
+
+use super::params::SseParams;
+use super::protocol::to_json;
+use super::sse_body::{self, FilterScope, Framing};
+use super::{ApiError, AppState};
+use crate::auth::{Caller, Right};
+use crate::hub::{ChannelName, ChannelRequest, Hub};
 use crate::metrics::Metrics;
 use crate::sse;
 
 /// Hub channel carrying the shared `/stream` feed.
 pub const DEMO_CHANNEL: &str = "stream";
+
+/// The channel name whose subscribe right `/stream-numbers` needs (no
+/// hub channel: each connection counts by itself).
+pub const NUMBERS_CHANNEL: &str = "stream-numbers";
+
+/// [`DEMO_CHANNEL`] as a channel name.
+fn demo_channel() -> ChannelName {
+    ChannelName::parse(DEMO_CHANNEL).expect("DEMO_CHANNEL is a valid channel name")
+}
+
+/// Data of the demo feed's `message` events.
+#[derive(Serialize)]
+struct DemoMessage {
+    message: String,
+    counter: u64,
+    timestamp: String,
+}
+
+/// Data of the demo feed's `sensor` events: made-up readings.
+#[derive(Serialize)]
+struct SensorReading {
+    temperature: f64,
+    humidity: f64,
+    pressure: f64,
+    timestamp: String,
+}
+
+/// Data of the demo feed's `heartbeat` events.
+#[derive(Serialize)]
+struct DemoHeartbeat {
+    status: &'static str,
+    timestamp: String,
+}
+
+/// Data of the demo feed's `notification` events.
+#[derive(Serialize)]
+struct DemoNotification {
+    title: &'static str,
+    message: String,
+    level: &'static str,
+    timestamp: String,
+}
+
+/// Data of the `connected` event that opens `/stream`.
+#[derive(Serialize)]
+struct Connected {
+    message: &'static str,
+    timestamp: String,
+}
 
 /// Starts the task that publishes the `/stream` feed into channel `stream`:
 /// `message` every 2 s, `sensor` every 4 s, `heartbeat` every 5 s,
@@ -29,6 +85,7 @@ pub fn spawn_demo_feed(
     tracker: &TaskTracker,
     shutdown: CancellationToken,
 ) {
+    let channel = demo_channel();
     tracker.spawn(async move {
         let start = tokio::time::Instant::now();
         let every = |secs| tokio::time::interval_at(start + Duration::from_secs(secs), Duration::from_secs(secs));
@@ -39,28 +96,35 @@ pub fn spawn_demo_feed(
                 _ = shutdown.cancelled() => return,
                 _ = message.tick() => {
                     counter += 1;
-                    ("message", serde_json::json!({"message": format!("Hello from tailcast #{counter}"), "counter": counter, "timestamp": now()}))
+                    ("message", to_json(&DemoMessage {
+                        message: format!("Hello from tailcast #{counter}"),
+                        counter,
+                        timestamp: now(),
+                    }))
                 }
                 _ = sensor.tick() => {
                     let mut rng = rand::rng();
-                    ("sensor", serde_json::json!({
-                        "temperature": (rng.random_range(180..300) as f64) / 10.0,
-                        "humidity": (rng.random_range(300..700) as f64) / 10.0,
-                        "pressure": (rng.random_range(9900..10300) as f64) / 10.0,
-                        "timestamp": now(),
+                    ("sensor", to_json(&SensorReading {
+                        temperature: f64::from(rng.random_range(180..300)) / 10.0,
+                        humidity: f64::from(rng.random_range(300..700)) / 10.0,
+                        pressure: f64::from(rng.random_range(9900..10300)) / 10.0,
+                        timestamp: now(),
                     }))
                 }
-                _ = heartbeat.tick() => ("heartbeat", serde_json::json!({"status": "alive", "timestamp": now()})),
+                _ = heartbeat.tick() => ("heartbeat", to_json(&DemoHeartbeat { status: "alive", timestamp: now() })),
                 _ = notification.tick() => {
                     let levels = ["info", "success", "warning", "error"];
                     let level = levels[rand::rng().random_range(0..levels.len())];
-                    ("notification", serde_json::json!({"title": "Demo notification", "message": format!("Something happened ({level})"), "level": level, "timestamp": now()}))
+                    ("notification", to_json(&DemoNotification {
+                        title: "Demo notification",
+                        message: format!("Something happened ({level})"),
+                        level,
+                        timestamp: now(),
+                    }))
                 }
             };
             // With Redis, one node of the cluster publishes the feed.
-            if hub.lead(DEMO_CHANNEL).await
-                && hub.publish(DEMO_CHANNEL, event, &data.to_string()).await.is_ok()
-            {
+            if hub.lead(DEMO_CHANNEL).await && hub.publish(&channel, event, &data).await.is_ok() {
                 metrics.events_published.inc();
             }
         }
@@ -72,32 +136,42 @@ fn now() -> String {
 }
 
 /// `GET /stream`: `connected` first, then the shared demo feed.
-pub async fn stream(
+pub async fn demo_feed(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = StreamParams::parse(query.as_deref(), &headers)?;
-    let request = ChannelRequest::new(DEMO_CHANNEL, params.tail.unwrap_or(0));
-    let mut sse = app.open_stream(
+    app.auth
+        .authorize(&caller, Right::Subscribe(DEMO_CHANNEL))?;
+    let params = SseParams::parse(query.as_deref(), &headers)?;
+    let channel = demo_channel();
+    let request = ChannelRequest::new(channel.clone(), params.tail.unwrap_or(0));
+    let mut body = app.subscribe_sse(
+        &caller,
         vec![request],
         params,
         Framing::Plain,
-        Some(DEMO_CHANNEL.into()),
+        FilterScope::Channel(channel),
     )?;
-    let connected =
-        serde_json::json!({"message": "Connected to tailcast demo stream", "timestamp": now()});
-    sse.initial
-        .push(sse::encode_event(None, "connected", &connected.to_string()));
-    Ok(stream::response(sse))
+    let connected = Connected {
+        message: "Connected to tailcast demo stream",
+        timestamp: now(),
+    };
+    body.initial
+        .push(sse::encode_event(None, "connected", &to_json(&connected)));
+    Ok(sse_body::response(body))
 }
 
 /// `GET /stream-numbers`: 1 to 10, one a second, then `event: close` with
 /// a `retry:` field, then the response ends.
 pub async fn stream_numbers(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Subscribe(NUMBERS_CHANNEL))?;
     let retry_ms = app.config.retry_ms;
     let numbers = futures_util::stream::unfold(1u32, move |n| async move {
         if n > 11 {
@@ -113,7 +187,9 @@ pub async fn stream_numbers(
         };
         Some((frame, n + 1))
     });
-    Ok(stream::response(
-        app.open_local_stream(&headers, Box::pin(numbers))?,
-    ))
+    Ok(sse_body::response(app.local_sse(
+        &caller,
+        &headers,
+        Box::pin(numbers),
+    )?))
 }

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::auth::AuthError;
 use crate::hub::HubError;
 
 /// An error answered to an HTTP client.
@@ -16,6 +17,8 @@ pub struct ApiError {
     pub error: &'static str,
     /// What was wrong and what to do, for people.
     pub detail: String,
+    /// `WWW-Authenticate` value of a 401.
+    pub challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -35,6 +38,31 @@ impl ApiError {
             status,
             error,
             detail: detail.into(),
+            challenge: None,
+        }
+    }
+}
+
+/// The challenge of a 401 without a token.
+const CHALLENGE: &str = "Bearer realm=\"tailcast\"";
+
+/// The challenge of a 401 for a token that is not good.
+const CHALLENGE_INVALID: &str = "Bearer realm=\"tailcast\", error=\"invalid_token\"";
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing(detail) => ApiError {
+                challenge: Some(CHALLENGE),
+                ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            },
+            AuthError::Invalid(detail) => ApiError {
+                challenge: Some(CHALLENGE_INVALID),
+                ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            },
+            AuthError::Forbidden(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+            }
         }
     }
 }
@@ -50,6 +78,12 @@ impl From<HubError> for ApiError {
                 "too many channels",
                 e.to_string(),
             ),
+            HubError::BatchTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch too large",
+                e.to_string(),
+            ),
+            HubError::EmptyBatch => ApiError::bad_request("no events", e.to_string()),
             HubError::Unavailable { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -62,10 +96,26 @@ impl From<HubError> for ApiError {
     }
 }
 
+/// The JSON body of every error answer.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    detail: &'a str,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({"error": self.error, "detail": self.detail}));
+        let body = Json(ErrorBody {
+            error: self.error,
+            detail: &self.detail,
+        });
         let mut response = (self.status, body).into_response();
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

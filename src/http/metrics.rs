@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{stream, ApiError, AppState};
+use super::protocol::{to_json, MetricsSample};
+use super::{sse_body, ApiError, AppState};
+use crate::auth::Caller;
 use crate::metrics::Metrics;
 use crate::sse;
 
@@ -48,25 +50,25 @@ pub fn spawn_host_sampler(
             networks.refresh(true);
             let secs = last.elapsed().as_secs_f64().max(0.001);
             last = Instant::now();
-            let (rx_bytes, tx_bytes) = networks
-                .iter()
-                .fold((0u64, 0u64), |(r, t), (_, n)| (r + n.received(), t + n.transmitted()));
+            let (rx_bytes, tx_bytes) = networks.iter().fold((0u64, 0u64), |(r, t), (_, n)| {
+                (r + n.received(), t + n.transmitted())
+            });
             let events = metrics.events_published.get();
             let errors = publish_errors(&metrics);
-            let data = serde_json::json!({
-                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "cpu_percent": system.global_cpu_usage(),
-                "memory_used_bytes": system.used_memory(),
-                "memory_total_bytes": system.total_memory(),
-                "net_rx_bytes_per_s": rx_bytes as f64 / secs,
-                "net_tx_bytes_per_s": tx_bytes as f64 / secs,
-                "connections": metrics.connections.get(),
-                "events_per_s": (events - last_events) as f64 / secs,
-                "publish_errors_per_s": (errors - last_errors) as f64 / secs,
-            });
+            let sample = MetricsSample {
+                timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                cpu_percent: system.global_cpu_usage(),
+                memory_used_bytes: system.used_memory(),
+                memory_total_bytes: system.total_memory(),
+                net_rx_bytes_per_s: rx_bytes as f64 / secs,
+                net_tx_bytes_per_s: tx_bytes as f64 / secs,
+                connections: metrics.open_sse_streams.get(),
+                events_per_s: (events - last_events) as f64 / secs,
+                publish_errors_per_s: (errors - last_errors) as f64 / secs,
+            };
             last_events = events;
             last_errors = errors;
-            tx.send_replace(sse::encode_event(None, "metrics", &data.to_string()));
+            tx.send_replace(sse::encode_event(None, "metrics", &to_json(&sample)));
         }
     });
     rx
@@ -80,8 +82,10 @@ fn publish_errors(metrics: &Metrics) -> u64 {
 /// otherwise the Prometheus (OpenMetrics) text exposition.
 pub async fn metrics(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    app.auth.authorize_metrics(&caller)?;
     let wants_sse = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -97,12 +101,14 @@ pub async fn metrics(
     }
     let mut frames = app.host_metrics.clone();
     frames.mark_unchanged();
-    let samples = tokio_stream_from_watch(frames).boxed();
-    Ok(stream::response(app.open_local_stream(&headers, samples)?))
+    let samples = watch_values(frames).boxed();
+    Ok(sse_body::response(
+        app.local_sse(&caller, &headers, samples)?,
+    ))
 }
 
 /// Each new value of `rx`, as a stream that ends when the sender is gone.
-fn tokio_stream_from_watch(
+fn watch_values(
     rx: watch::Receiver<Bytes>,
 ) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
     futures_util::stream::unfold(rx, |mut rx| async move {

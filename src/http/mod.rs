@@ -1,22 +1,25 @@
 //! The HTTP interface: routes, request parsing, SSE responses and JSON
 //! errors. Only this module knows HTTP status codes and error shapes.
 
+mod access;
 mod assets;
 mod channels;
 mod demo;
 mod error;
 mod metrics;
-mod stream;
+mod params;
+mod protocol;
+mod publish;
+mod sse_body;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use regex::{Regex, RegexBuilder};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -24,16 +27,16 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 pub use demo::spawn_demo_feed;
 pub use error::ApiError;
 pub use metrics::spawn_host_sampler;
-pub use stream::{ConnectionGuard, Filter, Framing, SseStream};
+use publish::NewEvent;
+pub use sse_body::{Filter, FilterScope, Framing, OpenStreamGuard, SseBody};
 
+use crate::auth::{Auth, Caller, Right};
 use crate::config::ServeConfig;
-use crate::hub::{ChannelRequest, Hub, Start, BROADCAST_CHANNEL, LOG_PREFIX};
+use crate::hub::{Batch, ChannelName, ChannelRequest, Hub, Start, LOG_PREFIX};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
-
-/// Largest compiled size of a `?grep=` regex, so a hostile pattern cannot
-/// take the server's memory.
-const GREP_SIZE_LIMIT: usize = 1 << 20;
+use params::SseParams;
+use protocol::{Health, StreamEntry, StreamKind, StreamState};
 
 /// Shared state of every request handler.
 pub struct AppState {
@@ -53,6 +56,8 @@ pub struct AppState {
     pub started: Instant,
     /// The latest `metrics` SSE frame, refreshed every second.
     pub host_metrics: watch::Receiver<bytes::Bytes>,
+    /// Access control: who may do what.
+    pub auth: Auth,
 }
 
 /// The web console page.
@@ -66,13 +71,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
         .route("/health", get(health))
         .route("/api/streams", get(api_streams))
+        .route(
+            "/api/session",
+            get(access::show)
+                .post(access::sign_in)
+                .delete(access::sign_out),
+        )
         .route("/logs/{name}", get(logs))
-        .route("/stream-logs", get(stream_logs))
+        .route("/stream-logs", get(first_log))
         .route("/realtime/{channel}", get(channels::realtime))
         .route("/events", get(channels::events))
-        .route("/channels/{channel}", post(channels::publish))
-        .route("/api/broadcast", post(channels::broadcast))
-        .route("/stream", get(demo::stream))
+        .route("/channels/{channel}", post(publish::publish))
+        .route("/api/broadcast", post(publish::broadcast))
+        .route("/stream", get(demo::demo_feed))
         .route("/stream-numbers", get(demo::stream_numbers))
         .route("/metrics", get(metrics::metrics))
         .merge(assets::router())
@@ -92,113 +103,79 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
 }
 
+/// CORS: with `*`, any origin without credentials (the server ignores a
+/// cross-origin request's cookie too; header and query tokens work);
+/// explicit origins may send cookies (`Access-Control-Allow-Credentials`).
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers(Any)
-        .expose_headers(Any);
+    let layer = CorsLayer::new().allow_methods([Method::GET, Method::POST, Method::DELETE]);
     if origins.iter().any(|o| o == "*") {
-        return Some(layer.allow_origin(Any));
+        return Some(
+            layer
+                .allow_origin(Any)
+                .allow_headers(Any)
+                .expose_headers(Any),
+        );
     }
     let list: Vec<HeaderValue> = origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    Some(layer.allow_origin(AllowOrigin::list(list)))
-}
-
-/// Query parameters shared by the SSE endpoints.
-#[derive(Debug, Default)]
-struct StreamParams {
-    tail: Option<usize>,
-    grep: Option<Regex>,
-    last_event_id: Option<String>,
-    channels: Vec<String>,
-}
-
-impl StreamParams {
-    fn parse(query: Option<&str>, headers: &HeaderMap) -> Result<Self, ApiError> {
-        let mut params = StreamParams::default();
-        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            match &*key {
-                "tail" => {
-                    let n = value.parse().map_err(|_| {
-                        ApiError::bad_request(
-                            "invalid tail",
-                            format!("tail must be a non-negative integer, got {value:?}"),
-                        )
-                    })?;
-                    params.tail = Some(n);
-                }
-                "grep" => {
-                    let regex = RegexBuilder::new(&value)
-                        .size_limit(GREP_SIZE_LIMIT)
-                        .build()
-                        .map_err(|e| ApiError::bad_request("invalid regex", e.to_string()))?;
-                    params.grep = Some(regex);
-                }
-                "lastEventId" => params.last_event_id = Some(value.into_owned()),
-                "channel" => params.channels.push(value.into_owned()),
-                _ => {}
-            }
-        }
-        // The header wins: a browser sends it on reconnect, with a newer id
-        // than the one fixed in the URL.
-        if let Some(id) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-            params.last_event_id = Some(id.to_string());
-        }
-        Ok(params)
-    }
-
-    fn start(&self) -> Start {
-        match &self.last_event_id {
-            Some(id) => Start::After(id.clone()),
-            None => Start::Now,
-        }
-    }
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(list))
+            .allow_credentials(true)
+            .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+            .expose_headers([
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::header::RETRY_AFTER,
+            ]),
+    )
 }
 
 impl AppState {
-    /// Subscribes an SSE stream to `channels` (plus the broadcast channel);
-    /// `?grep` filters `filter_channel`, or with `None` every channel but
-    /// broadcast.
+    /// Subscribes an SSE response to `channels` (plus the broadcast
+    /// channel); `?grep` filters the events in `filter_scope`.
     /// The subscriber is registered before this returns, so before the
-    /// client sees the response head; [`stream::response`] turns it into
+    /// client sees the response head; [`sse_body::response`] turns it into
     /// the response.
-    fn open_stream(
+    ///
+    /// # Errors
+    /// 503 when `--max-connections` SSE streams are open; the hub's
+    /// refusals (400 bad name, 503 too many channels).
+    fn subscribe_sse(
         &self,
+        caller: &Caller,
         mut channels: Vec<ChannelRequest>,
-        params: StreamParams,
+        params: SseParams,
         framing: Framing,
-        filter_channel: Option<String>,
-    ) -> Result<SseStream, ApiError> {
-        if self.metrics.connections.get() >= self.config.max_sse_streams as i64 {
+        filter_scope: FilterScope,
+    ) -> Result<SseBody, ApiError> {
+        let limit = self.config.max_sse_streams;
+        if self.metrics.open_sse_streams.get() >= limit as i64 {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too many connections",
                 format!(
-                    "the server holds its limit of {} streams; retry later",
-                    self.config.max_sse_streams
+                    "the server holds its limit of {limit} SSE streams (--max-connections); retry later"
                 ),
             ));
         }
         channels.push(ChannelRequest {
             implicit: true,
-            ..ChannelRequest::new(BROADCAST_CHANNEL, 0)
+            ..ChannelRequest::new(ChannelName::broadcast(), 0)
         });
-        let start = params.start();
-        if matches!(start, Start::After(_)) {
+        if matches!(params.start, Start::After(_)) {
             self.metrics.resumes.inc();
         }
-        let subscription = self.hub.subscribe(&channels, start)?;
+        let subscription = self.hub.subscribe(&channels, params.start)?;
         let filter = params.grep.map(|regex| Filter {
-            channel: filter_channel,
+            scope: filter_scope,
             regex,
         });
-        Ok(SseStream {
+        Ok(SseBody {
             subscription,
             framing,
             filter,
@@ -208,25 +185,30 @@ impl AppState {
             tick: self.tick.clone(),
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
-            guard: ConnectionGuard::new(self.metrics.clone()),
+            guard: OpenStreamGuard::new(self.metrics.clone()),
+            expiry: caller
+                .expires_in()
+                .map(|wait| Box::pin(tokio::time::sleep(wait))),
         })
     }
 
-    /// Opens an SSE stream whose events are made for this connection alone
-    /// (`local`), plus broadcasts.
-    fn open_local_stream(
+    /// Opens an SSE response whose events are made for this connection
+    /// alone (`local`), plus broadcasts.
+    fn local_sse(
         &self,
+        caller: &Caller,
         headers: &HeaderMap,
         local: futures_util::stream::BoxStream<'static, bytes::Bytes>,
-    ) -> Result<SseStream, ApiError> {
-        let mut sse = self.open_stream(
+    ) -> Result<SseBody, ApiError> {
+        let mut body = self.subscribe_sse(
+            caller,
             Vec::new(),
-            StreamParams::parse(None, headers)?,
+            SseParams::parse(None, headers)?,
             Framing::Plain,
-            None,
+            FilterScope::AllButBroadcast,
         )?;
-        sse.local = Some(local);
-        Ok(sse)
+        body.local = Some(local);
+        Ok(body)
     }
 
     /// Whether log stream `name` (without `log:`) exists: followed here,
@@ -235,33 +217,45 @@ impl AppState {
         if self.streams.get(name).is_some() {
             return Ok(true);
         }
-        Ok(self.hub.has_channel(&format!("{LOG_PREFIX}{name}")).await?)
+        let Ok(channel) = ChannelName::log(name) else {
+            return Ok(false);
+        };
+        Ok(self.hub.has_channel(&channel).await?)
     }
 
-    /// Opens the SSE stream of log stream `name`.
-    async fn open_log(
+    /// Opens the SSE response of log stream `name`.
+    async fn log_sse(
         &self,
+        caller: &Caller,
         name: &str,
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Result<Response, ApiError> {
-        let params = StreamParams::parse(query, headers)?;
+        self.auth
+            .authorize(caller, Right::Subscribe(&format!("{LOG_PREFIX}{name}")))?;
+        let params = SseParams::parse(query, headers)?;
         if !self.log_exists(name).await? {
             return Err(ApiError::not_found(format!(
                 "no log stream named {name:?}; see /api/streams"
             )));
         }
-        let channel = format!("{LOG_PREFIX}{name}");
+        let channel = ChannelName::log(name)?;
         let request =
             ChannelRequest::new(channel.clone(), params.tail.unwrap_or(self.config.backlog));
-        let sse = self.open_stream(vec![request], params, Framing::Plain, Some(channel))?;
-        Ok(stream::response(sse))
+        let body = self.subscribe_sse(
+            caller,
+            vec![request],
+            params,
+            Framing::Plain,
+            FilterScope::Channel(channel),
+        )?;
+        Ok(sse_body::response(body))
     }
 
     /// Publishes one event and counts it (or the refusal).
     async fn publish(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         event_type: &str,
         data: &str,
     ) -> Result<crate::hub::Published, ApiError> {
@@ -269,6 +263,26 @@ impl AppState {
             Ok(published) => {
                 self.metrics.events_published.inc();
                 Ok(published)
+            }
+            Err(e) => Err(self.refused(e.into())),
+        }
+    }
+
+    /// Publishes `events` (at least one) to `channel` with consecutive ids,
+    /// all or none, and counts them (or the refusal).
+    async fn publish_batch(
+        &self,
+        channel: &ChannelName,
+        events: &[NewEvent],
+    ) -> Result<Batch, ApiError> {
+        let events: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.event_type.as_str(), e.data.as_str()))
+            .collect();
+        match self.hub.publish_batch(channel, &events).await {
+            Ok(batch) => {
+                self.metrics.events_published.inc_by(batch.count as u64);
+                Ok(batch)
             }
             Err(e) => Err(self.refused(e.into())),
         }
@@ -286,105 +300,142 @@ impl AppState {
     }
 }
 
+/// `GET /logs/{name}`: SSE of one log stream.
 async fn logs(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    app.open_log(&name, query.as_deref(), &headers).await
+    app.log_sse(&caller, &name, query.as_deref(), &headers)
+        .await
 }
 
-async fn stream_logs(
+/// `GET /stream-logs`: SSE of the first log stream (tutorial
+/// compatibility).
+async fn first_log(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let first = match app.streams.first() {
-        Some(first) => first.name.clone(),
+        Some(first) => Some(first.name.clone()),
         // With Redis: the first log stream another node follows.
         None => app
             .hub
             .channels()
             .await
             .into_iter()
-            .find_map(|c| c.name.strip_prefix(LOG_PREFIX).map(str::to_string))
-            .ok_or_else(|| ApiError::not_found("this server follows no log file"))?,
+            .find_map(|c| c.name.log_stream().map(str::to_string)),
     };
-    app.open_log(&first, query.as_deref(), &headers).await
+    let Some(first) = first else {
+        app.auth.authorize_listing(&caller)?;
+        return Err(ApiError::not_found("this server follows no log file"));
+    };
+    app.log_sse(&caller, &first, query.as_deref(), &headers)
+        .await
 }
 
-async fn health(State(app): State<Arc<AppState>>) -> Response {
-    let (status, code) = match app.hub.health() {
-        crate::hub::Health::Ok => ("ok", StatusCode::OK),
-        crate::hub::Health::Degraded(_) => ("degraded", StatusCode::SERVICE_UNAVAILABLE),
+/// `GET /health`: `200` `ok`, or with Redis unreachable `503` `degraded`.
+async fn health(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+    let usage = app.hub.usage();
+    let (code, status, redis) = match (app.hub.health(), app.hub.node()) {
+        (_, None) => (StatusCode::OK, "ok", None),
+        (crate::hub::Health::Ok, Some(_)) => (StatusCode::OK, "ok", Some("ok".to_string())),
+        (crate::hub::Health::Degraded(why), Some(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "degraded",
+            Some(format!("unreachable: {why}")),
+        ),
     };
-    let mut body = serde_json::json!({
-        "status": status,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": app.started.elapsed().as_secs_f64(),
-        "connections": app.metrics.connections.get(),
-        "channels": app.hub.channels().await.len(),
-    });
-    if let Some(node) = app.hub.node() {
-        body["node"] = node.into();
-        body["redis"] = match app.hub.health() {
-            crate::hub::Health::Ok => "ok".into(),
-            crate::hub::Health::Degraded(why) => format!("unreachable: {why}").into(),
-        };
-    }
-    (code, Json(body)).into_response()
+    let body = Health {
+        status,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: app.started.elapsed().as_secs_f64(),
+        connections: app.metrics.open_sse_streams.get(),
+        channels: usage.channels,
+        history_events: usage.events,
+        history_bytes: usage.bytes,
+        node: app.hub.node().map(str::to_string),
+        redis,
+    };
+    (code, Json(body))
 }
 
-async fn api_streams(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+/// `GET /api/streams`: log streams first (in the order they were added),
+/// then the other channels by name; only those the caller may subscribe
+/// to, file paths only for admins.
+async fn api_streams(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<StreamEntry>>, ApiError> {
+    app.auth.authorize_listing(&caller)?;
+    let may_see = |name: &str| app.auth.may(&caller, Right::Subscribe(name));
+    let admin = caller.is_admin();
     let channels = app.hub.channels().await;
     let owners = app.hub.log_owners().await;
     let node = app.hub.node();
     let mut out = Vec::new();
     for log in app.streams.list() {
-        let info = channels.iter().find(|c| c.name == log.channel);
-        let state = match log.state() {
-            crate::follow::FollowState::Waiting => "waiting".to_string(),
-            crate::follow::FollowState::Following => "following".to_string(),
-            crate::follow::FollowState::Error(why) => format!("error: {why}"),
-        };
-        let mut entry = serde_json::json!({
-            "name": log.channel,
-            "kind": "log",
-            "path": log.path,
-            "subscribers": info.map_or(0, |c| c.subscribers),
-            "last_id": info.and_then(|c| c.last_id.clone()),
-            "state": state,
-        });
-        if let Some(node) = node {
-            entry["node"] = node.into();
-        }
-        out.push(entry);
-    }
-    // With Redis: log streams that other nodes follow (or followed).
-    for channel in channels.iter().filter(|c| c.name.starts_with(LOG_PREFIX)) {
-        if app.streams.list().iter().any(|l| l.channel == channel.name) {
+        if !may_see(&log.channel) {
             continue;
         }
-        let owner = owners.get(&channel.name);
-        out.push(serde_json::json!({
-            "name": channel.name,
-            "kind": "log",
-            "path": owner.map(|o| o.path.clone()),
-            "subscribers": channel.subscribers,
-            "last_id": channel.last_id,
-            "state": owner.map_or("error: no node follows it now".to_string(), |o| o.state.clone()),
-            "node": owner.map(|o| o.node.clone()),
-        }));
+        let info = channels.iter().find(|c| c.name == log.channel);
+        out.push(StreamEntry {
+            name: log.channel.to_string(),
+            kind: StreamKind::Log,
+            path: admin.then(|| log.path.clone()),
+            subscribers: info.map_or(0, |c| c.subscribers),
+            last_id: info.and_then(|c| c.last_id.clone()),
+            retained: info.map_or(0, |c| c.retained),
+            retained_bytes: info.map_or(0, |c| c.retained_bytes),
+            state: StreamState::from(log.state()),
+            node: node.map(str::to_string),
+        });
     }
-    for channel in channels.iter().filter(|c| !c.name.starts_with(LOG_PREFIX)) {
-        out.push(serde_json::json!({
-            "name": channel.name,
-            "kind": "channel",
-            "subscribers": channel.subscribers,
-            "last_id": channel.last_id,
-            "state": "open",
-        }));
+    for channel in channels {
+        let kind = StreamKind::from(channel.kind);
+        if !may_see(&channel.name) {
+            continue;
+        }
+        if kind == StreamKind::Log {
+            // With Redis: log streams that other nodes follow (or followed).
+            let here = channel
+                .name
+                .log_stream()
+                .is_some_and(|name| app.streams.get(name).is_some());
+            if here {
+                continue;
+            }
+            let owner = owners.get(channel.name.as_str());
+            out.push(StreamEntry {
+                name: channel.name.to_string(),
+                kind,
+                path: owner.filter(|_| admin).map(|o| o.path.clone()),
+                subscribers: channel.subscribers,
+                last_id: channel.last_id,
+                retained: channel.retained,
+                retained_bytes: channel.retained_bytes,
+                state: owner.map_or(StreamState::Error("no node follows it now".into()), |o| {
+                    StreamState::Remote(o.state.clone())
+                }),
+                node: owner.map(|o| o.node.clone()),
+            });
+            continue;
+        }
+        out.push(StreamEntry {
+            name: channel.name.to_string(),
+            kind,
+            path: None,
+            subscribers: channel.subscribers,
+            last_id: channel.last_id,
+            retained: channel.retained,
+            retained_bytes: channel.retained_bytes,
+            state: StreamState::Open,
+            node: None,
+        });
     }
-    Json(out)
+    Ok(Json(out))
 }

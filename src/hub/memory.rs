@@ -1,59 +1,143 @@
 //! The in-memory hub backend.
 //!
-//! Ordering: one hub-wide sequence numbers every event. A publish takes the
-//! `commit` lock, gives its event the next number, appends it to the
-//! channel's history and only then advances `committed`. So every event
-//! numbered at or below `committed` is already in its channel, and a
-//! subscriber that reads up to a snapshot of `committed` can merge several
-//! channels in strict id order without ever skipping one. One
+//! Ordering: one hub-wide sequence numbers every event. A publish encodes
+//! its event first, then takes the `commit` lock, gives the event the next
+//! number (writing the id into the room left in front of the frame),
+//! appends it to the channel's history and only then advances `committed`.
+//! So every event numbered at or below `committed` is already in its
+//! channel, and a subscriber that reads up to a snapshot of `committed` can
+//! merge several channels in strict id order without ever skipping one. One
 //! `Last-Event-ID` therefore resumes any set of channels.
+//!
+//! Channels come and go: an ordinary channel is dropped when it has no
+//! events and no subscribers. A channel leaves the map and gets its
+//! `removed` flag in one critical section (map write lock, then channel
+//! lock). Whoever holds a channel found earlier and finds it `removed` looks
+//! the name up again: a publish never commits into a removed channel, so a
+//! publish answered `Ok` reaches every subscriber of the channel. A
+//! subscription registers on every channel while holding the map lock (read
+//! if they all exist, write if some must be created), so it cannot race a
+//! removal, and it either registers on all of them or on none.
 //!
 //! Backpressure: a subscriber is a cursor into the histories plus a
 //! `Notify`. Publishing appends and wakes; it never waits for a subscriber.
-//! A subscriber that falls more than `history` events behind finds its next
-//! event evicted and receives a `reset` for that channel, then continues
-//! from the oldest retained event. Memory is bounded by `history` events per
-//! channel, whatever the subscribers do.
+//! A subscriber whose next event was evicted receives a `reset` for that
+//! channel (`lagged`, or `too old` right after a resume), then continues
+//! from the oldest retained event.
+//!
+//! Memory: every retained event is in its channel's history and in the
+//! hub-wide age queue (oldest first, since ids grow with time). Events
+//! leave a channel only from its front, so an event is retained exactly
+//! when its seq is above its channel's `evicted_through`; age-queue entries
+//! of events evicted by another rule are skipped when met and compacted
+//! away when they outnumber the retained events. Evictions, under the
+//! commit lock:
+//! - `history` events per channel: the channel's oldest, at publish;
+//! - `history_bytes` for the hub: the hub's oldest, at publish, before the
+//!   new event goes in;
+//! - `history_ttl`: the oldest while older than the ttl, by the sweep.
+//!
+//! A channel dropped after its events were evicted leaves its
+//! `evicted_through` in `dropped_through`; a channel created later starts
+//! from there, so a resume from before it gets `too old` rather than a
+//! silent gap.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write as _;
+use std::mem::size_of;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use super::event::EVENT_OVERHEAD;
 use super::{
-    validate_channel_name, ChannelInfo, ChannelRequest, Delivery, HubError, Published, Start,
-    StoredEvent,
+    Batch, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Delivery, HistoryUsage, HubError,
+    HubLimits, Published, ResetReason, Start, StoredEvent, Swept,
 };
+use crate::sse::PendingEvent;
 
 /// Most events handed to a subscriber per batch; bounds the work done under
 /// a channel lock and the size of one write.
 const MAX_BATCH: usize = 512;
 
-/// The in-memory backend. See the module docs for its ordering and
-/// backpressure rules.
+/// Most events the sweep expires per hold of the commit lock, so that a
+/// large expiry does not stall publishers.
+const SWEEP_CHUNK: usize = 4096;
+
+/// Size of one entry of the age queue (part of an event's cost).
+pub(super) const AGE_ENTRY_SIZE: usize = size_of::<AgeEntry>();
+
+/// The in-memory backend. See the module docs for its ordering, removal
+/// and memory rules.
 pub struct MemoryHub {
     /// Random per-process prefix of every id, so that ids from another run
     /// are recognised and answered with `reset`.
     epoch: String,
-    /// Events retained per channel.
-    history: usize,
-    /// Most channels that may exist at once.
-    max_channels: usize,
-    /// Held while a publish numbers and inserts its event (never across
-    /// an `.await`, so a std mutex). Lock order: `commit`, then a channel.
-    commit: Mutex<()>,
+    /// What history is kept.
+    limits: HubLimits,
+    /// Held while a publish numbers and inserts its events, and while
+    /// anything evicts (never across an `.await`, so a std mutex). Lock
+    /// order: `commit`, then the channel map, then a channel.
+    commit: Mutex<Ledger>,
     /// Highest sequence number whose event is in its channel.
     committed: AtomicU64,
     /// All channels by name.
-    channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
+    channels: RwLock<HashMap<ChannelName, Arc<Channel>>>,
     /// Source of subscriber keys.
     next_subscriber: AtomicU64,
+    /// Bytes of `/events` envelopes alive (see [`StoredEvent`]).
+    envelope_bytes: Arc<AtomicUsize>,
+    /// Highest `evicted_through` of a dropped channel (see module docs).
+    dropped_through: AtomicU64,
+}
+
+/// The hub-wide history account, under the commit lock.
+#[derive(Default)]
+struct Ledger {
+    /// Retained events oldest first, plus entries of events already
+    /// evicted by another rule (skipped, and compacted away).
+    ages: VecDeque<AgeEntry>,
+    /// Cost of the retained events.
+    bytes: usize,
+    /// Number of retained events.
+    events: usize,
+}
+
+/// One event in the hub-wide age queue.
+struct AgeEntry {
+    seq: u64,
+    published: Instant,
+    channel: Arc<Channel>,
+}
+
+impl AgeEntry {
+    /// Whether the event is still in its channel.
+    fn is_retained(&self) -> bool {
+        self.seq > self.channel.evicted_through.load(Ordering::Acquire)
+    }
+}
+
+impl Ledger {
+    /// Drops entries of evicted events once they outnumber retained ones.
+    fn compact(&mut self) {
+        if self.ages.len() > 2 * self.events + 1024 {
+            self.ages.retain(AgeEntry::is_retained);
+            if self.ages.capacity() > 4 * self.ages.len() + 1024 {
+                self.ages.shrink_to(2 * self.ages.len() + 1024);
+            }
+        }
+    }
 }
 
 /// One channel: its history and who to wake.
 struct Channel {
-    name: Arc<str>,
+    name: ChannelName,
+    kind: ChannelKind,
+    /// `seq` of the newest evicted event (everything at or below it is
+    /// gone). Written under the channel lock and the commit lock.
+    evicted_through: AtomicU64,
     /// std mutex: held only for short, non-async sections.
     inner: Mutex<ChannelInner>,
 }
@@ -61,122 +145,279 @@ struct Channel {
 struct ChannelInner {
     /// Retained events, oldest first, in increasing `seq`.
     events: VecDeque<Arc<StoredEvent>>,
-    /// `seq` of the newest evicted event (0: none evicted yet).
-    evicted_through: u64,
+    /// Their cost.
+    bytes: usize,
     /// Wakers of the current subscribers, by subscriber key.
     subscribers: HashMap<u64, Arc<Notify>>,
-    /// Set when the channel was dropped from the hub (no subscribers, no
-    /// history); whoever still holds it must look the name up again.
+    /// Set when the channel left the hub's map (in the same critical
+    /// section); whoever still holds it must look the name up again.
     removed: bool,
 }
 
-/// Whether an empty, unsubscribed channel stays: log streams are listed
-/// before their first line, and every stream includes the broadcast channel.
-fn is_pinned(name: &str) -> bool {
-    name.starts_with(super::LOG_PREFIX) || name == super::BROADCAST_CHANNEL
+impl Channel {
+    /// Evicts the oldest event. The caller holds this channel's lock and
+    /// the commit lock (`ledger`).
+    fn evict_front(
+        &self,
+        inner: &mut ChannelInner,
+        ledger: &mut Ledger,
+    ) -> Option<Arc<StoredEvent>> {
+        let event = inner.events.pop_front()?;
+        inner.bytes -= event.cost();
+        ledger.bytes -= event.cost();
+        ledger.events -= 1;
+        self.evicted_through.store(event.seq, Ordering::Release);
+        Some(event)
+    }
+}
+
+/// An event id of this run, formatted on the stack.
+struct IdText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl IdText {
+    fn new(epoch: &str, seq: u64) -> IdText {
+        let mut buf = [0u8; 40];
+        let mut rest = &mut buf[..];
+        write!(rest, "{epoch}-{seq}").expect("an id fits in 40 bytes");
+        let len = 40 - rest.len();
+        IdText { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).expect("ids are ASCII")
+    }
+}
+
+/// What an append committed.
+struct Appended {
+    first: u64,
+    last: u64,
+    subscribers: usize,
 }
 
 impl MemoryHub {
-    /// A hub keeping `history` events per channel (at least 1) and at most
-    /// `max_channels` channels.
-    pub fn new(history: usize, max_channels: usize) -> Self {
+    /// A hub with these limits (`history` at least 1).
+    pub fn new(limits: HubLimits) -> Self {
         MemoryHub {
             epoch: format!("{:08x}", rand::random::<u32>()),
-            history: history.max(1),
-            max_channels,
-            commit: Mutex::new(()),
+            limits: HubLimits {
+                history: limits.history.max(1),
+                ..limits
+            },
+            commit: Mutex::new(Ledger::default()),
             committed: AtomicU64::new(0),
             channels: RwLock::new(HashMap::new()),
             next_subscriber: AtomicU64::new(1),
+            envelope_bytes: Arc::new(AtomicUsize::new(0)),
+            dropped_through: AtomicU64::new(0),
         }
+    }
+
+    /// The limits this hub keeps.
+    pub fn limits(&self) -> &HubLimits {
+        &self.limits
     }
 
     fn id_of(&self, seq: u64) -> String {
-        format!("{}-{}", self.epoch, seq)
+        IdText::new(&self.epoch, seq).as_str().to_string()
     }
 
-    /// Parses an id of this hub run; `None` for garbage or another run's id.
+    /// Parses an id of this run: exactly `EPOCH-SEQ` as this hub writes
+    /// them (no sign, no leading zero, no spaces). `None` for anything
+    /// else, including another run's ids.
     fn parse_id(&self, id: &str) -> Option<u64> {
-        let (epoch, seq) = id.trim().split_once('-')?;
-        if epoch != self.epoch {
-            return None;
-        }
-        seq.parse().ok()
+        let seq = id.strip_prefix(self.epoch.as_str())?.strip_prefix('-')?;
+        let canonical =
+            !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) && !seq.starts_with('0');
+        canonical.then(|| seq.parse().ok()).flatten()
     }
 
-    fn channel(&self, name: &str) -> Result<Arc<Channel>, HubError> {
-        if let Some(ch) = self.channels.read().expect("hub lock").get(name) {
-            return Ok(ch.clone());
-        }
-        validate_channel_name(name)?;
-        let mut channels = self.channels.write().expect("hub lock");
-        if let Some(ch) = channels.get(name) {
-            return Ok(ch.clone());
-        }
-        if channels.len() >= self.max_channels {
-            return Err(HubError::TooManyChannels {
-                limit: self.max_channels,
-            });
-        }
-        let name: Arc<str> = name.into();
-        let ch = Arc::new(Channel {
+    fn new_channel(&self, name: &ChannelName) -> Arc<Channel> {
+        Arc::new(Channel {
             name: name.clone(),
+            kind: name.kind(),
+            evicted_through: AtomicU64::new(self.dropped_through.load(Ordering::Acquire)),
             inner: Mutex::new(ChannelInner {
                 events: VecDeque::new(),
-                evicted_through: 0,
+                bytes: 0,
                 subscribers: HashMap::new(),
                 removed: false,
             }),
-        });
-        channels.insert(name, ch.clone());
+        })
+    }
+
+    /// The channel called `name`, created if needed.
+    fn channel(&self, name: &ChannelName) -> Result<Arc<Channel>, HubError> {
+        if let Some(ch) = self.channels.read().expect("hub lock").get(name.as_str()) {
+            return Ok(ch.clone());
+        }
+        let mut channels = self.channels.write().expect("hub lock");
+        if let Some(ch) = channels.get(name.as_str()) {
+            return Ok(ch.clone());
+        }
+        if channels.len() >= self.limits.max_channels {
+            return Err(HubError::TooManyChannels {
+                limit: self.limits.max_channels,
+            });
+        }
+        let ch = self.new_channel(name);
+        channels.insert(name.clone(), ch.clone());
         Ok(ch)
     }
 
     /// See [`super::Hub::ensure_channel`].
-    pub fn ensure_channel(&self, name: &str) -> Result<(), HubError> {
+    pub fn ensure_channel(&self, name: &ChannelName) -> Result<(), HubError> {
         self.channel(name).map(drop)
     }
 
     /// See [`super::Hub::publish`].
     pub fn publish(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         event_type: &str,
         data: &str,
     ) -> Result<Published, HubError> {
-        let ch = self.channel(channel)?;
-        let data: Box<str> = if data.contains('\r') {
-            data.replace("\r\n", "\n").replace('\r', "\n").into()
-        } else {
-            data.into()
-        };
-        let event_type: Arc<str> = event_type.into();
-        let commit = self.commit.lock().expect("commit lock");
-        let seq = self.committed.load(Ordering::Relaxed) + 1;
-        let id = self.id_of(seq);
-        let event = Arc::new(StoredEvent::new(
-            seq,
-            id.clone(),
-            ch.name.clone(),
-            event_type,
-            data,
-        ));
-        let mut inner = ch.inner.lock().expect("channel lock");
-        inner.events.push_back(event);
-        if inner.events.len() > self.history {
-            if let Some(old) = inner.events.pop_front() {
-                inner.evicted_through = old.seq;
+        let pending = PendingEvent::encode(event_type, data);
+        let cost = pending.allocated() + EVENT_OVERHEAD;
+        let appended = self.append(channel, std::iter::once(pending), cost)?;
+        Ok(Published {
+            id: self.id_of(appended.first),
+            subscribers: appended.subscribers,
+        })
+    }
+
+    /// See [`super::Hub::publish_batch`].
+    pub fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
+        &self,
+        channel: &ChannelName,
+        events: &[(T, D)],
+    ) -> Result<Batch, HubError> {
+        if events.is_empty() {
+            return Err(HubError::EmptyBatch);
+        }
+        let pending: Vec<PendingEvent> = events
+            .iter()
+            .map(|(event_type, data)| PendingEvent::encode(event_type.as_ref(), data.as_ref()))
+            .collect();
+        let cost: usize = pending.iter().map(|p| p.allocated() + EVENT_OVERHEAD).sum();
+        if events.len() > self.limits.history
+            || (events.len() > 1 && cost > self.limits.history_bytes)
+        {
+            return Err(HubError::BatchTooLarge {
+                events: events.len(),
+                bytes: cost,
+                max_events: self.limits.history,
+                max_bytes: self.limits.history_bytes,
+            });
+        }
+        let appended = self.append(channel, pending.into_iter(), cost)?;
+        Ok(Batch {
+            first_id: self.id_of(appended.first),
+            last_id: self.id_of(appended.last),
+            count: events.len(),
+            subscribers: appended.subscribers,
+        })
+    }
+
+    /// Numbers `events` consecutively and appends them to `name`'s history
+    /// (see the module docs), making room for `cost` bytes first. Only
+    /// numbering and insertion happen under the commit lock: the events
+    /// come encoded.
+    fn append(
+        &self,
+        name: &ChannelName,
+        events: impl Iterator<Item = PendingEvent>,
+        cost: usize,
+    ) -> Result<Appended, HubError> {
+        let mut events = Some(events);
+        loop {
+            let ch = self.channel(name)?;
+            let mut ledger = self.commit.lock().expect("commit lock");
+            self.make_room(&mut ledger, cost);
+            let mut inner = ch.inner.lock().expect("channel lock");
+            if inner.removed {
+                // Dropped between the lookup and the lock: committing here
+                // would lose the event. Look the name up again.
+                continue;
+            }
+            let published = Instant::now();
+            let first = self.committed.load(Ordering::Relaxed) + 1;
+            let mut seq = first - 1;
+            for pending in events.take().expect("appended once") {
+                seq += 1;
+                let allocated = pending.allocated();
+                let frame = pending.with_id(IdText::new(&self.epoch, seq).as_str());
+                let event = Arc::new(StoredEvent::new(
+                    seq,
+                    ch.name.clone(),
+                    frame,
+                    allocated,
+                    self.envelope_bytes.clone(),
+                ));
+                inner.bytes += event.cost();
+                ledger.bytes += event.cost();
+                ledger.events += 1;
+                inner.events.push_back(event);
+                ledger.ages.push_back(AgeEntry {
+                    seq,
+                    published,
+                    channel: ch.clone(),
+                });
+                if inner.events.len() > self.limits.history {
+                    ch.evict_front(&mut inner, &mut ledger);
+                }
+            }
+            self.committed.store(seq, Ordering::Release);
+            ledger.compact();
+            drop(ledger);
+            for notify in inner.subscribers.values() {
+                notify.notify_one();
+            }
+            return Ok(Appended {
+                first,
+                last: seq,
+                subscribers: inner.subscribers.len(),
+            });
+        }
+    }
+
+    /// Evicts the hub's oldest events until `incoming` more bytes fit in
+    /// `history_bytes` (or nothing is left to evict).
+    fn make_room(&self, ledger: &mut Ledger, incoming: usize) {
+        let limit = self.limits.history_bytes;
+        while ledger.bytes + self.envelope_bytes.load(Ordering::Relaxed) + incoming > limit {
+            if self.evict_oldest(ledger, None).is_none() {
+                break;
             }
         }
-        self.committed.store(seq, Ordering::Release);
-        drop(commit);
-        for notify in inner.subscribers.values() {
-            notify.notify_one();
+    }
+
+    /// Evicts the hub's oldest retained event, if it was published before
+    /// `before` (any age with `None`). Entries of events already evicted
+    /// are dropped on the way.
+    fn evict_oldest(
+        &self,
+        ledger: &mut Ledger,
+        before: Option<Instant>,
+    ) -> Option<Arc<StoredEvent>> {
+        while let Some(entry) = ledger.ages.front() {
+            if !entry.is_retained() {
+                ledger.ages.pop_front();
+                continue;
+            }
+            if before.is_some_and(|before| entry.published >= before) {
+                return None;
+            }
+            let entry = ledger.ages.pop_front().expect("front exists");
+            let mut inner = entry.channel.inner.lock().expect("channel lock");
+            // Retained and oldest of the hub, so oldest of its channel.
+            debug_assert_eq!(inner.events.front().map(|e| e.seq), Some(entry.seq));
+            return entry.channel.evict_front(&mut inner, ledger);
         }
-        Ok(Published {
-            id,
-            subscribers: inner.subscribers.len(),
-        })
+        None
     }
 
     /// See [`super::Hub::subscribe`].
@@ -185,27 +426,14 @@ impl MemoryHub {
         requests: &[ChannelRequest],
         start: Start,
     ) -> Result<MemorySubscription, HubError> {
+        let mut seen = HashSet::with_capacity(requests.len());
+        let requests: Vec<&ChannelRequest> = requests
+            .iter()
+            .filter(|r| seen.insert(r.name.as_str()))
+            .collect();
         let key = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
-        let mut channels: Vec<Arc<Channel>> = Vec::with_capacity(requests.len());
-        let mut tails = Vec::with_capacity(requests.len());
-        let mut implicit = Vec::with_capacity(requests.len());
-        for req in requests {
-            let ch = loop {
-                let ch = self.channel(&req.name)?;
-                let mut inner = ch.inner.lock().expect("channel lock");
-                if !inner.removed {
-                    inner.subscribers.insert(key, notify.clone());
-                    drop(inner);
-                    break ch;
-                }
-            };
-            if !channels.iter().any(|c| Arc::ptr_eq(c, &ch)) {
-                channels.push(ch);
-                tails.push(req.tail);
-                implicit.push(req.implicit);
-            }
-        }
+        let channels = self.register(&requests, key, &notify)?;
         // Registered: anything committed after this snapshot wakes us.
         let snapshot = self.committed.load(Ordering::Acquire);
         let mut sub = MemorySubscription {
@@ -215,33 +443,218 @@ impl MemoryHub {
             channels,
             notify,
             cursor: snapshot,
-            lag_reason: "lagged",
+            lag_reason: ResetReason::Lagged,
             initial: Vec::new(),
         };
         match start {
-            Start::Now => sub.initial = sub.tails(&tails, snapshot),
-            Start::After(id) => match self.parse_id(&id).filter(|&seq| seq <= snapshot) {
+            Start::Now => {
+                let tails: Vec<usize> = requests.iter().map(|r| r.tail).collect();
+                sub.initial = sub.tails(&tails, snapshot);
+            }
+            Start::After(id) => match self
+                .parse_id(&id)
+                .filter(|&seq| seq >= 1 && seq <= snapshot)
+            {
                 Some(seq) => {
                     sub.cursor = seq;
-                    sub.lag_reason = "too old";
+                    sub.lag_reason = ResetReason::TooOld;
                 }
                 None => {
                     sub.cursor = 0;
                     for (i, ch) in sub.channels.iter().enumerate() {
                         let inner = ch.inner.lock().expect("channel lock");
-                        sub.acked_evictions[i] = inner.evicted_through;
-                        if implicit[i] && inner.events.is_empty() && inner.evicted_through == 0 {
+                        let evicted = ch.evicted_through.load(Ordering::Acquire);
+                        sub.acked_evictions[i] = evicted;
+                        if requests[i].implicit && inner.events.is_empty() && evicted == 0 {
                             continue;
                         }
                         sub.initial.push(Delivery::Reset {
                             channel: ch.name.clone(),
-                            reason: "unknown id",
+                            reason: ResetReason::UnknownId,
                         });
                     }
                 }
             },
         }
         Ok(sub)
+    }
+
+    /// Registers subscriber `key` on every requested channel, creating the
+    /// missing ones, or on none: if the missing channels do not fit under
+    /// `max_channels`, nothing is created or registered. Runs under the map
+    /// lock, so no channel can be removed meanwhile.
+    fn register(
+        &self,
+        requests: &[&ChannelRequest],
+        key: u64,
+        notify: &Arc<Notify>,
+    ) -> Result<Vec<Arc<Channel>>, HubError> {
+        let enlist = |channels: &[Arc<Channel>]| {
+            for ch in channels {
+                let mut inner = ch.inner.lock().expect("channel lock");
+                debug_assert!(!inner.removed, "a channel in the map is not removed");
+                inner.subscribers.insert(key, notify.clone());
+            }
+        };
+        {
+            let map = self.channels.read().expect("hub lock");
+            let found: Option<Vec<Arc<Channel>>> = requests
+                .iter()
+                .map(|r| map.get(r.name.as_str()).cloned())
+                .collect();
+            if let Some(found) = found {
+                enlist(&found);
+                return Ok(found);
+            }
+        }
+        let mut map = self.channels.write().expect("hub lock");
+        let missing = requests
+            .iter()
+            .filter(|r| !map.contains_key(r.name.as_str()))
+            .count();
+        if map.len() + missing > self.limits.max_channels {
+            return Err(HubError::TooManyChannels {
+                limit: self.limits.max_channels,
+            });
+        }
+        let found: Vec<Arc<Channel>> = requests
+            .iter()
+            .map(|r| {
+                map.entry(r.name.clone())
+                    .or_insert_with(|| self.new_channel(&r.name))
+                    .clone()
+            })
+            .collect();
+        enlist(&found);
+        Ok(found)
+    }
+
+    /// Drops `ch` from the map if it has no events and no subscribers and
+    /// is not pinned. The caller holds the map's write lock.
+    fn drop_if_unused(
+        &self,
+        map: &mut HashMap<ChannelName, Arc<Channel>>,
+        ch: &Arc<Channel>,
+    ) -> bool {
+        if ch.kind.is_pinned() {
+            return false;
+        }
+        let Ok(mut inner) = ch.inner.lock() else {
+            return false;
+        };
+        if inner.removed || !inner.subscribers.is_empty() || !inner.events.is_empty() {
+            return false;
+        }
+        self.mark_removed(map, ch, &mut inner);
+        true
+    }
+
+    /// Takes `ch` out of the map (map write lock and channel lock held).
+    fn mark_removed(
+        &self,
+        map: &mut HashMap<ChannelName, Arc<Channel>>,
+        ch: &Arc<Channel>,
+        inner: &mut ChannelInner,
+    ) {
+        inner.removed = true;
+        if map
+            .get(ch.name.as_str())
+            .is_some_and(|c| Arc::ptr_eq(c, ch))
+        {
+            map.remove(ch.name.as_str());
+        }
+        self.dropped_through
+            .fetch_max(ch.evicted_through.load(Ordering::Acquire), Ordering::AcqRel);
+    }
+
+    /// See [`super::Hub::remove_unsubscribed`].
+    pub fn remove_unsubscribed(&self, name: &ChannelName) -> bool {
+        let mut ledger = self.commit.lock().expect("commit lock");
+        let mut map = self.channels.write().expect("hub lock");
+        let Some(ch) = map.get(name.as_str()).cloned() else {
+            return true;
+        };
+        let mut inner = ch.inner.lock().expect("channel lock");
+        if !inner.subscribers.is_empty() {
+            return false;
+        }
+        let mut garbage = Vec::with_capacity(inner.events.len());
+        while let Some(event) = ch.evict_front(&mut inner, &mut ledger) {
+            garbage.push(event);
+        }
+        self.mark_removed(&mut map, &ch, &mut inner);
+        drop(inner);
+        drop(map);
+        drop(ledger);
+        drop(garbage);
+        true
+    }
+
+    /// See [`super::Hub::sweep`].
+    pub fn sweep(&self, now: Instant) -> Swept {
+        let mut swept = Swept::default();
+        if let Some(before) = now.checked_sub(self.limits.history_ttl) {
+            if !self.limits.history_ttl.is_zero() {
+                loop {
+                    let mut garbage = Vec::new();
+                    let mut ledger = self.commit.lock().expect("commit lock");
+                    while garbage.len() < SWEEP_CHUNK {
+                        match self.evict_oldest(&mut ledger, Some(before)) {
+                            Some(event) => garbage.push(event),
+                            None => break,
+                        }
+                    }
+                    ledger.compact();
+                    drop(ledger);
+                    swept.expired += garbage.len();
+                    if garbage.len() < SWEEP_CHUNK {
+                        break;
+                    }
+                }
+            }
+        }
+        swept.dropped = self.drop_empty_channels();
+        swept
+    }
+
+    /// Drops ordinary channels with no events and no subscribers, and gives
+    /// back the spare room of long histories that shrank.
+    fn drop_empty_channels(&self) -> usize {
+        let candidates: Vec<Arc<Channel>> = {
+            let map = self.channels.read().expect("hub lock");
+            map.values()
+                .filter(|ch| {
+                    let mut inner = ch.inner.lock().expect("channel lock");
+                    let len = inner.events.len();
+                    if inner.events.capacity() > 4 * len + 64 {
+                        inner.events.shrink_to(2 * len + 16);
+                    }
+                    !ch.kind.is_pinned() && len == 0 && inner.subscribers.is_empty()
+                })
+                .cloned()
+                .collect()
+        };
+        if candidates.is_empty() {
+            return 0;
+        }
+        let mut map = self.channels.write().expect("hub lock");
+        candidates
+            .iter()
+            .filter(|ch| self.drop_if_unused(&mut map, ch))
+            .count()
+    }
+
+    /// See [`super::Hub::usage`].
+    pub fn usage(&self) -> HistoryUsage {
+        let (events, bytes) = {
+            let ledger = self.commit.lock().expect("commit lock");
+            (ledger.events, ledger.bytes)
+        };
+        HistoryUsage {
+            events,
+            bytes: bytes + self.envelope_bytes.load(Ordering::Relaxed),
+            channels: self.channels.read().expect("hub lock").len(),
+        }
     }
 
     /// See [`super::Hub::channels`].
@@ -258,10 +671,12 @@ impl MemoryHub {
             .map(|ch| {
                 let inner = ch.inner.lock().expect("channel lock");
                 ChannelInfo {
-                    name: ch.name.to_string(),
+                    name: ch.name.clone(),
+                    kind: ch.kind,
                     subscribers: inner.subscribers.len(),
-                    last_id: inner.events.back().map(|e| e.id.to_string()),
+                    last_id: inner.events.back().map(|e| e.id().to_string()),
                     retained: inner.events.len(),
+                    retained_bytes: inner.bytes,
                 }
             })
             .collect();
@@ -283,7 +698,7 @@ pub struct MemorySubscription {
     acked_evictions: Vec<u64>,
     /// Reason given for the next eviction found: "too old" right after a
     /// resume, then "lagged".
-    lag_reason: &'static str,
+    lag_reason: ResetReason,
     /// Deliveries decided at subscribe time (resets, backlog).
     initial: Vec<Delivery>,
 }
@@ -321,10 +736,9 @@ impl MemorySubscription {
         let mut cut: Option<u64> = None;
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
-            if inner.evicted_through > self.cursor
-                && inner.evicted_through > self.acked_evictions[i]
-            {
-                self.acked_evictions[i] = inner.evicted_through;
+            let evicted = ch.evicted_through.load(Ordering::Acquire);
+            if evicted > self.cursor && evicted > self.acked_evictions[i] {
+                self.acked_evictions[i] = evicted;
                 resets.push(Delivery::Reset {
                     channel: ch.name.clone(),
                     reason: self.lag_reason,
@@ -343,7 +757,7 @@ impl MemorySubscription {
                 events.push(event.clone());
             }
         }
-        self.lag_reason = "lagged";
+        self.lag_reason = ResetReason::Lagged;
         if self.channels.len() > 1 {
             events.sort_by_key(|e| e.seq);
         }
@@ -375,53 +789,52 @@ impl Drop for MemorySubscription {
     /// history (lock order: the channel map, then the channel).
     fn drop(&mut self) {
         for ch in &self.channels {
-            let now_empty = match ch.inner.lock() {
+            let now_unused = match ch.inner.lock() {
                 Ok(mut inner) => {
                     inner.subscribers.remove(&self.key);
-                    inner.subscribers.is_empty() && inner.events.is_empty() && !is_pinned(&ch.name)
+                    inner.subscribers.is_empty() && inner.events.is_empty() && !ch.kind.is_pinned()
                 }
                 Err(_) => false,
             };
-            if now_empty {
-                let Ok(mut channels) = self.hub.channels.write() else {
-                    continue;
-                };
-                let Ok(mut inner) = ch.inner.lock() else {
-                    continue;
-                };
-                if inner.subscribers.is_empty() && inner.events.is_empty() && !inner.removed {
-                    inner.removed = true;
-                    if channels.get(&ch.name).is_some_and(|c| Arc::ptr_eq(c, ch)) {
-                        channels.remove(&ch.name);
-                    }
+            if now_unused {
+                if let Ok(mut map) = self.hub.channels.write() {
+                    self.hub.drop_if_unused(&mut map, ch);
                 }
             }
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::super::Subscription;
     use super::*;
+    use std::sync::{mpsc, Barrier};
+    use std::time::Duration;
+
+    fn limits(history: usize) -> HubLimits {
+        HubLimits {
+            history,
+            max_channels: 100,
+            ..HubLimits::default()
+        }
+    }
 
     /// The memory hub with the `Hub` surface, publishing synchronously
     /// (`Hub::publish` is async for the Redis backend's sake).
     #[derive(Clone)]
     struct Hub(Arc<MemoryHub>);
 
-    impl Hub {
-        fn memory(history: usize, max_channels: usize) -> Hub {
-            Hub(Arc::new(MemoryHub::new(history, max_channels)))
-        }
+    impl std::ops::Deref for Hub {
+        type Target = MemoryHub;
 
-        fn publish(
-            &self,
-            channel: &str,
-            event_type: &str,
-            data: &str,
-        ) -> Result<Published, HubError> {
-            self.0.publish(channel, event_type, data)
+        fn deref(&self) -> &MemoryHub {
+            &self.0
+        }
+    }
+
+    impl Hub {
+        fn memory(limits: HubLimits) -> Hub {
+            Hub(Arc::new(MemoryHub::new(limits)))
         }
 
         fn subscribe(
@@ -431,25 +844,25 @@ mod tests {
         ) -> Result<Subscription, HubError> {
             self.0.subscribe(channels, start).map(Subscription::Memory)
         }
-
-        fn channels(&self) -> Vec<ChannelInfo> {
-            self.0.channels()
-        }
     }
 
     fn hub(history: usize) -> Hub {
-        Hub::memory(history, 100)
+        Hub::memory(limits(history))
+    }
+
+    fn n(name: &str) -> ChannelName {
+        ChannelName::parse(name).unwrap()
     }
 
     fn req(name: &str, tail: usize) -> ChannelRequest {
-        ChannelRequest::new(name, tail)
+        ChannelRequest::new(n(name), tail)
     }
 
     fn data_of(batch: &[Delivery]) -> Vec<String> {
         batch
             .iter()
             .map(|d| match d {
-                Delivery::Event(e) => format!("{}:{}", e.channel, e.data),
+                Delivery::Event(e) => format!("{}:{}", e.channel, e.data()),
                 Delivery::Reset { channel, reason } => format!("reset {channel} {reason}"),
             })
             .collect()
@@ -470,20 +883,20 @@ mod tests {
     fn new_subscriber_gets_tail_then_live_events() {
         let hub = hub(100);
         for i in 0..5 {
-            hub.publish("a", "message", &i.to_string()).unwrap();
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
         }
         let mut sub = hub.subscribe(&[req("a", 2)], Start::Now).unwrap();
-        hub.publish("a", "message", "5").unwrap();
+        hub.publish(&n("a"), "message", "5").unwrap();
         assert_eq!(drain(&mut sub), ["a:3", "a:4", "a:5"]);
     }
 
     #[test]
     fn resume_after_id_gives_exactly_the_missed_events() {
         let hub = hub(100);
-        hub.publish("a", "message", "0").unwrap();
-        let id = hub.publish("a", "message", "1").unwrap().id;
-        hub.publish("a", "message", "2").unwrap();
-        hub.publish("a", "message", "3").unwrap();
+        hub.publish(&n("a"), "message", "0").unwrap();
+        let id = hub.publish(&n("a"), "message", "1").unwrap().id;
+        hub.publish(&n("a"), "message", "2").unwrap();
+        hub.publish(&n("a"), "message", "3").unwrap();
         let mut sub = hub.subscribe(&[req("a", 10)], Start::After(id)).unwrap();
         assert_eq!(drain(&mut sub), ["a:2", "a:3"]);
     }
@@ -494,11 +907,11 @@ mod tests {
         let mut sub = hub
             .subscribe(&[req("a", 0), req("b", 0)], Start::Now)
             .unwrap();
-        hub.publish("a", "message", "1").unwrap();
-        let id = hub.publish("b", "message", "2").unwrap().id;
-        hub.publish("a", "message", "3").unwrap();
-        hub.publish("c", "message", "x").unwrap();
-        hub.publish("b", "message", "4").unwrap();
+        hub.publish(&n("a"), "message", "1").unwrap();
+        let id = hub.publish(&n("b"), "message", "2").unwrap().id;
+        hub.publish(&n("a"), "message", "3").unwrap();
+        hub.publish(&n("c"), "message", "x").unwrap();
+        hub.publish(&n("b"), "message", "4").unwrap();
         assert_eq!(drain(&mut sub), ["a:1", "b:2", "a:3", "b:4"]);
         let mut resumed = hub
             .subscribe(&[req("a", 0), req("b", 0)], Start::After(id))
@@ -509,7 +922,7 @@ mod tests {
     #[test]
     fn unknown_or_foreign_id_gets_reset_then_everything_retained() {
         let hub = hub(100);
-        hub.publish("a", "message", "1").unwrap();
+        hub.publish(&n("a"), "message", "1").unwrap();
         for bad in ["garbage", "00000000-1", "", "ffffffff-99999"] {
             let mut sub = hub
                 .subscribe(&[req("a", 0)], Start::After(bad.into()))
@@ -521,7 +934,7 @@ mod tests {
     #[test]
     fn implicit_channels_get_a_reset_only_when_they_hold_events() {
         let hub = hub(100);
-        hub.publish("a", "message", "1").unwrap();
+        hub.publish(&n("a"), "message", "1").unwrap();
         let quiet = ChannelRequest {
             implicit: true,
             ..req("empty", 0)
@@ -530,7 +943,7 @@ mod tests {
             .subscribe(&[req("a", 0), quiet.clone()], Start::After("x".into()))
             .unwrap();
         assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"]);
-        hub.publish("empty", "message", "2").unwrap();
+        hub.publish(&n("empty"), "message", "2").unwrap();
         let mut sub = hub
             .subscribe(&[req("a", 0), quiet], Start::After("x".into()))
             .unwrap();
@@ -548,7 +961,7 @@ mod tests {
     #[test]
     fn id_from_the_future_is_unknown() {
         let hub = hub(100);
-        let id = hub.publish("a", "message", "1").unwrap().id;
+        let id = hub.publish(&n("a"), "message", "1").unwrap().id;
         let future = id.replace("-1", "-2");
         let mut sub = hub.subscribe(&[req("a", 0)], Start::After(future)).unwrap();
         assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"]);
@@ -557,13 +970,13 @@ mod tests {
     #[test]
     fn resume_older_than_history_gets_one_reset() {
         let hub = hub(3);
-        let id = hub.publish("a", "message", "0").unwrap().id;
+        let id = hub.publish(&n("a"), "message", "0").unwrap().id;
         for i in 1..6 {
-            hub.publish("a", "message", &i.to_string()).unwrap();
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
         }
         let mut sub = hub.subscribe(&[req("a", 0)], Start::After(id)).unwrap();
         assert_eq!(drain(&mut sub), ["reset a too old", "a:3", "a:4", "a:5"]);
-        hub.publish("a", "message", "6").unwrap();
+        hub.publish(&n("a"), "message", "6").unwrap();
         assert_eq!(drain(&mut sub), ["a:6"]);
     }
 
@@ -572,7 +985,7 @@ mod tests {
         let hub = hub(4);
         let mut slow = hub.subscribe(&[req("a", 0)], Start::Now).unwrap();
         for i in 0..10 {
-            hub.publish("a", "message", &i.to_string()).unwrap();
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
         }
         assert_eq!(hub.channels()[0].retained, 4);
         assert_eq!(
@@ -589,7 +1002,7 @@ mod tests {
             .unwrap();
         for i in 0..3000 {
             hub.publish(
-                if i % 3 == 0 { "a" } else { "b" },
+                &n(if i % 3 == 0 { "a" } else { "b" }),
                 "message",
                 &i.to_string(),
             )
@@ -603,7 +1016,7 @@ mod tests {
             }
             assert!(b.len() <= 2 * MAX_BATCH);
             seen.extend(b.into_iter().map(|d| match d {
-                Delivery::Event(e) => e.data.parse::<u32>().unwrap(),
+                Delivery::Event(e) => e.data().parse::<u32>().unwrap(),
                 Delivery::Reset { .. } => panic!("unexpected reset"),
             }));
         }
@@ -613,7 +1026,7 @@ mod tests {
     #[test]
     fn data_line_breaks_are_normalised() {
         let hub = hub(10);
-        hub.publish("a", "message", "a\r\nb\rc\n").unwrap();
+        hub.publish(&n("a"), "message", "a\r\nb\rc\n").unwrap();
         let mut sub = hub.subscribe(&[req("a", 1)], Start::Now).unwrap();
         assert_eq!(drain(&mut sub), ["a:a\nb\nc\n"]);
     }
@@ -622,9 +1035,9 @@ mod tests {
     fn subscriber_count_and_unsubscribe_on_drop() {
         let hub = hub(10);
         let sub = hub.subscribe(&[req("a", 0)], Start::Now).unwrap();
-        assert_eq!(hub.publish("a", "message", "x").unwrap().subscribers, 1);
+        assert_eq!(hub.publish(&n("a"), "message", "x").unwrap().subscribers, 1);
         drop(sub);
-        let last = hub.publish("a", "message", "y").unwrap();
+        let last = hub.publish(&n("a"), "message", "y").unwrap();
         assert_eq!(last.subscribers, 0);
         assert_eq!(hub.channels()[0].last_id, Some(last.id));
     }
@@ -638,7 +1051,7 @@ mod tests {
                 Start::Now,
             )
             .unwrap();
-        hub.publish("kept", "message", "x").unwrap();
+        hub.publish(&n("kept"), "message", "x").unwrap();
         let names = |hub: &Hub| {
             hub.channels()
                 .into_iter()
@@ -650,17 +1063,20 @@ mod tests {
         assert_eq!(names(&hub), ["kept", "log:x"]);
         // A dropped channel comes back on next use.
         let mut again = hub.subscribe(&[req("passing", 0)], Start::Now).unwrap();
-        hub.publish("passing", "message", "back").unwrap();
+        hub.publish(&n("passing"), "message", "back").unwrap();
         assert_eq!(drain(&mut again), ["passing:back"]);
     }
 
     #[test]
     fn channel_limit_is_enforced() {
-        let hub = Hub::memory(10, 2);
-        hub.publish("a", "message", "x").unwrap();
-        hub.publish("b", "message", "x").unwrap();
+        let hub = Hub::memory(HubLimits {
+            max_channels: 2,
+            ..limits(10)
+        });
+        hub.publish(&n("a"), "message", "x").unwrap();
+        hub.publish(&n("b"), "message", "x").unwrap();
         assert_eq!(
-            hub.publish("c", "message", "x"),
+            hub.publish(&n("c"), "message", "x"),
             Err(HubError::TooManyChannels { limit: 2 })
         );
     }
@@ -671,7 +1087,7 @@ mod tests {
         let mut sub = hub.subscribe(&[req("a", 0)], Start::Now).unwrap();
         let publisher = hub.clone();
         tokio::spawn(async move {
-            publisher.publish("a", "message", "hello").unwrap();
+            publisher.publish(&n("a"), "message", "hello").unwrap();
         });
         let batch = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next_batch())
             .await
@@ -691,15 +1107,24 @@ mod tests {
                 let hub = hub.clone();
                 std::thread::spawn(move || {
                     for i in 0..2000 {
-                        hub.publish(ch, "message", &i.to_string()).unwrap();
+                        hub.publish(&n(ch), "message", &i.to_string()).unwrap();
                     }
                 })
             })
             .collect();
         let mut last_seq = 0;
         let mut count = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
         while count < 4000 {
-            for d in sub.ready_batch() {
+            assert!(
+                Instant::now() < deadline,
+                "only {count} of 4000 events arrived"
+            );
+            let batch = sub.ready_batch();
+            if batch.is_empty() {
+                std::thread::yield_now();
+            }
+            for d in batch {
                 let Delivery::Event(e) = d else {
                     panic!("reset")
                 };
@@ -712,5 +1137,432 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(count, 4000);
+    }
+
+    /// Runs `f` on its own thread and fails if it takes longer than `limit`
+    /// (instead of hanging the test run).
+    fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(limit)
+            .expect("the test did not finish in time (or panicked)")
+    }
+
+    fn names(hub: &Hub) -> Vec<String> {
+        hub.channels()
+            .into_iter()
+            .map(|c| c.name.to_string())
+            .collect()
+    }
+
+    fn epoch_of(hub: &Hub) -> String {
+        let id = hub.publish(&n("epoch-probe"), "message", "x").unwrap().id;
+        id.split_once('-').unwrap().0.to_string()
+    }
+
+    #[test]
+    fn refused_subscribe_leaves_no_subscriber_and_no_channel() {
+        let hub = Hub::memory(HubLimits {
+            max_channels: 3,
+            ..limits(10)
+        });
+        let held = hub.subscribe(&[req("c1", 0)], Start::Now).unwrap();
+        hub.publish(&n("c2"), "message", "x").unwrap();
+        hub.publish(&n("c3"), "message", "x").unwrap();
+        for i in 0..200 {
+            let refused = hub
+                .subscribe(&[req("c1", 0), req(&format!("new{i}"), 0)], Start::Now)
+                .err();
+            assert_eq!(refused, Some(HubError::TooManyChannels { limit: 3 }));
+        }
+        assert_eq!(names(&hub), ["c1", "c2", "c3"]);
+        assert_eq!(
+            hub.channels()[0].subscribers,
+            1,
+            "phantom subscribers on c1"
+        );
+        drop(held);
+        // One slot free, two channels wanted: neither is created.
+        assert_eq!(names(&hub), ["c2", "c3"]);
+        let refused = hub.subscribe(&[req("x", 0), req("y", 0)], Start::Now).err();
+        assert_eq!(refused, Some(HubError::TooManyChannels { limit: 3 }));
+        assert_eq!(names(&hub), ["c2", "c3"]);
+        assert!(hub.channels().iter().all(|c| c.subscribers == 0));
+    }
+
+    #[test]
+    fn a_publish_answered_ok_survives_its_channel_being_dropped_concurrently() {
+        const ROUNDS: usize = 20_000;
+        let hub = Hub::memory(HubLimits {
+            max_channels: ROUNDS + 10,
+            ..limits(10)
+        });
+        let checked = hub.clone();
+        within(Duration::from_secs(60), move || {
+            let barrier = Arc::new(Barrier::new(2));
+            let dropper = {
+                let (hub, barrier) = (hub.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    for round in 0..ROUNDS {
+                        // The channel exists, empty, with one subscriber...
+                        let sub = hub
+                            .subscribe(&[req(&format!("r{round}"), 0)], Start::Now)
+                            .unwrap();
+                        barrier.wait();
+                        // ...who leaves while the publisher publishes.
+                        drop(sub);
+                        barrier.wait();
+                    }
+                })
+            };
+            for round in 0..ROUNDS {
+                barrier.wait();
+                hub.publish(&n(&format!("r{round}")), "message", &round.to_string())
+                    .unwrap();
+                barrier.wait();
+            }
+            dropper.join().unwrap();
+        });
+        let infos = checked.channels();
+        let lost: Vec<&str> = (0..ROUNDS)
+            .filter(|round| {
+                let name = format!("r{round}");
+                !infos.iter().any(|c| c.name == name && c.retained == 1)
+            })
+            .map(|_| "lost")
+            .collect();
+        assert_eq!(
+            lost.len(),
+            0,
+            "{} of {ROUNDS} publishes were lost",
+            lost.len()
+        );
+        // And a subscriber that comes later gets it.
+        let mut late = checked.subscribe(&[req("r7", 1)], Start::Now).unwrap();
+        assert_eq!(drain(&mut late), ["r7:7"]);
+    }
+
+    #[test]
+    fn concurrent_subscribers_droppers_and_publishers_lose_nothing() {
+        // Publishers, each with its own subscriber that comes and goes on a
+        // shared set of channels; every event answered Ok must be found by
+        // a subscriber that arrives afterwards with a tail.
+        let hub = Hub::memory(HubLimits {
+            max_channels: 1000,
+            ..limits(100_000)
+        });
+        let checked = hub.clone();
+        let published = within(Duration::from_secs(60), move || {
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let hub = hub.clone();
+                    std::thread::spawn(move || {
+                        let mut published = 0;
+                        for i in 0..3000 {
+                            let name = format!("s{}", i % 8);
+                            if t % 2 == 0 {
+                                let sub = hub.subscribe(&[req(&name, 0)], Start::Now).unwrap();
+                                drop(sub);
+                            } else {
+                                hub.publish(&n(&name), "message", "x").unwrap();
+                                published += 1;
+                            }
+                        }
+                        published
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .sum::<usize>()
+        });
+        let retained: usize = checked.channels().iter().map(|c| c.retained).sum();
+        assert_eq!(retained, published);
+    }
+
+    #[test]
+    fn history_bytes_evict_the_oldest_events_of_the_whole_hub() {
+        let big = "x".repeat(10_000);
+        let hub = Hub::memory(HubLimits {
+            history_bytes: 100_000,
+            ..limits(1000)
+        });
+        let mut live = hub.subscribe(&[req("a", 0)], Start::Now).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..30 {
+            let channel = if i % 2 == 0 { "a" } else { "b" };
+            ids.push(hub.publish(&n(channel), "message", &big).unwrap().id);
+            let usage = hub.usage();
+            assert!(usage.bytes <= 100_000, "{usage:?}");
+        }
+        let usage = hub.usage();
+        assert!(usage.events >= 8 && usage.events < 10, "{usage:?}");
+        // The retained events are the newest ones, whatever their channel.
+        let infos = hub.channels();
+        let retained: usize = infos.iter().map(|c| c.retained).sum();
+        assert_eq!(retained, usage.events);
+        let bytes: usize = infos.iter().map(|c| c.retained_bytes).sum();
+        assert_eq!(bytes, usage.bytes);
+        let mut resumed = hub
+            .subscribe(
+                &[req("a", 0), req("b", 0)],
+                Start::After(ids[29 - usage.events].clone()),
+            )
+            .unwrap();
+        assert_eq!(
+            drain(&mut resumed).len(),
+            usage.events,
+            "no reset: nothing missed"
+        );
+        // A live subscriber that did not keep up is told, then continues.
+        let got = drain(&mut live);
+        assert_eq!(got[0], "reset a lagged");
+        assert_eq!(got.len(), 1 + infos[0].retained);
+        // A resume from an evicted event is too old.
+        let mut old = hub
+            .subscribe(&[req("a", 0)], Start::After(ids[0].clone()))
+            .unwrap();
+        assert_eq!(drain(&mut old)[0], "reset a too old");
+    }
+
+    #[test]
+    fn envelopes_count_against_history_bytes_while_they_exist() {
+        let hub = hub(10);
+        hub.publish(&n("a"), "message", "hello").unwrap();
+        let before = hub.usage().bytes;
+        let mut sub = hub.subscribe(&[req("a", 1)], Start::Now).unwrap();
+        let Delivery::Event(event) = sub.ready_batch().remove(0) else {
+            panic!("expected the event")
+        };
+        let envelope = event.envelope_frame();
+        assert_eq!(hub.usage().bytes, before + envelope.len());
+        drop(event);
+        for i in 0..10 {
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
+        }
+        // The enveloped event was evicted and freed: its envelope no longer counts.
+        let usage = hub.usage();
+        assert_eq!(usage.bytes, hub.channels()[0].retained_bytes);
+    }
+
+    #[test]
+    fn the_ttl_expires_events_and_drops_one_off_channels_but_keeps_logs_and_broadcast() {
+        let hub = Hub::memory(HubLimits {
+            history_ttl: Duration::from_secs(60),
+            max_channels: 8,
+            ..limits(100)
+        });
+        let t0 = Instant::now();
+        hub.ensure_channel(&n("log:app")).unwrap();
+        hub.publish(&n("log:app"), "message", "line").unwrap();
+        hub.publish(&ChannelName::broadcast(), "broadcast", "{}")
+            .unwrap();
+        let mut first = None;
+        for i in 0..6 {
+            let id = hub
+                .publish(&n(&format!("once{i}")), "message", "x")
+                .unwrap()
+                .id;
+            first.get_or_insert(id);
+        }
+        assert_eq!(
+            hub.publish(&n("fresh"), "message", "x"),
+            Err(HubError::TooManyChannels { limit: 8 })
+        );
+        let subscribed = hub.subscribe(&[req("once0", 0)], Start::Now).unwrap();
+        assert_eq!(hub.sweep(t0 + Duration::from_secs(30)), Swept::default());
+        assert_eq!(
+            hub.sweep(Instant::now() + Duration::from_secs(61)),
+            Swept {
+                expired: 8,
+                dropped: 5
+            }
+        );
+        assert_eq!(names(&hub), ["broadcast", "log:app", "once0"]);
+        assert!(hub.channels().iter().all(|c| c.retained == 0));
+        assert_eq!(hub.usage().bytes, 0);
+        drop(subscribed);
+        assert_eq!(names(&hub), ["broadcast", "log:app"]);
+        // Room again for new channels.
+        hub.publish(&n("fresh"), "message", "x").unwrap();
+        // A resume from before the drop is told that events are gone...
+        let mut resumed = hub
+            .subscribe(&[req("once1", 0)], Start::After(first.unwrap()))
+            .unwrap();
+        assert_eq!(drain(&mut resumed), ["reset once1 too old"]);
+        // ...while a new subscriber is not.
+        let mut fresh = hub.subscribe(&[req("once2", 0)], Start::Now).unwrap();
+        hub.publish(&n("once2"), "message", "y").unwrap();
+        assert_eq!(drain(&mut fresh), ["once2:y"]);
+    }
+
+    #[test]
+    fn a_zero_ttl_keeps_events() {
+        let hub = Hub::memory(HubLimits {
+            history_ttl: Duration::ZERO,
+            ..limits(10)
+        });
+        hub.publish(&n("a"), "message", "x").unwrap();
+        let swept = hub.sweep(Instant::now() + Duration::from_secs(1_000_000));
+        assert_eq!(swept, Swept::default());
+        assert_eq!(hub.channels()[0].retained, 1);
+    }
+
+    #[test]
+    fn sweep_period_follows_the_ttl() {
+        let period = |secs| {
+            HubLimits {
+                history_ttl: Duration::from_secs(secs),
+                ..HubLimits::default()
+            }
+            .sweep_period()
+        };
+        assert_eq!(period(3600), Duration::from_secs(60));
+        assert_eq!(period(2), Duration::from_millis(500));
+        assert_eq!(period(0), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_batch_gets_consecutive_ids_all_or_nothing() {
+        let hub = hub(5);
+        let mut sub = hub.subscribe(&[req("a", 0)], Start::Now).unwrap();
+        let batch = hub
+            .publish_batch(
+                &n("a"),
+                &[("message", "1"), ("sensor", "2"), ("message", "3\r\n4")],
+            )
+            .unwrap();
+        assert_eq!(batch.count, 3);
+        assert_eq!(batch.subscribers, 1);
+        let seq = |id: &str| id.split_once('-').unwrap().1.parse::<u64>().unwrap();
+        assert_eq!(seq(&batch.last_id) - seq(&batch.first_id), 2);
+        let got = sub.ready_batch();
+        assert_eq!(data_of(&got), ["a:1", "a:2", "a:3\n4"]);
+        let Delivery::Event(second) = &got[1] else {
+            panic!()
+        };
+        assert_eq!(second.event_type(), "sensor");
+        assert_eq!(
+            hub.publish_batch::<&str, &str>(&n("a"), &[]),
+            Err(HubError::EmptyBatch)
+        );
+        let six = [("message", "x"); 6];
+        assert!(matches!(
+            hub.publish_batch(&n("new"), &six),
+            Err(HubError::BatchTooLarge {
+                events: 6,
+                max_events: 5,
+                ..
+            })
+        ));
+        assert_eq!(names(&hub), ["a"], "a refused batch creates no channel");
+        assert!(sub.ready_batch().is_empty());
+    }
+
+    #[test]
+    fn batches_are_never_interleaved_with_other_publishes() {
+        let hub = hub(100_000);
+        let done = within(Duration::from_secs(60), move || {
+            let single = {
+                let hub = hub.clone();
+                std::thread::spawn(move || {
+                    for i in 0..5000 {
+                        hub.publish(&n("single"), "message", &i.to_string())
+                            .unwrap();
+                    }
+                })
+            };
+            let events: Vec<(&str, String)> = (0..10).map(|i| ("message", i.to_string())).collect();
+            let seq = |id: &str| id.split_once('-').unwrap().1.parse::<u64>().unwrap();
+            for _ in 0..500 {
+                let batch = hub.publish_batch(&n("bulk"), &events).unwrap();
+                assert_eq!(seq(&batch.last_id) - seq(&batch.first_id), 9);
+            }
+            single.join().unwrap();
+            true
+        });
+        assert!(done);
+    }
+
+    #[test]
+    fn any_id_not_exactly_of_this_run_is_unknown() {
+        let hub = hub(100);
+        let epoch = epoch_of(&hub);
+        hub.publish(&n("a"), "message", "1").unwrap();
+        for bad in [
+            format!("{epoch}-+1"),
+            format!("{epoch}-01"),
+            format!("{epoch}-0"),
+            format!(" {epoch}-1"),
+            format!("{epoch}-1 "),
+            format!("{epoch}-1é"),
+            format!("{epoch}--1"),
+            format!("{epoch}-"),
+            "é".to_string(),
+        ] {
+            let mut sub = hub
+                .subscribe(&[req("a", 0)], Start::After(bad.clone()))
+                .unwrap();
+            assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"], "{bad:?}");
+        }
+        let not_utf8 = [epoch.as_bytes(), b"-1\xff"].concat();
+        let mut sub = hub
+            .subscribe(&[req("a", 0)], Start::after_bytes(&not_utf8))
+            .unwrap();
+        assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"]);
+        let mut ok = hub
+            .subscribe(
+                &[req("a", 0)],
+                Start::after_bytes(format!("{epoch}-1").as_bytes()),
+            )
+            .unwrap();
+        assert_eq!(drain(&mut ok), ["a:1"]);
+    }
+
+    #[test]
+    fn removing_a_channel_needs_it_unsubscribed_and_frees_its_history() {
+        let hub = hub(100);
+        let log = n("log:gone");
+        hub.ensure_channel(&log).unwrap();
+        for i in 0..10 {
+            hub.publish(&log, "message", &i.to_string()).unwrap();
+        }
+        let sub = hub.subscribe(&[req("log:gone", 0)], Start::Now).unwrap();
+        assert!(!hub.remove_unsubscribed(&log));
+        assert_eq!(hub.channels()[0].retained, 10);
+        drop(sub);
+        assert!(hub.remove_unsubscribed(&log));
+        assert!(names(&hub).is_empty());
+        assert_eq!(
+            hub.usage(),
+            HistoryUsage {
+                events: 0,
+                bytes: 0,
+                channels: 0
+            }
+        );
+        assert!(hub.remove_unsubscribed(&log), "already gone");
+    }
+
+    #[test]
+    fn the_memory_figures_in_architecture_md_hold() {
+        // ARCHITECTURE.md, "Memory bounds": keep these in step with it.
+        const {
+            assert!(EVENT_OVERHEAD <= 256);
+            assert!(size_of::<Channel>() <= 144);
+            assert!(size_of::<MemorySubscription>() <= 128);
+        }
+        // A 64-byte log line costs its frame (id room, `data: `, the line,
+        // two LFs) plus the overhead.
+        let hub = hub(10);
+        hub.publish(&n("log:x"), "message", &"x".repeat(64))
+            .unwrap();
+        assert_eq!(
+            hub.channels()[0].retained_bytes,
+            crate::sse::ID_ROOM + 6 + 64 + 2 + EVENT_OVERHEAD
+        );
     }
 }

@@ -7,29 +7,76 @@
 //! is no per-subscriber queue: a subscriber is only a cursor, so a slow one
 //! costs no memory and never blocks the publisher or anyone else.
 //!
+//! The history is bounded three ways ([`HubLimits`]): in events per channel,
+//! in bytes for the whole hub (oldest events first), and in age. A
+//! background sweep ([`Hub::run_sweeper`]) expires old events and drops the
+//! channels they leave empty and unsubscribed.
+//!
 //! The hub knows nothing of HTTP or files. [`Hub`] is an enum of backends:
 //! the in-memory one (one process) and Redis (many nodes sharing channels,
-//! see [`redis`]).
+//! see [`redis`]). Channel
+//! names are parsed once into [`ChannelName`]; what a channel is comes from
+//! [`ChannelName::kind`] alone.
 
+mod event;
 mod memory;
+mod name;
 pub mod redis;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
+pub use event::StoredEvent;
 pub use memory::{MemoryHub, MemorySubscription};
+pub use name::{ChannelKind, ChannelName, BROADCAST_CHANNEL, LOG_PREFIX, MAX_CHANNEL_NAME};
 pub use redis::{LogOwner, RedisHub, RedisSubscription};
 
-/// The channel that carries broadcasts; every subscription includes it.
-pub const BROADCAST_CHANNEL: &str = "broadcast";
+/// How much history the hub keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubLimits {
+    /// Events retained per channel (`--history`, at least 1).
+    pub history: usize,
+    /// Bytes of retained events in the whole hub (`--history-bytes`): the
+    /// oldest events, whatever their channel, leave first. Counts every
+    /// event's frame, its bookkeeping, and its `/events` envelope while it
+    /// exists. The newest event is always kept, so the bound can be passed
+    /// by at most one event.
+    pub history_bytes: usize,
+    /// Events older than this leave the history (`--history-ttl`); zero
+    /// keeps them until the other limits evict them.
+    pub history_ttl: Duration,
+    /// Most channels that may exist at once (`--max-channels`).
+    pub max_channels: usize,
+}
 
-/// Prefix of the read-only channels that carry log streams.
-pub const LOG_PREFIX: &str = "log:";
+impl Default for HubLimits {
+    /// The documented defaults: 10,000 events per channel, 64 MiB, 1 h,
+    /// 10,000 channels.
+    fn default() -> Self {
+        HubLimits {
+            history: 10_000,
+            history_bytes: 64 * 1024 * 1024,
+            history_ttl: Duration::from_secs(3600),
+            max_channels: 10_000,
+        }
+    }
+}
 
-/// Longest allowed channel name, in characters.
-pub const MAX_CHANNEL_NAME: usize = 128;
+impl HubLimits {
+    /// How often the sweep runs: a quarter of the ttl, between 50 ms and
+    /// one minute (one minute when there is no ttl: the sweep then only
+    /// drops channels that other limits emptied). An event is so kept at
+    /// most `history_ttl` plus one period.
+    pub fn sweep_period(&self) -> Duration {
+        if self.history_ttl.is_zero() {
+            return Duration::from_secs(60);
+        }
+        (self.history_ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(60))
+    }
+}
 
 /// Errors a hub operation can report.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,6 +95,25 @@ pub enum HubError {
         /// The configured limit.
         limit: usize,
     },
+    /// A batch that the history could not hold whole: its first events
+    /// would be evicted by its last ones before anyone could read them.
+    #[error(
+        "batch too large: {events} events taking {bytes} bytes, but the history keeps \
+         {max_events} events per channel and {max_bytes} bytes in all"
+    )]
+    BatchTooLarge {
+        /// Events in the batch.
+        events: usize,
+        /// What they would take in memory.
+        bytes: usize,
+        /// `--history`.
+        max_events: usize,
+        /// `--history-bytes`.
+        max_bytes: usize,
+    },
+    /// A batch with no events.
+    #[error("empty batch: there is no event to publish")]
+    EmptyBatch,
     /// The backend cannot take the operation now (Redis unreachable); nothing
     /// was accepted.
     #[error("{detail}")]
@@ -76,85 +142,55 @@ pub enum Health {
 }
 
 /// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
-/// starting with a letter or digit.
+/// starting with a letter or digit. Prefer [`ChannelName::parse`], which
+/// keeps the result.
 ///
 /// # Errors
 /// [`HubError::InvalidName`] saying which rule the name breaks.
 pub fn validate_channel_name(name: &str) -> Result<(), HubError> {
-    let bad = |why| {
-        Err(HubError::InvalidName {
-            name: name.chars().take(MAX_CHANNEL_NAME + 8).collect(),
-            why,
-        })
-    };
-    let Some(first) = name.chars().next() else {
-        return bad("it is empty");
-    };
-    if name.chars().count() > MAX_CHANNEL_NAME {
-        return bad("it is longer than 128 characters");
-    }
-    if !first.is_ascii_alphanumeric() {
-        return bad("it must start with a letter or digit");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-    {
-        return bad("only letters, digits and _ . : - are allowed");
-    }
-    Ok(())
+    ChannelName::parse(name).map(drop)
 }
 
-/// One event as stored in a channel's history and shared by all subscribers.
-#[derive(Debug)]
-pub struct StoredEvent {
-    /// Position in the hub's global order; the id is built from it.
-    pub seq: u64,
-    /// The id sent to clients.
-    pub id: Box<str>,
-    /// The channel the event belongs to.
-    pub channel: Arc<str>,
-    /// The SSE event type (`message` by default).
-    pub event_type: Arc<str>,
-    /// The event's data, line breaks normalised to LF.
-    pub data: Box<str>,
-    /// The event encoded for single-channel streams, with its id.
-    pub frame: Bytes,
-    /// The event encoded for multiplexed streams (JSON envelope), made on
-    /// first use and then shared.
-    envelope: OnceLock<Bytes>,
+/// Why a subscriber is told that it missed events of a channel (the
+/// `reason` of a `reset` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResetReason {
+    /// A live subscriber fell so far behind that the events it had not yet
+    /// taken left the history.
+    Lagged,
+    /// A resume (`Last-Event-ID`) asked for events that already left the
+    /// history.
+    TooOld,
+    /// The `Last-Event-ID` is not an id of this run (garbage, another run's,
+    /// from the future, not ASCII): nothing can be resumed.
+    UnknownId,
+    /// The backend lost the history it resumes from (e.g. a Redis stream
+    /// that was trimmed or flushed underneath the server).
+    HistoryLost,
 }
 
-impl StoredEvent {
-    /// Builds and encodes an event.
-    pub fn new(
-        seq: u64,
-        id: String,
-        channel: Arc<str>,
-        event_type: Arc<str>,
-        data: Box<str>,
-    ) -> Self {
-        let frame = crate::sse::encode_event(Some(&id), &event_type, &data);
-        StoredEvent {
-            seq,
-            id: id.into_boxed_str(),
-            channel,
-            event_type,
-            data,
-            frame,
-            envelope: OnceLock::new(),
+impl ResetReason {
+    /// The text sent to clients: `lagged`, `too old`, `unknown id`,
+    /// `history lost`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetReason::Lagged => "lagged",
+            ResetReason::TooOld => "too old",
+            ResetReason::UnknownId => "unknown id",
+            ResetReason::HistoryLost => "history lost",
         }
     }
+}
 
-    /// The event encoded with data `{"channel": ..., "data": ...}`, as sent
-    /// on multiplexed streams.
-    pub fn envelope_frame(&self) -> Bytes {
-        self.envelope
-            .get_or_init(|| {
-                let data = serde_json::json!({"channel": &*self.channel, "data": &*self.data});
-                crate::sse::encode_event(Some(&self.id), &self.event_type, &data.to_string())
-            })
-            .clone()
+impl std::fmt::Display for ResetReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ResetReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -166,9 +202,9 @@ pub enum Delivery {
     /// Events of `channel` were missed and cannot be resent.
     Reset {
         /// The channel that lost events for this subscriber.
-        channel: Arc<str>,
-        /// Why: `lagged`, `too old`, `unknown id`.
-        reason: &'static str,
+        channel: ChannelName,
+        /// Why.
+        reason: ResetReason,
     },
 }
 
@@ -178,15 +214,27 @@ pub enum Start {
     /// Only events published from now on, plus each channel's `tail`.
     #[default]
     Now,
-    /// After the event with this id (the client's `Last-Event-ID`).
+    /// After the event with this id (the client's `Last-Event-ID`). Any
+    /// value that is not exactly an id of this run (garbage, empty, another
+    /// run's, from the future) gets a `reset` with `unknown id`; it is
+    /// never treated as absent.
     After(String),
+}
+
+impl Start {
+    /// Resumes after an id given as raw bytes (an HTTP header value may be
+    /// any bytes): bytes that are not an id of this run, UTF-8 or not,
+    /// give `unknown id`.
+    pub fn after_bytes(id: &[u8]) -> Start {
+        Start::After(String::from_utf8_lossy(id).into_owned())
+    }
 }
 
 /// One channel of a subscription request.
 #[derive(Debug, Clone)]
 pub struct ChannelRequest {
     /// Channel name.
-    pub name: String,
+    pub name: ChannelName,
     /// Retained events to send first when starting [`Start::Now`].
     pub tail: usize,
     /// Added by the server (the broadcast channel), not asked for by the
@@ -196,9 +244,9 @@ pub struct ChannelRequest {
 
 impl ChannelRequest {
     /// A channel the client asked for, with `tail` events of backlog.
-    pub fn new(name: impl Into<String>, tail: usize) -> Self {
+    pub fn new(name: ChannelName, tail: usize) -> Self {
         ChannelRequest {
-            name: name.into(),
+            name,
             tail,
             implicit: false,
         }
@@ -206,7 +254,7 @@ impl ChannelRequest {
 }
 
 /// Result of a publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Published {
     /// The id given to the event.
     pub id: String,
@@ -214,17 +262,55 @@ pub struct Published {
     pub subscribers: usize,
 }
 
+/// Result of a [`Hub::publish_batch`]: the events got consecutive ids from
+/// `first_id` to `last_id`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Batch {
+    /// Id of the first event of the batch.
+    pub first_id: String,
+    /// Id of the last event of the batch.
+    pub last_id: String,
+    /// Events published.
+    pub count: usize,
+    /// Subscribers of the channel at publish time.
+    pub subscribers: usize,
+}
+
 /// What `/api/streams` shows of a channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ChannelInfo {
     /// Channel name.
-    pub name: String,
+    pub name: ChannelName,
+    /// What the channel is.
+    pub kind: ChannelKind,
     /// Current subscribers.
     pub subscribers: usize,
     /// Id of the newest event, if any.
     pub last_id: Option<String>,
     /// Events retained for resume.
     pub retained: usize,
+    /// Bytes those events take (frames and bookkeeping, envelopes aside).
+    pub retained_bytes: usize,
+}
+
+/// Hub-wide history figures, for `/health` and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryUsage {
+    /// Events retained in all channels.
+    pub events: usize,
+    /// Bytes counted against `--history-bytes` (envelopes included).
+    pub bytes: usize,
+    /// Channels that exist.
+    pub channels: usize,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Events that left the history for being older than the ttl.
+    pub expired: usize,
+    /// Channels dropped for having no events and no subscribers.
+    pub dropped: usize,
 }
 
 /// The hub, whichever backend carries it. Cheap to clone.
@@ -252,7 +338,7 @@ pub enum LogPublisher {
         /// The hub.
         hub: Arc<MemoryHub>,
         /// `log:NAME`.
-        channel: String,
+        channel: ChannelName,
     },
     /// Through the stream's queue to Redis.
     Redis(Arc<redis::LogQueue>),
@@ -283,20 +369,26 @@ impl LogPublisher {
 }
 
 impl Hub {
-    /// An in-memory hub keeping `history` events per channel and at most
-    /// `max_channels` channels.
-    pub fn memory(history: usize, max_channels: usize) -> Hub {
-        Hub::Memory(Arc::new(MemoryHub::new(history, max_channels)))
+    /// An in-memory hub with these limits.
+    pub fn memory(limits: HubLimits) -> Hub {
+        Hub::Memory(Arc::new(MemoryHub::new(limits)))
     }
 
-    /// Publishes one event; `data` line breaks are normalised to LF. With
-    /// Redis, answered once Redis holds the event.
+    /// Publishes one event; `data` line breaks are normalised to LF. The
+    /// event is encoded before the hub-wide lock is taken; only its
+    /// numbering and insertion happen under it.
+    ///
+    /// A publish that returns `Ok` is in its channel's history (with Redis:
+    /// in Redis), so every subscriber of the channel gets it (or a `reset`
+    /// if it lags behind the history), even if the channel's last
+    /// subscriber left meanwhile.
     ///
     /// # Errors
-    /// Bad channel name, too many channels, or the backend unavailable.
+    /// Too many channels; with Redis, [`HubError::Unavailable`] while Redis
+    /// cannot be reached (nothing was published).
     pub async fn publish(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         event_type: &str,
         data: &str,
     ) -> Result<Published, HubError> {
@@ -306,12 +398,48 @@ impl Hub {
         }
     }
 
-    /// Subscribes to several channels at once; ids resume all of them.
-    /// The subscriber is registered before this returns, so everything
-    /// published afterwards reaches it.
+    /// Publishes `events` (each an event type and its data) to `channel`
+    /// as one unit: they get consecutive ids in the given order, and no
+    /// other event of any channel comes between them. All or nothing: on
+    /// error nothing is published.
+    ///
+    /// ```
+    /// # use tailcast::hub::{ChannelName, Hub, HubLimits};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let hub = Hub::memory(HubLimits::default());
+    /// let news = ChannelName::parse("news").unwrap();
+    /// let batch = hub
+    ///     .publish_batch(&news, &[("message", "one"), ("alert", "two")])
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(batch.count, 2);
+    /// assert_ne!(batch.first_id, batch.last_id);
+    /// # });
+    /// ```
     ///
     /// # Errors
-    /// Bad channel name, or too many channels.
+    /// [`HubError::EmptyBatch`]; [`HubError::BatchTooLarge`] if the history
+    /// could not hold the whole batch (more events than `--history`, or
+    /// more bytes than `--history-bytes`); too many channels; Redis
+    /// unavailable.
+    pub async fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
+        &self,
+        channel: &ChannelName,
+        events: &[(T, D)],
+    ) -> Result<Batch, HubError> {
+        match self {
+            Hub::Memory(hub) => hub.publish_batch(channel, events),
+            Hub::Redis(hub) => hub.publish_batch(channel, events).await,
+        }
+    }
+
+    /// Subscribes to several channels at once; ids resume all of them.
+    /// The subscriber is registered before this returns, so everything
+    /// published afterwards reaches it. All or nothing: on error no
+    /// subscriber is registered and no channel is created.
+    ///
+    /// # Errors
+    /// Too many channels.
     pub fn subscribe(
         &self,
         channels: &[ChannelRequest],
@@ -323,8 +451,8 @@ impl Hub {
         }
     }
 
-    /// Channels that exist now (with Redis: in the whole cluster), sorted by
-    /// name.
+    /// Channels that exist now (with Redis: in the whole cluster), sorted
+    /// by name.
     pub async fn channels(&self) -> Vec<ChannelInfo> {
         match self {
             Hub::Memory(hub) => hub.channels(),
@@ -332,27 +460,79 @@ impl Hub {
         }
     }
 
+    /// Hub-wide history figures (with Redis: this node's replica).
+    pub fn usage(&self) -> HistoryUsage {
+        match self {
+            Hub::Memory(hub) => hub.usage(),
+            Hub::Redis(hub) => hub.usage(),
+        }
+    }
+
     /// Creates a channel if it does not exist yet (log streams are listed
     /// before their first line).
     ///
     /// # Errors
-    /// Bad channel name, or too many channels.
-    pub fn ensure_channel(&self, channel: &str) -> Result<(), HubError> {
+    /// Too many channels.
+    pub fn ensure_channel(&self, channel: &ChannelName) -> Result<(), HubError> {
         match self {
             Hub::Memory(hub) => hub.ensure_channel(channel),
             Hub::Redis(hub) => hub.ensure_channel(channel),
         }
     }
 
-    /// Whether channel `channel` exists (with Redis: anywhere in the
-    /// cluster, or has ever held events there).
+    /// Whether `channel` exists (with Redis: anywhere in the cluster, or it
+    /// has held events there).
     ///
     /// # Errors
     /// Redis unavailable and the channel unknown here.
-    pub async fn has_channel(&self, channel: &str) -> Result<bool, HubError> {
+    pub async fn has_channel(&self, channel: &ChannelName) -> Result<bool, HubError> {
         match self {
-            Hub::Memory(hub) => Ok(hub.channels().iter().any(|c| c.name == channel)),
+            Hub::Memory(hub) => Ok(hub.channels().iter().any(|c| c.name == *channel)),
             Hub::Redis(hub) => hub.has_channel(channel).await,
+        }
+    }
+
+    /// Removes `channel` with its history, if nobody is subscribed to it
+    /// (a log stream being forgotten). Returns whether it was removed (or
+    /// did not exist); `false` means it has subscribers and was left alone.
+    /// With Redis: this node's copy, and its claim is left to expire.
+    pub fn remove_unsubscribed(&self, channel: &ChannelName) -> bool {
+        match self {
+            Hub::Memory(hub) => hub.remove_unsubscribed(channel),
+            Hub::Redis(hub) => hub.remove_unsubscribed(channel),
+        }
+    }
+
+    /// Expires events older than the ttl as of `now`, and drops ordinary
+    /// channels left with no events and no subscribers (with Redis: in
+    /// this node's replica; Redis expires its streams itself).
+    pub fn sweep(&self, now: Instant) -> Swept {
+        match self {
+            Hub::Memory(hub) => hub.sweep(now),
+            Hub::Redis(hub) => hub.sweep(now),
+        }
+    }
+
+    /// Runs [`Hub::sweep`] every [`HubLimits::sweep_period`] until
+    /// `shutdown`. One task for the whole hub: there is no timer per event
+    /// or per channel.
+    pub async fn run_sweeper(self, shutdown: CancellationToken) {
+        let period = match &self {
+            Hub::Memory(hub) => hub.limits().sweep_period(),
+            Hub::Redis(hub) => hub.limits().sweep_period(),
+        };
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => {
+                    let swept = self.sweep(Instant::now());
+                    if swept != Swept::default() {
+                        tracing::debug!(expired = swept.expired, dropped = swept.dropped, "history swept");
+                    }
+                }
+            }
         }
     }
 
@@ -373,11 +553,11 @@ impl Hub {
     }
 
     /// The publisher of log channel `channel` (`log:NAME`) following `path`.
-    pub fn log_publisher(&self, channel: &str, path: &str) -> LogPublisher {
+    pub fn log_publisher(&self, channel: &ChannelName, path: &str) -> LogPublisher {
         match self {
             Hub::Memory(hub) => LogPublisher::Memory {
                 hub: hub.clone(),
-                channel: channel.to_string(),
+                channel: channel.clone(),
             },
             Hub::Redis(hub) => LogPublisher::Redis(hub.log_queue(channel, path)),
         }
@@ -387,7 +567,7 @@ impl Hub {
     ///
     /// # Errors
     /// [`HubError::Claimed`] when another node follows it; unavailable.
-    pub async fn claim_log(&self, channel: &str, path: &str) -> Result<(), HubError> {
+    pub async fn claim_log(&self, channel: &ChannelName, path: &str) -> Result<(), HubError> {
         match self {
             Hub::Memory(_) => Ok(()),
             Hub::Redis(hub) => hub.claim_log(channel, path).await,
@@ -395,7 +575,7 @@ impl Hub {
     }
 
     /// Tells other nodes the state of a log stream this node follows.
-    pub fn set_log_state(&self, channel: &str, state: &str) {
+    pub fn set_log_state(&self, channel: &ChannelName, state: &str) {
         if let Hub::Redis(hub) = self {
             hub.set_log_state(channel, state);
         }
@@ -451,29 +631,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channel_names() {
-        for ok in [
-            "a",
-            "news",
-            "log:app.log",
-            "A_b-c.d:e",
-            "9lives",
-            &"x".repeat(128),
+    fn reset_reasons_are_sent_as_text() {
+        for (reason, text) in [
+            (ResetReason::Lagged, "lagged"),
+            (ResetReason::TooOld, "too old"),
+            (ResetReason::UnknownId, "unknown id"),
+            (ResetReason::HistoryLost, "history lost"),
         ] {
-            assert_eq!(validate_channel_name(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "-a",
-            ".a",
-            ":a",
-            "a b",
-            "a/b",
-            "é",
-            "a\n",
-            &"x".repeat(129),
-        ] {
-            assert!(validate_channel_name(bad).is_err(), "{bad:?}");
+            assert_eq!(reason.as_str(), text);
+            assert_eq!(reason.to_string(), text);
+            assert_eq!(serde_json::to_value(reason).unwrap(), text);
         }
     }
 }

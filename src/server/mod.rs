@@ -15,10 +15,11 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Auth, AuthSettings};
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, AppState};
-use crate::hub::{Hub, RedisHub};
+use crate::hub::{Hub, HubLimits, RedisHub};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
@@ -41,18 +42,26 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    warn_if_public_without_auth(&listener, &auth);
     let metrics = Arc::new(Metrics::new());
+    let limits = HubLimits {
+        history: config.history,
+        history_bytes: config.history_bytes,
+        history_ttl: config.history_ttl,
+        max_channels: config.max_channels,
+    };
     let tracker = TaskTracker::new();
     let hub = match &config.redis {
-        None => Hub::memory(config.history, config.max_channels),
+        None => Hub::memory(limits),
         Some(url) => {
             let options = crate::hub::redis::RedisOptions {
                 url: url.clone(),
                 prefix: config.redis_prefix.clone(),
                 node: config.node.clone().unwrap_or_else(host_name),
-                history: config.history,
-                max_channels: config.max_channels,
-                history_ttl: config.history_ttl,
+                limits,
             };
             let hub = RedisHub::connect(options, shutdown.clone(), &tracker)
                 .await
@@ -69,6 +78,7 @@ pub async fn run(
         hub.clone(),
         metrics.clone(),
         opts,
+        config.forget_after,
         shutdown.clone(),
         tracker.clone(),
     );
@@ -115,6 +125,7 @@ pub async fn run(
         }
     });
 
+    tracker.spawn(hub.clone().run_sweeper(shutdown.clone()));
     http::spawn_demo_feed(hub.clone(), metrics.clone(), &tracker, shutdown.clone());
     let host_metrics = http::spawn_host_sampler(metrics.clone(), &tracker, shutdown.clone());
     let send_timeout = config.send_timeout;
@@ -127,6 +138,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         started: Instant::now(),
         host_metrics,
+        auth,
     });
     let listener = SendTimeoutListener {
         listener,
@@ -154,6 +166,21 @@ fn host_name() -> String {
         "tailcast".to_string()
     } else {
         name
+    }
+}
+
+/// Warns when the server listens on an address other hosts can reach
+/// while access control is off: anyone there reads every log.
+fn warn_if_public_without_auth(listener: &TcpListener, auth: &Auth) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    if !auth.enabled() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {addr} with access control off: anyone who can reach this address \
+             reads every stream and publishes to every channel; set --jwt-secret-file, \
+             --jwt-public-key or --jwks-url, or bind to 127.0.0.1 behind a proxy"
+        );
     }
 }
 

@@ -4,12 +4,14 @@
 // Run: `bash .ci/browser.sh`, or `cargo build && cd tests/browser && npm ci && npm test`.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
 import {
   ARTIFACTS,
+  BIN,
   ROOT,
   appendLines,
   launchBrowser,
@@ -442,4 +444,58 @@ test("examples/client.html from another origin receives lines (--cors-origin '*'
   assert.deepEqual(await page.$$eval("#logs div", (els) => els.map((e) => e.textContent)), numbered("cross-origin", 0, 5));
   await screenshot(page, "example-client");
   assert.deepEqual(errors, []);
+});
+
+test("sign in with a pasted token, lines appear, sign out, sign in again after token-expired", async (t) => {
+  const keys = tempDir("tailcast-keys-");
+  t.after(() => fs.rmSync(keys, { recursive: true, force: true }));
+  const secret = path.join(keys, "secret");
+  fs.writeFileSync(secret, "browser-test-secret-browser-test-secret\n");
+  const mint = (ttl, sub) =>
+    execFileSync(BIN, ["token", "--secret-file", secret, "--subscribe", "log:*", "--sub", sub, "--ttl", ttl]).toString().trim();
+  const { url, paths, ctx } = await setup(t, { args: ["--jwt-secret-file", secret] });
+  const page = await openConsole(ctx, `${url}/`, { live: false });
+  await waitFor(() => page.locator("#signin").evaluate((d) => d.open), { message: "the sign-in box opens on a 401" });
+
+  // A bad token is refused in the box, which stays open.
+  await page.fill("#signin-token", "not-a-token");
+  await page.click("#signin-send");
+  await waitFor(async () => (await page.locator("#signin-error").textContent()).includes("malformed"), { message: "refusal shown" });
+
+  // A short-lived token: 5 s plus the server's 5 s leeway, room enough for
+  // the sign-in and the first lines on a loaded machine.
+  await page.fill("#signin-token", mint("5s", "short"));
+  await page.click("#signin-send");
+  await waitLive(page);
+  assert.equal(await page.locator("#whoami").textContent(), "short");
+  const file = paths["app.log"];
+  appendLines(file, numbered("before", 0, 10));
+  await expectLines(page, numbered("before", 0, 10), "lines after sign-in");
+  await screenshot(page, "auth-signed-in");
+
+  // The token expires: the stream says so and the box asks again.
+  await waitFor(() => page.locator("#signin").evaluate((d) => d.open), { timeout: 40000, message: "the box asks again after token-expired" });
+  assert.match(await page.locator("#signin-reason").textContent(), /expired/);
+  assert.equal(await page.evaluate(() => document.body.dataset.conn), "unauthorized");
+  appendLines(file, numbered("while-out", 0, 10));
+  await screenshot(page, "auth-expired");
+  await page.fill("#signin-token", mint("1h", "long"));
+  await page.click("#signin-send");
+  await waitLive(page);
+  await expectLines(page, [...numbered("before", 0, 10), ...numbered("while-out", 0, 10)], "resumed with nothing lost");
+  assert.equal(await page.locator(".line.marker").count(), 0, "no reset: nothing was missed");
+
+  // Sign out, then in again.
+  await page.click("#signout");
+  await waitFor(() => page.locator("#signin").evaluate((d) => d.open), { message: "the box opens on sign-out" });
+  assert.equal(await page.locator("#signout").isHidden(), true);
+  const session = await page.evaluate(() => fetch("/api/session").then((r) => r.json()));
+  assert.equal(session.signed_in, false, "the cookie is gone");
+  await page.fill("#signin-token", mint("1h", "again"));
+  await page.click("#signin-send");
+  await waitLive(page);
+  appendLines(file, numbered("after", 0, 5));
+  await expectLines(page, [...numbered("before", 0, 10), ...numbered("while-out", 0, 10), ...numbered("after", 0, 5)], "lines after signing in again");
+  // 401s are the sign-in prompts; 403s the charts (/metrics, /stream) this token may not read.
+  assert.deepEqual(page.errors.filter((e) => !/status of 40[13]/.test(e)), []);
 });

@@ -53,6 +53,12 @@ struct Held {
 }
 
 impl Claims {
+    /// Stops refreshing the claim of `channel` (a forgotten log stream):
+    /// it expires, and another node may take the name.
+    pub(crate) fn forget(&self, channel: &str) {
+        self.held.lock().expect("claims lock").remove(channel);
+    }
+
     pub(crate) fn set_state(&self, channel: &str, state: &str) {
         if let Some(held) = self.held.lock().expect("claims lock").get_mut(channel) {
             held.state = state.to_string();

@@ -267,7 +267,6 @@ pub(crate) async fn supervise(node: Arc<Node>) {
                 if tokio::time::Instant::now() >= next_prune {
                     next_prune = tokio::time::Instant::now() + sweep_interval(&node);
                     prune(&node).await;
-                    node.replica.sweep(node.opts.history_ttl);
                 }
             }
             Err(e) => {
@@ -286,7 +285,7 @@ pub(crate) async fn supervise(node: Arc<Node>) {
 /// How often expired channels are looked for: a quarter of
 /// `--history-ttl`, between 1 s and 30 s.
 fn sweep_interval(node: &Node) -> Duration {
-    (node.opts.history_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    (node.opts.limits.history_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 /// Takes the epoch Redis agreed on: a new one makes the feed reader switch.
@@ -349,10 +348,10 @@ pub(crate) async fn publish(
             .key(&node.keys.channels)
             .arg(&*line.epoch)
             .arg(channel)
-            .arg(node.opts.history)
-            .arg(node.opts.history.max(FEED_MIN_LEN))
-            .arg(node.opts.max_channels)
-            .arg(node.opts.history_ttl.as_millis() as u64);
+            .arg(node.opts.limits.history)
+            .arg(node.opts.limits.history.max(FEED_MIN_LEN))
+            .arg(node.opts.limits.max_channels)
+            .arg(node.opts.limits.history_ttl.as_millis() as u64);
         for (event_type, data) in events {
             call.arg(*event_type).arg(*data);
         }
@@ -390,7 +389,7 @@ pub(crate) async fn publish(
             Some("full") if attempt == 0 && prune(node).await > 0 => {}
             Some("full") => {
                 return Err(HubError::TooManyChannels {
-                    limit: node.opts.max_channels,
+                    limit: node.opts.limits.max_channels,
                 })
             }
             Some("epoch") | Some("behind") if attempt == 0 => resync(node).await?,

@@ -61,7 +61,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{ChannelInfo, ChannelRequest, Health, HubError, Published, Start};
+use super::{
+    Batch, ChannelInfo, ChannelName, ChannelRequest, Health, HistoryUsage, HubError, HubLimits,
+    Published, Start, Swept,
+};
 
 pub use claims::LogOwner;
 pub use lines::LogQueue;
@@ -113,13 +116,12 @@ pub struct RedisOptions {
     pub prefix: String,
     /// This node's name.
     pub node: String,
-    /// Events kept per channel (locally and in Redis).
-    pub history: usize,
-    /// Most channels in the cluster.
-    pub max_channels: usize,
-    /// A channel's stream expires this long after its last publish, and
-    /// idle channels leave the replicas (zero: never).
-    pub history_ttl: Duration,
+    /// `history`: events kept per channel (locally and in Redis);
+    /// `max_channels`: channels in the cluster; `history_ttl`: a channel's
+    /// stream expires this long after its last publish, and idle channels
+    /// leave the replicas (zero: never). `history_bytes` is not applied to
+    /// the replica yet.
+    pub limits: HubLimits,
 }
 
 /// Key names under the prefix (see the module docs).
@@ -241,7 +243,7 @@ impl RedisHub {
             redis::Client::open(opts.url.as_str()).map_err(|e| StartError::Url(e.to_string()))?;
         let node = Arc::new(Node {
             keys: Keys::new(&opts.prefix),
-            replica: Replica::new(opts.history, opts.max_channels),
+            replica: Replica::new(opts.limits.history, opts.limits.max_channels),
             client,
             instance: format!("{:016x}", rand::random::<u64>()),
             scripts: Scripts::new(),
@@ -277,16 +279,55 @@ impl RedisHub {
     /// Bad name, too many channels, or Redis unavailable.
     pub async fn publish(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         event_type: &str,
         data: &str,
     ) -> Result<Published, HubError> {
-        super::validate_channel_name(channel)?;
         let data = normalize(data);
         let (first, _, line) =
             link::publish(&self.node, channel, &[(event_type, data.as_ref())]).await?;
         Ok(Published {
             id: line.id(first),
+            subscribers: self.subscribers(channel),
+        })
+    }
+
+    /// See [`super::Hub::publish_batch`]: one script call, consecutive ids.
+    ///
+    /// # Errors
+    /// Empty batch, more events than `--history`, too many channels, or
+    /// Redis unavailable.
+    pub async fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
+        &self,
+        channel: &ChannelName,
+        events: &[(T, D)],
+    ) -> Result<Batch, HubError> {
+        if events.is_empty() {
+            return Err(HubError::EmptyBatch);
+        }
+        let limits = &self.node.opts.limits;
+        let bytes: usize = events
+            .iter()
+            .map(|(t, d)| t.as_ref().len() + d.as_ref().len())
+            .sum();
+        if events.len() > limits.history || bytes > limits.history_bytes {
+            return Err(HubError::BatchTooLarge {
+                events: events.len(),
+                bytes,
+                max_events: limits.history,
+                max_bytes: limits.history_bytes,
+            });
+        }
+        let normalized: Vec<(&str, std::borrow::Cow<'_, str>)> = events
+            .iter()
+            .map(|(t, d)| (t.as_ref(), normalize(d.as_ref())))
+            .collect();
+        let pairs: Vec<(&str, &str)> = normalized.iter().map(|(t, d)| (*t, d.as_ref())).collect();
+        let (first, last, line) = link::publish(&self.node, channel, &pairs).await?;
+        Ok(Batch {
+            first_id: line.id(first),
+            last_id: line.id(last),
+            count: events.len(),
             subscribers: self.subscribers(channel),
         })
     }
@@ -318,19 +359,22 @@ impl RedisHub {
             return local;
         };
         let line = self.node.replica.line();
-        let mut local: HashMap<String, ChannelInfo> =
+        let mut local: HashMap<ChannelName, ChannelInfo> =
             local.into_iter().map(|c| (c.name.clone(), c)).collect();
         let mut infos: Vec<ChannelInfo> = cluster
             .into_iter()
-            .map(|(name, last)| {
+            .filter_map(|(name, last)| {
+                let name = ChannelName::parse(&name).ok()?;
                 let here = local.remove(&name);
-                ChannelInfo {
+                Some(ChannelInfo {
                     subscribers: here.as_ref().map_or(0, |c| c.subscribers)
                         + self.node.census.others(&name),
                     retained: here.as_ref().map_or(0, |c| c.retained),
+                    retained_bytes: here.as_ref().map_or(0, |c| c.retained_bytes),
                     last_id: (last > 0).then(|| line.id(last)),
+                    kind: name.kind(),
                     name,
-                }
+                })
             })
             .collect();
         infos.extend(local.into_values().filter(|c| c.subscribers > 0));
@@ -341,17 +385,43 @@ impl RedisHub {
     /// See [`super::Hub::ensure_channel`]: a local entry only.
     ///
     /// # Errors
-    /// Bad channel name.
-    pub fn ensure_channel(&self, name: &str) -> Result<(), HubError> {
-        super::validate_channel_name(name)?;
+    /// Too many channels on this node.
+    pub fn ensure_channel(&self, name: &ChannelName) -> Result<(), HubError> {
         self.node.replica.ensure(name)
+    }
+
+    /// This node's history figures.
+    pub fn usage(&self) -> HistoryUsage {
+        self.node.replica.usage()
+    }
+
+    /// The limits this hub was made with.
+    pub fn limits(&self) -> &HubLimits {
+        &self.node.opts.limits
+    }
+
+    /// See [`super::Hub::remove_unsubscribed`]: this node's copy; its claim
+    /// (if any) is no longer refreshed and expires.
+    pub fn remove_unsubscribed(&self, channel: &ChannelName) -> bool {
+        let removed = self.node.replica.remove_unsubscribed(channel);
+        if removed {
+            self.node.claims.forget(channel);
+        }
+        removed
+    }
+
+    /// See [`super::Hub::sweep`]: this node's replica.
+    pub fn sweep(&self, now: std::time::Instant) -> Swept {
+        self.node
+            .replica
+            .sweep(self.node.opts.limits.history_ttl, now)
     }
 
     /// Whether `channel` is known here or in the cluster's channel set.
     ///
     /// # Errors
     /// Redis unavailable and the channel unknown here.
-    pub async fn has_channel(&self, channel: &str) -> Result<bool, HubError> {
+    pub async fn has_channel(&self, channel: &ChannelName) -> Result<bool, HubError> {
         if self.node.replica.knows(channel) {
             return Ok(true);
         }
@@ -376,12 +446,12 @@ impl RedisHub {
     /// # Errors
     /// [`HubError::Claimed`] naming the node that follows it, or Redis
     /// unavailable.
-    pub async fn claim_log(&self, channel: &str, path: &str) -> Result<(), HubError> {
+    pub async fn claim_log(&self, channel: &ChannelName, path: &str) -> Result<(), HubError> {
         claims::claim_log(&self.node, channel, path).await
     }
 
     /// Updates the follower state shown to other nodes for a claimed stream.
-    pub fn set_log_state(&self, channel: &str, state: &str) {
+    pub fn set_log_state(&self, channel: &ChannelName, state: &str) {
         self.node.claims.set_state(channel, state);
     }
 
@@ -398,7 +468,7 @@ impl RedisHub {
 
     /// A queue that publishes the lines of a log stream in order, buffering
     /// them (boundedly) while Redis is unreachable.
-    pub fn log_queue(&self, channel: &str, path: &str) -> Arc<LogQueue> {
+    pub fn log_queue(&self, channel: &ChannelName, path: &str) -> Arc<LogQueue> {
         lines::spawn(&self.node, channel, path)
     }
 

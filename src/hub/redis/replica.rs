@@ -22,7 +22,7 @@
 //! new line.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,10 @@ use super::link;
 use super::scripts::Entry;
 use super::{Line, Node};
 use crate::hub::{
-    validate_channel_name, ChannelInfo, ChannelRequest, Delivery, HubError, Start, StoredEvent,
-    BROADCAST_CHANNEL, LOG_PREFIX,
+    ChannelInfo, ChannelName, ChannelRequest, Delivery, HistoryUsage, HubError, ResetReason, Start,
+    StoredEvent, Swept,
 };
+use crate::sse::PendingEvent;
 
 /// Most events handed to a subscriber per batch from the replica.
 const MAX_BATCH: usize = 512;
@@ -50,10 +51,10 @@ const FETCH_RETRY: Duration = Duration::from_millis(250);
 /// rather than `unknown id`.
 const PREVIOUS_TAGS: usize = 16;
 
-const LAGGED: &str = "lagged";
-const TOO_OLD: &str = "too old";
-const UNKNOWN_ID: &str = "unknown id";
-const HISTORY_LOST: &str = "history lost";
+const LAGGED: ResetReason = ResetReason::Lagged;
+const TOO_OLD: ResetReason = ResetReason::TooOld;
+const UNKNOWN_ID: ResetReason = ResetReason::UnknownId;
+const HISTORY_LOST: ResetReason = ResetReason::HistoryLost;
 
 /// The node's copy of the channels. See the module docs.
 pub(crate) struct Replica {
@@ -66,7 +67,13 @@ pub(crate) struct Replica {
     /// The current line and what its change lost (written by the reader).
     state: RwLock<LineState>,
     /// Channels by name. Lock order: `state`, this map, then a channel.
-    channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
+    channels: RwLock<HashMap<ChannelName, Arc<Channel>>>,
+    /// Events retained in all channels, and what they cost in memory.
+    retained: AtomicUsize,
+    /// See `retained`.
+    retained_bytes: AtomicUsize,
+    /// Bytes of `/events` envelopes made for retained events.
+    envelope_bytes: Arc<AtomicUsize>,
     /// Floor of a channel created now (events of unknown channels below it
     /// may exist in Redis).
     default_floor: AtomicU64,
@@ -77,13 +84,13 @@ struct LineState {
     line: Line,
     generation: u64,
     /// Channels that held events when the line last changed.
-    lost: HashSet<Arc<str>>,
+    lost: HashSet<ChannelName>,
     /// Tags of earlier lines, newest last.
     previous: VecDeque<Arc<str>>,
 }
 
 pub(crate) struct Channel {
-    name: Arc<str>,
+    name: ChannelName,
     /// std mutex: held only for short, non-async sections.
     inner: Mutex<ChannelInner>,
 }
@@ -101,8 +108,8 @@ struct ChannelInner {
     removed: bool,
 }
 
-fn is_pinned(name: &str) -> bool {
-    name.starts_with(LOG_PREFIX) || name == BROADCAST_CHANNEL
+fn is_pinned(name: &ChannelName) -> bool {
+    name.kind().is_pinned()
 }
 
 impl Replica {
@@ -123,6 +130,9 @@ impl Replica {
                 previous: VecDeque::new(),
             }),
             channels: RwLock::new(HashMap::new()),
+            retained: AtomicUsize::new(0),
+            retained_bytes: AtomicUsize::new(0),
+            envelope_bytes: Arc::new(AtomicUsize::new(0)),
             default_floor: AtomicU64::new(0),
             next_subscriber: AtomicU64::new(1),
         }
@@ -144,7 +154,7 @@ impl Replica {
         self.state.read().expect("state lock").line.clone()
     }
 
-    fn lookup(&self, name: &str, limit: Option<usize>) -> Result<Arc<Channel>, HubError> {
+    fn lookup(&self, name: &ChannelName, limit: Option<usize>) -> Result<Arc<Channel>, HubError> {
         if let Some(ch) = self.channels.read().expect("map lock").get(name) {
             return Ok(ch.clone());
         }
@@ -157,7 +167,7 @@ impl Replica {
                 return Err(HubError::TooManyChannels { limit });
             }
         }
-        let name: Arc<str> = name.into();
+        let name = name.clone();
         let ch = Arc::new(Channel {
             name: name.clone(),
             inner: Mutex::new(ChannelInner {
@@ -173,11 +183,11 @@ impl Replica {
     }
 
     /// Whether this node has an entry for `name`.
-    pub(crate) fn knows(&self, name: &str) -> bool {
+    pub(crate) fn knows(&self, name: &ChannelName) -> bool {
         self.channels.read().expect("map lock").contains_key(name)
     }
 
-    pub(crate) fn ensure(&self, name: &str) -> Result<(), HubError> {
+    pub(crate) fn ensure(&self, name: &ChannelName) -> Result<(), HubError> {
         self.lookup(name, Some(self.max_channels)).map(drop)
     }
 
@@ -220,10 +230,12 @@ impl Replica {
             .map(|ch| {
                 let inner = ch.inner.lock().expect("channel lock");
                 ChannelInfo {
-                    name: ch.name.to_string(),
+                    name: ch.name.clone(),
+                    kind: ch.name.kind(),
                     subscribers: inner.subscribers.len(),
                     last_id: inner.events.back().map(|e| line.id(e.seq)),
                     retained: inner.events.len(),
+                    retained_bytes: inner.events.iter().map(|e| e.cost()).sum(),
                 }
             })
             .collect();
@@ -252,7 +264,7 @@ impl Replica {
             if !inner.events.is_empty() {
                 lost.insert(ch.name.clone());
             }
-            inner.events.clear();
+            self.forget_events(&mut inner);
             inner.floor = line.base;
         }
         self.default_floor.store(line.base, Ordering::Relaxed);
@@ -274,42 +286,82 @@ impl Replica {
         }
     }
 
-    /// Drops channels with no subscribers whose last event arrived more than
-    /// `ttl` ago (log streams and `broadcast` keep their entry but lose
-    /// their events). Channels created later start above everything
-    /// forgotten, so they read the forgotten range from Redis if asked.
-    pub(crate) fn sweep(&self, ttl: Duration) {
-        if ttl.is_zero() {
-            return;
+    /// Empties a channel's history, keeping the counters right.
+    fn forget_events(&self, inner: &mut ChannelInner) -> usize {
+        let n = inner.events.len();
+        let bytes: usize = inner.events.iter().map(|e| e.cost()).sum();
+        inner.events.clear();
+        self.retained.fetch_sub(n, Ordering::Relaxed);
+        self.retained_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        n
+    }
+
+    /// Events and bytes retained here, and channels known.
+    pub(crate) fn usage(&self) -> HistoryUsage {
+        HistoryUsage {
+            events: self.retained.load(Ordering::Relaxed),
+            bytes: self.retained_bytes.load(Ordering::Relaxed)
+                + self.envelope_bytes.load(Ordering::Relaxed),
+            channels: self.channels.read().expect("map lock").len(),
         }
-        let now = Instant::now();
+    }
+
+    /// Removes `name` if nobody here subscribes to it; see
+    /// [`crate::hub::Hub::remove_unsubscribed`].
+    pub(crate) fn remove_unsubscribed(&self, name: &ChannelName) -> bool {
         let mut channels = self.channels.write().expect("map lock");
-        let mut forgot = false;
+        let Some(ch) = channels.get(name).cloned() else {
+            return true;
+        };
+        let mut inner = ch.inner.lock().expect("channel lock");
+        if !inner.subscribers.is_empty() {
+            return false;
+        }
+        self.forget_events(&mut inner);
+        inner.removed = true;
+        channels.remove(name);
+        // Events of it below `committed` are no longer here.
+        self.default_floor
+            .fetch_max(self.committed.load(Ordering::Acquire), Ordering::Relaxed);
+        true
+    }
+
+    /// Drops channels with no subscribers whose last event arrived more than
+    /// `ttl` before `now` (log streams and `broadcast` keep their entry but
+    /// lose their events). Channels created later start above everything
+    /// forgotten, so they read the forgotten range from Redis if asked.
+    pub(crate) fn sweep(&self, ttl: Duration, now: Instant) -> Swept {
+        let mut swept = Swept::default();
+        if ttl.is_zero() {
+            return swept;
+        }
+        let mut channels = self.channels.write().expect("map lock");
         channels.retain(|name, ch| {
             let mut inner = ch.inner.lock().expect("channel lock");
             let idle = inner
                 .last_event
-                .is_some_and(|at| now.duration_since(at) > ttl)
+                .is_some_and(|at| now.saturating_duration_since(at) > ttl)
                 && inner.subscribers.is_empty();
             if !idle {
                 return true;
             }
-            forgot = true;
             if let Some(last) = inner.events.back() {
                 inner.floor = last.seq;
             }
-            inner.events.clear();
+            swept.expired += self.forget_events(&mut inner);
             inner.last_event = None;
             if is_pinned(name) {
                 return true;
             }
+            swept.dropped += 1;
             inner.removed = true;
             false
         });
-        if forgot {
+        if swept != Swept::default() {
             let committed = self.committed.load(Ordering::Acquire);
             self.default_floor.fetch_max(committed, Ordering::Relaxed);
         }
+        swept
     }
 
     /// Forgets everything up to `through`: the node missed feed entries, so
@@ -322,7 +374,7 @@ impl Replica {
         self.default_floor.store(through, Ordering::Relaxed);
         for ch in channels.values() {
             let mut inner = ch.inner.lock().expect("channel lock");
-            inner.events.clear();
+            self.forget_events(&mut inner);
             inner.floor = through;
         }
     }
@@ -342,20 +394,24 @@ impl Replica {
                 self.gap(entry.seq - 1);
             }
             committed = entry.seq;
-            let name = entry.field("c");
-            if validate_channel_name(name).is_err() {
-                continue;
-            }
-            let Ok(ch) = self.lookup(name, None) else {
+            let Ok(name) = ChannelName::parse(entry.field("c")) else {
                 continue;
             };
-            let event = Arc::new(stored(line, &ch.name, &entry));
+            let Ok(ch) = self.lookup(&name, None) else {
+                continue;
+            };
+            let event = Arc::new(self.stored(line, &ch.name, &entry));
             let mut inner = ch.inner.lock().expect("channel lock");
+            self.retained.fetch_add(1, Ordering::Relaxed);
+            self.retained_bytes
+                .fetch_add(event.cost(), Ordering::Relaxed);
             inner.events.push_back(event);
             inner.last_event = Some(now);
             if inner.events.len() > self.history {
                 if let Some(old) = inner.events.pop_front() {
                     inner.floor = old.seq;
+                    self.retained.fetch_sub(1, Ordering::Relaxed);
+                    self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
                 }
             }
             drop(inner);
@@ -376,19 +432,23 @@ impl Replica {
     }
 }
 
-/// An event read from Redis, labelled with `line`'s tag.
-fn stored(line: &Line, channel: &Arc<str>, entry: &Entry) -> StoredEvent {
-    let event_type = match entry.field("t") {
-        "" => crate::sse::DEFAULT_EVENT_TYPE,
-        t => t,
-    };
-    StoredEvent::new(
-        entry.seq,
-        line.id(entry.seq),
-        channel.clone(),
-        event_type.into(),
-        entry.field("d").into(),
-    )
+impl Replica {
+    /// An event read from Redis, labelled with `line`'s tag, encoded once.
+    fn stored(&self, line: &Line, channel: &ChannelName, entry: &Entry) -> StoredEvent {
+        let event_type = match entry.field("t") {
+            "" => crate::sse::DEFAULT_EVENT_TYPE,
+            t => t,
+        };
+        let pending = PendingEvent::encode(event_type, entry.field("d"));
+        let allocated = pending.allocated();
+        StoredEvent::new(
+            entry.seq,
+            channel.clone(),
+            pending.with_id(&line.id(entry.seq)),
+            allocated,
+            self.envelope_bytes.clone(),
+        )
+    }
 }
 
 /// Start-up work a subscription does on its first batch.
@@ -419,10 +479,10 @@ pub struct RedisSubscription {
     generation: u64,
     /// Reason for the next trim found below the cursor (`None`: say
     /// nothing, a reset was already sent).
-    lag_reason: Option<&'static str>,
+    lag_reason: Option<ResetReason>,
     /// A reset to send for every channel first (`unknown id`, `history
     /// lost` for an id of an earlier epoch).
-    announce: Option<&'static str>,
+    announce: Option<ResetReason>,
     pending: Pending,
 }
 
@@ -432,9 +492,6 @@ pub(crate) fn subscribe(
     requests: &[ChannelRequest],
     start: Start,
 ) -> Result<RedisSubscription, HubError> {
-    for req in requests {
-        validate_channel_name(&req.name)?;
-    }
     let replica = &node.replica;
     let (generation, tag, previous) = {
         let state = replica.state.read().expect("state lock");
@@ -519,7 +576,7 @@ enum Step {
 
 impl RedisSubscription {
     /// Everything retained is sent after one reset per channel.
-    fn unknown(&mut self, reason: &'static str) {
+    fn unknown(&mut self, reason: ResetReason) {
         self.cursor = 0;
         self.lag_reason = None;
         self.announce = Some(reason);
@@ -624,7 +681,11 @@ impl RedisSubscription {
         for (&(i, _), result) in fetch.iter().zip(results) {
             let (_, entries) = result?;
             let name = &self.channels[i].name;
-            events.extend(entries.iter().map(|e| Arc::new(stored(&line, name, e))));
+            events.extend(
+                entries
+                    .iter()
+                    .map(|e| Arc::new(self.node.replica.stored(&line, name, e))),
+            );
         }
         events.sort_by_key(|e| e.seq);
         for event in &events {
@@ -633,14 +694,8 @@ impl RedisSubscription {
         Ok(events.into_iter().map(Delivery::Event).collect())
     }
 
-    fn mark_delivered(&mut self, channel: &Arc<str>) {
-        if let Some(i) = self
-            .channels
-            .iter()
-            .position(|c| Arc::ptr_eq(&c.name, channel))
-        {
-            self.delivered[i] = true;
-        } else if let Some(i) = self.channels.iter().position(|c| c.name == *channel) {
+    fn mark_delivered(&mut self, channel: &ChannelName) {
+        if let Some(i) = self.channels.iter().position(|c| c.name == *channel) {
             self.delivered[i] = true;
         }
     }
@@ -730,7 +785,11 @@ impl RedisSubscription {
                     }
                 }
                 holds[i] |= !entries.is_empty();
-                events.extend(entries.iter().map(|e| Arc::new(stored(&line, name, e))));
+                events.extend(
+                    entries
+                        .iter()
+                        .map(|e| Arc::new(self.node.replica.stored(&line, name, e))),
+                );
             }
         }
         if let Some(reason) = self.announce.take() {
@@ -762,7 +821,7 @@ impl RedisSubscription {
 
     /// One `reason` reset per channel asked for, and per implicit channel
     /// that holds events.
-    fn announced(&self, reason: &'static str, holds: &[bool]) -> Vec<Delivery> {
+    fn announced(&self, reason: ResetReason, holds: &[bool]) -> Vec<Delivery> {
         self.channels
             .iter()
             .enumerate()

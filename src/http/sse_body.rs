@@ -1,4 +1,4 @@
-//! Turning a hub [`Subscription`] into an SSE response body.
+//! Turning a hub [`Subscription`] into an SSE response body ([`SseBody`]).
 //!
 //! The body is pulled by the connection (the server's lean SSE path, or
 //! hyper): the next batch is taken from the hub only when the connection
@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,13 +22,15 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use regex::Regex;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Delivery, Subscription};
+use super::protocol::{to_json, ResetNotice, TokenExpiredNotice};
+use crate::hub::{ChannelKind, ChannelName, Delivery, StoredEvent, Subscription};
 use crate::metrics::Metrics;
 use crate::sse;
 
-/// How events are written on a stream.
+/// How events are written on an SSE response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// The event's data as published (single-channel endpoints).
@@ -36,28 +39,29 @@ pub enum Framing {
     Envelope,
 }
 
-/// Keeps the open-stream count right: decremented when the body is dropped.
-pub struct ConnectionGuard {
+/// Keeps the count of open SSE streams (what `--max-connections` limits)
+/// right: decremented when the body is dropped.
+pub struct OpenStreamGuard {
     metrics: Arc<Metrics>,
 }
 
-impl ConnectionGuard {
-    /// Counts one more open stream.
+impl OpenStreamGuard {
+    /// Counts one more open SSE stream.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        metrics.connections.inc();
+        metrics.open_sse_streams.inc();
         metrics.streams_opened.inc();
-        ConnectionGuard { metrics }
+        OpenStreamGuard { metrics }
     }
 }
 
-impl Drop for ConnectionGuard {
+impl Drop for OpenStreamGuard {
     fn drop(&mut self) {
-        self.metrics.connections.dec();
+        self.metrics.open_sse_streams.dec();
     }
 }
 
-/// Everything one SSE response needs.
-pub struct SseStream {
+/// Everything one SSE response body needs.
+pub struct SseBody {
     /// The hub subscription, already registered.
     pub subscription: Subscription,
     /// Plain or enveloped events.
@@ -78,31 +82,52 @@ pub struct SseStream {
     /// Server metrics.
     pub metrics: Arc<Metrics>,
     /// The open-stream count guard.
-    pub guard: ConnectionGuard,
+    pub guard: OpenStreamGuard,
+    /// When the caller's token stops being accepted: the stream then sends
+    /// `event: token-expired` and ends. One timer per authenticated stream,
+    /// armed at open; nothing is checked per event.
+    pub expiry: Option<Pin<Box<Sleep>>>,
 }
 
-/// A `?grep` filter: events whose data does not match are skipped.
+/// Which events a `?grep` filter looks at; the others always pass.
+#[derive(Debug, Clone)]
+pub enum FilterScope {
+    /// Events of this channel (single-channel endpoints).
+    Channel(ChannelName),
+    /// Events of every channel but `broadcast` (`/events`).
+    AllButBroadcast,
+}
+
+impl FilterScope {
+    fn covers(&self, event: &StoredEvent) -> bool {
+        match self {
+            FilterScope::Channel(channel) => *channel == event.channel,
+            FilterScope::AllButBroadcast => event.channel.kind() != ChannelKind::Broadcast,
+        }
+    }
+}
+
+/// A `?grep` filter: events in its scope whose data does not match are
+/// skipped.
 pub struct Filter {
-    /// The channel filtered; `None`: every channel but broadcast.
-    pub channel: Option<String>,
+    /// The events it looks at.
+    pub scope: FilterScope,
     /// What the data must match.
     pub regex: Regex,
 }
 
 impl Filter {
-    fn passes(&self, event: &crate::hub::StoredEvent) -> bool {
-        let applies = match &self.channel {
-            Some(channel) => *event.channel == **channel,
-            None => &*event.channel != crate::hub::BROADCAST_CHANNEL,
-        };
-        !applies || self.regex.is_match(&event.data)
+    fn passes(&self, event: &StoredEvent) -> bool {
+        !self.scope.covers(event) || self.regex.is_match(&event.data())
     }
 }
 
 struct State {
-    stream: SseStream,
+    body: SseBody,
     pending: VecDeque<Bytes>,
     sent_since_tick: bool,
+    /// The body ends once `pending` is written (token expired).
+    ending: bool,
 }
 
 impl State {
@@ -112,24 +137,22 @@ impl State {
         for delivery in batch {
             let frame = match delivery {
                 Delivery::Event(event) => {
-                    if self
-                        .stream
-                        .filter
-                        .as_ref()
-                        .is_some_and(|f| !f.passes(&event))
-                    {
+                    if self.body.filter.as_ref().is_some_and(|f| !f.passes(&event)) {
                         continue;
                     }
                     delivered += 1;
-                    match self.stream.framing {
+                    match self.body.framing {
                         Framing::Plain => event.frame.clone(),
                         Framing::Envelope => event.envelope_frame(),
                     }
                 }
                 Delivery::Reset { channel, reason } => {
-                    self.stream.metrics.resets.inc();
-                    let data = serde_json::json!({"reason": reason, "channel": &*channel});
-                    sse::encode_event(None, "reset", &data.to_string())
+                    self.body.metrics.resets.inc();
+                    let notice = ResetNotice {
+                        reason,
+                        channel: &channel,
+                    };
+                    sse::encode_event(None, "reset", &to_json(&notice))
                 }
             };
             bytes += frame.len();
@@ -138,8 +161,28 @@ impl State {
         if bytes > 0 {
             self.sent_since_tick = true;
         }
-        self.stream.metrics.events_delivered.inc_by(delivered);
-        self.stream.metrics.bytes_sent.inc_by(bytes as u64);
+        self.body.metrics.events_delivered.inc_by(delivered);
+        self.body.metrics.bytes_sent.inc_by(bytes as u64);
+    }
+}
+
+/// The frame sent when the token of a stream expires (no id: the client's
+/// `Last-Event-ID` stays on the last event it received).
+fn token_expired_frame() -> Bytes {
+    let notice = TokenExpiredNotice {
+        reason: TokenExpiredNotice::REASON,
+    };
+    sse::encode_event(None, TOKEN_EXPIRED_EVENT_TYPE, &to_json(&notice))
+}
+
+/// Event type of the notice that a stream's token expired.
+const TOKEN_EXPIRED_EVENT_TYPE: &str = "token-expired";
+
+/// Waits for the token's expiry (never, without one).
+async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -150,33 +193,42 @@ async fn next_local(local: &mut Option<BoxStream<'static, Bytes>>) -> Option<Byt
     }
 }
 
-/// Builds the `200 text/event-stream` response for `stream`.
-pub fn response(stream: SseStream) -> Response {
+/// Builds the `200 text/event-stream` response carrying `body`.
+pub fn response(body: SseBody) -> Response {
     let mut pending = VecDeque::with_capacity(4);
-    pending.push_back(sse::encode_retry(stream.retry_ms));
-    pending.extend(stream.initial.iter().cloned());
+    pending.push_back(sse::encode_retry(body.retry_ms));
+    pending.extend(body.initial.iter().cloned());
     let state = State {
-        stream,
+        body,
         pending,
         sent_since_tick: true,
+        ending: false,
     };
-    let body = futures_util::stream::unfold(state, |mut st| async move {
+    let frames = futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(frame) = st.pending.pop_front() {
                 return Some((Ok::<Bytes, Infallible>(frame), st));
             }
+            if st.ending {
+                return None;
+            }
             tokio::select! {
                 biased;
-                _ = st.stream.shutdown.cancelled() => return None,
-                batch = st.stream.subscription.next_batch() => st.push_batch(batch),
-                frame = next_local(&mut st.stream.local), if st.stream.local.is_some() => match frame {
+                _ = st.body.shutdown.cancelled() => return None,
+                // Before the hub: a flood of events must not delay it.
+                _ = expired(&mut st.body.expiry), if st.body.expiry.is_some() => {
+                    st.pending.push_back(token_expired_frame());
+                    st.ending = true;
+                }
+                batch = st.body.subscription.next_batch() => st.push_batch(batch),
+                frame = next_local(&mut st.body.local), if st.body.local.is_some() => match frame {
                     Some(frame) => {
                         st.sent_since_tick = true;
                         st.pending.push_back(frame);
                     }
                     None => return None,
                 },
-                changed = st.stream.tick.changed() => {
+                changed = st.body.tick.changed() => {
                     if changed.is_err() {
                         return None;
                     }
@@ -188,7 +240,7 @@ pub fn response(stream: SseStream) -> Response {
             }
         }
     });
-    let mut response = Response::new(Body::from_stream(body));
+    let mut response = Response::new(Body::from_stream(frames));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

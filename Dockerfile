@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+#
+# tailcast container image: a static (musl) binary on an empty base.
+#
+#   docker build -t tailcast .
+#   docker run --rm -p 8000:8000 tailcast                     # the demo
+#   docker run --rm -p 8000:8000 -v /var/log:/logs:ro tailcast serve syslog=/logs/syslog
+#
+# Stage 1 builds with the Rust toolchain; the final image holds only the
+# binary, /etc/passwd and /etc/group naming the non-root user, /tmp (the
+# demo writes its log there) and /data (a volume, owned by that user).
+# No shell, no curl: the HEALTHCHECK is `tailcast health`, which asks
+# /health on the address the server listens on (TAILCAST_ADDR).
+
+ARG RUST_VERSION=1.85
+ARG TARGET=x86_64-unknown-linux-musl
+
+FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
+ARG TARGET
+# ring (rustls) compiles C for the target: musl-gcc comes with musl-tools.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends musl-tools \
+ && rm -rf /var/lib/apt/lists/* \
+ && rustup target add "$TARGET"
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --target "$TARGET" -p tailcast --bin tailcast \
+ && mkdir -p /rootfs/etc /rootfs/tmp /rootfs/data \
+ && cp "target/$TARGET/release/tailcast" /rootfs/tailcast \
+ && echo 'tailcast:x:65532:65532:tailcast:/data:/nonexistent' > /rootfs/etc/passwd \
+ && echo 'tailcast:x:65532:' > /rootfs/etc/group \
+ && chmod 1777 /rootfs/tmp
+
+FROM scratch
+COPY --from=build /rootfs/tailcast /tailcast
+COPY --from=build /rootfs/etc/ /etc/
+COPY --from=build /rootfs/tmp/ /tmp/
+COPY --from=build --chown=65532:65532 /rootfs/data/ /data/
+USER 65532:65532
+# Listen on every interface of the container; `tailcast health` asks the
+# same port on loopback. TAILCAST_DATA_DIR takes effect once --data-dir
+# (the write-ahead log) is in the binary; this build keeps history in memory
+# and ignores it.
+ENV TAILCAST_ADDR=0.0.0.0:8000 \
+    TAILCAST_DATA_DIR=/data
+VOLUME ["/data"]
+EXPOSE 8000
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/tailcast", "health", "--timeout", "2s"]
+ENTRYPOINT ["/tailcast"]
+CMD ["serve"]

@@ -1,0 +1,844 @@
+//! Access control: who is calling ([`Caller`]) and what they may do
+//! ([`Rights`]).
+//!
+//! Off unless a key is configured (`--jwt-secret-file`, `--jwt-public-key`
+//! or `--jwks-url`); then every request that is not public carries a JWT
+//! and is authenticated once, in one place ([`Auth::authenticate`], called
+//! by the HTTP extractor that both SSE paths go through), into a `Caller`
+//! whose rights the handlers check with [`Auth::authorize`]. A token is
+//! taken from, in this order, `Authorization: Bearer`, the
+//! `tailcast_token` cookie, and `?access_token=`; the first one found is
+//! the one used, and a bad one is refused, never treated as no token.
+//!
+//! What this module does not do: HTTP statuses and JSON (the `http` module
+//! turns [`AuthError`] into 401/403 answers), and anything per event: a
+//! stream's rights are checked when it opens, and its token's expiry is one
+//! timer ([`Caller::expires_in`]).
+//!
+//! No token value is ever logged: errors describe tokens without quoting
+//! them, and [`redact`] hides `access_token=` in any URI that is logged.
+
+pub mod jwks;
+pub mod keys;
+pub mod mint;
+pub mod rights;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{header, HeaderMap};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use tokio_util::sync::CancellationToken;
+
+pub use rights::{Pattern, PatternError, Patterns, Right, Rights};
+
+use jwks::{Jwks, Lookup};
+use keys::VerifyKey;
+
+/// Name of the session cookie set by `POST /api/session`.
+pub const COOKIE_NAME: &str = "tailcast_token";
+
+/// Query parameter that may carry a token.
+pub const QUERY_PARAM: &str = "access_token";
+
+/// Clock leeway for `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: u64 = 5;
+
+/// Longest token accepted, in bytes (a request head is at most 16 KiB on
+/// the lean path anyway); a longer one is refused before any parsing.
+pub const MAX_TOKEN: usize = 8 * 1024;
+
+/// Longest wait armed for a stream's expiry; tokens valid for longer are
+/// still refused at their `exp` on the next connection.
+const MAX_EXPIRY_WAIT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The access-control settings of `tailcast serve`.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// `--jwt-secret-file`: HMAC secret.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// `--jwt-public-key`: PEM public key.
+    pub jwt_public_key: Option<PathBuf>,
+    /// `--jwks-url`: JWKS document.
+    pub jwks_url: Option<String>,
+    /// `--jwt-audience`: required `aud`.
+    pub jwt_audience: Option<String>,
+    /// `--jwt-issuer`: required `iss`.
+    pub jwt_issuer: Option<String>,
+    /// `--anonymous-subscribe`: channels anyone may subscribe to.
+    pub anonymous_subscribe: Vec<String>,
+    /// `--no-query-token`: refuse `?access_token=`.
+    pub no_query_token: bool,
+    /// `--metrics-public`: `/metrics` needs no token.
+    pub metrics_public: bool,
+    /// `--cors-origin` values: explicit origins may send the cookie.
+    pub cors_origins: Vec<String>,
+    /// How often the JWKS is fetched again ([`jwks::REFRESH_INTERVAL`]).
+    pub jwks_refresh: Option<Duration>,
+}
+
+impl AuthSettings {
+    /// The access-control part of the serve settings.
+    pub fn from_config(config: &crate::config::ServeConfig) -> AuthSettings {
+        AuthSettings {
+            jwt_secret_file: config.jwt_secret_file.clone(),
+            jwt_public_key: config.jwt_public_key.clone(),
+            jwks_url: config.jwks_url.clone(),
+            jwt_audience: config.jwt_audience.clone(),
+            jwt_issuer: config.jwt_issuer.clone(),
+            anonymous_subscribe: config.anonymous_subscribe.clone(),
+            no_query_token: config.no_query_token,
+            metrics_public: config.metrics_public,
+            cors_origins: config.cors_origins.clone(),
+            jwks_refresh: None,
+        }
+    }
+
+    /// Whether a key is configured, i.e. access control is on.
+    pub fn enabled(&self) -> bool {
+        self.jwt_secret_file.is_some() || self.jwt_public_key.is_some() || self.jwks_url.is_some()
+    }
+
+    /// Checks everything that can be checked without the network (key
+    /// files, patterns, the URL), so a bad setting stops the server before
+    /// it listens.
+    ///
+    /// # Errors
+    /// As [`Auth::start`].
+    pub fn check(&self) -> Result<(), SettingsError> {
+        prepare(self).map(drop)
+    }
+}
+
+/// What [`Auth::start`] builds before any network access.
+struct Prepared {
+    keys: Option<PreparedKeys>,
+    anonymous: Patterns,
+}
+
+enum PreparedKeys {
+    Static(VerifyKey),
+    Jwks(reqwest::Url),
+}
+
+fn prepare(settings: &AuthSettings) -> Result<Prepared, SettingsError> {
+    let err = |setting, message: String| SettingsError { setting, message };
+    let sources = [
+        settings.jwt_secret_file.is_some(),
+        settings.jwt_public_key.is_some(),
+        settings.jwks_url.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        return Err(err(
+            "access control",
+            "give one of --jwt-secret-file, --jwt-public-key and --jwks-url".into(),
+        ));
+    }
+    let anonymous = settings
+        .anonymous_subscribe
+        .iter()
+        .map(|p| Pattern::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err("--anonymous-subscribe", e.to_string()))?;
+    if !settings.enabled() {
+        for (set, flag) in [
+            (!anonymous.is_empty(), "--anonymous-subscribe"),
+            (settings.jwt_audience.is_some(), "--jwt-audience"),
+            (settings.jwt_issuer.is_some(), "--jwt-issuer"),
+            (settings.no_query_token, "--no-query-token"),
+        ] {
+            if set {
+                return Err(err(
+                    flag,
+                    "only means something with access control on: \
+                     add --jwt-secret-file, --jwt-public-key or --jwks-url"
+                        .into(),
+                ));
+            }
+        }
+        return Ok(Prepared {
+            keys: None,
+            anonymous: Patterns::default(),
+        });
+    }
+    let keys = if let Some(path) = &settings.jwt_secret_file {
+        let secret =
+            keys::read_secret(path).map_err(|e| err("--jwt-secret-file", e.to_string()))?;
+        PreparedKeys::Static(keys::hmac_key(&secret))
+    } else if let Some(path) = &settings.jwt_public_key {
+        PreparedKeys::Static(
+            keys::read_public_key(path).map_err(|e| err("--jwt-public-key", e.to_string()))?,
+        )
+    } else {
+        let text = settings.jwks_url.as_deref().unwrap_or_default();
+        let url = reqwest::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| err("--jwks-url", format!("{text:?} is not an http(s) URL")))?;
+        PreparedKeys::Jwks(url)
+    };
+    Ok(Prepared {
+        keys: Some(keys),
+        anonymous: Patterns::new(anonymous),
+    })
+}
+
+/// Settings that cannot be used; the message names the option.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct SettingsError {
+    /// The option.
+    pub setting: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Where the keys come from.
+enum KeySource {
+    /// A secret or a PEM key.
+    Static(VerifyKey),
+    /// A JWKS URL.
+    Jwks(Arc<Jwks>),
+}
+
+/// The verifier of an access-controlled server.
+struct Verifier {
+    keys: KeySource,
+    audience: Option<String>,
+    issuer: Option<String>,
+    anonymous: Patterns,
+    no_query_token: bool,
+    metrics_public: bool,
+    /// Origins (other than the server's own) whose requests may use the
+    /// cookie: the explicit `--cors-origin` values, never `*`.
+    cookie_origins: Vec<String>,
+}
+
+/// Access control of one server: off, or a verifier.
+#[derive(Clone)]
+pub struct Auth {
+    verifier: Option<Arc<Verifier>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.verifier.is_some() {
+            "Auth(on)"
+        } else {
+            "Auth(off)"
+        })
+    }
+}
+
+/// Who is calling, as far as rights go.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Access control is off: everything is allowed.
+    Unrestricted,
+    /// No token: only `--anonymous-subscribe` channels.
+    Anonymous,
+    /// A verified token.
+    Token(Arc<TokenInfo>),
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// `sub`, if any (for logs; never the token itself).
+    pub sub: Option<String>,
+    /// `exp`, seconds since the epoch.
+    pub exp: u64,
+    /// The `tailcast` claim.
+    pub rights: Rights,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token, and the request needs one.
+    #[error("{0}")]
+    Missing(String),
+    /// A token was given and is not good: malformed, bad signature, wrong
+    /// algorithm, expired, not yet valid, wrong audience or issuer, unknown
+    /// key, or sent where it is refused.
+    #[error("{0}")]
+    Invalid(String),
+    /// A good token (or none) without the right.
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+/// Where a token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer`.
+    Header,
+    /// The `tailcast_token` cookie.
+    Cookie,
+    /// `?access_token=`.
+    Query,
+}
+
+/// The claims tailcast reads; `exp`, `nbf`, `aud` and `iss` are checked by
+/// `jsonwebtoken` before these are looked at.
+#[derive(serde::Deserialize)]
+struct Claims {
+    /// A NumericDate: an integer or a float. Required, but optional here
+    /// so that its absence is reported by the validation, clearly.
+    exp: Option<f64>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    tailcast: Option<Rights>,
+}
+
+impl Auth {
+    /// Access control off.
+    pub fn off() -> Auth {
+        Auth { verifier: None }
+    }
+
+    /// Builds access control from `settings` (off when no key is set). A
+    /// JWKS is fetched once before this returns (a failure is logged and
+    /// retried in the background) and refreshed until `shutdown`.
+    ///
+    /// # Errors
+    /// Two key sources, an unreadable or unusable key, a bad URL or
+    /// pattern, or `--anonymous-subscribe` without a key.
+    pub async fn start(
+        settings: &AuthSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Auth, SettingsError> {
+        let prepared = prepare(settings)?;
+        let keys = match prepared.keys {
+            None => return Ok(Auth::off()),
+            Some(PreparedKeys::Static(key)) => KeySource::Static(key),
+            Some(PreparedKeys::Jwks(url)) => {
+                let jwks = Arc::new(Jwks::new(url).map_err(|message| SettingsError {
+                    setting: "--jwks-url",
+                    message,
+                })?);
+                jwks.start(
+                    settings.jwks_refresh.unwrap_or(jwks::REFRESH_INTERVAL),
+                    shutdown,
+                )
+                .await;
+                KeySource::Jwks(jwks)
+            }
+        };
+        Ok(Auth {
+            verifier: Some(Arc::new(Verifier {
+                keys,
+                audience: settings.jwt_audience.clone(),
+                issuer: settings.jwt_issuer.clone(),
+                anonymous: prepared.anonymous,
+                no_query_token: settings.no_query_token,
+                metrics_public: settings.metrics_public,
+                cookie_origins: settings
+                    .cors_origins
+                    .iter()
+                    .filter(|o| *o != "*")
+                    .cloned()
+                    .collect(),
+            })),
+        })
+    }
+
+    /// Whether access control is on.
+    pub fn enabled(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// Whether `/metrics` is public (`--metrics-public`, or access control off).
+    pub fn metrics_public(&self) -> bool {
+        self.verifier.as_ref().is_none_or(|v| v.metrics_public)
+    }
+
+    /// The JWKS cache, when keys come from a JWKS URL.
+    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
+        match &self.verifier.as_deref()?.keys {
+            KeySource::Jwks(jwks) => Some(jwks),
+            KeySource::Static(_) => None,
+        }
+    }
+
+    /// Authenticates a request from its headers and query string: no token
+    /// is [`Caller::Anonymous`], a good one [`Caller::Token`].
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`] for a token that is not good: it is never
+    /// treated as no token.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Caller, AuthError> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(Caller::Unrestricted);
+        };
+        match find_token(headers, query, &verifier.cookie_origins)? {
+            None => Ok(Caller::Anonymous),
+            Some((_, TokenSource::Query)) if verifier.no_query_token => Err(AuthError::Invalid(
+                "tokens in the URL (?access_token=) are refused by this server \
+                 (--no-query-token); send Authorization: Bearer <token>"
+                    .into(),
+            )),
+            Some((token, _)) => Ok(Caller::Token(Arc::new(verifier.verify(&token).await?))),
+        }
+    }
+
+    /// Verifies one token (for `POST /api/session`, which takes it from the
+    /// bearer header only).
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`] saying what is wrong; [`AuthError::Missing`]
+    /// when access control is off (there is nothing to sign in to).
+    pub async fn verify(&self, token: &str) -> Result<TokenInfo, AuthError> {
+        match &self.verifier {
+            Some(verifier) => verifier.verify(token).await,
+            None => Err(AuthError::Missing(
+                "access control is off on this server: no sign-in needed".into(),
+            )),
+        }
+    }
+
+    /// Checks that `caller` may do `right`.
+    ///
+    /// # Errors
+    /// [`AuthError::Missing`] for an anonymous caller (a token may help),
+    /// [`AuthError::Forbidden`] for a token without the right.
+    pub fn authorize(&self, caller: &Caller, right: Right<'_>) -> Result<(), AuthError> {
+        if self.may(caller, right) {
+            return Ok(());
+        }
+        match caller {
+            Caller::Token(info) => Err(AuthError::Forbidden(match &info.sub {
+                Some(sub) => format!("the token of {sub:?} may not {right}"),
+                None => format!("this token may not {right}"),
+            })),
+            _ => Err(AuthError::Missing(format!(
+                "a token is needed to {right}: send Authorization: Bearer <token>, \
+                 the {COOKIE_NAME} cookie (POST /api/session) or ?{QUERY_PARAM}="
+            ))),
+        }
+    }
+
+    /// Whether `caller` may do `right` (for filtering lists).
+    pub fn may(&self, caller: &Caller, right: Right<'_>) -> bool {
+        let Some(verifier) = &self.verifier else {
+            return true;
+        };
+        match caller {
+            Caller::Unrestricted => true,
+            Caller::Anonymous => match right {
+                Right::Subscribe(channel) => verifier.anonymous.allows(channel),
+                Right::Admin => false,
+                Right::Publish(_) | Right::Broadcast => false,
+            },
+            Caller::Token(info) => info.rights.grants(right),
+        }
+    }
+
+    /// Checks that `caller` may list streams (`/api/streams`): anyone with
+    /// a token (the list is filtered), and anonymous callers only when some
+    /// channels are open to them.
+    ///
+    /// # Errors
+    /// [`AuthError::Missing`] for an anonymous caller who could see nothing.
+    pub fn authorize_listing(&self, caller: &Caller) -> Result<(), AuthError> {
+        match (&self.verifier, caller) {
+            (Some(v), Caller::Anonymous) if v.anonymous.is_empty() => {
+                Err(AuthError::Missing(format!(
+                    "a token is needed to list streams: send Authorization: Bearer <token>, \
+                     the {COOKIE_NAME} cookie (POST /api/session) or ?{QUERY_PARAM}="
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that `caller` may read `/metrics`: `admin`, unless
+    /// `--metrics-public`.
+    ///
+    /// # Errors
+    /// As [`Auth::authorize`].
+    pub fn authorize_metrics(&self, caller: &Caller) -> Result<(), AuthError> {
+        if self.metrics_public() {
+            return Ok(());
+        }
+        self.authorize(caller, Right::Admin)
+    }
+}
+
+impl Caller {
+    /// How long until the caller's token stops being accepted, capped at a
+    /// year; `None` without a token. Validation compares whole seconds
+    /// (`exp < now - leeway` refuses), so the first refused instant is
+    /// `exp + leeway + 1`.
+    pub fn expires_in(&self) -> Option<Duration> {
+        let Caller::Token(info) = self else {
+            return None;
+        };
+        Some(time_until(info.exp.saturating_add(LEEWAY_SECS + 1)).min(MAX_EXPIRY_WAIT))
+    }
+
+    /// Whether this caller has admin rights (or access control is off).
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Caller::Unrestricted => true,
+            Caller::Anonymous => false,
+            Caller::Token(info) => info.rights.admin,
+        }
+    }
+}
+
+/// Time from now until `epoch_secs` (zero if past).
+fn time_until(epoch_secs: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(epoch_secs).saturating_sub(now)
+}
+
+impl Verifier {
+    async fn verify(&self, token: &str) -> Result<TokenInfo, AuthError> {
+        let invalid = |why: String| Err(AuthError::Invalid(why));
+        if token.len() > MAX_TOKEN {
+            return invalid(format!("the token is longer than {MAX_TOKEN} bytes"));
+        }
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(header) => header,
+            Err(e) => {
+                let why = match e.kind() {
+                    ErrorKind::Json(json) if json.to_string().contains("unknown variant") => {
+                        return invalid(
+                            "the header's alg is not a signature algorithm this server knows \
+                             (alg none is never accepted)"
+                                .into(),
+                        )
+                    }
+                    ErrorKind::Json(json) => format!("bad header: {json}"),
+                    _ => describe(&e),
+                };
+                return invalid(format!(
+                    "malformed token ({why}); expected a signed JWT (header.payload.signature)"
+                ));
+            }
+        };
+        let candidates = match &self.keys {
+            KeySource::Static(key) => vec![key.clone()],
+            KeySource::Jwks(jwks) => match jwks.lookup(header.kid.as_deref()).await {
+                Lookup::Found(keys) => keys,
+                Lookup::UnknownKid => {
+                    return invalid(match &header.kid {
+                        Some(kid) => format!("no key with kid {kid:?} in the JWKS"),
+                        None => "no key in the JWKS verifies this token".into(),
+                    })
+                }
+                Lookup::NoKeys => {
+                    return invalid(
+                        "the server has no keys yet (the JWKS could not be fetched)".into(),
+                    )
+                }
+            },
+        };
+        let usable: Vec<&VerifyKey> = candidates
+            .iter()
+            .filter(|k| k.algorithms.contains(&header.alg))
+            .collect();
+        if usable.is_empty() {
+            let accepted: Vec<String> = candidates
+                .iter()
+                .flat_map(|k| k.algorithms.iter().map(|a| format!("{a:?}")))
+                .collect();
+            return invalid(format!(
+                "algorithm {:?} is not accepted here; this server's key verifies {}",
+                header.alg,
+                accepted.join(", ")
+            ));
+        }
+        let validation = self.validation(header.alg);
+        let mut last = None;
+        for key in usable {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => {
+                    return Ok(TokenInfo {
+                        sub: data.claims.sub,
+                        exp: data.claims.exp.unwrap_or_default().max(0.0) as u64,
+                        rights: data.claims.tailcast.unwrap_or_default(),
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.expect("at least one key was tried");
+        invalid(describe(&e))
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = LEEWAY_SECS;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        let mut required = vec!["exp"];
+        if let Some(aud) = &self.audience {
+            v.set_audience(&[aud]);
+            required.push("aud");
+        }
+        if let Some(iss) = &self.issuer {
+            v.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        v.set_required_spec_claims(&required);
+        v
+    }
+}
+
+/// A token error for people, never quoting the token.
+fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    match e.kind() {
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
+        ErrorKind::InvalidAudience => {
+            "the token's audience (aud) does not match --jwt-audience (or the server has none \
+             and the token names one)"
+                .into()
+        }
+        ErrorKind::InvalidIssuer => "the token's issuer (iss) does not match --jwt-issuer".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
+        ErrorKind::InvalidClaimFormat(claim) => format!("the token's {claim} claim is malformed"),
+        ErrorKind::InvalidAlgorithm => "the algorithm does not fit the key".into(),
+        ErrorKind::InvalidAlgorithmName => "unknown or forbidden algorithm (alg)".into(),
+        ErrorKind::Json(e) => format!("bad claims: {e}"),
+        ErrorKind::Base64(_) => "bad base64url encoding".into(),
+        ErrorKind::Utf8(_) => "invalid UTF-8".into(),
+        ErrorKind::InvalidToken => "not a JWT".into(),
+        _ => "the token cannot be verified".into(),
+    }
+}
+
+/// Finds the token of a request: bearer header, then cookie (only from
+/// the server's own origin or an explicit `--cors-origin`), then query.
+///
+/// # Errors
+/// [`AuthError::Invalid`] for an empty bearer token.
+pub fn find_token(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    cookie_origins: &[String],
+) -> Result<Option<(String, TokenSource)>, AuthError> {
+    for value in headers.get_all(header::AUTHORIZATION) {
+        let Ok(value) = value.to_str() else { continue };
+        let value = value.trim();
+        let Some((scheme, rest)) = value.split_once(' ').or(Some((value, ""))) else {
+            continue;
+        };
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let token = rest.trim();
+            if token.is_empty() {
+                return Err(AuthError::Invalid("empty bearer token".into()));
+            }
+            return Ok(Some((token.to_string(), TokenSource::Header)));
+        }
+    }
+    if cookie_allowed(headers, cookie_origins) {
+        if let Some(token) = cookie_value(headers, COOKIE_NAME) {
+            if !token.is_empty() {
+                return Ok(Some((token.to_string(), TokenSource::Cookie)));
+            }
+        }
+    }
+    if let Some(query) = query {
+        if let Some((_, token)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == QUERY_PARAM)
+        {
+            return Ok(Some((token.into_owned(), TokenSource::Query)));
+        }
+    }
+    Ok(None)
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"'))
+}
+
+/// Whether the cookie may be used: no `Origin` (a same-origin GET, curl),
+/// the server's own origin, or an origin listed explicitly in
+/// `--cors-origin`. With `--cors-origin '*'` any other origin's request is
+/// cross-origin and its cookie is ignored.
+fn cookie_allowed(headers: &HeaderMap, cookie_origins: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if cookie_origins.iter().any(|o| o == origin) {
+        return true;
+    }
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
+/// `uri` with the value of every `access_token=` query parameter replaced
+/// by `REDACTED`, for logging.
+pub fn redact(uri: &str) -> std::borrow::Cow<'_, str> {
+    let Some((path, query)) = uri.split_once('?') else {
+        return uri.into();
+    };
+    if !query.split('&').any(is_token_param) {
+        return uri.into();
+    }
+    let query: Vec<&str> = query
+        .split('&')
+        .map(|p| {
+            if is_token_param(p) {
+                "access_token=REDACTED"
+            } else {
+                p
+            }
+        })
+        .collect();
+    format!("{path}?{}", query.join("&")).into()
+}
+
+fn is_token_param(pair: &str) -> bool {
+    let key = pair.split('=').next().unwrap_or("");
+    key == QUERY_PARAM
+        || (key.contains('%')
+            && form_urlencoded::parse(key.as_bytes())
+                .next()
+                .is_some_and(|(k, _)| k == QUERY_PARAM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn tokens_come_from_header_then_cookie_then_query() {
+        let all = headers(&[
+            ("authorization", "Bearer h"),
+            ("cookie", "a=1; tailcast_token=c"),
+        ]);
+        let q = Some("x=1&access_token=q");
+        assert_eq!(
+            find_token(&all, q, &[]).unwrap(),
+            Some(("h".into(), TokenSource::Header))
+        );
+        let cookie = headers(&[("cookie", "a=1; tailcast_token=c")]);
+        assert_eq!(
+            find_token(&cookie, q, &[]).unwrap(),
+            Some(("c".into(), TokenSource::Cookie))
+        );
+        assert_eq!(
+            find_token(&HeaderMap::new(), q, &[]).unwrap(),
+            Some(("q".into(), TokenSource::Query))
+        );
+        assert_eq!(
+            find_token(&HeaderMap::new(), Some("x=1"), &[]).unwrap(),
+            None
+        );
+        // Other schemes are not tokens; an empty bearer is an error.
+        let basic = headers(&[("authorization", "Basic dTpw")]);
+        assert_eq!(find_token(&basic, None, &[]).unwrap(), None);
+        let empty = headers(&[("authorization", "Bearer ")]);
+        assert!(find_token(&empty, q, &[]).is_err());
+        let lower = headers(&[("authorization", "bearer  t ")]);
+        assert_eq!(find_token(&lower, None, &[]).unwrap().unwrap().0, "t");
+    }
+
+    #[test]
+    fn cookies_count_only_from_the_own_origin_or_an_explicit_one() {
+        let own = headers(&[
+            ("host", "127.0.0.1:8000"),
+            ("origin", "http://127.0.0.1:8000"),
+            ("cookie", "tailcast_token=c"),
+        ]);
+        assert!(find_token(&own, None, &[]).unwrap().is_some());
+        let other = headers(&[
+            ("host", "127.0.0.1:8000"),
+            ("origin", "http://evil.example"),
+            ("cookie", "tailcast_token=c"),
+        ]);
+        assert_eq!(find_token(&other, None, &[]).unwrap(), None);
+        assert_eq!(
+            find_token(&other, Some("access_token=q"), &[]).unwrap(),
+            Some(("q".into(), TokenSource::Query))
+        );
+        let listed = ["http://evil.example".to_string()];
+        assert!(find_token(&other, None, &listed).unwrap().is_some());
+        let null = headers(&[
+            ("host", "h"),
+            ("origin", "null"),
+            ("cookie", "tailcast_token=c"),
+        ]);
+        assert_eq!(find_token(&null, None, &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn access_tokens_are_redacted_in_uris() {
+        assert_eq!(redact("/events?channel=a"), "/events?channel=a");
+        assert_eq!(
+            redact("/events?access_token=abc.def.ghi&channel=a"),
+            "/events?access_token=REDACTED&channel=a"
+        );
+        assert_eq!(
+            redact("/x?a=1&access_token=t&access_token=u"),
+            "/x?a=1&access_token=REDACTED&access_token=REDACTED"
+        );
+        assert_eq!(redact("/x?access%5Ftoken=t"), "/x?access_token=REDACTED");
+        assert_eq!(redact("/x?access_tokens=t"), "/x?access_tokens=t");
+        assert_eq!(redact("/plain"), "/plain");
+    }
+
+    #[tokio::test]
+    async fn settings_are_checked() {
+        let token = CancellationToken::new();
+        let off = Auth::start(&AuthSettings::default(), token.clone())
+            .await
+            .unwrap();
+        assert!(!off.enabled());
+        let lonely = AuthSettings {
+            anonymous_subscribe: vec!["news".into()],
+            ..AuthSettings::default()
+        };
+        let e = Auth::start(&lonely, token.clone()).await.err().unwrap();
+        assert!(e.to_string().contains("--anonymous-subscribe"), "{e}");
+        let two = AuthSettings {
+            jwt_secret_file: Some("/a".into()),
+            jwks_url: Some("http://127.0.0.1:1/".into()),
+            ..AuthSettings::default()
+        };
+        assert!(Auth::start(&two, token.clone()).await.is_err());
+        let bad_url = AuthSettings {
+            jwks_url: Some("ftp://x/".into()),
+            ..AuthSettings::default()
+        };
+        let e = Auth::start(&bad_url, token).await.err().unwrap();
+        assert!(e.to_string().contains("--jwks-url"), "{e}");
+    }
+}

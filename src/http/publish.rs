@@ -1,0 +1,433 @@
+//! Publishing: `POST /channels/{channel}` (one event, or one event per
+//! NDJSON line) and `POST /api/broadcast`.
+//!
+//! A publish body is parsed here, completely, into [`NewEvent`]s before
+//! anything reaches the hub: a request is either published whole or
+//! refused with nothing published. Which channels clients may publish to is
+//! the hub's [`ChannelKind::accepts_client_publish`]; this module only turns
+//! the answer into a status.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::protocol::{BulkPublishAnswer, PublishAnswer};
+use super::{ApiError, AppState};
+use crate::auth::{Caller, Right};
+use crate::hub::{ChannelKind, ChannelName};
+
+/// Longest event type accepted from publishers, in characters.
+pub const MAX_EVENT_TYPE: usize = 64;
+
+/// Event type the server uses to report missed events; publishers may not.
+const RESERVED_EVENT_TYPE: &str = "reset";
+
+/// Event type of `POST /api/broadcast` events.
+const BROADCAST_EVENT_TYPE: &str = "broadcast";
+
+/// One event as a client asked to publish it, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The SSE event type (checked by [`check_event_type`]).
+    pub event_type: String,
+    /// The data, exactly as sent (the hub normalises line breaks).
+    pub data: String,
+}
+
+/// How a publish body is read, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    /// Anything not JSON: the body is the data.
+    Text,
+    /// `application/json` or `*+json`: `{"event", "data"}`.
+    Json,
+    /// `application/x-ndjson` (or `application/ndjson`): one event per
+    /// line.
+    Ndjson,
+}
+
+impl BodyFormat {
+    fn of(headers: &HeaderMap) -> BodyFormat {
+        let Some(mime) = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+        else {
+            return BodyFormat::Text;
+        };
+        let mime = mime.trim().to_ascii_lowercase();
+        match mime.as_str() {
+            "application/x-ndjson" | "application/ndjson" => BodyFormat::Ndjson,
+            "application/json" => BodyFormat::Json,
+            m if m.ends_with("+json") => BodyFormat::Json,
+            _ => BodyFormat::Text,
+        }
+    }
+}
+
+/// The JSON form of an event: a publish body, or one NDJSON line.
+#[derive(serde::Deserialize)]
+struct JsonEvent {
+    event: Option<String>,
+    data: serde_json::Value,
+}
+
+impl JsonEvent {
+    /// The event, with `default_type` when none is named. Non-string data
+    /// is sent as compact JSON.
+    fn into_event(self, default_type: &str) -> Result<NewEvent, ApiError> {
+        let event_type = match self.event {
+            Some(event) => {
+                check_event_type(&event)?;
+                event
+            }
+            None => default_type.to_string(),
+        };
+        let data = match self.data {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        };
+        Ok(NewEvent { event_type, data })
+    }
+}
+
+/// Checks an event type given by a publisher.
+fn check_event_type(event: &str) -> Result<(), ApiError> {
+    let bad = |detail: String| Err(ApiError::bad_request("invalid event type", detail));
+    if event.is_empty() {
+        return bad("the event type is empty".into());
+    }
+    if event.chars().count() > MAX_EVENT_TYPE {
+        return bad(format!(
+            "the event type is longer than {MAX_EVENT_TYPE} characters"
+        ));
+    }
+    if event.contains(['\r', '\n', '\0']) {
+        return bad("the event type contains CR, LF or NUL".into());
+    }
+    if event == RESERVED_EVENT_TYPE {
+        return bad("`reset` is reserved for the server's missed-events notice".into());
+    }
+    Ok(())
+}
+
+/// The channel of `POST /channels/{channel}`, if clients may publish to it.
+///
+/// # Errors
+/// 400 for a bad name; 403 for a log stream or the broadcast channel.
+fn publish_target(name: &str) -> Result<ChannelName, ApiError> {
+    let channel = ChannelName::parse(name)?;
+    match channel.kind() {
+        kind if kind.accepts_client_publish() => Ok(channel),
+        ChannelKind::Log => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read-only channel",
+            format!("{channel} carries a log stream and cannot be published to"),
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "reserved channel",
+            format!(
+                "{channel} is written only by the server: send broadcasts to POST /api/broadcast"
+            ),
+        )),
+    }
+}
+
+/// Turns a body rejection (too large, unreadable) into a JSON error.
+fn body_error(rejection: BytesRejection, max_body: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body too large",
+            format!("the body is larger than the limit of {max_body} bytes (--max-body)"),
+        );
+    }
+    ApiError::new(rejection.status(), "unreadable body", rejection.body_text())
+}
+
+/// What a publish request asks for.
+#[derive(Debug)]
+enum PublishRequest {
+    /// One event (text or JSON body).
+    One(NewEvent),
+    /// Every line of an NDJSON body, in order (at least one).
+    Batch(Vec<NewEvent>),
+}
+
+/// Reads a publish request's body into events.
+///
+/// # Errors
+/// 413 for a body over `--max-body`; 400 for a bad event type, bad JSON,
+/// a bad NDJSON line (named by its number) or a body that is not UTF-8.
+fn parse_request(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    max_body: usize,
+) -> Result<PublishRequest, ApiError> {
+    let body = body.map_err(|r| body_error(r, max_body))?;
+    let query_type = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "event")
+        .map(|(_, v)| v.into_owned());
+    let default_type = match query_type {
+        Some(event) => {
+            check_event_type(&event)?;
+            event
+        }
+        None => crate::sse::DEFAULT_EVENT_TYPE.to_string(),
+    };
+    match BodyFormat::of(headers) {
+        BodyFormat::Ndjson => parse_ndjson(&body, &default_type).map(PublishRequest::Batch),
+        BodyFormat::Json => {
+            let event: JsonEvent = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(
+                    "invalid JSON",
+                    format!("expected {{\"event\": ..., \"data\": ...}}: {e}"),
+                )
+            })?;
+            event.into_event(&default_type).map(PublishRequest::One)
+        }
+        BodyFormat::Text => {
+            let data = String::from_utf8(body.into()).map_err(|e| {
+                ApiError::bad_request("invalid UTF-8", format!("the body must be UTF-8 text: {e}"))
+            })?;
+            Ok(PublishRequest::One(NewEvent {
+                event_type: default_type,
+                data,
+            }))
+        }
+    }
+}
+
+/// Parses an NDJSON body: one event per line, each a JSON string (the
+/// data) or an object `{"event", "data"}`. Lines are numbered from 1 and
+/// end with LF or CRLF; blank lines are skipped; the last line needs no
+/// line end.
+///
+/// # Errors
+/// 400 naming the first bad line; 400 `no events` when every line is blank.
+fn parse_ndjson(body: &[u8], default_type: &str) -> Result<Vec<NewEvent>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = 1 + memchr::memchr_iter(b'\n', &body[..e.valid_up_to()]).count();
+        ApiError::bad_request(
+            "invalid UTF-8",
+            format!("line {line}: the body must be UTF-8 text"),
+        )
+    })?;
+    let mut events = Vec::with_capacity(memchr::memchr_iter(b'\n', body).count() + 1);
+    for (index, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        let event = parse_line(line, default_type).map_err(|mut e| {
+            e.detail = format!("line {}: {}", index + 1, e.detail);
+            e
+        })?;
+        events.push(event);
+    }
+    if events.is_empty() {
+        return Err(ApiError::bad_request(
+            "no events",
+            "the NDJSON body holds no line: send one JSON string or {\"event\", \"data\"} object per line",
+        ));
+    }
+    Ok(events)
+}
+
+/// Parses one non-blank NDJSON line.
+fn parse_line(line: &str, default_type: &str) -> Result<NewEvent, ApiError> {
+    let invalid = |e: serde_json::Error| ApiError::bad_request("invalid JSON", e.to_string());
+    match line.trim_ascii_start().as_bytes()[0] {
+        b'"' => Ok(NewEvent {
+            event_type: default_type.to_string(),
+            data: serde_json::from_str(line).map_err(invalid)?,
+        }),
+        b'{' => serde_json::from_str::<JsonEvent>(line)
+            .map_err(invalid)?
+            .into_event(default_type),
+        first => {
+            let what = match first {
+                b'[' => "an array",
+                b'-' | b'0'..=b'9' => "a number",
+                b'n' => "null",
+                b't' | b'f' => "a boolean",
+                _ => "something that is not JSON",
+            };
+            Err(ApiError::bad_request(
+                "invalid JSON",
+                format!("expected a JSON string or an object {{\"event\", \"data\"}}, got {what}"),
+            ))
+        }
+    }
+}
+
+/// `POST /channels/{channel}`: publish one event, or with an NDJSON body
+/// one event per line.
+pub async fn publish(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(channel): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    // Before the body is looked at: a caller without the right learns
+    // nothing about the channel, whether one event or an NDJSON batch.
+    app.auth
+        .authorize(&caller, Right::Publish(&channel))
+        .map_err(|e| app.refused(e.into()))?;
+    let parsed = publish_target(&channel).and_then(|channel| {
+        parse_request(query.as_deref(), &headers, body, app.config.max_body)
+            .map(|request| (channel, request))
+    });
+    let (channel, request) = parsed.map_err(|e| app.refused(e))?;
+    match request {
+        PublishRequest::One(event) => {
+            let published = app
+                .publish(&channel, &event.event_type, &event.data)
+                .await?;
+            Ok(Json(PublishAnswer {
+                id: published.id,
+                channel: &channel,
+                subscribers: published.subscribers,
+            })
+            .into_response())
+        }
+        PublishRequest::Batch(events) => {
+            let batch = app.publish_batch(&channel, &events).await?;
+            Ok(Json(BulkPublishAnswer {
+                channel: &channel,
+                first_id: batch.first_id,
+                last_id: batch.last_id,
+                count: batch.count,
+                subscribers: batch.subscribers,
+            })
+            .into_response())
+        }
+    }
+}
+
+/// `POST /api/broadcast`: a JSON object delivered to every SSE client as
+/// `event: broadcast`, kept in channel `broadcast` for resume.
+pub async fn broadcast(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    app.auth
+        .authorize(&caller, Right::Broadcast)
+        .map_err(|e| app.refused(e.into()))?;
+    let body = body.map_err(|r| app.refused(body_error(r, app.config.max_body)))?;
+    let text = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(_)) => String::from_utf8_lossy(&body).trim().to_string(),
+        Ok(_) => return Err(app.refused(ApiError::bad_request(
+            "invalid JSON",
+            "the body must be a JSON object such as {\"message\": \"...\", \"timestamp\": \"...\"}",
+        ))),
+        Err(e) => return Err(app.refused(ApiError::bad_request("invalid JSON", e.to_string()))),
+    };
+    let channel = ChannelName::broadcast();
+    let published = app.publish(&channel, BROADCAST_EVENT_TYPE, &text).await?;
+    Ok(Json(PublishAnswer {
+        id: published.id,
+        channel: &channel,
+        subscribers: published.subscribers,
+    })
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ndjson(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+        parse_ndjson(body, "message")
+            .map(|events| events.into_iter().map(|e| (e.event_type, e.data)).collect())
+            .map_err(|e| format!("{}: {}", e.error, e.detail))
+    }
+
+    fn pair(t: &str, d: &str) -> (String, String) {
+        (t.to_string(), d.to_string())
+    }
+
+    #[test]
+    fn event_types() {
+        assert!(check_event_type("sensor").is_ok());
+        assert!(check_event_type(&"x".repeat(64)).is_ok());
+        for bad in ["", "a\nb", "a\rb", "a\0b", "reset", &"x".repeat(65)] {
+            assert!(check_event_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ndjson_lines_are_strings_or_event_objects() {
+        let body = b"\"a\"\r\n\n{\"event\": \"t\", \"data\": \"b\"}\n  \n{\"data\": [1, {\"x\": null}]}\n\"last\"";
+        assert_eq!(
+            ndjson(body).unwrap(),
+            [
+                pair("message", "a"),
+                pair("t", "b"),
+                pair("message", "[1,{\"x\":null}]"),
+                pair("message", "last")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_ndjson_line_is_named() {
+        for (body, expected) in [
+            (&b"\"a\"\n{\"data\": 1\n"[..], "invalid JSON: line 2: "),
+            (b"\n\n42\n", "invalid JSON: line 3: expected a JSON string or an object {\"event\", \"data\"}, got a number"),
+            (b"[1]", "invalid JSON: line 1: expected a JSON string or an object {\"event\", \"data\"}, got an array"),
+            (b"\"a\"\nnull", "invalid JSON: line 2: expected a JSON string or an object {\"event\", \"data\"}, got null"),
+            (b"true", "invalid JSON: line 1: expected a JSON string or an object {\"event\", \"data\"}, got a boolean"),
+            (b"{\"event\": \"x\"}", "invalid JSON: line 1: missing field `data`"),
+            (b"\"a\" \"b\"", "invalid JSON: line 1: trailing characters"),
+            (b"{\"event\": \"reset\", \"data\": 1}", "invalid event type: line 1: `reset` is reserved"),
+            (b"\"ok\"\n\"\xff\"", "invalid UTF-8: line 2: "),
+            (b"\n\n\r\n", "no events: "),
+            (b"", "no events: "),
+        ] {
+            let got = ndjson(body).unwrap_err();
+            assert!(got.starts_with(expected), "{body:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn body_format_follows_the_content_type() {
+        let of = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            BodyFormat::of(&h)
+        };
+        assert_eq!(of("application/x-ndjson"), BodyFormat::Ndjson);
+        assert_eq!(of("Application/NDJSON; charset=utf-8"), BodyFormat::Ndjson);
+        assert_eq!(of("application/json"), BodyFormat::Json);
+        assert_eq!(of("application/cloudevents+json"), BodyFormat::Json);
+        assert_eq!(of("text/plain"), BodyFormat::Text);
+        assert_eq!(BodyFormat::of(&HeaderMap::new()), BodyFormat::Text);
+    }
+
+    #[test]
+    fn publish_targets_are_ordinary_channels_only() {
+        assert!(publish_target("news").is_ok());
+        assert_eq!(publish_target("-x").unwrap_err().status, 400);
+        let log = publish_target("log:app").unwrap_err();
+        assert_eq!(
+            (log.status, log.error),
+            (StatusCode::FORBIDDEN, "read-only channel")
+        );
+        let broadcast = publish_target("broadcast").unwrap_err();
+        assert_eq!(
+            (broadcast.status, broadcast.error),
+            (StatusCode::FORBIDDEN, "reserved channel")
+        );
+    }
+}
