@@ -4,7 +4,11 @@
 #  2. tailcast-load runs once with tiny sizes against a real
 #     `tailcast serve` on 127.0.0.1 port 0, in each mode (fan-out at max
 #     rate and at a paced rate, file following, idle connections), and
-#     asserts zero loss, duplicates and reordering (--check).
+#     asserts zero loss, duplicates and reordering (--check);
+#  3. the idle mode's memory figure (server RSS per idle connection, 2.7 KiB
+#     measured) is checked against generous bounds: it must be measured at
+#     all, above 0.5 KiB (else it measured nothing, e.g. the wrong process)
+#     and below 32 KiB (a per-connection buffer of hyper's size fails).
 # Idempotent; loopback only; every wait is bounded. Called from .ci/run.
 set -euo pipefail
 
@@ -65,13 +69,30 @@ check() { # name, then tailcast-load arguments
     fi
 }
 
+# Idle first, on the fresh server: its RSS figure is then not blurred by
+# memory the other modes freed.
+check idle idle --sub-path /realtime/check3 --connections 1000 --settle 0.5
+if [ -f "$WORK/idle.json" ] && python3 - "$WORK/idle.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+per = report.get("rss_per_connection_kib")
+print(f"bench-check: idle RSS {report.get('rss_before_kib')} -> {report.get('rss_connected_kib')} KiB, "
+      f"{per} KiB per connection (bounds 0.5 to 32)")
+sys.exit(0 if per is not None and 0.5 <= per <= 32 else 1)
+PY
+then
+    echo "bench-check: ok   idle-memory"
+    passed=$((passed + 1))
+else
+    echo "bench-check: FAIL idle-memory: the figure is missing or out of bounds" >&2
+    failed=$((failed + 1))
+fi
 check fanout-max fanout --sub-path /realtime/check1 --pub-path /channels/check1 \
     --subscribers 20 --events 300
 check fanout-paced fanout --sub-path /realtime/check2 --pub-path /channels/check2 \
     --subscribers 50 --events 100 --rate 500
 check follow follow --sub-path "/logs/bench?tail=0" --file "$WORK/bench.log" \
     --subscribers 10 --events 200 --rate 1000
-check idle idle --sub-path /realtime/check3 --connections 100 --settle 0.5
 
 echo "bench-check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

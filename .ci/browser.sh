@@ -2,6 +2,13 @@
 # Browser tests of the web console (tests/browser): installs what they need
 # on a brand-new Debian machine, then runs them against the real binary.
 #
+#   bash .ci/browser.sh                 the functional tests (pass/fail)
+#   bash .ci/browser.sh --bench [ARGS]  instead, the responsiveness benchmark
+#                                       bench/console-bench.mjs, which prints
+#                                       figures (ARGS: --rate N --seconds S
+#                                       --cap N); it fails only if the run
+#                                       itself breaks, never on a figure
+#
 #   - Debian's chromium (/usr/bin/chromium); browser downloads by test tools
 #     are not possible here, so playwright-core (no bundled browser) drives it.
 #   - node + npm, and `npm ci` of tests/browser/package-lock.json.
@@ -45,6 +52,11 @@ if [ -z "${TAILCAST_BIN:-}" ]; then
     cargo build --quiet --bin tailcast
     TAILCAST_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tailcast"
     export TAILCAST_BIN
+fi
+
+if [ "${1:-}" = "--bench" ]; then
+    shift
+    exec node bench/console-bench.mjs "$@"
 fi
 
 cd tests/browser

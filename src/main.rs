@@ -30,7 +30,7 @@ enum Job {
 fn main() -> ExitCode {
     let cli = match tailcast::config::parse_cli() {
         Ok(cli) => cli,
-        Err(CliError::Clap(e)) => e.exit(),
+        Err(CliError::Clap(e)) => return command_line_error(e),
         Err(CliError::Config(e)) => return fail(e.to_string()),
     };
     let job = match cli.command {
@@ -149,6 +149,29 @@ where
 fn raise_open_files_limit() {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!("cannot raise the open files limit: {e}");
+    }
+}
+
+/// `--help` and `--version` print their answer and succeed; no command at
+/// all prints the usage and fails; any other mistake (an unknown flag, a
+/// bad value in a flag or an environment variable) is a startup error like
+/// the others: one `error: ...` line and status 1.
+fn command_line_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::FAILURE
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            fail(first.strip_prefix("error: ").unwrap_or(first).to_string())
+        }
     }
 }
 

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{append, client, eventually, get, post, stream_info, Server, Sse};
 
 /// `/api/streams` as JSON values.
@@ -202,17 +200,29 @@ async fn glob_matches_whose_file_is_gone_are_forgotten_once_unsubscribed() {
     let server = Server::start(&["--forget-after", "300ms", "{dir}/*.log"]);
     let path = server.path("a.log");
     append(&path, "first\n");
+    // b.log: the same fate without a subscriber, the sentinel that shows
+    // the forgetting has run past --forget-after.
+    let sentinel = server.path("b.log");
+    append(&sentinel, "second\n");
     common::wait_following(&server, "log:a.log").await;
+    common::wait_following(&server, "log:b.log").await;
     let mut reader = Sse::connect(&server.url("/logs/a.log?tail=1")).await;
     assert_eq!(reader.next_event().await.data(), "first");
     std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&sentinel).unwrap();
     eventually("a.log waiting for its file", || async {
         let info = stream_info(&server, "log:a.log").await?;
         (info["state"] == "waiting").then_some(())
     })
     .await;
-    // Gone, but subscribed: kept, well past --forget-after.
-    reader.assert_quiet(Duration::from_millis(1200)).await;
+    eventually("b.log (unsubscribed) forgotten", || async {
+        stream_info(&server, "log:b.log")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // Gone as long as b.log, but subscribed: kept.
     assert!(stream_info(&server, "log:a.log").await.is_some());
     drop(reader);
     eventually("a.log forgotten", || async {

@@ -1,7 +1,9 @@
 //! `tailcast listen` as a user runs it: against a third-party SSE server
-//! (sse-starlette, CRLF line ends) and against `tailcast serve`; output
-//! formats, resume after drops and restarts, errors, a closed stdout,
-//! Ctrl-C. The sse-starlette tests need `bash .ci/interop.sh`.
+//! (sse-starlette, CRLF line ends), a scripted server and `tailcast serve`;
+//! output formats, resume after drops and restarts, 5xx and 204 answers,
+//! errors, a closed stdout, Ctrl-C. The sse-starlette tests need
+//! `bash .ci/interop.sh` (built with `TAILCAST_SKIP_INTEROP=1` they are
+//! ignored).
 
 mod client_support;
 mod common;
@@ -44,11 +46,13 @@ fn assert_consecutive(values: &[u64], first: u64) {
     );
 }
 
+#[cfg_attr(
+    tailcast_skip_interop,
+    ignore = "TAILCAST_SKIP_INTEROP=1: needs sse-starlette from .ci/interop.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_prints_multi_line_data_and_custom_types_from_sse_starlette() {
-    if !interop_ready() {
-        return;
-    }
+    require_interop();
     let mut server = Starlette::start(0).await;
     let mut json = listen(&["--json", &server.url("/mixed")]);
     let events = read_events(&mut json, 5).await;
@@ -88,11 +92,13 @@ async fn listen_prints_multi_line_data_and_custom_types_from_sse_starlette() {
     );
 }
 
+#[cfg_attr(
+    tailcast_skip_interop,
+    ignore = "TAILCAST_SKIP_INTEROP=1: needs sse-starlette from .ci/interop.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_resumes_with_last_event_id_each_time_the_server_ends_the_stream() {
-    if !interop_ready() {
-        return;
-    }
+    require_interop();
     let mut server = Starlette::start(0).await;
     // The server ends every response after 4 events and asks for 50 ms.
     let mut proc = listen(&["--json", &server.url("/numbers?count=4&retry=50")]);
@@ -108,28 +114,40 @@ async fn listen_resumes_with_last_event_id_each_time_the_server_ends_the_stream(
     }
 }
 
+#[cfg_attr(
+    tailcast_skip_interop,
+    ignore = "TAILCAST_SKIP_INTEROP=1: needs sse-starlette from .ci/interop.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_waits_out_a_server_restart_and_resumes() {
-    if !interop_ready() {
-        return;
-    }
-    let mut server = Starlette::start(0).await;
-    let port = server.port;
-    let url = server.url("/numbers?interval=0.02&retry=50");
+    require_interop();
+    // The server sits behind a proxy whose port stays the same, so the new
+    // server never needs the old one's port back.
+    let mut first = Starlette::start(0).await;
+    let proxy = Proxy::start(format!("127.0.0.1:{}", first.port).parse().unwrap()).await;
+    let url = proxy.url("/numbers?interval=0.02&retry=50");
     let mut proc = listen(&["--json", "--max-backoff", "300ms", &url]);
     let mut events = read_events(&mut proc, 5).await;
-    assert_eq!(server.next_request().await.1, None);
+    assert_eq!(first.next_request().await.1, None);
 
-    server.proc.child.kill().await.unwrap();
-    drop(server);
-    // While the server is down, listen retries with backoff; it must still
-    // be running (not give up) and print nothing new.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The server goes away: the proxy closes every connection at once.
+    first.proc.child.kill().await.unwrap();
+    drop(first);
+    proxy.cut(true);
+    // While it is down, listen keeps trying (with backoff): it does not
+    // give up.
+    let refused_before = proxy.refused();
+    poll("two reconnection attempts while down", || async {
+        (proxy.refused() >= refused_before + 2).then_some(())
+    })
+    .await;
     assert!(
         proc.child.try_wait().unwrap().is_none(),
         "listen gave up while the server was down"
     );
-    let mut server = Starlette::start(port).await;
+    let mut server = Starlette::start(0).await;
+    proxy.set_upstream(format!("127.0.0.1:{}", server.port).parse().unwrap());
+    proxy.accept_again();
     let (_, resumed_from) = server.next_request().await;
     events.extend(read_events(&mut proc, 40).await);
     let values = numbers(&events);
@@ -146,11 +164,13 @@ async fn listen_waits_out_a_server_restart_and_resumes() {
     );
 }
 
+#[cfg_attr(
+    tailcast_skip_interop,
+    ignore = "TAILCAST_SKIP_INTEROP=1: needs sse-starlette from .ci/interop.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_sends_last_event_id_and_headers_and_filters_with_grep() {
-    if !interop_ready() {
-        return;
-    }
+    require_interop();
     let mut server = Starlette::start(0).await;
     let mut proc = listen(&[
         "--json",
@@ -173,20 +193,27 @@ async fn listen_sends_last_event_id_and_headers_and_filters_with_grep() {
     assert_eq!(request["token"], "s3cret");
 }
 
+#[cfg_attr(
+    tailcast_skip_interop,
+    ignore = "TAILCAST_SKIP_INTEROP=1: needs sse-starlette from .ci/interop.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listen_exits_non_zero_on_4xx_printing_the_json_error() {
-    if interop_ready() {
-        let mut server = Starlette::start(0).await;
-        let (status, stdout, stderr) = listen_to_end(&[&server.url("/forbidden")]).await;
-        assert_eq!(status.code(), Some(1), "{stderr}");
-        assert_eq!(stdout, "");
-        assert!(
-            stderr.contains(r#"{"error":"forbidden","detail":"this stream needs a token"}"#),
-            "{stderr}"
-        );
-        assert!(stderr.contains("403"), "{stderr}");
-        assert_eq!(server.next_request().await.0, "/forbidden");
-    }
+async fn listen_exits_non_zero_on_4xx_from_sse_starlette_printing_the_json_error() {
+    require_interop();
+    let mut server = Starlette::start(0).await;
+    let (status, stdout, stderr) = listen_to_end(&[&server.url("/forbidden")]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains(r#"{"error":"forbidden","detail":"this stream needs a token"}"#),
+        "{stderr}"
+    );
+    assert!(stderr.contains("403"), "{stderr}");
+    assert_eq!(server.next_request().await.0, "/forbidden");
+}
+
+#[tokio::test]
+async fn listen_exits_non_zero_on_4xx_from_tailcast_printing_the_json_error() {
     let tailcast = common::Server::start(&["{dir}/app.log"]);
     let (status, _, stderr) = listen_to_end(&[&tailcast.url("/logs/nope")]).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
@@ -195,6 +222,51 @@ async fn listen_exits_non_zero_on_4xx_printing_the_json_error() {
         serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(body["error"], "not found");
     assert!(body["detail"].as_str().unwrap().contains("nope"));
+}
+
+/// README: 5xx answers are retried (honouring `Retry-After`), and `204 No
+/// Content` ends `listen` with status 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_retries_5xx_after_retry_after_and_exits_zero_on_204() {
+    let server = Scripted::start(vec![
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+            .into(),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n\
+         retry: 50\n\nid: 1\ndata: one\n\nid: 2\ndata: two\n\n"
+            .into(),
+        "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".into(),
+    ])
+    .await;
+    // Without Retry-After the first retry would come after 100-200 ms.
+    let (status, stdout, stderr) = listen_to_end(&[
+        "--json",
+        "--retry",
+        "50ms",
+        "--max-backoff",
+        "10s",
+        &server.url("/events"),
+    ])
+    .await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let printed: Vec<Printed> = stdout.lines().filter_map(printed).collect();
+    assert_eq!(
+        printed
+            .iter()
+            .map(|e| (e.id.as_deref().unwrap(), e.data.as_str()))
+            .collect::<Vec<_>>(),
+        [("1", "one"), ("2", "two")]
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    let waited = requests[1].at - requests[0].answered.unwrap();
+    assert!(
+        waited >= Duration::from_millis(950),
+        "retried {waited:?} after a 503 with Retry-After: 1"
+    );
+    assert_eq!(requests[0].last_event_id, None);
+    assert_eq!(requests[2].last_event_id.as_deref(), Some("2"));
+    assert!(stderr.contains("503"), "{stderr}");
 }
 
 #[tokio::test]
@@ -208,11 +280,13 @@ async fn listen_refuses_a_url_that_is_not_an_event_stream() {
     assert!(stderr.contains("only http and https"), "{stderr}");
 }
 
+#[cfg_attr(
+    tailcast_skip_interop,
+    ignore = "TAILCAST_SKIP_INTEROP=1: needs sse-starlette from .ci/interop.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_exits_zero_when_stdout_is_closed() {
-    if !interop_ready() {
-        return;
-    }
+    require_interop();
     // `tailcast listen URL | head -1`: the reader goes away after one line.
     let server = Starlette::start(0).await;
     let mut proc = listen(&[&server.url("/numbers?interval=0.01")]);
@@ -224,6 +298,8 @@ async fn listen_exits_zero_when_stdout_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_exits_at_once_and_cleanly_while_streaming_and_while_waiting() {
+    // While streaming: the stream would never end by itself, so only the
+    // signal can end the process (the limit is a watchdog).
     let tailcast = common::Server::start(&["{dir}/app.log"]);
     let mut proc = listen(&[&tailcast.url("/realtime/quiet")]);
     poll("the subscriber", || async {
@@ -232,32 +308,31 @@ async fn ctrl_c_exits_at_once_and_cleanly_while_streaming_and_while_waiting() {
             .filter(|s| s["subscribers"] == 1)
     })
     .await;
-    proc.signal("INT");
-    assert_eq!(
-        proc.exit_within(Duration::from_secs(2)).await.code(),
-        Some(0)
-    );
+    proc.signal("INT").await;
+    assert_eq!(proc.exit_within(WAIT).await.code(), Some(0));
 
-    // Nothing listens on this port: listen is in its backoff sleep.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut proc = listen(&["--retry", "10s", &format!("http://127.0.0.1:{port}/x")]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    proc.signal("INT");
-    assert_eq!(
-        proc.exit_within(Duration::from_secs(2)).await.code(),
-        Some(0)
-    );
+    // While waiting: the port refuses connections, listen reports its
+    // backoff sleep of a minute, longer than the watchdog.
+    let (_reserved, port) = closed_port();
+    let mut proc = listen(&[
+        "--retry",
+        "60s",
+        "--max-backoff",
+        "60s",
+        &format!("http://127.0.0.1:{port}/x"),
+    ]);
+    proc.wait_stderr("reconnecting in").await;
+    proc.signal("INT").await;
+    assert_eq!(proc.exit_within(WAIT).await.code(), Some(0));
 }
 
+#[cfg_attr(
+    tailcast_skip_interop,
+    ignore = "TAILCAST_SKIP_INTEROP=1: needs sse-starlette from .ci/interop.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_reconnects_a_silent_stream_after_the_idle_timeout() {
-    if !interop_ready() {
-        return;
-    }
+    require_interop();
     // /mixed sends its events and then nothing (sse-starlette pings only
     // every 15 s).
     let mut server = Starlette::start(0).await;

@@ -184,11 +184,7 @@ async fn publish_failure_exits_non_zero_with_the_servers_message() {
     );
 
     // Nobody listening at all.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_reserved, port) = closed_port();
     let (status, _, stderr) =
         publish(&[&format!("http://127.0.0.1:{port}/channels/x"), "x"], b"").await;
     assert_eq!(status.code(), Some(1));

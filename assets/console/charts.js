@@ -1,6 +1,8 @@
 // Small live line charts on <canvas>, hand-written (no library, no CDN).
 // A chart keeps the last `points` values of one or more series and redraws
-// at most once per animation frame.
+// at most once per animation frame. What it shows is also said in text: the
+// canvas's `aria-label` carries each series' latest value (as the legend
+// does) and `data-points` how many values are plotted.
 
 export class Sparkline {
   /**
@@ -79,6 +81,9 @@ export class Sparkline {
       labels.push({ text, x, y: row * 13 });
       x += w + 10;
     });
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", labels.map((l) => l.text).join(", "));
+    canvas.dataset.points = String(Math.max(0, ...this.values.map((list) => list.filter((v) => v !== null).length)));
     const legend = (row + 1) * 13 + 1;
     const plotH = height - legend - pad;
     const step = (width - 2 * pad) / (this.points - 1);

@@ -645,7 +645,7 @@ function setupCharts() {
   charts.cpu = new Sparkline($("chart-cpu"), { series: ["CPU"], max: 100, format: pct });
   charts.mem = new Sparkline($("chart-mem"), { series: ["memory"], max: 100, format: pct });
   charts.net = new Sparkline($("chart-net"), { series: ["rx", "tx"], format: rate });
-  charts.events = new Sparkline($("chart-events"), { series: ["events/s", "streams"], format: (v) => v.toFixed(0) });
+  charts.events = new Sparkline($("chart-events"), { series: ["events/s", "connections"], format: (v) => v.toFixed(0) });
   charts.sensor = new Sparkline($("chart-sensor"), { series: ["sensor"], format: (v) => v.toFixed(1), perSeries: true });
 
   for (const chart of Object.values(charts)) chart.schedule(); // empty frames and legends

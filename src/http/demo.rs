@@ -1,6 +1,6 @@
-//! The tutorial's demo endpoints: `/stream`, the demo feed (one shared
-//! channel of typed events), and `/stream-numbers`, a count from 1 to 10
-//! per connection.
+//! The tutorial's demo streams: `/stream`, one shared feed of typed events
+//! that runs only while someone listens, and `/stream-numbers`, a count
+//! from 1 to 10 per connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,9 +76,20 @@ struct Connected {
     timestamp: String,
 }
 
+/// The four kinds of event of the `/stream` feed.
+#[derive(Debug, Clone, Copy)]
+enum DemoEvent {
+    Message,
+    Sensor,
+    Heartbeat,
+    Notification,
+}
+
 /// Starts the task that publishes the `/stream` feed into channel `stream`:
 /// `message` every 2 s, `sensor` every 4 s, `heartbeat` every 5 s,
-/// `notification` every 8 s.
+/// `notification` every 8 s, but only while the channel has subscribers.
+/// An idle server publishes nothing: no fake events in any history, no ids
+/// used up, `events_per_s` stays 0.
 pub fn spawn_demo_feed(
     hub: Hub,
     metrics: Arc<Metrics>,
@@ -88,39 +99,66 @@ pub fn spawn_demo_feed(
     let channel = demo_channel();
     tracker.spawn(async move {
         let start = tokio::time::Instant::now();
-        let every = |secs| tokio::time::interval_at(start + Duration::from_secs(secs), Duration::from_secs(secs));
-        let (mut message, mut sensor, mut heartbeat, mut notification) = (every(2), every(4), every(5), every(8));
+        let every = |secs| {
+            tokio::time::interval_at(start + Duration::from_secs(secs), Duration::from_secs(secs))
+        };
+        let (mut message, mut sensor, mut heartbeat, mut notification) =
+            (every(2), every(4), every(5), every(8));
         let mut counter: u64 = 0;
         loop {
-            let (event, data) = tokio::select! {
+            let kind = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = message.tick() => {
+                _ = message.tick() => DemoEvent::Message,
+                _ = sensor.tick() => DemoEvent::Sensor,
+                _ = heartbeat.tick() => DemoEvent::Heartbeat,
+                _ = notification.tick() => DemoEvent::Notification,
+            };
+            if !has_subscribers(&hub) {
+                continue;
+            }
+            let (event, data) = match kind {
+                DemoEvent::Message => {
                     counter += 1;
-                    ("message", to_json(&DemoMessage {
-                        message: format!("Hello from tailcast #{counter}"),
-                        counter,
-                        timestamp: now(),
-                    }))
+                    (
+                        "message",
+                        to_json(&DemoMessage {
+                            message: format!("Hello from tailcast #{counter}"),
+                            counter,
+                            timestamp: now(),
+                        }),
+                    )
                 }
-                _ = sensor.tick() => {
+                DemoEvent::Sensor => {
                     let mut rng = rand::rng();
-                    ("sensor", to_json(&SensorReading {
-                        temperature: f64::from(rng.random_range(180..300)) / 10.0,
-                        humidity: f64::from(rng.random_range(300..700)) / 10.0,
-                        pressure: f64::from(rng.random_range(9900..10300)) / 10.0,
-                        timestamp: now(),
-                    }))
+                    (
+                        "sensor",
+                        to_json(&SensorReading {
+                            temperature: f64::from(rng.random_range(180..300)) / 10.0,
+                            humidity: f64::from(rng.random_range(300..700)) / 10.0,
+                            pressure: f64::from(rng.random_range(9900..10300)) / 10.0,
+                            timestamp: now(),
+                        }),
+                    )
                 }
-                _ = heartbeat.tick() => ("heartbeat", to_json(&DemoHeartbeat { status: "alive", timestamp: now() })),
-                _ = notification.tick() => {
+                DemoEvent::Heartbeat => (
+                    "heartbeat",
+                    to_json(&DemoHeartbeat {
+                        status: "alive",
+                        timestamp: now(),
+                    }),
+                ),
+                DemoEvent::Notification => {
                     let levels = ["info", "success", "warning", "error"];
                     let level = levels[rand::rng().random_range(0..levels.len())];
-                    ("notification", to_json(&DemoNotification {
-                        title: "Demo notification",
-                        message: format!("Something happened ({level})"),
-                        level,
-                        timestamp: now(),
-                    }))
+                    (
+                        "notification",
+                        to_json(&DemoNotification {
+                            title: "Demo notification",
+                            message: format!("Something happened ({level})"),
+                            level,
+                            timestamp: now(),
+                        }),
+                    )
                 }
             };
             // With Redis, one node of the cluster publishes the feed.
@@ -129,6 +167,15 @@ pub fn spawn_demo_feed(
             }
         }
     });
+}
+
+/// Whether anyone subscribes to the demo channel (`/stream`, or `/events`
+/// naming it). Asked once per tick, about once a second; the hub has no
+/// per-channel query, so this walks its channel list.
+fn has_subscribers(hub: &Hub) -> bool {
+    hub.channels()
+        .iter()
+        .any(|c| c.name == DEMO_CHANNEL && c.subscribers > 0)
 }
 
 fn now() -> String {

@@ -1,6 +1,12 @@
 // The web console in a real browser: Debian's headless chromium, driven by
 // playwright-core, against the real tailcast binary on 127.0.0.1.
 //
+// Functional checks only: every wait polls for a condition (the deadlines
+// are watchdogs), and no test asserts a speed. The responsiveness figures
+// (click to next frame, frame rate, long tasks) are measured by
+// bench/console-bench.mjs (`bash .ci/browser.sh --bench`), which reports
+// them instead.
+//
 // Run: `bash .ci/browser.sh`, or `cargo build && cd tests/browser && npm ci && npm test`.
 
 import assert from "node:assert/strict";
@@ -16,10 +22,12 @@ import {
   appendLines,
   launchBrowser,
   lineTexts,
+  nextFrames,
   openConsole,
   screenshot,
   serveStatic,
   sseCollect,
+  startProxy,
   startServer,
   tempDir,
   waitFor,
@@ -76,6 +84,55 @@ async function expectLines(page, expected, message, selector) {
   }
 }
 
+/** Subscribers the server counts on channel `name` (from /api/streams). */
+async function subscribers(serverUrl, name) {
+  const list = await fetch(`${serverUrl}/api/streams`).then((r) => r.json());
+  return list.find((s) => s.name === name)?.subscribers ?? 0;
+}
+
+/** Every line of the view, markers included: `{marker, text}` in page order. */
+function viewLines(page) {
+  return page.$$eval(".pane .line", (els) =>
+    els.map((e) => ({ marker: e.classList.contains("marker"), text: e.querySelector(".text")?.textContent ?? e.textContent })),
+  );
+}
+
+/** The chart's accessible label: each series' latest value, as its legend shows it. */
+function chartLabel(page, id) {
+  return page.evaluate((id) => document.getElementById(id).getAttribute("aria-label") || "", id);
+}
+
+/** The latest value of `series` in chart `id`, or null. */
+async function chartValue(page, id, series) {
+  const m = new RegExp(`(?:^|, )${series.replace("/", "\\/")} (-?[\\d.]+)`).exec(await chartLabel(page, id));
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Pixels of series `i`'s colour in the right-most 6 CSS pixels of chart
+ * `id`: where the line ends at the newest value (the legend is on the left).
+ */
+function seriesPixels(page, id, i) {
+  return page.evaluate(
+    ([id, i]) => {
+      const canvas = document.getElementById(id);
+      const probe = document.createElement("canvas").getContext("2d");
+      probe.fillStyle = getComputedStyle(canvas).getPropertyValue(`--chart-${i}`).trim();
+      probe.fillRect(0, 0, 1, 1);
+      const [r, g, b] = probe.getImageData(0, 0, 1, 1).data;
+      const ratio = canvas.width / canvas.clientWidth;
+      const x0 = Math.floor(canvas.width - 6 * ratio);
+      const data = canvas.getContext("2d").getImageData(x0, 0, canvas.width - x0, canvas.height).data;
+      let n = 0;
+      for (let p = 0; p < data.length; p += 4) {
+        if (data[p + 3] > 0 && Math.abs(data[p] - r) + Math.abs(data[p + 1] - g) + Math.abs(data[p + 2] - b) < 60) n++;
+      }
+      return n;
+    },
+    [id, i],
+  );
+}
+
 test("the page loads with no console errors, in dark, light and phone layouts", async (t) => {
   const { url, paths, ctx } = await setup(t, { context: { colorScheme: "dark" } });
   appendLines(paths["app.log"], [
@@ -100,10 +157,8 @@ test("the page loads with no console errors, in dark, light and phone layouts", 
   await page.keyboard.press("j");
   assert.match(await page.locator(".line.json .text").textContent(), /\n {2}"user": \{/);
   await page.keyboard.press("j");
-  // The live charts got their first figures.
-  await waitFor(() => page.evaluate(() => /live/.test(document.getElementById("metrics-state").textContent)), { message: "/metrics live" });
-  await waitFor(() => page.evaluate(() => /live/.test(document.getElementById("demo-state").textContent)), { message: "/stream live" });
-  await page.waitForTimeout(2500); // let the charts draw a few points for the screenshot
+  // The screenshots show charts with a few points drawn.
+  await waitFor(async () => Number(await page.getAttribute("#chart-events", "data-points")) >= 3, { message: "3 points on the events chart" });
   t.diagnostic(`dark: ${await screenshot(page, "console-dark")}`);
   await page.click("#theme");
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "light");
@@ -128,17 +183,20 @@ test("the page loads with no console errors, in dark, light and phone layouts", 
 });
 
 test("lines appended to a followed file appear in order", async (t) => {
-  const { url, paths, ctx } = await setup(t);
+  const { url, paths, ctx, server } = await setup(t);
   const page = await openConsole(ctx, `${url}/`);
+  const witness = await sseCollect(`${server.url}/logs/app.log?tail=0`);
+  t.after(() => witness.close());
   const expected = numbered("line", 0, 300);
-  // In several writes, some in the middle of a line.
+  // In several writes, one ending in the middle of a line: the rest is
+  // written once the server has sent everything before it.
   appendLines(paths["app.log"], expected.slice(0, 100));
   fs.appendFileSync(paths["app.log"], `${expected.slice(100, 200).join("\n")}\n${expected[200].slice(0, 3)}`);
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => witness.events.some((e) => e.data === expected[199]), { message: "the server sent line 199" });
   fs.appendFileSync(paths["app.log"], `${expected[200].slice(3)}\n${expected.slice(201).join("\n")}\n`);
   await expectLines(page, expected, "all 300 lines in order");
-  // The status bar counts them (it refreshes within 250 ms).
-  await waitFor(async () => (await page.locator("#total").textContent()) === "300", { message: "total 300", timeout: 2000 });
+  // The status bar counts them.
+  await waitFor(async () => (await page.locator("#total").textContent()) === "300", { message: "total 300" });
   assert.deepEqual(page.errors, []);
 });
 
@@ -154,9 +212,11 @@ test("Stop pauses the view and Start resumes with no line lost or repeated", asy
   t.after(() => witness.close());
   await page.click("#stop");
   await waitFor(() => page.evaluate(() => document.body.dataset.conn === "stopped"), { message: "stopped" });
+  // Stopped means no connection: the witness is the only subscriber left.
+  await waitFor(async () => (await subscribers(server.url, "log:app.log")) === 1, { message: "the page's connection closed" });
   appendLines(file, numbered("paused", 0, 30));
   await waitFor(() => witness.events.filter((e) => e.data.startsWith("paused")).length === 30, { message: "server sent the 30 paused lines" });
-  await page.waitForTimeout(300);
+  await nextFrames(page);
   assert.equal((await lineTexts(page)).length, 20, "nothing is shown while stopped");
 
   await page.click("#start");
@@ -172,6 +232,38 @@ test("Stop pauses the view and Start resumes with no line lost or repeated", asy
   await waitFor(() => witness.events.some((e) => e.data === "key 0"), { message: "server sent key 0" });
   await page.keyboard.press("p");
   await waitFor(async () => (await lineTexts(page)).at(-1) === "key 0", { message: "key 0 after resume" });
+});
+
+test("Start after more lines than --history were missed shows a reset marker, then the retained lines", async (t) => {
+  const { url, paths, ctx, server } = await setup(t, { args: ["--history", "5"] });
+  const page = await openConsole(ctx, `${url}/`);
+  const file = paths["app.log"];
+  appendLines(file, numbered("before", 0, 3));
+  await expectLines(page, numbered("before", 0, 3), "lines before Stop");
+  const witness = await sseCollect(`${server.url}/logs/app.log?tail=0`);
+  t.after(() => witness.close());
+  await page.click("#stop");
+  await waitFor(async () => (await subscribers(server.url, "log:app.log")) === 1, { message: "the page's connection closed" });
+  appendLines(file, numbered("paused", 0, 20));
+  // (The witness may lag past the history of 5 too: it only tells that
+  // the server has read the last line.)
+  await waitFor(() => witness.events.some((e) => e.data === "paused 19"), { message: "server sent the last paused line" });
+
+  await page.click("#start");
+  // 15 of the paused lines are gone from the server's history of 5: a
+  // marker says so where they would have been, then come the 5 it kept.
+  const expected = [
+    ...numbered("before", 0, 3).map((text) => ({ marker: false, text })),
+    { marker: true, text: "⚠ reset on app.log: too old — earlier lines may be missing here" },
+    ...numbered("paused", 15, 20).map((text) => ({ marker: false, text })),
+  ];
+  let shown;
+  await waitFor(async () => (shown = await viewLines(page)).length >= expected.length, { message: "the marker and the retained lines" });
+  assert.deepEqual(shown, expected);
+  await screenshot(page, "console-reset-marker");
+  appendLines(file, ["after"]);
+  await waitFor(async () => (await lineTexts(page)).at(-1) === "after", { message: "live again" });
+  assert.equal(await page.locator(".line.marker").count(), 1);
 });
 
 test("the filter hides non-matching lines and highlights matches, live", async (t) => {
@@ -209,6 +301,28 @@ test("the filter hides non-matching lines and highlights matches, live", async (
   assert.equal(await page.locator(".line mark").count(), 0);
 });
 
+test("a click on one JSON line pretty-prints just that line; a second click folds it", async (t) => {
+  const { url, paths, ctx } = await setup(t);
+  const page = await openConsole(ctx, `${url}/`);
+  appendLines(paths["app.log"], ['{"level":"info","n":1,"tags":["a","b"]}', "plain text", '{"level":"warn","n":2}']);
+  await waitFor(async () => (await lineTexts(page)).length === 3, { message: "3 lines" });
+  const state = () =>
+    page.$$eval(".pane .line", (els) => els.map((e) => ({ json: e.classList.contains("json"), pretty: e.classList.contains("pretty"), text: e.querySelector(".text").textContent })));
+  const before = await state();
+  assert.deepEqual(before.map((l) => [l.json, l.pretty]), [[true, false], [false, false], [true, false]]);
+
+  await page.locator(".pane .line").first().click();
+  await waitFor(async () => (await state())[0].pretty, { message: "the first line expanded" });
+  const open = await state();
+  assert.equal(open[0].text, JSON.stringify({ level: "info", n: 1, tags: ["a", "b"] }, null, 2));
+  assert.deepEqual(open.slice(1), before.slice(1), "the other lines are unchanged");
+
+  await page.locator(".pane .line").first().click();
+  await waitFor(async () => !(await state())[0].pretty, { message: "the first line folded" });
+  assert.deepEqual(await state(), before);
+  assert.deepEqual(page.errors, []);
+});
+
 test("two streams at once, merged and side by side, on one connection", async (t) => {
   const { url, paths, ctx } = await setup(t, { files: ["api.log", "web.log"] });
   const page = await ctx.newPage();
@@ -239,6 +353,63 @@ test("two streams at once, merged and side by side, on one connection", async (t
   await expectLines(page, numbered("web", 0, 11), "web pane", '.pane[data-pane="log:web.log"] .line .text');
   await screenshot(page, "console-two-streams-split");
   assert.deepEqual(sse, ["/events?channel=log%3Aapi.log&channel=log%3Aweb.log"], "one multiplexed connection");
+});
+
+test("the URL follows the selection and the view; s switches the view, ? shows the shortcuts", async (t) => {
+  const { url, ctx } = await setup(t, { files: ["api.log", "web.log"] });
+  const page = await openConsole(ctx, `${url}/`);
+  // With no selection in the URL, the first log stream is shown.
+  await waitFor(async () => new URL(page.url()).hash === "#streams=log:api.log", { message: "hash of the first stream" });
+
+  await page.check('#streams input[data-stream="log:web.log"]');
+  await waitFor(async () => new URL(page.url()).hash === "#streams=log:api.log,log:web.log", { message: "hash with both streams" });
+  await page.press("body", "s");
+  await waitFor(() => page.locator(".pane").count().then((n) => n === 2), { message: "side by side after s" });
+  assert.equal(new URL(page.url()).hash, "#streams=log:api.log,log:web.log&view=split");
+  assert.equal(await page.inputValue("#view-mode"), "split");
+  await page.uncheck('#streams input[data-stream="log:api.log"]');
+  await waitFor(async () => new URL(page.url()).hash === "#streams=log:web.log&view=split", { message: "hash after unticking api.log" });
+  await page.press("body", "s");
+  await waitFor(async () => new URL(page.url()).hash === "#streams=log:web.log", { message: "merged again after s" });
+  assert.equal(await page.inputValue("#view-mode"), "merged");
+
+  // A link to that URL opens the same view.
+  const copy = await openConsole(ctx, `${url}/#streams=log:web.log,log:api.log&view=split`);
+  assert.deepEqual(await copy.$$eval(".pane", (els) => els.map((e) => e.dataset.pane)), ["log:web.log", "log:api.log"]);
+
+  await page.press("body", "?");
+  await waitFor(() => page.locator("#help-dialog").isVisible(), { message: "help shown" });
+  assert.match(await page.locator("#help-dialog").textContent(), /Merged \/ side by side/);
+  await page.keyboard.press("Escape");
+  await waitFor(async () => !(await page.locator("#help-dialog").isVisible()), { message: "help closed" });
+  assert.deepEqual([...page.errors, ...copy.errors], []);
+});
+
+test("the live charts plot the server's figures: open connections, events per second, sensor readings", async (t) => {
+  const { url, ctx, server } = await setup(t);
+  const page = await openConsole(ctx, `${url}/`);
+  // The page holds three connections: /events, /metrics and /stream.
+  await waitFor(async () => (await chartValue(page, "chart-events", "connections")) === 3, { message: "3 connections plotted" });
+  const extra = await sseCollect(`${server.url}/realtime/extra`);
+  await waitFor(async () => (await chartValue(page, "chart-events", "connections")) === 4, { message: "4 connections plotted" });
+  extra.close();
+  await waitFor(async () => (await chartValue(page, "chart-events", "connections")) === 3, { message: "3 connections again" });
+
+  // A burst of publishes shows in events/s (the demo feed adds a few).
+  await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`${server.url}/channels/burst`, { method: "POST", body: String(i) })));
+  await waitFor(async () => (await chartValue(page, "chart-events", "events/s")) >= 20, { message: "the burst plotted in events/s" });
+
+  // The lines are drawn up to the newest value.
+  await waitFor(async () => Number(await page.getAttribute("#chart-events", "data-points")) >= 2, { message: "2 points" });
+  await nextFrames(page);
+  assert.ok((await seriesPixels(page, "chart-events", 0)) > 0, "events/s line drawn");
+  assert.ok((await seriesPixels(page, "chart-events", 1)) > 0, "connections line drawn");
+  assert.ok((await seriesPixels(page, "chart-cpu", 0)) > 0, "CPU line drawn");
+
+  // The demo feed's sensor readings (one every 4 s) reach their chart.
+  await waitFor(async () => /temperature [\d.]+/.test(await chartLabel(page, "chart-sensor")), { message: "a sensor reading plotted" });
+  assert.match(await page.locator("#demo-counts").textContent(), /sensor [1-9]/);
+  assert.deepEqual(page.errors, []);
 });
 
 test("the publish box delivers to a channel and broadcasts", async (t) => {
@@ -274,22 +445,27 @@ test("the publish box delivers to a channel and broadcasts", async (t) => {
 });
 
 test("after the server restarts, the page reconnects by itself", async (t) => {
-  const { url, paths, ctx, server, dir } = await setup(t, { args: ["--retry", "500"] });
-  const page = await openConsole(ctx, `${url}/`);
+  const { paths, ctx, server, dir } = await setup(t, { args: ["--retry", "500"] });
+  // The page talks to the server through a proxy whose port stays the
+  // same, so the new server does not need the old one's port back.
+  const proxy = await startProxy(server.addr);
+  t.after(() => proxy.close());
+  const page = await openConsole(ctx, `${proxy.url}/`);
   const file = paths["app.log"];
   appendLines(file, ["before restart"]);
   await expectLines(page, ["before restart"], "line before the restart");
 
   await server.stop();
   await waitFor(() => page.evaluate(() => ["waiting", "connecting"].includes(document.body.dataset.conn)), { message: "page notices the drop" });
-  const again = await startServer(["--retry", "500", `app.log=${file}`], { addr: server.addr });
+  const again = await startServer(["--retry", "500", `app.log=${file}`]);
   t.after(() => again.stop());
-  await waitLive(page, 20000);
+  proxy.setTarget(again.addr);
+  await waitLive(page);
   appendLines(file, ["after restart 0", "after restart 1"]);
-  await waitFor(async () => (await lineTexts(page)).at(-1) === "after restart 1", { message: "lines from the new server", timeout: 15000 });
+  await waitFor(async () => (await lineTexts(page)).at(-1) === "after restart 1", { message: "lines from the new server" });
   const texts = await lineTexts(page);
   assert.ok(texts.includes("after restart 0"));
-  await waitFor(async () => Number(await page.locator("#reconnects").textContent()) >= 1, { message: "reconnect counted", timeout: 2000 });
+  await waitFor(async () => Number(await page.locator("#reconnects").textContent()) >= 1, { message: "reconnect counted" });
   // The old run's id is unknown to the new server: the page shows where lines may be missing.
   assert.match(await page.locator(".line.marker").first().textContent(), /reset on app\.log/);
   await screenshot(page, "console-after-restart");
@@ -311,7 +487,7 @@ test("auto-scroll stops when scrolled up and resumes at the bottom", async (t) =
   const top = await page.$eval(".log", (l) => l.scrollTop);
   appendLines(file, numbered("more", 0, 50));
   await waitFor(async () => (await lineTexts(page)).length === 250, { message: "250 lines" });
-  await page.waitForTimeout(100);
+  await nextFrames(page);
   assert.ok(Math.abs((await page.$eval(".log", (l) => l.scrollTop)) - top) < 5, "view stays where the user is");
   assert.match(await page.locator(".jump").textContent(), /50 new/);
 
@@ -323,26 +499,15 @@ test("auto-scroll stops when scrolled up and resumes at the bottom", async (t) =
   assert.equal(await page.locator(".jump").isVisible(), false);
 });
 
-test("at 2,000 lines/s for 10 s the page stays responsive and keeps the cap", async (t) => {
+test("a flood of 20,000 lines keeps the cap and the order, in one DOM insertion per frame, and clicks still work", async (t) => {
   const CAP = 1000;
-  const RATE = 2000;
-  const SECONDS = 10;
+  const TOTAL = 20000;
   const { url, paths, ctx } = await setup(t);
-  // Record main-thread long tasks (> 50 ms) and frames from the start.
-  await ctx.addInitScript(() => {
-    window.__longTasks = [];
-    new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, duration: e.duration });
-    }).observe({ type: "longtask", buffered: true });
-  });
   const page = await openConsole(ctx, `${url}/`);
   await page.fill("#cap", String(CAP));
   await page.press("#cap", "Enter");
   await waitFor(() => page.evaluate(() => document.getElementById("cap").value === "1000"), { message: "cap set" });
-
-  // Clicks are timed in the page: from the input event to the next frame.
   await page.evaluate(() => {
-    window.__clicks = [];
     window.__frames = 0;
     // DOM insertions into the log views: one per frame, not one per event.
     window.__inserts = 0;
@@ -354,78 +519,29 @@ test("at 2,000 lines/s for 10 s the page stays responsive and keeps the cap", as
       requestAnimationFrame(count);
     };
     requestAnimationFrame(count);
-    document.getElementById("theme").addEventListener("click", (e) => {
-      const t0 = e.timeStamp;
-      const handler = performance.now() - t0;
-      requestAnimationFrame(() => window.__clicks.push({ handler, frame: performance.now() - t0 }));
-    });
   });
-  const t0 = await page.evaluate(() => performance.now());
-  const start = Date.now();
-  let written = 0;
-  const clickTimes = [];
-  let nextClick = start + 500;
-  while (written < RATE * SECONDS) {
-    const due = Math.min(RATE * SECONDS, Math.floor(((Date.now() - start) / 1000) * RATE));
-    if (due > written) {
-      const batch = [];
-      for (; written < due; written++) batch.push(`2024-01-01 12:00:00,000 - load - ${written % 10 === 0 ? "ERROR" : "INFO"} - line ${written} ${"x".repeat(60)}`);
-      appendLines(paths["app.log"], batch);
-    }
-    if (Date.now() >= nextClick) {
-      // A person's click while the flood goes on, round trip through playwright.
-      const c0 = Date.now();
-      await page.click("#theme");
-      clickTimes.push(Date.now() - c0);
-      nextClick += 1000;
-    }
-    await new Promise((r) => setTimeout(r, 5));
+  const line = (i) => `2024-01-01 12:00:00,000 - load - ${i % 10 === 0 ? "ERROR" : "INFO"} - line ${i} ${"x".repeat(60)}`;
+  for (let from = 0; from < TOTAL; from += 2000) {
+    appendLines(paths["app.log"], Array.from({ length: 2000 }, (_, i) => line(from + i)));
+    // A person's click in the middle of the flood is handled.
+    const theme = await page.evaluate(() => document.documentElement.dataset.theme);
+    await page.click("#theme");
+    assert.notEqual(await page.evaluate(() => document.documentElement.dataset.theme), theme, "the click toggled the theme");
   }
-  const writeSeconds = (Date.now() - start) / 1000;
-  const last = `line ${RATE * SECONDS - 1} `;
-  await waitFor(async () => ((await lineTexts(page)).at(-1) || "").includes(last), { message: "the last line shown", timeout: 20000 });
-  const caughtUp = (Date.now() - start) / 1000;
-  // The status bar refreshes four times a second.
-  await waitFor(() => page.locator("#total").textContent().then((s) => Number(s.replace(/\D/g, "")) >= RATE * SECONDS), { message: "total counts every line" });
-  const stats = await page.evaluate((since) => ({
+  const last = `line ${TOTAL - 1} `;
+  await waitFor(async () => ((await lineTexts(page)).at(-1) || "").includes(last), { message: "the last line shown" });
+  await waitFor(() => page.locator("#total").textContent().then((s) => Number(s.replace(/\D/g, "")) === TOTAL), { message: "total counts every line once" });
+  await screenshot(page, "console-load");
+  const stats = await page.evaluate(() => ({
     lines: document.querySelectorAll(".pane .line").length,
-    total: Number(document.getElementById("total").textContent.replace(/\D/g, "")),
-    longTasks: window.__longTasks.filter((e) => e.start >= since),
-    clicks: window.__clicks,
     frames: window.__frames,
     inserts: window.__inserts,
-    elapsed: performance.now() - since,
-  }), t0);
-  await screenshot(page, "console-load");
-
-  const long = stats.longTasks;
-  const longTotal = long.reduce((s, e) => s + e.duration, 0);
-  const longMax = Math.max(0, ...long.map((e) => e.duration));
-  const frameMs = stats.clicks.map((c) => c.frame).sort((a, b) => a - b);
-  const fps = stats.frames / (stats.elapsed / 1000);
-  const figures = [
-    `wrote ${RATE * SECONDS} lines in ${writeSeconds.toFixed(1)} s; last line shown after ${caughtUp.toFixed(1)} s`,
-    `page received ${stats.total} events, DOM lines ${stats.lines} (cap ${CAP})`,
-    `long tasks: ${long.length}, total ${longTotal.toFixed(0)} ms, max ${longMax.toFixed(0)} ms over ${(stats.elapsed / 1000).toFixed(1)} s`,
-    `frames: ${fps.toFixed(1)}/s; DOM insertions into the log: ${stats.inserts} (for ${stats.total} events)`,
-    `click → next frame (ms): ${frameMs.map((v) => v.toFixed(0)).join(" ")}`,
-    `click round trip via playwright (ms): ${clickTimes.join(" ")}`,
-  ];
-  for (const f of figures) t.diagnostic(f);
-  fs.writeFileSync(path.join(ARTIFACTS, "responsiveness.txt"), `${figures.join("\n")}\n`);
-
+  }));
   assert.equal(stats.lines, CAP, "the DOM holds exactly the cap");
   const kept = (await lineTexts(page)).map((l) => Number(/ line (\d+) /.exec(l)[1]));
-  assert.deepEqual(kept, Array.from({ length: CAP }, (_, i) => RATE * SECONDS - CAP + i), "the newest lines, in order");
-  assert.ok(stats.total >= RATE * SECONDS, `every line arrived (${stats.total})`);
-  assert.ok(frameMs.length >= SECONDS - 2, "clicks were handled");
+  assert.deepEqual(kept, Array.from({ length: CAP }, (_, i) => TOTAL - CAP + i), "the newest lines, in order");
   assert.ok(stats.inserts <= stats.frames + 5, `batched: ${stats.inserts} insertions in ${stats.frames} frames`);
-  // Generous bounds: the machine is shared; a page doing one DOM write per
-  // event, or never trimming, blows far past them.
-  assert.ok(frameMs[Math.floor(frameMs.length / 2)] < 250, `median click-to-frame ${frameMs[Math.floor(frameMs.length / 2)]} ms`);
-  assert.ok(frameMs.at(-1) < 1000, `slowest click-to-frame ${frameMs.at(-1)} ms`);
-  assert.ok(longTotal < stats.elapsed * 0.5, `long tasks take ${longTotal.toFixed(0)} ms of ${stats.elapsed.toFixed(0)} ms`);
-  assert.ok(fps > 10, `frame rate ${fps.toFixed(1)}/s`);
+  assert.deepEqual(page.errors, []);
 });
 
 test("examples/client.html from another origin receives lines (--cors-origin '*')", async (t) => {

@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,8 +86,12 @@ export async function startServer(args, { addr = "127.0.0.1:0", timeout = 15000 
   };
 }
 
-/** Polls `fn` until it returns a truthy value; throws `message` at the deadline. */
-export async function waitFor(fn, { timeout = 10000, interval = 50, message = "condition" } = {}) {
+/**
+ * Polls `fn` until it returns a truthy value; throws `message` at the
+ * deadline. The default deadline is a watchdog, far above what a loaded
+ * machine needs: nothing waits a fixed time for something to happen.
+ */
+export async function waitFor(fn, { timeout = 30000, interval = 50, message = "condition" } = {}) {
   const deadline = Date.now() + timeout;
   let last;
   for (;;) {
@@ -110,6 +115,50 @@ function describe(v) {
   }
 }
 
+/** Resolves after the page has rendered two more animation frames (the console flushes once per frame). */
+export function nextFrames(page) {
+  return page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of `target` ("host:port"). Its address
+ * stays the same when the server behind it is restarted elsewhere
+ * (`setTarget`), so no test needs a port back after a restart. While the
+ * target is down, connections are closed at once, as a refused connection
+ * would be.
+ */
+export async function startProxy(target) {
+  let upstream = target;
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const [host, port] = upstream.split(":");
+    const backend = net.connect(Number(port), host);
+    for (const s of [client, backend]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    }
+    client.pipe(backend);
+    backend.pipe(client);
+    const end = () => {
+      client.destroy();
+      backend.destroy();
+    };
+    client.on("error", end).on("close", end);
+    backend.on("error", end).on("close", end);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    setTarget(next) {
+      upstream = next;
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
 export function appendLines(file, lines) {
   fs.appendFileSync(file, lines.map((l) => `${l}\n`).join(""));
 }
@@ -130,7 +179,7 @@ export async function openConsole(context, url, { live = true } = {}) {
   return page;
 }
 
-export async function waitLive(page, timeout = 10000) {
+export async function waitLive(page, timeout = 30000) {
   await waitFor(() => page.evaluate(() => document.body.dataset.conn === "open"), { timeout, message: "connection state live" });
 }
 
