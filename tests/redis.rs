@@ -214,6 +214,26 @@ fn enveloped(frames: &[Frame]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Reads `sse` until the event whose data (enveloped or not) is `sentinel`
+/// (published by the caller after everything else) and asserts that
+/// nothing came before it: no duplicate, no reset, without waiting a
+/// fixed time for silence.
+async fn assert_nothing_before(sse: &mut Sse, sentinel: &str) {
+    let mut before = Vec::new();
+    loop {
+        let frame = sse.next_event().await;
+        let data = serde_json::from_str::<serde_json::Value>(frame.data())
+            .ok()
+            .and_then(|v| v["data"].as_str().map(str::to_string))
+            .unwrap_or_else(|| frame.data().to_string());
+        if data == sentinel {
+            break;
+        }
+        before.push(frame);
+    }
+    assert!(before.is_empty(), "unexpected events: {before:?}");
+}
+
 fn assert_increasing(frames: &[Frame]) {
     let ids: Vec<u64> = frames
         .iter()
@@ -291,7 +311,10 @@ async fn every_subscriber_on_every_node_gets_each_event_once_in_id_order_with_on
                 assert_eq!(mine, expected.iter().collect::<Vec<_>>());
             }
         }
-        sse.assert_quiet(Duration::from_millis(300)).await;
+    }
+    publish_ok(&a, "c1", "end").await;
+    for sse in &mut subs {
+        assert_nothing_before(sse, "end").await;
     }
 }
 
@@ -321,7 +344,8 @@ async fn last_event_id_from_one_node_resumes_exactly_on_another_multiplexed_incl
     assert_increasing(&rest);
     let datas: Vec<String> = enveloped(&rest).into_iter().map(|(_, d)| d).collect();
     assert_eq!(datas, (4..14).map(|i| format!("e{i}")).collect::<Vec<_>>());
-    resumed.assert_quiet(Duration::from_millis(300)).await;
+    publish_ok(&b, "x", "end").await;
+    assert_nothing_before(&mut resumed, "end").await;
 
     // Single channel, query parameter form, on the first node again.
     let id_of_e2 = enveloped(&first)
@@ -557,7 +581,10 @@ async fn redis_restarted_empty_sends_one_history_lost_reset_per_affected_channel
         assert_eq!(reset_channels, ["h1", "h2"]);
         assert_eq!(enveloped(&events), [("h1".into(), "new0".into())]);
         assert_eq!(events[0].id.as_deref(), Some(new_id.as_str()));
-        sse.assert_quiet(Duration::from_millis(300)).await;
+    }
+    publish_ok(&a, "quiet", "end").await;
+    for sse in &mut subs {
+        assert_nothing_before(sse, "end").await;
     }
     // An id of the lost history is never taken as valid: reset, then what
     // exists now.
