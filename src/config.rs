@@ -316,7 +316,7 @@ pub struct ServeConfig {
     #[arg(long, env = "TAILCAST_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Redis URL: share channels with other nodes
-    /// (redis://[user:pass@]host:port[/db])
+    /// (`redis://[user:pass@]host:port[/db]`)
     #[arg(long, env = "TAILCAST_REDIS", value_name = "URL", value_parser = crate::hub::redis::parse_url)]
     pub redis: Option<String>,
     /// Namespace of tailcast's keys in Redis
