@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party SSE code that tailcast's interoperability tests
 # (tests/interop.rs, tests/listen.rs, tests/publish.rs) run against:
-#   - Python: httpx, httpx-sse, sse-starlette, uvicorn, PyJWT[crypto] in tests/interop/.venv
+#   - Python: httpx, httpx-sse, sse-starlette, uvicorn, PyJWT[crypto], h2 in tests/interop/.venv
 #   - Node:   the npm `eventsource` package in tests/interop/node_modules
 # Idempotent: a second run with everything in place only checks it.
 # Needs python3 and node/npm (Debian: apt-get install python3 nodejs npm);
@@ -23,7 +23,7 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "interop: creating $venv"
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import httpx, httpx_sse, sse_starlette, uvicorn, jwt, cryptography' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import httpx, httpx_sse, sse_starlette, uvicorn, jwt, cryptography, h2' >/dev/null 2>&1; then
     echo "interop: installing Python packages"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$interop/requirements.txt"
 fi
@@ -33,6 +33,6 @@ if [ ! -f "$interop/node_modules/eventsource/package.json" ]; then
     (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-"$venv/bin/python" -c 'import httpx, httpx_sse, sse_starlette, uvicorn, jwt, cryptography'
+"$venv/bin/python" -c 'import httpx, httpx_sse, sse_starlette, uvicorn, jwt, cryptography, h2'
 node -e 'require.resolve("eventsource", {paths: [process.argv[1]]})' "$interop"
 echo "interop: ready (python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'), node $(node --version))"

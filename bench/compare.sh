@@ -7,8 +7,13 @@
 # Loopback only. Writes bench/results/<stamp>.json and .md and copies them
 # to bench/results/latest.{json,md}.
 #
+# TLS and HTTP/2 variants (tailcast only; certificate made here with
+# openssl): fanout1k-tls, idle10k-tls (HTTP/1.1 over TLS), fanout1k-h2,
+# idle10k-h2 (HTTP/2 over TLS, 100 streams per connection).
+#
 # Usage: bench/compare.sh [--quick] [--servers "tailcast nchan fastapi"]
-#                         [--scenarios "fanout100 fanout1k fanout10k idle10k idle19k follow"]
+#                         [--scenarios "fanout100 fanout1k fanout10k idle10k idle19k follow
+#                                       fanout1k-tls fanout1k-h2 idle10k-tls idle10k-h2"]
 #                         [--soak SECONDS] [--out DIR]
 #   --quick   tiny sizes, a smoke test of the script itself
 #   --soak    also run tailcast 100 subscribers at 1,000 events/s for
@@ -112,17 +117,38 @@ wait_port() { # port: bounded wait until it accepts connections
 }
 
 # --- servers: start_<name> sets PORT, SERVER_PID and PIDS (for RSS) --------
-start_tailcast() {
-    local dir="$WORK/tailcast"
+# A CA and a certificate for localhost, for the TLS scenarios.
+make_certificate() {
+    [ -f "$WORK/pki/cert.pem" ] && return 0
+    mkdir -p "$WORK/pki"
+    (
+        cd "$WORK/pki"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj "/CN=tailcast bench CA" -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=localhost" -keyout key.pem -out cert.csr 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf
+        openssl x509 -req -in cert.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile ext.cnf -out cert.pem 2>/dev/null
+    )
+}
+
+start_tailcast() { # [tls]
+    local dir="$WORK/tailcast" tls=() scheme=http
     rm -rf "$dir" && mkdir -p "$dir" && : > "$dir/bench.log"
     FOLLOW_FILE="$dir/bench.log"
-    "${PIN_SERVER[@]}" "$TAILCAST" serve --addr 127.0.0.1:0 --history 10000 "bench=$dir/bench.log" \
-        > "$dir/out" 2> "$dir/err" &
+    if [ "${1:-}" = tls ]; then
+        make_certificate
+        tls=(--tls-cert "$WORK/pki/cert.pem" --tls-key "$WORK/pki/key.pem")
+        scheme=https
+    fi
+    "${PIN_SERVER[@]}" "$TAILCAST" serve --addr 127.0.0.1:0 --history 10000 "${tls[@]}" \
+        "bench=$dir/bench.log" > "$dir/out" 2> "$dir/err" &
     SERVER_PID=$!
     local i
     PORT=""
     for i in $(seq 1 100); do
-        PORT="$(sed -n 's#^tailcast listening on http://127.0.0.1:\([0-9]*\).*#\1#p' "$dir/out")"
+        PORT="$(sed -n "s#^tailcast listening on $scheme://127.0.0.1:\([0-9]*\).*#\1#p" "$dir/out")"
         [ -n "$PORT" ] && break
         sleep 0.1
     done
@@ -171,6 +197,10 @@ scenario_args() {
             idle19k) echo "idle --connections 300 --settle 1" ;;
             follow) echo "follow --subscribers 10 --events 200 --rate 1000" ;;
             soak) echo "fanout --subscribers 10 --events 2000 --rate 1000 --rss-every 1" ;;
+            fanout1k-tls) echo "fanout --subscribers 50 --events 100 --rate 500" ;;
+            fanout1k-h2) echo "fanout --subscribers 50 --events 100 --rate 500 --h2-streams 10" ;;
+            idle10k-tls) echo "idle --connections 200 --settle 1" ;;
+            idle10k-h2) echo "idle --connections 200 --settle 1 --h2-streams 100" ;;
         esac
         return
     fi
@@ -182,16 +212,28 @@ scenario_args() {
         idle19k) echo "idle --connections 19000 --settle 3" ;;
         follow) echo "follow --subscribers 100 --events 10000 --rate 1000" ;;
         soak) echo "fanout --subscribers 100 --events $((SOAK * 1000)) --rate 1000 --rss-every 10" ;;
+        fanout1k-tls) echo "fanout --subscribers 1000 --events 2000 --rate 1000 --drain-timeout 300" ;;
+        fanout1k-h2) echo "fanout --subscribers 1000 --events 2000 --rate 1000 --drain-timeout 300 --h2-streams 100" ;;
+        idle10k-tls) echo "idle --connections 10000 --settle 3" ;;
+        idle10k-h2) echo "idle --connections 10000 --settle 3 --h2-streams 100" ;;
     esac
 }
 
 run_one() { # server scenario
     local server="$1" scenario="$2" args extra=()
     args="$(scenario_args "$scenario")"
-    if [[ "$scenario" == follow* || "$scenario" == soak ]] && [ "$server" != tailcast ]; then
+    if [[ "$scenario" == follow* || "$scenario" == soak || "$scenario" == *-tls || "$scenario" == *-h2 ]] \
+        && [ "$server" != tailcast ]; then
         return 0
     fi
-    "start_$server"
+    local target="http://127.0.0.1" tls=()
+    if [[ "$scenario" == *-tls || "$scenario" == *-h2 ]]; then
+        "start_$server" tls
+        target="https://localhost"
+        tls=(--ca "$WORK/pki/ca.pem")
+    else
+        "start_$server"
+    fi
     local pidargs=() p
     for p in "${PIDS[@]}"; do pidargs+=(--server-pid "$p"); done
     if [ "$scenario" = follow ]; then
@@ -199,7 +241,7 @@ run_one() { # server scenario
     fi
     log "$server / $scenario: $args"
     # shellcheck disable=SC2086
-    if ! "${PIN_LOAD[@]}" "$LOAD" $args --target "http://127.0.0.1:$PORT" --label "$server" \
+    if ! "${PIN_LOAD[@]}" "$LOAD" $args --target "$target:$PORT" "${tls[@]}" --label "$server" \
         "${pidargs[@]}" "${extra[@]}" --json-out "$RAW/$server-$scenario.json" > /dev/null; then
         log "$server / $scenario: the run reported problems (kept in the results)"
     fi
@@ -253,6 +295,10 @@ rows = [
     ("idle19k", "19,000 idle connections: server memory per connection"),
     ("follow", "followed file, 1,000 lines/s, 100 subscribers"),
     ("soak", "soak: 100 subscribers, 1,000 events/s"),
+    ("fanout1k-tls", "1,000 subscribers over TLS (HTTP/1.1), 2,000 events, 1,000/s asked"),
+    ("fanout1k-h2", "1,000 subscribers over TLS HTTP/2 (100 streams per connection), 2,000 events, 1,000/s asked"),
+    ("idle10k-tls", "10,000 idle TLS (HTTP/1.1) connections: server memory per connection"),
+    ("idle10k-h2", "10,000 idle HTTP/2 streams over TLS, 100 per connection: server memory per stream"),
 ]
 if quick:
     rows = [(k, k + " (quick sizes)") for k, _ in rows]

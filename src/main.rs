@@ -186,6 +186,14 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     tailcast::auth::AuthSettings::from_config(&config)
         .check()
         .map_err(|e| e.to_string())?;
+    // A bad certificate or key is a startup error, before anything listens.
+    let scheme = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            tailcast::server::tls::prepare(cert, key).map_err(|e| e.to_string())?;
+            "https"
+        }
+        _ => "http",
+    };
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
@@ -193,12 +201,12 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let demo = config.files.is_empty();
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "tailcast listening on http://{addr}");
+        let _ = writeln!(out, "tailcast listening on {scheme}://{addr}");
         if demo {
             let _ = writeln!(out, "demo mode: a generated log is served as stream `demo`");
             let _ = writeln!(
                 out,
-                "  open http://{addr}/ or run: curl -N http://{addr}/stream-logs"
+                "  open {scheme}://{addr}/ or run: curl -N {scheme}://{addr}/stream-logs"
             );
         }
         let _ = out.flush();

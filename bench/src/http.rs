@@ -1,15 +1,18 @@
 //! Just enough HTTP/1.1 for the load tool: a loopback-only target, opening
-//! an SSE stream on a raw tokio `TcpStream`, and a blocking keep-alive
-//! publisher. No HTTP client library per connection, so 19,000 streams
-//! cost little more than their sockets and read buffers.
+//! an SSE stream on a raw tokio `TcpStream` (or TLS on it, see
+//! [`crate::transport`]), and a blocking keep-alive publisher. No HTTP
+//! client library per connection, so 19,000 streams cost little more than
+//! their sockets and read buffers.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream as StdTcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::transport::{BlockingIo, Conn, Tls};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -24,23 +27,32 @@ pub struct Target {
     pub addr: SocketAddr,
     /// `Host` header value.
     pub host: String,
+    /// `https://`: how to verify the server.
+    pub tls: Option<Tls>,
 }
 
 impl Target {
-    /// Parses `http://HOST:PORT` (a trailing path is ignored).
+    /// Parses `http://HOST:PORT` or, with `ca` (the CA that signed the
+    /// server's certificate), `https://HOST:PORT` (a trailing path is
+    /// ignored).
     ///
     /// # Errors
-    /// Not `http://`, unresolvable, or not a loopback address: this tool
-    /// never sends traffic off the machine.
-    pub fn parse(url: &str) -> Result<Target> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("target {url:?} must start with http://"))?;
+    /// Another scheme, `https://` without `ca`, unresolvable, or not a
+    /// loopback address: this tool never sends traffic off the machine.
+    pub fn parse(url: &str, ca: Option<&Path>) -> Result<Target> {
+        let (rest, tls, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, None, 80)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            let ca = ca.ok_or_else(|| anyhow!("an https:// target needs --ca FILE"))?;
+            (rest, Some(Tls::from_ca_file(ca)?), 443)
+        } else {
+            bail!("target {url:?} must start with http:// or https://");
+        };
         let host = rest.split('/').next().unwrap_or(rest).to_string();
         let with_port = if host.contains(':') && !host.ends_with(']') {
             host.clone()
         } else {
-            format!("{host}:80")
+            format!("{host}:{default_port}")
         };
         let addr = with_port
             .to_socket_addrs()
@@ -52,7 +64,7 @@ impl Target {
                 "target {addr} is not a loopback address; the load tool only talks to this machine"
             );
         }
-        Ok(Target { addr, host })
+        Ok(Target { addr, host, tls })
     }
 }
 
@@ -117,11 +129,8 @@ pub async fn open_sse(
     target: &Target,
     path: &str,
     buf_size: usize,
-) -> Result<(TcpStream, Head, Vec<u8>)> {
-    let mut stream = TcpStream::connect(target.addr)
-        .await
-        .with_context(|| format!("connect {}", target.addr))?;
-    stream.set_nodelay(true)?;
+) -> Result<(Conn, Head, Vec<u8>)> {
+    let mut stream = Conn::connect(target, false).await?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
         target.host
@@ -149,7 +158,7 @@ pub async fn open_sse(
 /// when the previous one was answered, like the peers' measurements.
 pub struct Publisher {
     target: Target,
-    stream: StdTcpStream,
+    stream: Box<dyn BlockingIo>,
     buf: Vec<u8>,
 }
 
@@ -166,7 +175,7 @@ impl Publisher {
         stream.set_write_timeout(Some(Duration::from_secs(30)))?;
         Ok(Publisher {
             target: target.clone(),
-            stream,
+            stream: crate::transport::connect_blocking(target, stream)?,
             buf: Vec::with_capacity(4096),
         })
     }
@@ -236,10 +245,11 @@ mod tests {
 
     #[test]
     fn only_loopback_targets() {
-        assert!(Target::parse("http://127.0.0.1:8000").is_ok());
-        assert!(Target::parse("http://127.0.0.1:8000/realtime/x").is_ok());
-        assert!(Target::parse("http://10.0.0.1:8000").is_err());
-        assert!(Target::parse("https://127.0.0.1:8000").is_err());
+        assert!(Target::parse("http://127.0.0.1:8000", None).is_ok());
+        assert!(Target::parse("http://127.0.0.1:8000/realtime/x", None).is_ok());
+        assert!(Target::parse("http://10.0.0.1:8000", None).is_err());
+        assert!(Target::parse("https://127.0.0.1:8000", None).is_err());
+        assert!(Target::parse("ftp://127.0.0.1:8000", None).is_err());
     }
 
     #[test]

@@ -13,13 +13,16 @@
 //!
 //! Subscribers are raw tokio `TcpStream`s with a hand-written HTTP head,
 //! chunked and SSE decoder (see [`sse`]), one lightweight task each on a
-//! single-threaded runtime, so one core drives 19,000 streams. The
+//! single-threaded runtime, so one core drives 19,000 streams. An
+//! `https://` target (with `--ca`) puts TLS under them; `--h2-streams N`
+//! makes them HTTP/2 streams, N per connection (see [`transport`]). The
 //! publisher and the file writer run on their own OS thread so that their
 //! pacing does not queue behind thousands of subscriber tasks.
 
 mod http;
 mod sse;
 mod stats;
+mod transport;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -62,9 +65,17 @@ enum Mode {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Server base URL, loopback only, e.g. http://127.0.0.1:8000.
+    /// Server base URL, loopback only, e.g. http://127.0.0.1:8000 (or
+    /// https://localhost:8443 with --ca).
     #[arg(long)]
     target: String,
+    /// PEM CA certificate that signed an https:// target's certificate.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Subscribe over HTTP/2 with this many streams per connection (TLS by
+    /// ALPN, or h2c with prior knowledge on http://); 0: HTTP/1.1.
+    #[arg(long, default_value_t = 0)]
+    h2_streams: usize,
     /// SSE path to subscribe to.
     #[arg(long, default_value = "/realtime/bench")]
     sub_path: String,
@@ -293,31 +304,53 @@ fn parse_data(data: &[u8]) -> Option<(u64, u64)> {
     Some((num(parts.next())?, num(parts.next())?))
 }
 
+/// How a subscriber gets its stream.
+enum Open {
+    /// Its own HTTP/1.1 connection.
+    Http1 { target: Target, path: String },
+    /// A stream of an HTTP/2 connection opened by its group.
+    Http2(tokio::sync::oneshot::Receiver<Result<h2::RecvStream>>),
+}
+
+/// Where a subscriber reads from.
+enum Reader {
+    Http1(transport::Conn),
+    Http2(h2::RecvStream),
+}
+
 /// One subscriber: connects, then reads until it has every expected event
 /// or `stop` is set.
 async fn subscriber(
     shared: Arc<Shared>,
-    target: Target,
-    path: String,
+    open: Open,
     expected: u64,
     buf_size: usize,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Tracker> {
-    let permit = shared.connect_slots.acquire().await?;
-    let opened = tokio::time::timeout(
-        Duration::from_secs(60),
-        http::open_sse(&target, &path, 1024),
-    )
-    .await;
-    drop(permit);
-    let (mut stream, head, rest) = match opened {
-        Ok(r) => r?,
-        Err(_) => bail!("no response head within 60 s"),
+    let (mut reader, chunked, rest) = match open {
+        Open::Http1 { target, path } => {
+            let permit = shared.connect_slots.acquire().await?;
+            let opened = tokio::time::timeout(
+                Duration::from_secs(60),
+                http::open_sse(&target, &path, 1024),
+            )
+            .await;
+            drop(permit);
+            let (stream, head, rest) = match opened {
+                Ok(r) => r?,
+                Err(_) => bail!("no response head within 60 s"),
+            };
+            (Reader::Http1(stream), head.chunked, rest)
+        }
+        Open::Http2(opened) => {
+            let body = opened.await.map_err(|_| anyhow!("HTTP/2 group failed"))??;
+            (Reader::Http2(body), false, Vec::new())
+        }
     };
     shared.connected.fetch_add(1, Ordering::AcqRel);
     shared.progress.notify_one();
     let mut tracker = Tracker::new(expected);
-    let mut dechunker = head.chunked.then(sse::Dechunker::default);
+    let mut dechunker = chunked.then(sse::Dechunker::default);
     let mut parser = sse::SseParser::default();
     let mut local: Vec<u64> = Vec::with_capacity(64);
     let mut buf = vec![0u8; buf_size.max(512)];
@@ -377,14 +410,22 @@ async fn subscriber(
         if ended {
             bail!("the server ended the stream");
         }
+        let read = async {
+            match &mut reader {
+                Reader::Http1(stream) => {
+                    let n = stream.read(&mut buf).await?;
+                    pending.extend_from_slice(&buf[..n]);
+                    Ok::<usize, anyhow::Error>(n)
+                }
+                Reader::Http2(body) => transport::read_h2(body, &mut pending).await,
+            }
+        };
         tokio::select! {
             _ = stop.changed() => return Ok(tracker),
-            read = stream.read(&mut buf) => {
-                let n = read?;
-                if n == 0 {
+            read = read => {
+                if read? == 0 {
                     bail!("the server closed the stream");
                 }
-                pending.extend_from_slice(&buf[..n]);
             }
         }
     }
@@ -398,13 +439,60 @@ async fn connect_all(
     expected: u64,
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<Result<Tracker>>>> {
-    let target = Target::parse(&common.target)?;
-    let handles: Vec<_> = (0..n)
-        .map(|_| {
+    let target = Target::parse(&common.target, common.ca.as_deref())?;
+    let mut opens = Vec::with_capacity(n);
+    if common.h2_streams == 0 {
+        for _ in 0..n {
+            opens.push(Open::Http1 {
+                target: target.clone(),
+                path: common.sub_path.clone(),
+            });
+        }
+    } else {
+        // One task per HTTP/2 connection opens its streams and hands each
+        // body to its subscriber.
+        let mut left = n;
+        while left > 0 {
+            let count = left.min(common.h2_streams);
+            left -= count;
+            let mut senders = Vec::with_capacity(count);
+            for _ in 0..count {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                senders.push(tx);
+                opens.push(Open::Http2(rx));
+            }
+            let (shared, target, path) = (shared.clone(), target.clone(), common.sub_path.clone());
+            tokio::spawn(async move {
+                let permit = shared.connect_slots.acquire().await;
+                let opened = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    transport::open_h2_streams(&target, &path, count),
+                )
+                .await
+                .unwrap_or_else(|_| Err(anyhow!("HTTP/2 streams not open within 60 s")));
+                drop(permit);
+                match opened {
+                    Ok(bodies) => {
+                        for (tx, body) in senders.into_iter().zip(bodies) {
+                            let _ = tx.send(Ok(body));
+                        }
+                    }
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        for tx in senders {
+                            let _ = tx.send(Err(anyhow!("{e}")));
+                        }
+                    }
+                }
+            });
+        }
+    }
+    let handles: Vec<_> = opens
+        .into_iter()
+        .map(|open| {
             tokio::spawn(subscriber(
                 shared.clone(),
-                target.clone(),
-                common.sub_path.clone(),
+                open,
                 expected,
                 common.buf_size,
                 stop.clone(),
@@ -515,7 +603,8 @@ fn produce(source: &Source, target: &Target, base: Instant, load: &LoadArgs) -> 
         let mut sink = match source {
             Source::Publish(path, other) => {
                 let target = match other {
-                    Some(url) => Target::parse(url)?,
+                    // Another node (bench/redis.sh): plain HTTP on loopback.
+                    Some(url) => Target::parse(url, None)?,
                     None => target.clone(),
                 };
                 Sink::Post(http::Publisher::connect(&target)?, path.clone())
@@ -571,7 +660,7 @@ async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> 
     if load.events == 0 || load.subscribers == 0 {
         bail!("--events and --subscribers must be at least 1");
     }
-    let target = Target::parse(&common.target)?;
+    let target = Target::parse(&common.target, common.ca.as_deref())?;
     let shared = new_shared(common.connect_concurrency);
     let (stop_tx, stop) = watch::channel(false);
     let mut report = Report {

@@ -86,12 +86,7 @@ pub async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     app.auth.authorize_metrics(&caller)?;
-    let wants_sse = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/event-stream"));
-    if !wants_sse {
+    if !super::routes::accepts_event_stream(&headers) {
         let mut response = app.metrics.render().into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -10,6 +10,7 @@ mod metrics;
 mod params;
 mod protocol;
 mod publish;
+pub mod routes;
 mod sse_body;
 
 use std::sync::Arc;
@@ -77,15 +78,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .post(access::sign_in)
                 .delete(access::sign_out),
         )
-        .route("/logs/{name}", get(logs))
-        .route("/stream-logs", get(first_log))
-        .route("/realtime/{channel}", get(channels::realtime))
-        .route("/events", get(channels::events))
         .route("/channels/{channel}", post(publish::publish))
         .route("/api/broadcast", post(publish::broadcast))
-        .route("/stream", get(demo::demo_feed))
-        .route("/stream-numbers", get(demo::stream_numbers))
-        .route("/metrics", get(metrics::metrics))
+        .merge(routes::sse_router())
         .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {

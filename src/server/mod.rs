@@ -1,29 +1,46 @@
 //! `tailcast serve`: wires the hub, the log streams, the heartbeat tick and
 //! the HTTP router together and serves until shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse as _, Response};
+use futures_util::future::{Either, FutureExt as _};
+use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Auth, AuthSettings};
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
-use crate::http::{self, AppState};
+use crate::http::{self, routes, ApiError, AppState};
 use crate::hub::{Hub, HubLimits, RedisHub};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
+mod guarded;
+mod h2;
+mod per_ip;
+mod send_timeout;
 mod sse_conn;
+mod timeouts;
+pub mod tls;
+
+use guarded::GuardedBody;
+use per_ip::PerIpStreams;
+use send_timeout::SendTimeoutIo;
+use timeouts::{Activity, Timeouts, WatchReads};
+use tls::Certificates;
 
 /// Interval of the demo log generator.
 const DEMO_INTERVAL: Duration = Duration::from_millis(300);
@@ -46,6 +63,36 @@ pub async fn run(
         .await
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     warn_if_public_without_auth(&listener, &auth);
+    let tracker = TaskTracker::new();
+    let connections = match Connections::start(config, auth, &tracker, &shutdown).await {
+        Ok(connections) => connections,
+        Err(e) => {
+            // Tasks already started (Redis supervisor, followers) stop.
+            shutdown.cancel();
+            tracker.close();
+            let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+            return Err(e);
+        }
+    };
+    let served = serve(listener, connections.clone()).await;
+    connections.hub.release_claims().await;
+    tracker.close();
+    let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+    drop(connections.demo_dir.lock().ok().and_then(|mut d| d.take()));
+    served
+}
+
+/// Builds the application state and starts its tasks on `tracker`: log
+/// followers (or the demo generator, whose folder is returned to be kept
+/// until the end), the heartbeat tick, the demo feed, the host sampler.
+/// With `--redis`, connects to Redis first and claims the log streams
+/// (another node following one of the names is an error).
+async fn start_app(
+    config: ServeConfig,
+    auth: Auth,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> io::Result<(Arc<AppState>, Option<tempfile::TempDir>)> {
     let metrics = Arc::new(Metrics::new());
     let limits = HubLimits {
         history: config.history,
@@ -53,7 +100,6 @@ pub async fn run(
         history_ttl: config.history_ttl,
         max_channels: config.max_channels,
     };
-    let tracker = TaskTracker::new();
     let hub = match &config.redis {
         None => Hub::memory(limits),
         Some(url) => {
@@ -63,7 +109,7 @@ pub async fn run(
                 node: config.node.clone().unwrap_or_else(host_name),
                 limits,
             };
-            let hub = RedisHub::connect(options, shutdown.clone(), &tracker)
+            let hub = RedisHub::connect(options, shutdown.clone(), tracker)
                 .await
                 .map_err(io::Error::other)?;
             Hub::Redis(hub)
@@ -104,9 +150,6 @@ pub async fn run(
     // With Redis, no other node may follow the same stream names.
     for log in streams.list() {
         if let Err(e) = hub.claim_log(&log.channel, &log.path).await {
-            shutdown.cancel();
-            tracker.close();
-            let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
             return Err(io::Error::other(e.to_string()));
         }
     }
@@ -126,31 +169,20 @@ pub async fn run(
     });
 
     tracker.spawn(hub.clone().run_sweeper(shutdown.clone()));
-    http::spawn_demo_feed(hub.clone(), metrics.clone(), &tracker, shutdown.clone());
-    let host_metrics = http::spawn_host_sampler(metrics.clone(), &tracker, shutdown.clone());
-    let send_timeout = config.send_timeout;
+    http::spawn_demo_feed(hub.clone(), metrics.clone(), tracker, shutdown.clone());
+    let host_metrics = http::spawn_host_sampler(metrics.clone(), tracker, shutdown.clone());
     let state = Arc::new(AppState {
         config,
         hub: hub.clone(),
         streams,
-        metrics: metrics.clone(),
+        metrics,
         tick,
         shutdown: shutdown.clone(),
         started: Instant::now(),
         host_metrics,
         auth,
     });
-    let listener = SendTimeoutListener {
-        listener,
-        timeout: send_timeout,
-        metrics,
-    };
-    let served = serve_http1(listener, http::router(state), shutdown.clone()).await;
-    hub.release_claims().await;
-    tracker.close();
-    let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
-    drop(demo_dir);
-    served
+    Ok((state, demo_dir))
 }
 
 /// This machine's name, as a default `--node` (characters a node name may
@@ -184,193 +216,330 @@ fn warn_if_public_without_auth(listener: &TcpListener, auth: &Auth) {
     }
 }
 
-/// Serves HTTP/1.1 on `listener` with `router` until `shutdown`, then
-/// waits for every connection to end (SSE bodies end on `shutdown`).
-///
-/// This is `axum::serve` made lean per connection, which matters with tens
-/// of thousands of idle SSE streams. Each connection first goes to
-/// [`sse_conn::serve`], which reads the request head into a small buffer
-/// and serves SSE requests itself, without hyper's two 8 KiB buffers; every
-/// other request is handed to hyper with the bytes already read replayed.
-/// On the hyper path the router is shared (an `Arc` clone) and its future
-/// is boxed only while a request is being routed, so hyper's per-connection
-/// slot for the service future holds a pointer (axum's serve rebuilds the
-/// route tables per connection, ~8 KiB, and keeps the ~4 KiB future).
-async fn serve_http1(
-    mut listener: SendTimeoutListener,
+/// Everything a connection task needs, shared by all of them.
+struct Connections {
+    /// The one router every request goes through, whatever the protocol.
     router: axum::Router,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    use axum::serve::Listener as _;
-
-    let connections = TaskTracker::new();
-    let builder = Arc::new(hyper::server::conn::http1::Builder::new());
-    loop {
-        let io = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            (io, _addr) = listener.accept() => io,
-        };
-        let router = router.clone();
-        let builder = builder.clone();
-        let token = shutdown.clone();
-        connections.spawn(async move {
-            if let Some(io) = sse_conn::serve(io, &router, &token).await {
-                // Boxed: hyper's connection state must not size the task
-                // of every lean SSE connection.
-                Box::pin(serve_hyper(io, router, &builder, token)).await;
-            }
-        });
-    }
-    connections.close();
-    connections.wait().await;
-    Ok(())
-}
-
-/// Serves one connection with hyper until it ends, or until `shutdown`,
-/// when it finishes the current response and closes.
-async fn serve_hyper<IO>(
-    io: IO,
-    router: axum::Router,
-    builder: &hyper::server::conn::http1::Builder,
-    shutdown: CancellationToken,
-) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use tower::ServiceExt as _;
-
-    let service = hyper::service::service_fn(move |request| -> RouteFuture {
-        Box::pin(router.clone().oneshot(request))
-    });
-    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
-    let mut connection = std::pin::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-    }
-}
-
-/// The router's answer to one request, boxed (see [`serve_http1`]).
-type RouteFuture = Pin<
-    Box<dyn Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send>,
->;
-
-/// Accepts connections with `TCP_NODELAY` set (events must not wait for
-/// Nagle) and wrapped in [`SendTimeoutIo`].
-struct SendTimeoutListener {
-    listener: TcpListener,
-    timeout: Duration,
+    /// `--send-timeout`: on the socket, and per HTTP/2 stream.
+    send_timeout: Duration,
+    /// `--header-timeout` and `--idle-timeout`.
+    timeouts: Timeouts,
+    /// hyper's HTTP/1 settings.
+    http1: hyper::server::conn::http1::Builder,
+    /// The HTTP/2 settings.
+    http2: ::h2::server::Builder,
+    /// `--max-connections-per-ip`.
+    per_ip: Arc<PerIpStreams>,
+    /// `--tls-cert`/`--tls-key`: every connection is TLS when set.
+    tls: Option<Arc<Certificates>>,
     metrics: Arc<Metrics>,
+    /// The hub, to give up this node's Redis claims at the end.
+    hub: Hub,
+    shutdown: CancellationToken,
+    /// The demo's temporary folder, removed at the end.
+    demo_dir: std::sync::Mutex<Option<tempfile::TempDir>>,
 }
 
-impl axum::serve::Listener for SendTimeoutListener {
-    type Io = SendTimeoutIo;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.listener.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    let io = SendTimeoutIo {
-                        inner: stream,
-                        timeout: self.timeout,
-                        stalled: None,
-                        metrics: self.metrics.clone(),
-                    };
-                    return (io, addr);
-                }
+/// Accepts connections on `listener` until shutdown, then waits for every
+/// connection to end (SSE bodies end on shutdown).
+async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Result<()> {
+    let tasks = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = connections.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, do not spin.
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
+            },
+        };
+        let connections = connections.clone();
+        tasks.spawn(async move { connections.serve_connection(stream, peer.ip()).await });
+    }
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+impl Connections {
+    /// Builds the application (see [`start_app`]) and what its connections
+    /// share; starts the TLS reloader when TLS is configured.
+    async fn start(
+        config: ServeConfig,
+        auth: Auth,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> io::Result<Arc<Connections>> {
+        let send_timeout = config.send_timeout;
+        let timeouts = Timeouts {
+            header: config.header_timeout,
+            idle: config.idle_timeout,
+        };
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let certificates = Certificates::open(cert.clone(), key.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                certificates.spawn_reloader(tracker, shutdown.clone());
+                Some(certificates)
+            }
+            _ => None,
+        };
+        let per_ip = PerIpStreams::new(config.max_connections_per_ip);
+        let (state, demo_dir) = start_app(config, auth, tracker, shutdown).await?;
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        // Head and idle deadlines are ours (see `timeouts`).
+        http1.header_read_timeout(None);
+        Ok(Arc::new(Connections {
+            send_timeout,
+            timeouts,
+            http1,
+            http2: h2::builder(),
+            per_ip,
+            tls,
+            metrics: state.metrics.clone(),
+            hub: state.hub.clone(),
+            shutdown: shutdown.clone(),
+            router: http::router(state),
+            demo_dir: std::sync::Mutex::new(demo_dir),
+        }))
+    }
+
+    /// Serves one accepted connection: TLS first when configured, then by
+    /// protocol (see [`Connections::serve_protocol`]).
+    ///
+    /// Not an `async fn`, like [`Connections::serve_protocol`]: the
+    /// returned future is the task of every connection for its whole life,
+    /// and an `async fn` would keep room for its arguments (the socket)
+    /// beside the future that took them over.
+    fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: IpAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let accepted = tokio::time::Instant::now();
+        // Events must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let io = SendTimeoutIo::new(stream, self.send_timeout, self.metrics.clone());
+        match self.tls.clone() {
+            None => Either::Left(self.serve_protocol(io, peer, accepted, false)),
+            // Boxed: the TLS state must not size plaintext connections' tasks.
+            Some(tls) => Either::Right(Box::pin(self.serve_tls(io, peer, accepted, tls))),
+        }
+    }
+
+    /// Completes the TLS handshake (within the header deadline), then
+    /// serves HTTP/2 when ALPN chose `h2`, HTTP/1.1 otherwise.
+    ///
+    /// The handshake is a boxed future of its own, dropped once done, so
+    /// that an idle TLS connection keeps only the TLS stream and the
+    /// protocol's state.
+    fn serve_tls(
+        self: Arc<Self>,
+        io: SendTimeoutIo,
+        peer: IpAddr,
+        accepted: tokio::time::Instant,
+        tls: Arc<Certificates>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let handshake = Box::pin(self.clone().tls_handshake(io, peer, accepted, tls));
+        handshake.then(move |stream| match stream {
+            None => Either::Left(std::future::ready(())),
+            Some(stream) => {
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                Either::Right(self.serve_protocol(stream, peer, accepted, h2))
+            }
+        })
+    }
+
+    /// The TLS handshake of `io`, or `None` when it fails, misses the
+    /// header deadline or shutdown comes first.
+    async fn tls_handshake(
+        self: Arc<Self>,
+        io: SendTimeoutIo,
+        peer: IpAddr,
+        accepted: tokio::time::Instant,
+        tls: Arc<Certificates>,
+    ) -> Option<tokio_rustls::server::TlsStream<SendTimeoutIo>> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let deadline = accepted + self.timeouts.header;
+        tokio::select! {
+            _ = self.shutdown.cancelled() => None,
+            handshake = tokio::time::timeout_at(deadline, acceptor.accept(io)) => match handshake {
+                Ok(Ok(stream)) => Some(stream),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    None
+                }
+                Err(_) => None,
+            },
+        }
+    }
+
+    /// Serves one connection by protocol: HTTP/2 when `h2` (ALPN) or when
+    /// it opens with the HTTP/2 preface (h2c with prior knowledge); else
+    /// HTTP/1.
+    ///
+    /// HTTP/1 first goes to [`sse_conn::serve`], which reads the request
+    /// head into a small buffer and serves SSE requests itself, without
+    /// hyper's two 8 KiB buffers; every other request is handed to hyper
+    /// with the bytes already read replayed. On the hyper path the router is
+    /// shared (an `Arc` clone) and its future is boxed only while a request
+    /// is being routed, so hyper's per-connection slot for the service
+    /// future holds a pointer (axum's serve rebuilds the route tables per
+    /// connection, ~8 KiB, and keeps the ~4 KiB future).
+    ///
+    /// The returned future is the lean path's future followed by a boxed
+    /// hand-over (`then`), so an idle SSE connection's task holds little
+    /// more than the lean path's state (see the test
+    /// `a_plaintext_connection_task_stays_small`).
+    fn serve_protocol<IO>(
+        self: Arc<Self>,
+        io: IO,
+        peer: IpAddr,
+        accepted: tokio::time::Instant,
+        h2: bool,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if h2 {
+            return Either::Left(Box::pin(h2::serve(io, self, peer, accepted)));
+        }
+        let head_deadline = accepted + self.timeouts.header;
+        let lean = sse_conn::serve(io, self.clone(), peer, head_deadline);
+        Either::Right(lean.then(move |handed_over| {
+            // Boxed: neither hyper's nor h2's connection state may size the
+            // task of every lean SSE connection.
+            let rest: ConnectionFuture = match handed_over {
+                None => Box::pin(std::future::ready(())),
+                Some(io) if io.starts_with(H2_PREFACE_LINE) => {
+                    Box::pin(h2::serve(io, self, peer, accepted))
+                }
+                Some(io) => Box::pin(self.serve_http1(io, peer, accepted)),
+            };
+            rest
+        }))
+    }
+
+    /// Serves one HTTP/1 connection with hyper until it ends, its head or
+    /// idle deadline passes (see [`timeouts`]), or shutdown, when it
+    /// finishes the current response and closes.
+    async fn serve_http1<IO>(self: Arc<Self>, io: IO, peer: IpAddr, accepted: tokio::time::Instant)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Activity::new(self.timeouts, accepted);
+        let requests = activity.clone();
+        let connections = self.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let guard = requests.begin();
+            let answer = connections.route(request.map(Body::new), peer);
+            async move {
+                let response = answer.await;
+                Ok::<_, Infallible>(response.map(|body| GuardedBody::wrap(body, guard)))
+            }
+        });
+        let io = WatchReads::new(io, activity.clone());
+        let connection = self
+            .http1
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let mut connection = std::pin::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            // Nothing is in flight: closing cuts nothing short.
+            _ = activity.expired() => {}
+            _ = self.shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
             }
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.listener.local_addr()
-    }
-}
+    /// Routes one request from `peer` through the router, whatever the
+    /// protocol. An SSE request (see [`routes::is_sse_request`]) first
+    /// takes a `--max-connections-per-ip` slot, held by the response body
+    /// while it streams; without one it is answered 503 unrouted.
+    ///
+    /// The future is boxed: hyper keeps the service future in every
+    /// connection, and the router's is ~4 KiB.
+    fn route(&self, request: Request<Body>, peer: IpAddr) -> RouteFuture {
+        use tower::ServiceExt as _;
 
-/// A connection that fails its write with `TimedOut` once the peer has
-/// accepted no bytes for `timeout`: this is how a subscriber that stopped
-/// reading is dropped (guarantee 3). The timer exists only while a write is
-/// blocked.
-pub struct SendTimeoutIo {
-    inner: TcpStream,
-    timeout: Duration,
-    stalled: Option<Pin<Box<Sleep>>>,
-    metrics: Arc<Metrics>,
-}
-
-impl SendTimeoutIo {
-    fn check<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        result: Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        if result.is_ready() {
-            self.stalled = None;
-            return result;
+        let mut slot = None;
+        if self.per_ip.enabled()
+            && routes::is_sse_request(request.method(), request.uri().path(), request.headers())
+        {
+            match self.per_ip.acquire(peer) {
+                Some(taken) => slot = Some(taken),
+                None => {
+                    let refused = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many streams from this address",
+                        format!(
+                            "{peer} holds its limit of {} open streams \
+                             (--max-connections-per-ip); retry later",
+                            self.per_ip.limit()
+                        ),
+                    );
+                    return Box::pin(std::future::ready(refused.into_response()));
+                }
+            }
         }
-        let timeout = self.timeout;
-        let sleep = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if sleep.as_mut().poll(cx).is_ready() {
-            self.metrics.slow_dropped.inc();
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "subscriber stopped reading",
-            )));
-        }
-        Poll::Pending
+        let answer = self.router.clone().oneshot(request);
+        Box::pin(async move {
+            let Ok(response) = answer.await;
+            match slot {
+                Some(slot) if routes::is_event_stream(&response) => {
+                    response.map(|body| GuardedBody::wrap(body, slot))
+                }
+                _ => response,
+            }
+        })
     }
 }
 
-impl AsyncRead for SendTimeoutIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
+/// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
-impl AsyncWrite for SendTimeoutIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.check(cx, result)
-    }
+/// The rest of a connection after the lean path handed it over.
+type ConnectionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.check(cx, result)
-    }
+/// The router's answer to one request, boxed (see [`Connections::route`]).
+type RouteFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = Pin::new(&mut self.inner).poll_flush(cx);
-        self.check(cx, result)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    /// What an idle plaintext SSE connection costs in its task: the
+    /// future of [`Connections::serve_connection`] is allocated once per
+    /// connection for its whole life. Guards the lean path's memory
+    /// (README "Performance": KiB per idle connection).
+    #[tokio::test]
+    async fn a_plaintext_connection_task_stays_small() {
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let config = ServeConfig::from_args(["/nonexistent/tailcast-size-test.log"]).unwrap();
+        let connections = Connections::start(config, crate::auth::Auth::off(), &tracker, &shutdown)
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (stream, peer) = accepted.unwrap();
+        let task = connections.clone().serve_connection(stream, peer.ip());
+        let size = std::mem::size_of_val(&task);
+        eprintln!("serve_connection future: {size} bytes");
+        assert!(
+            size <= 700,
+            "the per-connection future grew to {size} bytes"
+        );
+        drop((task, client));
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 }

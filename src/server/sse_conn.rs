@@ -14,11 +14,13 @@
 //! "Performance" section).
 //!
 //! What it does: reads the request head (512 B, growing up to
-//! [`HEAD_MAX`]) and parses it with `httparse`. A `GET` over HTTP/1.1 with
-//! no body, no `Upgrade`, to an SSE endpoint (`/logs/…`, `/stream-logs`,
-//! `/realtime/…`, `/events`, `/stream`, `/stream-numbers`, and `/metrics`
-//! when `Accept` names `text/event-stream`) is routed through the shared
-//! axum `Router` exactly as hyper would route it. A `200 text/event-stream`
+//! [`HEAD_MAX`]) and parses it with `httparse`; a head not complete by the
+//! `--header-timeout` deadline closes the connection. A request over
+//! HTTP/1.1 with no body and no `Upgrade` that the SSE route table calls a
+//! stream ([`routes::is_sse_request`]: a `GET` of `/logs/…`,
+//! `/stream-logs`, `/realtime/…`, `/events`, `/stream`, `/stream-numbers`,
+//! or of `/metrics` when `Accept` names `text/event-stream`) is routed
+//! through the shared axum `Router` exactly as hyper would route it. A `200 text/event-stream`
 //! answer is written here: the head, then per wake-up every frame the body
 //! has ready (up to [`BATCH_FRAMES`] / [`BATCH_BYTES`]) as one chunk in one
 //! vectored write, then `0\r\n\r\n` when the body ends (on shutdown too:
@@ -36,17 +38,21 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, HttpBody as _};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::Response;
 use bytes::{Buf, Bytes};
+use futures_util::future::Either;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
+
+use super::Connections;
+use crate::http::routes;
 
 /// First size of the request head buffer; it doubles as needed.
 const HEAD_INITIAL: usize = 512;
@@ -69,50 +75,82 @@ const ERROR_BODY_MAX: usize = 64 * 1024;
 /// Serves `io`'s request itself when it is an SSE request, and returns
 /// `None` once the connection is done; otherwise returns the connection,
 /// with the bytes already read to be replayed, for hyper to serve.
-/// `shutdown` closes a connection still waiting for its request head.
+/// Shutdown, or `head_deadline` passing (`--header-timeout`), closes a
+/// connection still waiting for its request head.
 pub(super) async fn serve<IO>(
     mut io: IO,
-    router: &axum::Router,
-    shutdown: &CancellationToken,
+    conns: Arc<Connections>,
+    peer: IpAddr,
+    head_deadline: tokio::time::Instant,
 ) -> Option<Rewind<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf: Vec<u8> = Vec::with_capacity(HEAD_INITIAL);
-    let request = loop {
-        if buf.len() == buf.capacity() {
-            if buf.len() >= HEAD_MAX {
-                return Some(Rewind::new(io, buf));
-            }
-            buf.reserve(buf.capacity());
-        }
-        let read = tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            read = io.read_buf(&mut buf) => read,
-        };
-        match read {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
-        }
-        match parse_head(&buf) {
-            Head::Partial => {}
-            Head::Hyper => return Some(Rewind::new(io, buf)),
-            Head::Lean(request) => break *request,
+    // Boxed, like the error answer below: reading the head happens once,
+    // and its state (buffer, timers) must not size the task for the whole
+    // life of the stream.
+    let request = match Box::pin(read_head(&mut io, &conns, head_deadline)).await {
+        HeadRead::Lean(request) => request,
+        HeadRead::Hyper(buf) => return Some(Rewind::new(io, buf)),
+        HeadRead::Closed => return None,
+    };
+    let answer = {
+        // Boxed (by `route`): the router's future (~4 KiB) must not size
+        // the task. The response is scoped to this block so that the task
+        // does not keep room for it while the stream runs.
+        let response = conns.route(*request, peer).await;
+        if routes::is_event_stream(&response) {
+            Either::Left(stream(&mut io, response))
+        } else {
+            Either::Right(Box::pin(respond(&mut io, response)))
         }
     };
-    // Whatever followed the head (a pipelined request) is not served.
-    drop(buf);
-    // Boxed: the router's future (~4 KiB) must not size the task.
-    let Ok(response) = Box::pin(router.clone().oneshot(request)).await;
-    let result = if is_event_stream(&response) {
-        stream(&mut io, response).await
-    } else {
-        respond(&mut io, response).await
-    };
+    let result = answer.await;
     if let Err(e) = result {
         tracing::debug!("SSE connection ended: {e}");
     }
     None
+}
+
+/// How reading a request head ended.
+enum HeadRead {
+    /// An SSE request, for the router.
+    Lean(Box<Request<Body>>),
+    /// Anything else: these bytes, read so far, go to hyper.
+    Hyper(Vec<u8>),
+    /// The connection closed, failed, timed out or the server is stopping.
+    Closed,
+}
+
+/// Reads the request head (see [`serve`]).
+async fn read_head<IO>(io: &mut IO, conns: &Connections, deadline: tokio::time::Instant) -> HeadRead
+where
+    IO: AsyncRead + Unpin,
+{
+    let mut buf: Vec<u8> = Vec::with_capacity(HEAD_INITIAL);
+    loop {
+        if buf.len() == buf.capacity() {
+            if buf.len() >= HEAD_MAX {
+                return HeadRead::Hyper(buf);
+            }
+            buf.reserve(buf.capacity());
+        }
+        let read = tokio::select! {
+            _ = conns.shutdown.cancelled() => return HeadRead::Closed,
+            _ = tokio::time::sleep_until(deadline) => return HeadRead::Closed,
+            read = io.read_buf(&mut buf) => read,
+        };
+        match read {
+            Ok(0) | Err(_) => return HeadRead::Closed,
+            Ok(_) => {}
+        }
+        match parse_head(&buf) {
+            Head::Partial => {}
+            Head::Hyper => return HeadRead::Hyper(buf),
+            // Whatever followed the head (a pipelined request) is not served.
+            Head::Lean(request) => return HeadRead::Lean(request),
+        }
+    }
 }
 
 /// What a request head read so far calls for.
@@ -153,7 +191,6 @@ fn lean_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
         .uri(target)
         .body(Body::empty())
         .ok()?;
-    let mut accepts_sse = false;
     let headers = request.headers_mut();
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
@@ -164,36 +201,10 @@ fn lean_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
             return None;
         }
         let value = HeaderValue::from_bytes(h.value).ok()?;
-        if name == header::ACCEPT && memchr::memmem::find(h.value, b"text/event-stream").is_some() {
-            accepts_sse = true;
-        }
         headers.append(name, value);
     }
-    is_sse_path(request.uri().path(), accepts_sse).then_some(request)
-}
-
-/// Whether a `GET` of `path` is answered with an SSE stream.
-fn is_sse_path(path: &str, accepts_sse: bool) -> bool {
-    let under = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| !rest.is_empty())
-    };
-    under("/logs/")
-        || under("/realtime/")
-        || matches!(
-            path,
-            "/stream-logs" | "/events" | "/stream" | "/stream-numbers"
-        )
-        || (path == "/metrics" && accepts_sse)
-}
-
-/// Whether `response` is a stream to write here chunk by chunk.
-fn is_event_stream(response: &Response) -> bool {
-    response.status() == StatusCode::OK
-        && response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    routes::is_sse_request(request.method(), request.uri().path(), request.headers())
+        .then_some(request)
 }
 
 /// How a response's body is delimited.
@@ -269,15 +280,31 @@ enum Step {
 
 /// Writes the SSE `response` chunk by chunk until its body ends or the
 /// client goes away.
-async fn stream<IO>(io: &mut IO, response: Response) -> io::Result<()>
+///
+/// Not an `async fn`: the response head is encoded before the future is
+/// made, so the future (which lives as long as the stream, inside the
+/// connection's task) keeps only the body and the encoded head, not the
+/// response's header map.
+fn stream<'a, IO>(
+    io: &'a mut IO,
+    response: Response,
+) -> impl std::future::Future<Output = io::Result<()>> + 'a
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let (parts, mut body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let head = response_head(parts.status, &parts.headers, Framing::Chunked);
+    drop(parts);
+    stream_body(io, head, body)
+}
+
+/// Writes `head`, then `body` chunk by chunk (see [`stream`]).
+async fn stream_body<IO>(io: &mut IO, head: Vec<u8>, mut body: Body) -> io::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     io.write_all(&head).await?;
     drop(head);
-    drop(parts);
     loop {
         match poll_fn(|cx| poll_step(cx, io, &mut body)).await {
             Step::Frames { frames, last } => {
@@ -386,6 +413,11 @@ impl<IO> Rewind<IO> {
             prefix: Bytes::from(prefix),
             inner,
         }
+    }
+
+    /// Whether the bytes read so far begin with `start`.
+    pub(super) fn starts_with(&self, start: &[u8]) -> bool {
+        self.prefix.starts_with(start)
     }
 }
 
@@ -598,6 +630,17 @@ mod tests {
     }
 
     #[test]
+    fn the_http2_preface_goes_to_hyper_whole_or_in_part() {
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        for end in b"PRI * HTTP/2.0\r\n".len()..=preface.len() {
+            assert!(
+                matches!(parse_head(&preface[..end]), Head::Hyper),
+                "{end} bytes"
+            );
+        }
+    }
+
+    #[test]
     fn an_incomplete_head_waits_for_more() {
         assert!(matches!(
             parse_head(b"GET /events HTTP/1.1\r\nHost: x\r\n"),
@@ -631,6 +674,104 @@ mod tests {
             head.ends_with("\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"),
             "{head}"
         );
+    }
+
+    /// Every route of the router (a sample path each; `{…}` is `app`),
+    /// near misses, every method and `Accept` variant: the lean path takes
+    /// the request exactly when the router answers it with an event stream
+    /// (a `HEAD` is answered without one).
+    #[tokio::test]
+    async fn the_lean_path_and_the_router_agree_on_every_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "one\n").unwrap();
+        let config =
+            crate::config::ServeConfig::from_args([format!("app={}", log.display())]).unwrap();
+        let tracker = tokio_util::task::TaskTracker::new();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (state, _demo) =
+            crate::server::start_app(config, crate::auth::Auth::off(), &tracker, &shutdown)
+                .await
+                .unwrap();
+        let router = crate::http::router(state);
+
+        let sample = |pattern: &str| pattern.replace("{name}", "app").replace("{channel}", "app");
+        let mut paths: Vec<String> = routes::SSE_ROUTES
+            .iter()
+            .map(|r| sample(r.pattern))
+            .collect();
+        paths.extend(
+            [
+                "/",
+                "/health",
+                "/api/streams",
+                "/channels/app",
+                "/api/broadcast",
+                "/assets/console.js",
+                "/assets/nosuch",
+                "/logs/",
+                "/logs/app/x",
+                "/logs",
+                "/realtime/",
+                "/realtime/a/b",
+                "/events/",
+                "/eventsx",
+                "//events",
+                "/metrics/",
+                "/stream-logs/x",
+                "/streams",
+                "/nosuch",
+            ]
+            .map(String::from),
+        );
+        let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+        let accepts = [
+            None,
+            Some("text/event-stream"),
+            Some("application/json"),
+            Some("*/*"),
+            Some("text/html, text/event-stream;q=0.5"),
+        ];
+        let mut streamed = std::collections::BTreeSet::new();
+        for path in &paths {
+            let target = format!("{path}?channel=app");
+            for method in methods {
+                for accept in accepts {
+                    let accept_line = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
+                    let head =
+                        format!("{method} {target} HTTP/1.1\r\nHost: x\r\n{accept_line}\r\n");
+                    let lean = match parse_head(head.as_bytes()) {
+                        Head::Lean(_) => true,
+                        Head::Hyper => false,
+                        Head::Partial => panic!("partial: {head:?}"),
+                    };
+                    let mut request = Request::builder().method(method).uri(&target);
+                    if let Some(a) = accept {
+                        request = request.header(header::ACCEPT, a);
+                    }
+                    let request = request.body(Body::empty()).unwrap();
+                    let Ok(response) = tower::ServiceExt::oneshot(router.clone(), request).await;
+                    let routed_stream = method != "HEAD" && routes::is_event_stream(&response);
+                    assert_eq!(
+                        lean,
+                        routed_stream,
+                        "{head:?}: router answered {}",
+                        response.status()
+                    );
+                    if lean {
+                        streamed.insert(path.clone());
+                    }
+                }
+            }
+        }
+        let every_sse_route: std::collections::BTreeSet<String> = routes::SSE_ROUTES
+            .iter()
+            .map(|r| sample(r.pattern))
+            .collect();
+        assert_eq!(streamed, every_sse_route);
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 
     #[tokio::test]

@@ -57,7 +57,7 @@ export async function startServer(args, { addr = "127.0.0.1:0", timeout = 15000 
     const timer = setTimeout(() => reject(new Error(`tailcast did not start in ${timeout} ms: ${stderr}`)), timeout);
     proc.stdout.on("data", (d) => {
       out += d;
-      const m = /tailcast listening on (http:\/\/\S+)/.exec(out);
+      const m = /tailcast listening on (https?:\/\/\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
