@@ -10,7 +10,8 @@
 # binary, /etc/passwd and /etc/group naming the non-root user, /tmp (the
 # demo writes its log there) and /data (a volume, owned by that user).
 # No shell, no curl: the HEALTHCHECK is `tailcast health`, which asks
-# /health on the address the server listens on (TAILCAST_ADDR).
+# /health on the address the server listens on (TAILCAST_ADDR; https when
+# TAILCAST_TLS_CERT is set).
 
 ARG RUST_VERSION=1.85
 ARG TARGET=x86_64-unknown-linux-musl
@@ -25,17 +26,19 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --target "$TARGET" -p tailcast --bin tailcast \
- && mkdir -p /rootfs/etc /rootfs/tmp /rootfs/data \
+ && mkdir -p /rootfs/etc /rootfs/tmp /rootfs-data/data \
  && cp "target/$TARGET/release/tailcast" /rootfs/tailcast \
  && echo 'tailcast:x:65532:65532:tailcast:/data:/nonexistent' > /rootfs/etc/passwd \
  && echo 'tailcast:x:65532:' > /rootfs/etc/group \
- && chmod 1777 /rootfs/tmp
+ && chmod 1777 /rootfs/tmp \
+ && chmod 0700 /rootfs-data/data
 
 FROM scratch
-COPY --from=build /rootfs/tailcast /tailcast
-COPY --from=build /rootfs/etc/ /etc/
-COPY --from=build /rootfs/tmp/ /tmp/
-COPY --from=build --chown=65532:65532 /rootfs/data/ /data/
+# Whole directories are copied as entries of a parent, so that their own
+# mode (1777 for /tmp) and owner (the runtime user for /data) are kept:
+# COPY of a directory itself would create it afresh, 0755 and root's.
+COPY --from=build /rootfs/ /
+COPY --from=build --chown=65532:65532 /rootfs-data/ /
 USER 65532:65532
 # Listen on every interface of the container; `tailcast health` asks the
 # same port on loopback. TAILCAST_DATA_DIR takes effect once --data-dir

@@ -93,6 +93,8 @@ check fanout-paced fanout --sub-path /realtime/check2 --pub-path /channels/check
     --subscribers 50 --events 100 --rate 500
 check follow follow --sub-path "/logs/bench?tail=0" --file "$WORK/bench.log" \
     --subscribers 10 --events 200 --rate 1000
+check fanout-h2c fanout --sub-path /realtime/check4 --pub-path /channels/check4 \
+    --subscribers 40 --events 100 --rate 500 --h2-streams 10
 
 echo "bench-check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -110,6 +110,21 @@ pub struct HealthCheck {
     pub url: reqwest::Url,
     /// The whole probe (connect, answer, body) must finish within this.
     pub timeout: Duration,
+    /// Skip certificate checks: only for the HTTPS URL derived from this
+    /// machine's own listen address, whose certificate names the public
+    /// host, not loopback. A URL given by the user is always verified.
+    pub accept_any_certificate: bool,
+}
+
+/// What a probe asks, before it is a URL.
+#[derive(Debug, Clone, Copy)]
+pub enum HealthTarget<'a> {
+    /// A URL given by the user: the `/health` URL or a base URL.
+    Url(&'a str),
+    /// The local server at this listen address (`HOST:PORT`), over HTTP.
+    LocalHttp(&'a str),
+    /// The local server at this listen address, over HTTPS (`--tls-cert`).
+    LocalHttps(&'a str),
 }
 
 /// The largest `/health` answer read; a real one is about 100 bytes.
@@ -138,17 +153,17 @@ pub enum HealthError {
     },
 }
 
-/// Builds the `/health` URL a probe asks: `url` if given (a base URL such
-/// as `http://127.0.0.1:8000` gets `/health` appended), else the server's
-/// listen address `addr` (`HOST:PORT`), where an unspecified host
+/// Builds the `/health` URL a probe asks: a user's URL as given (a base
+/// URL such as `http://127.0.0.1:8000` gets `/health` appended), or the
+/// local server's listen address (`HOST:PORT`), where an unspecified host
 /// (`0.0.0.0`, `[::]`, empty) is asked on loopback.
 ///
 /// # Errors
 /// A message naming what is wrong with the URL or address.
-pub fn health_url(url: Option<&str>, addr: &str) -> Result<reqwest::Url, String> {
-    let text = match url {
-        Some(url) => url.to_string(),
-        None => {
+pub fn health_url(target: HealthTarget<'_>) -> Result<reqwest::Url, String> {
+    let text = match target {
+        HealthTarget::Url(url) => url.to_string(),
+        HealthTarget::LocalHttp(addr) | HealthTarget::LocalHttps(addr) => {
             let (host, port) = addr
                 .rsplit_once(':')
                 .ok_or_else(|| format!("{addr:?} is not HOST:PORT"))?;
@@ -157,7 +172,11 @@ pub fn health_url(url: Option<&str>, addr: &str) -> Result<reqwest::Url, String>
                 "[::]" => "[::1]",
                 other => other,
             };
-            format!("http://{host}:{port}/health")
+            let scheme = match target {
+                HealthTarget::LocalHttps(_) => "https",
+                _ => "http",
+            };
+            format!("{scheme}://{host}:{port}/health")
         }
     };
     let mut parsed = reqwest::Url::parse(&text)
@@ -187,6 +206,7 @@ pub async fn check_health(check: &HealthCheck) -> Result<String, HealthError> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(check.accept_any_certificate)
         .timeout(check.timeout)
         .user_agent(concat!("tailcast-health/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -245,27 +265,33 @@ mod tests {
 
     #[test]
     fn health_url_from_an_unspecified_listen_address_asks_loopback() {
-        let url = |addr| health_url(None, addr).unwrap().to_string();
+        let url = |addr| {
+            health_url(HealthTarget::LocalHttp(addr))
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(url("0.0.0.0:8000"), "http://127.0.0.1:8000/health");
         assert_eq!(url(":9000"), "http://127.0.0.1:9000/health");
         assert_eq!(url("[::]:8000"), "http://[::1]:8000/health");
         assert_eq!(url("127.0.0.1:8000"), "http://127.0.0.1:8000/health");
         assert_eq!(url("localhost:81"), "http://localhost:81/health");
-        assert!(health_url(None, "no-port").is_err());
+        assert!(health_url(HealthTarget::LocalHttp("no-port")).is_err());
+        let https = health_url(HealthTarget::LocalHttps("0.0.0.0:8443")).unwrap();
+        assert_eq!(https.as_str(), "https://127.0.0.1:8443/health");
     }
 
     #[test]
     fn health_url_given_as_a_base_gets_the_health_path() {
-        let url = |u| health_url(Some(u), "ignored").unwrap().to_string();
+        let url = |u| health_url(HealthTarget::Url(u)).unwrap().to_string();
         assert_eq!(url("http://10.0.0.1:8000"), "http://10.0.0.1:8000/health");
         assert_eq!(url("https://h.example/"), "https://h.example/health");
         assert_eq!(
             url("http://h.example/prefix/health"),
             "http://h.example/prefix/health"
         );
-        let err = health_url(Some("ftp://h.example/"), "x").unwrap_err();
+        let err = health_url(HealthTarget::Url("ftp://h.example/")).unwrap_err();
         assert!(err.contains("only http and https"), "{err}");
-        assert!(health_url(Some("not a url"), "x").is_err());
+        assert!(health_url(HealthTarget::Url("not a url")).is_err());
     }
 
     #[test]

@@ -207,6 +207,17 @@ pub struct ServeConfig {
     /// unsubscribed are dropped (0: keep until the other limits evict)
     #[arg(long, env = "TAILCAST_HISTORY_TTL", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub history_ttl: Duration,
+    /// Keep every event in a write-ahead log in this directory: ids,
+    /// history and file positions survive restarts
+    #[arg(long, env = "TAILCAST_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: `always` answers a publish once it is on disk
+    /// (group commit); an interval such as `1s` syncs on a timer
+    #[arg(long, env = "TAILCAST_FSYNC", value_name = "always|INTERVAL", default_value = "1s", value_parser = crate::wal::parse_fsync)]
+    pub fsync: crate::wal::FsyncPolicy,
+    /// With --data-dir: size of the log on disk; the oldest segments go first
+    #[arg(long, env = "TAILCAST_RETENTION_BYTES", value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub retention_bytes: usize,
     /// Log lines sent to a new subscriber that does not resume
     #[arg(long, env = "TAILCAST_BACKLOG", value_name = "N", default_value_t = 10)]
     pub backlog: usize,
@@ -316,8 +327,8 @@ pub struct ServeConfig {
     #[arg(long, env = "TAILCAST_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Redis URL: share channels with other nodes
-    /// (`redis://[user:pass@]host:port[/db]`)
-    #[arg(long, env = "TAILCAST_REDIS", value_name = "URL", value_parser = crate::hub::redis::parse_url)]
+    /// (`redis://[user:pass@]host:port[/db]`); not with --data-dir
+    #[arg(long, env = "TAILCAST_REDIS", value_name = "URL", value_parser = crate::hub::redis::parse_url, conflicts_with = "data_dir")]
     pub redis: Option<String>,
     /// Namespace of tailcast's keys in Redis
     #[arg(long, env = "TAILCAST_REDIS_PREFIX", value_name = "PREFIX", default_value = "tailcast", value_parser = crate::hub::redis::parse_prefix)]
@@ -421,6 +432,11 @@ pub struct HealthArgs {
     /// and `[::]` are asked on loopback
     #[arg(long, env = "TAILCAST_ADDR", value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
     pub addr: String,
+    /// The server's certificate when it serves HTTPS (as `serve
+    /// --tls-cert`): with no URL, ask https:// on the listen address and
+    /// accept whatever certificate this local server presents
+    #[arg(long, env = "TAILCAST_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
     /// Fail if the whole check takes longer than this.
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -433,13 +449,16 @@ impl HealthArgs {
     /// # Errors
     /// [`ConfigError::Invalid`] for a bad URL or address.
     pub fn resolve(self) -> Result<crate::cli_tools::HealthCheck, ConfigError> {
-        let url =
-            crate::cli_tools::health_url(self.url.as_deref(), &self.addr).map_err(|message| {
-                ConfigError::Invalid {
-                    setting: if self.url.is_some() { "URL" } else { "--addr" },
-                    message,
-                }
-            })?;
+        use crate::cli_tools::{health_url, HealthTarget};
+        let target = match &self.url {
+            Some(url) => HealthTarget::Url(url),
+            None if self.tls_cert.is_some() => HealthTarget::LocalHttps(&self.addr),
+            None => HealthTarget::LocalHttp(&self.addr),
+        };
+        let url = health_url(target).map_err(|message| ConfigError::Invalid {
+            setting: if self.url.is_some() { "URL" } else { "--addr" },
+            message,
+        })?;
         if self.timeout.is_zero() {
             return Err(ConfigError::Invalid {
                 setting: "--timeout",
@@ -449,6 +468,7 @@ impl HealthArgs {
         Ok(crate::cli_tools::HealthCheck {
             url,
             timeout: self.timeout,
+            accept_any_certificate: self.url.is_none() && self.tls_cert.is_some(),
         })
     }
 }
@@ -962,8 +982,25 @@ mod tests {
         assert_eq!(c.forget_after, Duration::from_secs(3600));
         assert_eq!(c.max_connections_per_ip, 0);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.data_dir, None);
+        assert_eq!(
+            c.fsync,
+            crate::wal::FsyncPolicy::Every(Duration::from_secs(1))
+        );
+        assert_eq!(c.retention_bytes, 1 << 30);
         let c = ServeConfig::from_args(["--history-ttl", "0"]).unwrap();
         assert!(c.history_ttl.is_zero());
+        let c = ServeConfig::from_args(["--data-dir", "/d", "--fsync", "always"]).unwrap();
+        assert_eq!(c.data_dir, Some(PathBuf::from("/d")));
+        assert_eq!(c.fsync, crate::wal::FsyncPolicy::Always);
+        let err = ServeConfig::from_args(["--data-dir", "/d", "--redis", "redis://127.0.0.1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--redis") && err.contains("--data-dir"), "{err}");
+        let err = ServeConfig::from_args(["--fsync", "never"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("always"), "{err}");
     }
 
     #[test]

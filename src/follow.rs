@@ -68,6 +68,41 @@ pub enum FollowState {
     Error(String),
 }
 
+/// The identity of a file's first bytes: the CRC32C of its first `len`
+/// bytes (at most 256). With the device and inode it tells the same file
+/// from a new one that got a reused inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fingerprint {
+    /// How many leading bytes were hashed (0 for an empty file).
+    pub len: u32,
+    /// Their CRC32C.
+    pub crc: u32,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a file that starts with `first_bytes`.
+    pub fn of(first_bytes: &[u8]) -> Fingerprint {
+        Fingerprint {
+            len: first_bytes.len() as u32,
+            crc: crc32c::crc32c(first_bytes),
+        }
+    }
+}
+
+/// Where in which file a line ended: enough to go on from there after a
+/// restart, exactly once ([`follow_file_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilePosition {
+    /// The file's device.
+    pub dev: u64,
+    /// The file's inode.
+    pub ino: u64,
+    /// Byte offset just after the line.
+    pub offset: u64,
+    /// The file's first bytes.
+    pub fingerprint: Fingerprint,
+}
+
 /// Receives what a follower produces. Called from the follower's task.
 pub trait LineSink: Send + Sync + 'static {
     /// One complete line, without its line ending, valid UTF-8 (invalid bytes
@@ -76,6 +111,12 @@ pub trait LineSink: Send + Sync + 'static {
     /// data can be up to 3 × `max_line` bytes long; valid text never exceeds
     /// `max_line`.
     fn line(&self, line: String);
+    /// A line of a followed file, with where it ended. By default the
+    /// position is ignored.
+    fn line_at(&self, line: String, position: FilePosition) {
+        let _ = position;
+        self.line(line);
+    }
     /// The follower's state changed.
     fn state(&self, state: FollowState);
     /// The followed path was rotated (renamed, truncated, or deleted and recreated).
@@ -146,6 +187,31 @@ pub async fn follow_file(
     sink: Arc<dyn LineSink>,
     shutdown: CancellationToken,
 ) {
+    follow_file_from(path, None, opts, sink, shutdown).await;
+}
+
+/// [`follow_file`], going on from where a previous run stopped when
+/// `resume` is given (the position of the last line it handled), instead
+/// of joining at the end:
+///
+/// - the path still names that file (device, inode and fingerprint of its
+///   first bytes): reading goes on at the position (from the start if the
+///   file is now shorter, truncated meanwhile), with no initial lines;
+/// - it names another file and the old one is found beside it (rotated by
+///   rename): the rest of the old one is read first, then the new one from
+///   its start;
+/// - the old one is gone (replaced, deleted): the path's file is read from
+///   its start, or waited for.
+///
+/// Every line is handed to [`LineSink::line_at`] with its position, so the
+/// sink can store it with the line and hand it back here after a restart.
+pub async fn follow_file_from(
+    path: PathBuf,
+    resume: Option<FilePosition>,
+    opts: FollowOptions,
+    sink: Arc<dyn LineSink>,
+    shutdown: CancellationToken,
+) {
     let wake = Arc::new(Notify::new());
     let name = path.file_name().map(ToOwned::to_owned);
     let mut watch = DirWatch::new(parent_dir(&path), wake.clone(), move |p| {
@@ -153,6 +219,9 @@ pub async fn follow_file(
     });
     let poll_interval = opts.poll_interval.max(MIN_POLL);
     let mut tailer = Tailer::new(path, opts.max_line, opts.initial_lines);
+    if let Some(position) = resume {
+        tailer = tailer.resume_from(position);
+    }
     let mut last_read = Instant::now();
     let mut flush_due = false;
     loop {
@@ -249,7 +318,7 @@ pub async fn follow_reader<R: AsyncRead + Unpin + Send>(
 fn deliver(sink: &dyn LineSink, out: Vec<Output>) {
     for output in out {
         match output {
-            Output::Line(line) => sink.line(line),
+            Output::Line(line, position) => sink.line_at(line, position),
             Output::State(state) => sink.state(state),
             Output::Rotated => sink.rotated(),
         }

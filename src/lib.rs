@@ -13,3 +13,4 @@ pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod streams;
+pub mod wal;

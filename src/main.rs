@@ -157,7 +157,7 @@ fn raise_open_files_limit() {
 /// bad value in a flag or an environment variable) is a startup error like
 /// the others: one `error: ...` line and status 1.
 fn command_line_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
@@ -170,7 +170,12 @@ fn command_line_error(e: clap::Error) -> ExitCode {
         _ => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default();
-            fail(first.strip_prefix("error: ").unwrap_or(first).to_string())
+            let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+            // clap's own hint line would be lost: keep the choices on this one.
+            if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+                message.push_str(&format!(" (possible values: {})", values.join(", ")));
+            }
+            fail(message)
         }
     }
 }
@@ -186,7 +191,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     tailcast::auth::AuthSettings::from_config(&config)
         .check()
         .map_err(|e| e.to_string())?;
-    // A bad certificate or key is a startup error, before anything listens.
+    // So is a bad certificate or key.
     let scheme = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             tailcast::server::tls::prepare(cert, key).map_err(|e| e.to_string())?;

@@ -98,6 +98,12 @@ impl PendingEvent {
         PendingEvent { buf }
     }
 
+    /// The event's type and data read back (no id yet), e.g. for a
+    /// write-ahead log that stores them as fields.
+    pub fn fields(&self) -> FrameFields<'_> {
+        FrameFields::read(&self.buf[ID_ROOM..])
+    }
+
     /// Bytes allocated for the frame, room included (exact for one line
     /// of data; several lines may leave some spare room).
     pub fn allocated(&self) -> usize {

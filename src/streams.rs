@@ -17,9 +17,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::FileSpec;
-use crate::follow::{self, FollowOptions, FollowState, LineSink};
+use crate::follow::{self, FilePosition, Fingerprint, FollowOptions, FollowState, LineSink};
 use crate::hub::{ChannelName, Hub, LogPublisher, LOG_PREFIX};
 use crate::metrics::Metrics;
+use crate::wal::{FileCheckpoint, SourcePosition};
+
+/// How often changed follower checkpoints are saved (with `--data-dir`);
+/// they are saved once more at shutdown. Between saves, the positions
+/// stored with each line in the event log are the newer truth.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One followed file (or stdin).
 pub struct LogStream {
@@ -92,8 +98,10 @@ struct HubSink {
     stream: Arc<LogStream>,
 }
 
-impl LineSink for HubSink {
-    fn line(&self, line: String) {
+impl HubSink {
+    /// Publishes a line; with a write-ahead log, its file position goes into
+    /// the log with it and into the stream's checkpoint.
+    fn publish(&self, line: &str, position: Option<FilePosition>) {
         self.metrics.lines_read.inc();
         // Held across the publish, so a stream being forgotten either gets
         // this line before its channel goes, or drops it.
@@ -101,12 +109,40 @@ impl LineSink for HubSink {
         if status.forgotten {
             return;
         }
-        match self.publisher.publish(&line) {
+        let source = position.map(|p| SourcePosition {
+            dev: p.dev,
+            ino: p.ino,
+            offset: p.offset,
+            fingerprint: crate::wal::Fingerprint {
+                len: p.fingerprint.len,
+                crc: p.fingerprint.crc,
+            },
+        });
+        match self.publisher.publish(line, source) {
             Ok(_) => {
                 self.metrics.events_published.inc();
+                if let (Some(log), Some(position)) = (self.hub.log(), source) {
+                    log.checkpoints().set(
+                        &self.stream.name,
+                        FileCheckpoint {
+                            path: self.stream.path.clone(),
+                            position,
+                        },
+                    );
+                }
             }
             Err(e) => tracing::warn!(stream = %self.stream.name, "dropping line: {e}"),
         }
+    }
+}
+
+impl LineSink for HubSink {
+    fn line(&self, line: String) {
+        self.publish(&line, None);
+    }
+
+    fn line_at(&self, line: String, position: FilePosition) {
+        self.publish(&line, Some(position));
     }
 
     fn state(&self, state: FollowState) {
@@ -170,6 +206,26 @@ impl LogStreams {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
+        if let Some(log) = hub.log().cloned() {
+            let token = shutdown.clone();
+            tracker.spawn(async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tick.tick() => {}
+                    }
+                    if log.checkpoints().is_dirty() {
+                        let log = log.clone();
+                        let saved =
+                            tokio::task::spawn_blocking(move || log.checkpoints().save()).await;
+                        if let Ok(Err(e)) = saved {
+                            tracing::warn!("cannot save follower checkpoints: {e}");
+                        }
+                    }
+                }
+            });
+        }
         LogStreams {
             inner: Arc::new(Inner {
                 hub,
@@ -240,13 +296,45 @@ impl LogStreams {
     fn spawn_follower(&self, name: &str, path: &Path, matched_by_glob: bool) -> Arc<LogStream> {
         let stream = self.add(name, &path.display().to_string(), matched_by_glob);
         let sink = self.sink(&stream);
-        self.inner.tracker.spawn(follow::follow_file(
+        // With a write-ahead log, go on from where the previous run stopped.
+        let resume = self.resume_position(&stream);
+        self.inner.tracker.spawn(follow::follow_file_from(
             path.to_path_buf(),
+            resume,
             self.inner.opts.clone(),
             sink,
             stream.stop.clone(),
         ));
         stream
+    }
+
+    /// Where a previous run stopped reading `stream`'s file: the position
+    /// stored with its newest line in the event log, else its saved
+    /// checkpoint; none if the stream followed another path then.
+    fn resume_position(&self, stream: &LogStream) -> Option<FilePosition> {
+        let log = self.inner.hub.log()?;
+        let saved = log.checkpoints().get(&stream.name);
+        if saved.as_ref().is_some_and(|c| c.path != stream.path) {
+            return None;
+        }
+        let newest = match log.last_record_of(stream.channel.as_str()) {
+            Ok(record) => record.and_then(|r| r.source),
+            Err(e) => {
+                tracing::warn!(stream = %stream.name, "cannot read the last position: {e}");
+                None
+            }
+        };
+        let position = newest.or(saved.map(|c| c.position))?;
+        tracing::info!(stream = %stream.name, offset = position.offset, "resuming from checkpoint");
+        Some(FilePosition {
+            dev: position.dev,
+            ino: position.ino,
+            offset: position.offset,
+            fingerprint: Fingerprint {
+                len: position.fingerprint.len,
+                crc: position.fingerprint.crc,
+            },
+        })
     }
 
     /// Forgets the glob matches whose file has been gone since before

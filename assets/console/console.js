@@ -13,6 +13,7 @@
 import { SseClient } from "./sse.js";
 import { detectLevel, fillText, parseJsonLine, streamHue, stripAnsi } from "./render.js";
 import { Sparkline, formatBytes } from "./charts.js";
+import { fetchHistory } from "./history.js";
 
 const $ = (id) => document.getElementById(id);
 const MIN_CAP = 100;
@@ -64,7 +65,12 @@ const app = {
   lastId: null,
   /** Per stream, the last hub sequence number shown (see `dedupe`). */
   lastSeq: new Map(),
+  /** Arrival numbers of records loaded from history go down from here. */
+  earlySeq: 0,
 };
+
+/** Lines asked for per "load earlier lines". */
+const EARLIER_PAGE = 200;
 
 function clampCap(n) {
   return Math.min(MAX_CAP, Math.max(MIN_CAP, Math.round(Number.isFinite(n) ? n : 5000)));
@@ -90,7 +96,12 @@ class Pane {
     this.titleEl.textContent = title;
     this.countEl = document.createElement("span");
     this.countEl.className = "count";
-    head.append(this.titleEl, this.countEl);
+    this.earlier = document.createElement("button");
+    this.earlier.className = "earlier small";
+    this.earlier.textContent = "⤒ earlier";
+    this.earlier.title = "Load earlier lines from the server's history (also when scrolled to the top)";
+    this.earlier.onclick = () => this.loadEarlier();
+    head.append(this.titleEl, this.countEl, this.earlier);
     this.log = document.createElement("div");
     this.log.className = "log";
     this.log.tabIndex = 0;
@@ -109,6 +120,8 @@ class Pane {
       const gap = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight;
       if (gap <= 8) this.setFollow(true);
       else if (this.log.scrollTop < this.lastTop - 2) this.setFollow(false);
+      // Scrolled up to the top of a view that overflows: fetch what came before.
+      if (this.log.scrollTop <= 4 && this.log.scrollTop < this.lastTop) this.loadEarlier();
       this.lastTop = this.log.scrollTop;
     }, { passive: true });
     this.lastTop = 0;
@@ -137,6 +150,73 @@ class Pane {
   toBottom() {
     this.setFollow(true);
     this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  /** The streams this pane shows. */
+  streams() {
+    return this.key === MERGED ? app.selected : [this.key];
+  }
+
+  /**
+   * Fetches the lines before the oldest one shown from `/api/history` and
+   * puts them on top, keeping the view where it is. Never past the cap: a
+   * full view asks for a larger "keep" first.
+   */
+  async loadEarlier() {
+    if (this.loading || this.exhausted) return;
+    this.flushPendingIntoRecords();
+    const room = app.cap - this.records.length;
+    if (room <= 0) {
+      this.setEarlier("view full: raise keep", true);
+      return;
+    }
+    const oldest = this.records.find((r) => r.id && r.kind !== "marker");
+    this.loading = true;
+    this.setEarlier("loading…", true);
+    try {
+      const page = await fetchHistory(this.streams(), {
+        before: oldest ? oldest.id : null,
+        limit: Math.min(EARLIER_PAGE, room),
+      });
+      // Lines that arrived live meanwhile are not shown twice.
+      const known = new Set([...this.records, ...this.pending].map((r) => r.id));
+      const events = page.events.filter((e) => !known.has(e.id)).reverse();
+      // Arrival numbers below every record so far keep merged views in order.
+      const base = app.earlySeq - events.length;
+      app.earlySeq = base;
+      this.prepend(
+        events.map((e, i) => {
+          const record = historyRecord(e);
+          record.n = base + i;
+          return record;
+        }),
+      );
+      this.exhausted = !page.more;
+      this.setEarlier(this.exhausted ? "start of history" : "⤒ earlier", this.exhausted);
+    } catch (e) {
+      this.setEarlier("⤒ earlier", false);
+      this.earlier.title = `Loading earlier lines failed: ${e.message}`;
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  setEarlier(text, disabled) {
+    this.earlier.textContent = text;
+    this.earlier.disabled = disabled;
+  }
+
+  /** Puts `records` (oldest first, all older than what is shown) on top. */
+  prepend(records) {
+    if (!records.length) return;
+    const height = this.log.scrollHeight;
+    this.records.unshift(...records);
+    const frag = document.createDocumentFragment();
+    for (const r of records) if (visible(r)) frag.appendChild(buildLine(r, this));
+    this.log.insertBefore(frag, this.log.firstChild);
+    this.log.scrollTop += this.log.scrollHeight - height;
+    this.lastTop = this.log.scrollTop;
+    this.updateCount();
   }
 
   /** Queues a record; at most `cap` wait, since older ones would be dropped anyway. */
@@ -204,6 +284,8 @@ class Pane {
   clear() {
     this.records = [];
     this.pending = [];
+    this.exhausted = false;
+    this.setEarlier("⤒ earlier", false);
     this.log.replaceChildren();
     this.unseen = 0;
     this.setFollow(true);
@@ -418,6 +500,12 @@ function onEvent(ev, client, dedupe) {
   scheduleFlush();
 }
 
+/** A record for an event of `/api/history`. */
+function historyRecord(e) {
+  const kind = e.event === "broadcast" || e.channel === "broadcast" ? "broadcast" : "line";
+  return makeRecord(e.channel, e.event, e.data, e.id, kind);
+}
+
 function makeRecord(stream, type, text, id, kind) {
   const plain = stripAnsi(text);
   return {
@@ -431,6 +519,50 @@ function makeRecord(stream, type, text, id, kind) {
     level: kind === "marker" ? "" : detectLevel(plain),
     el: null,
   };
+}
+
+// ---------------------------------------------------------- history search
+
+/** Where the current history search stands. */
+const search = { q: "", before: null, count: 0 };
+
+/**
+ * Searches `/api/history` of the selected streams for the regex typed in
+ * the box, newest first, 100 matches at a time; `more`: the next older
+ * page of the same search.
+ */
+async function runSearch(more) {
+  if (!more) {
+    search.q = $("history-q").value.trim();
+    search.before = null;
+    search.count = 0;
+    $("history-results").replaceChildren();
+  }
+  const streams = [...app.selected];
+  const summary = $("history-summary");
+  if (!$("history-dialog").open) $("history-dialog").showModal();
+  $("history-more").hidden = true;
+  if (!streams.length) {
+    summary.textContent = "pick a stream first";
+    return;
+  }
+  summary.textContent = "searching…";
+  try {
+    const page = await fetchHistory(streams, { before: search.before, q: search.q, limit: 100 });
+    const frag = document.createDocumentFragment();
+    const pane = { key: MERGED };
+    for (const e of page.events) frag.appendChild(buildLine(historyRecord(e), pane));
+    $("history-results").appendChild(frag);
+    search.before = page.before;
+    search.count += page.events.length;
+    const what = search.q ? `matching /${search.q}/` : "";
+    summary.textContent = `${search.count.toLocaleString()} ${what} in ${streams.map(label).join(", ")}${page.more ? "" : " (all)"}`;
+    $("history-more").hidden = !page.more;
+  } catch (e) {
+    summary.textContent = e.message;
+    summary.classList.add("error-text");
+    setTimeout(() => summary.classList.remove("error-text"), 3000);
+  }
 }
 
 function setConnState(state, detail) {
@@ -478,7 +610,10 @@ async function loadStreams() {
   try {
     const res = await fetch("/api/streams", { cache: "no-store" });
     if (res.status === 401) {
+      // Refused (no token, or it expired): the same state as a stream's
+      // 401 or `token-expired`, whichever the page hears first.
       const body = await res.json().catch(() => ({}));
+      setConnState("unauthorized", body.detail);
       askSignIn(body.detail);
       return;
     }
@@ -867,6 +1002,12 @@ function bindControls() {
     if (!$("publish-target").value) $("publish-target").value = name;
   });
 
+  $("history-search").addEventListener("submit", (e) => {
+    e.preventDefault();
+    runSearch(false);
+  });
+  $("history-more").onclick = () => runSearch(true);
+
   $("publish").addEventListener("submit", publish);
   $("signin-form").addEventListener("submit", signIn);
   $("signout").onclick = signOut;
@@ -886,7 +1027,7 @@ function onKey(e) {
     $("filter").blur();
     return;
   }
-  if (typing || e.ctrlKey || e.metaKey || e.altKey || $("help-dialog").open || $("signin").open) return;
+  if (typing || e.ctrlKey || e.metaKey || e.altKey || $("help-dialog").open || $("history-dialog").open || $("signin").open) return;
   switch (e.key) {
     case "p":
     case " ":

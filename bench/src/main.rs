@@ -61,6 +61,98 @@ enum Mode {
     Follow(FollowArgs),
     /// Idle SSE connections: server memory per connection.
     Idle(IdleArgs),
+    /// Concurrent publishers, no subscriber: acknowledged publishes per
+    /// second and their latency (e.g. `--data-dir` with `--fsync always`).
+    Publish(PublishArgs),
+}
+
+#[derive(Args, Clone)]
+struct PublishArgs {
+    /// Server base URL, loopback only, e.g. http://127.0.0.1:8000.
+    #[arg(long)]
+    target: String,
+    /// Path events are POSTed to.
+    #[arg(long, default_value = "/channels/bench")]
+    pub_path: String,
+    /// Publishers, each one keep-alive connection on its own thread.
+    #[arg(long, default_value_t = 64)]
+    publishers: usize,
+    /// Events in all.
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Bytes of data per event.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Label copied into the report.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+/// The JSON report of a `publish` run.
+#[derive(Debug, Serialize)]
+struct PublishReport {
+    label: String,
+    mode: &'static str,
+    publishers: usize,
+    events: u64,
+    errors: u64,
+    seconds: f64,
+    /// Publishes answered 200 per second.
+    acknowledged_per_s: f64,
+    latency: Latency,
+}
+
+/// Runs `publish` mode: every publisher thread posts its share of the
+/// events as fast as answers come.
+fn publish_run(a: &PublishArgs) -> Result<PublishReport> {
+    if a.publishers == 0 || a.events == 0 {
+        bail!("--publishers and --events must be at least 1");
+    }
+    let target = Target::parse(&a.target, None)?;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..a.publishers)
+        .map(|p| {
+            let target = target.clone();
+            let path = a.pub_path.clone();
+            let share = a.events / a.publishers as u64
+                + u64::from((p as u64) < a.events % a.publishers as u64);
+            let size = a.size;
+            std::thread::spawn(move || -> Result<(Histogram, u64)> {
+                let mut publisher = http::Publisher::connect(&target)?;
+                let mut histogram = Histogram::default();
+                let mut errors = 0;
+                for i in 0..share {
+                    let mut data = format!("{p} {i} ");
+                    let pad = size.saturating_sub(data.len());
+                    data.push_str(&"x".repeat(pad));
+                    let sent = Instant::now();
+                    if publisher.post(&path, data.as_bytes())? != 200 {
+                        errors += 1;
+                    }
+                    histogram.record(sent.elapsed().as_micros() as u64);
+                }
+                Ok((histogram, errors))
+            })
+        })
+        .collect();
+    let mut all = Histogram::default();
+    let mut errors = 0;
+    for t in threads {
+        let (h, e) = t.join().map_err(|_| anyhow!("a publisher panicked"))??;
+        all.merge(&h);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(PublishReport {
+        label: a.label.clone(),
+        mode: "publish",
+        publishers: a.publishers,
+        events: a.events,
+        errors,
+        seconds,
+        acknowledged_per_s: (a.events - errors) as f64 / seconds,
+        latency: all.summary(),
+    })
 }
 
 #[derive(Args, Clone)]
@@ -161,6 +253,19 @@ struct IdleArgs {
 
 fn main() {
     let cli = Cli::parse();
+    if let Mode::Publish(a) = &cli.mode {
+        // Plain threads: no runtime needed.
+        match publish_run(a).and_then(|r| Ok((serde_json::to_string_pretty(&r)?, r.errors))) {
+            Ok((text, errors)) => {
+                println!("{text}");
+                std::process::exit(i32::from(errors > 0));
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2);
+            }
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -194,6 +299,7 @@ fn raise_nofile() -> u64 {
 
 async fn run(mode: Mode) -> Result<bool> {
     let nofile = raise_nofile();
+
     let (report, check, json_out) = match mode {
         Mode::Fanout(a) => {
             let source = Source::Publish(a.pub_path.clone(), a.pub_target.clone());
@@ -208,6 +314,7 @@ async fn run(mode: Mode) -> Result<bool> {
             let r = idle(&a, nofile).await?;
             (r, a.common.check, a.common.json_out)
         }
+        Mode::Publish(_) => unreachable!("publish runs without the runtime"),
     };
     let text = serde_json::to_string_pretty(&report)?;
     println!("{text}");

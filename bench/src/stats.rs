@@ -53,6 +53,15 @@ fn value_of(bucket: usize) -> u64 {
 }
 
 impl Histogram {
+    /// Adds every value recorded in `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.max = self.max.max(other.max);
+    }
+
     /// Records one value.
     pub fn record(&mut self, micros: u64) {
         self.counts[bucket_of(micros)] += 1;

@@ -31,6 +31,9 @@ pub struct LineSplitter {
     /// The last thing that happened was a flush of a partial line, so an LF
     /// (or CRLF) arriving next ends that already-emitted line, not a new one.
     after_flush: bool,
+    /// Position in the source of the next byte fed (see
+    /// [`LineSplitter::push_at`]).
+    offset: u64,
 }
 
 /// Bytes beyond `max_line` that must be seen before the first piece of a long
@@ -46,6 +49,7 @@ impl LineSplitter {
             max_line: max_line.max(1),
             pending: Vec::new(),
             after_flush: false,
+            offset: 0,
         }
     }
 
@@ -56,7 +60,15 @@ impl LineSplitter {
 
     /// Feeds `bytes` and calls `emit` with each line they complete, in order.
     pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(String)) {
-        self.push_raw(bytes, |piece| emit(to_text(piece)));
+        self.push_raw(bytes, |piece, _| emit(to_text(piece)));
+    }
+
+    /// Like [`LineSplitter::push`], with each line's end: the source
+    /// position from which reading again gives exactly the lines after
+    /// this one (just after the LF, or after a piece's last byte for a cut
+    /// or flushed line). Positions count from [`LineSplitter::start_at`].
+    pub fn push_at(&mut self, bytes: &[u8], mut emit: impl FnMut(String, u64)) {
+        self.push_raw(bytes, |piece, end| emit(to_text(piece), end));
     }
 
     /// Emits the held partial line, if any, as a line of its own.
@@ -64,7 +76,12 @@ impl LineSplitter {
     /// If the next bytes fed are an LF or a CRLF, they are taken as the end of
     /// this flushed line and produce no empty line.
     pub fn flush(&mut self, mut emit: impl FnMut(String)) {
-        self.flush_raw(|piece| emit(to_text(piece)));
+        self.flush_raw(|piece, _| emit(to_text(piece)));
+    }
+
+    /// [`LineSplitter::flush`] with each line's end, as [`LineSplitter::push_at`].
+    pub fn flush_at(&mut self, mut emit: impl FnMut(String, u64)) {
+        self.flush_raw(|piece, end| emit(to_text(piece), end));
     }
 
     /// Whether bytes of an unfinished line are held.
@@ -78,46 +95,81 @@ impl LineSplitter {
         self.after_flush = false;
     }
 
-    /// [`LineSplitter::push`] before UTF-8 conversion: `emit` sees raw pieces.
-    pub(crate) fn push_raw(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&[u8])) {
+    /// Forgets any held bytes and takes the next byte fed to be at
+    /// `offset` of the source. `mid_line`: the byte before `offset` is not
+    /// an LF, so `offset` is the end of a piece emitted before (a flushed
+    /// partial line or a cut long line), and an LF or CRLF right there ends
+    /// that line rather than making an empty one.
+    pub fn start_at(&mut self, offset: u64, mid_line: bool) {
+        self.clear();
+        self.offset = offset;
+        self.after_flush = mid_line;
+    }
+
+    /// [`LineSplitter::push`] before UTF-8 conversion: `emit` sees raw
+    /// pieces and their end positions.
+    pub(crate) fn push_raw(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&[u8], u64)) {
+        // Source position of `bytes[0]`.
+        let mut at = self.offset;
+        self.offset += bytes.len() as u64;
         if self.after_flush && !bytes.is_empty() {
             self.after_flush = false;
             if bytes.starts_with(b"\n") {
                 bytes = &bytes[1..];
+                at += 1;
             } else if bytes.starts_with(b"\r\n") {
                 bytes = &bytes[2..];
+                at += 2;
             }
         }
         while let Some(lf) = memchr::memchr(b'\n', bytes) {
             let (line, rest) = (&bytes[..lf], &bytes[lf + 1..]);
+            let end = at + lf as u64 + 1;
             if self.pending.is_empty() {
-                split_line(strip_cr(line), self.max_line, &mut emit);
+                split_line(strip_cr(line), at, end, self.max_line, &mut emit);
             } else {
+                let start = at - self.pending.len() as u64;
                 self.pending.extend_from_slice(line);
-                split_line(strip_cr(&self.pending), self.max_line, &mut emit);
+                split_line(
+                    strip_cr(&self.pending),
+                    start,
+                    end,
+                    self.max_line,
+                    &mut emit,
+                );
                 self.pending.clear();
             }
             bytes = rest;
+            at = end;
         }
         if bytes.is_empty() {
             return;
         }
         if self.pending.is_empty() {
-            let start = emit_leading_pieces(bytes, self.max_line, &mut emit);
+            let start = emit_leading_pieces(bytes, at, self.max_line, &mut emit);
             self.pending.extend_from_slice(&bytes[start..]);
         } else {
+            let from = at - self.pending.len() as u64;
             self.pending.extend_from_slice(bytes);
-            let start = emit_leading_pieces(&self.pending, self.max_line, &mut emit);
+            let start = emit_leading_pieces(&self.pending, from, self.max_line, &mut emit);
             self.pending.drain(..start);
         }
     }
 
     /// [`LineSplitter::flush`] before UTF-8 conversion.
-    pub(crate) fn flush_raw(&mut self, mut emit: impl FnMut(&[u8])) {
+    pub(crate) fn flush_raw(&mut self, mut emit: impl FnMut(&[u8], u64)) {
         if self.pending.is_empty() {
             return;
         }
-        split_line(strip_cr(&self.pending), self.max_line, &mut emit);
+        let start = self.offset - self.pending.len() as u64;
+        let end = self.offset;
+        split_line(
+            strip_cr(&self.pending),
+            start,
+            end,
+            self.max_line,
+            &mut emit,
+        );
         self.pending.clear();
         self.after_flush = true;
     }
@@ -132,22 +184,37 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 }
 
 /// Emits every piece of a complete line (an empty line is one empty piece).
-fn split_line(mut line: &[u8], max_line: usize, emit: &mut impl FnMut(&[u8])) {
+/// The line starts at source position `start`; its last piece ends at `end`
+/// (after its line ending), the others just after their last byte.
+fn split_line(
+    mut line: &[u8],
+    mut start: u64,
+    end: u64,
+    max_line: usize,
+    emit: &mut impl FnMut(&[u8], u64),
+) {
     while line.len() > max_line {
         let cut = cut_point(line, max_line);
-        emit(&line[..cut]);
+        start += cut as u64;
+        emit(&line[..cut], start);
         line = &line[cut..];
     }
-    emit(line);
+    emit(line, end);
 }
 
-/// Emits the pieces of an unfinished line that no later byte can change, and
-/// returns how many bytes of `partial` they used.
-fn emit_leading_pieces(partial: &[u8], max_line: usize, emit: &mut impl FnMut(&[u8])) -> usize {
+/// Emits the pieces of an unfinished line (starting at source position
+/// `from`) that no later byte can change, and returns how many bytes of
+/// `partial` they used.
+fn emit_leading_pieces(
+    partial: &[u8],
+    from: u64,
+    max_line: usize,
+    emit: &mut impl FnMut(&[u8], u64),
+) -> usize {
     let mut start = 0;
     while partial.len() - start > max_line + LOOKAHEAD {
         let cut = cut_point(&partial[start..], max_line);
-        emit(&partial[start..start + cut]);
+        emit(&partial[start..start + cut], from + (start + cut) as u64);
         start += cut;
     }
     start
@@ -200,6 +267,78 @@ mod tests {
             splitter.push(chunk, |line| out.push(line));
         }
         out
+    }
+
+    /// Splits `data` fed in `chunks`-sized pieces, flushing at `flushes`
+    /// (byte indexes) and at the end; returns each line with its end.
+    fn with_ends(
+        splitter: &mut LineSplitter,
+        data: &[u8],
+        chunk: usize,
+        flushes: &[usize],
+    ) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < data.len() {
+            let mut end = (at + chunk).min(data.len());
+            if let Some(&f) = flushes.iter().filter(|&&f| f > at && f < end).min() {
+                end = f;
+            }
+            splitter.push_at(&data[at..end], |l, e| out.push((l, e)));
+            if flushes.contains(&end) {
+                splitter.flush_at(|l, e| out.push((l, e)));
+            }
+            at = end;
+        }
+        splitter.flush_at(|l, e| out.push((l, e)));
+        out
+    }
+
+    #[test]
+    fn line_ends_are_source_positions() {
+        let mut splitter = LineSplitter::new(4);
+        splitter.start_at(100, false);
+        let out = with_ends(&mut splitter, b"ab\r\nabcdefgh\n\nxy", 3, &[]);
+        assert_eq!(
+            out,
+            [
+                ("ab".to_string(), 104),
+                ("abcd".to_string(), 108),
+                ("efgh".to_string(), 113),
+                (String::new(), 114),
+                ("xy".to_string(), 116),
+            ]
+        );
+    }
+
+    proptest! {
+        /// Reading again from any line's end gives exactly the lines after
+        /// it: what a follower resuming from a checkpoint relies on.
+        #[test]
+        fn resuming_at_a_line_end_gives_exactly_the_following_lines(
+            data in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(b'\r'), Just(0xE6u8), Just(0xBCu8), Just(0xA2u8), b'a'..b'e'],
+                0..200,
+            ),
+            max_line in 1usize..12,
+            chunk in 1usize..40,
+            flushes in proptest::collection::vec(0usize..200, 0..3),
+        ) {
+            let mut splitter = LineSplitter::new(max_line);
+            let all = with_ends(&mut splitter, &data, chunk, &flushes);
+            let mut last_end = 0;
+            for (i, (_, end)) in all.iter().enumerate() {
+                prop_assert!(*end >= last_end && *end <= data.len() as u64);
+                last_end = *end;
+                let end = *end as usize;
+                let mid_line = end > 0 && data[end - 1] != b'\n';
+                let mut again = LineSplitter::new(max_line);
+                again.start_at(end as u64, mid_line);
+                let later: Vec<_> = flushes.iter().copied().filter(|&f| f > end).map(|f| f - end).collect();
+                let rest = with_ends(&mut again, &data[end..], chunk, &later);
+                prop_assert_eq!(&rest[..], &all[i + 1..], "resumed at {}", end);
+            }
+        }
     }
 
     #[test]
@@ -291,10 +430,10 @@ mod tests {
         let mut start = 0;
         for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
             let end = cut.clamp(start, data.len());
-            splitter.push_raw(&data[start..end], |p| out.push(p.to_vec()));
+            splitter.push_raw(&data[start..end], |p, _| out.push(p.to_vec()));
             start = end;
         }
-        splitter.flush_raw(|p| out.push(p.to_vec()));
+        splitter.flush_raw(|p, _| out.push(p.to_vec()));
         out
     }
 

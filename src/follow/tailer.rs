@@ -7,11 +7,11 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
 
 use super::split::LineSplitter;
-use super::FollowState;
+use super::{FilePosition, Fingerprint, FollowState};
 
 /// Size of one read.
 pub(crate) const CHUNK: usize = 64 * 1024;
@@ -25,11 +25,14 @@ pub(crate) const TAIL_WINDOW: u64 = 1024 * 1024;
 /// step hands over stays small even when the lines are short (at most this
 /// plus one chunk's worth).
 const LINES_PER_STEP: usize = 1024;
+/// Leading bytes of a file that make its [`Fingerprint`].
+pub(crate) const FINGERPRINT_BYTES: usize = 256;
 
 /// Something the sink must hear about, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Output {
-    Line(String),
+    /// A line and where in its file it ended.
+    Line(String, FilePosition),
     State(FollowState),
     Rotated,
 }
@@ -50,6 +53,20 @@ struct Open {
     /// (device, inode): what the path must still name for this to be "the" file.
     id: (u64, u64),
     pos: u64,
+    /// Its first bytes (up to [`FINGERPRINT_BYTES`], more as it grows).
+    fingerprint: Fingerprint,
+}
+
+impl Open {
+    /// Where a line ending at `offset` of this file ended.
+    fn position(&self, offset: u64) -> FilePosition {
+        FilePosition {
+            dev: self.id.0,
+            ino: self.id.1,
+            offset,
+            fingerprint: self.fingerprint,
+        }
+    }
 }
 
 /// State of one followed path between wake-ups.
@@ -69,6 +86,8 @@ pub(crate) struct Tailer {
     /// Last state reported, so that only changes are reported.
     state: Option<FollowState>,
     buf: Box<[u8]>,
+    /// Where a previous run stopped, used at the first open.
+    resume: Option<FilePosition>,
 }
 
 impl Tailer {
@@ -83,7 +102,18 @@ impl Tailer {
             opened_before: false,
             state: None,
             buf: vec![0; CHUNK].into_boxed_slice(),
+            resume: None,
         }
+    }
+
+    /// Goes on from where a previous run stopped instead of joining at the
+    /// end: at `position` if the path still names that file (same device,
+    /// inode and first bytes); else the rest of that file is read first if
+    /// it is found beside the path (rotated), and the path's file from its
+    /// start.
+    pub(crate) fn resume_from(mut self, position: FilePosition) -> Self {
+        self.resume = Some(position);
+        self
     }
 
     #[cfg(test)]
@@ -98,7 +128,9 @@ impl Tailer {
 
     /// Emits the held partial line, if any.
     pub(crate) fn flush_partial(&mut self, out: &mut Vec<Output>) {
-        self.splitter.flush(|line| out.push(Output::Line(line)));
+        if let Some(open) = &self.open {
+            flush_into(&mut self.splitter, open, out);
+        }
     }
 
     /// Brings the follower up to date with the file system.
@@ -131,13 +163,13 @@ impl Tailer {
                 // writer may have added to it since the read above), then
                 // start the new one from its beginning.
                 progress.read |= self.drain(&mut open, out);
-                self.flush_partial(out);
+                flush_into(&mut self.splitter, &open, out);
                 drop(open);
                 self.try_open(out);
             }
             Ok(None) if is_deleted(&open.file) => {
                 progress.read |= self.drain(&mut open, out);
-                self.flush_partial(out);
+                flush_into(&mut self.splitter, &open, out);
                 self.join_at_end = false;
                 self.set_state(FollowState::Waiting, out);
             }
@@ -162,10 +194,18 @@ impl Tailer {
     fn read_new(&mut self, open: &mut Open, out: &mut Vec<Output>) -> io::Result<Progress> {
         let len = open.file.metadata()?.len();
         if len < open.pos {
-            self.flush_partial(out);
+            flush_into(&mut self.splitter, open, out);
             open.file.seek(SeekFrom::Start(0))?;
             open.pos = 0;
+            self.splitter.start_at(0, false);
+            open.fingerprint = fingerprint(&open.file, len)?;
             out.push(Output::Rotated);
+        }
+        if (open.fingerprint.len as usize) < FINGERPRINT_BYTES
+            && len > u64::from(open.fingerprint.len)
+        {
+            // Still small when first seen: its identity grows with it.
+            open.fingerprint = fingerprint(&open.file, len)?;
         }
         let mut progress = Progress::default();
         let lines_before = out.len();
@@ -183,8 +223,10 @@ impl Tailer {
             }
             open.pos += n as u64;
             progress.read = true;
-            self.splitter
-                .push(&self.buf[..n], |line| out.push(Output::Line(line)));
+            let at = &*open;
+            self.splitter.push_at(&self.buf[..n], |line, end| {
+                out.push(Output::Line(line, at.position(end)))
+            });
         }
         progress.more = true;
         Ok(progress)
@@ -233,23 +275,86 @@ impl Tailer {
     }
 
     fn open_path(&mut self) -> io::Result<Open> {
+        if let Some(resume) = self.resume.take() {
+            // Lines up to the checkpoint were published by a previous run:
+            // no initial lines, and whatever file is found is new.
+            self.join_at_end = false;
+            if let Some(open) = self.open_resumed(&resume)? {
+                return Ok(open);
+            }
+        }
         let mut file = File::open(&self.path)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(io::Error::other("it is a directory"));
         }
-        self.splitter.clear();
         let pos = if self.join_at_end {
             self.initial_offset(&mut file, meta.len())?
         } else {
             0
         };
         file.seek(SeekFrom::Start(pos))?;
+        // A line start: the LF before it, or the file's start.
+        self.splitter.start_at(pos, false);
         Ok(Open {
+            fingerprint: fingerprint(&file, meta.len())?,
             file,
             id: (meta.dev(), meta.ino()),
             pos,
         })
+    }
+
+    /// The file a previous run was reading, positioned where it stopped:
+    /// the path's file if it is still that one, else that file found beside
+    /// it (rotated while we were down). `None` if it is gone or was replaced.
+    fn open_resumed(&mut self, at: &FilePosition) -> io::Result<Option<Open>> {
+        let same = |file: &File| -> io::Result<bool> {
+            let meta = file.metadata()?;
+            Ok(meta.is_file()
+                && (meta.dev(), meta.ino()) == (at.dev, at.ino)
+                && has_fingerprint(file, at.fingerprint)?)
+        };
+        let file = match File::open(&self.path) {
+            Ok(file) if same(&file)? => Some(file),
+            Ok(_) => None,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let file = match file {
+            Some(file) => file,
+            None => match previous_generation(&self.path, at, same) {
+                Some((file, found)) => {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        previous = %found.display(),
+                        "reading the rest of the file's previous generation first"
+                    );
+                    // What is at the path now is read from its start after.
+                    self.opened_before = true;
+                    file
+                }
+                None => return Ok(None),
+            },
+        };
+        let meta = file.metadata()?;
+        // Truncated while we were down: from the start.
+        let offset = if meta.len() < at.offset { 0 } else { at.offset };
+        let mid_line = if offset == 0 {
+            false
+        } else {
+            let mut byte = [0u8];
+            file.read_exact_at(&mut byte, offset - 1)?;
+            byte[0] != b'\n'
+        };
+        let mut open = Open {
+            id: (meta.dev(), meta.ino()),
+            pos: offset,
+            fingerprint: fingerprint(&file, meta.len())?,
+            file,
+        };
+        open.file.seek(SeekFrom::Start(offset))?;
+        self.splitter.start_at(offset, mid_line);
+        Ok(Some(open))
     }
 
     /// Where following starts in a file that is there from the start: at
@@ -304,6 +409,60 @@ impl Tailer {
     }
 }
 
+/// Emits the splitter's held partial line as a line of `open`.
+fn flush_into(splitter: &mut LineSplitter, open: &Open, out: &mut Vec<Output>) {
+    splitter.flush_at(|line, end| out.push(Output::Line(line, open.position(end))));
+}
+
+/// The fingerprint of a file of `len` bytes: its first bytes, up to
+/// [`FINGERPRINT_BYTES`].
+fn fingerprint(file: &File, len: u64) -> io::Result<Fingerprint> {
+    let mut first = vec![0; (len as usize).min(FINGERPRINT_BYTES)];
+    file.read_exact_at(&mut first, 0)?;
+    Ok(Fingerprint::of(&first))
+}
+
+/// Whether `file` starts with the bytes `expected` was made of.
+fn has_fingerprint(file: &File, expected: Fingerprint) -> io::Result<bool> {
+    let mut first = vec![0; expected.len as usize];
+    match file.read_exact_at(&mut first, 0) {
+        Ok(()) => Ok(Fingerprint::of(&first) == expected),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// A file beside `path` (same directory, another name) that is the file
+/// `at` was read from: how a file rotated by rename is found again.
+fn previous_generation(
+    path: &Path,
+    at: &FilePosition,
+    same: impl Fn(&File) -> io::Result<bool>,
+) -> Option<(File, PathBuf)> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let candidate = entry.path();
+        if candidate == path {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        if (meta.dev(), meta.ino()) != (at.dev, at.ino) {
+            continue;
+        }
+        if let Ok(file) = File::open(&candidate) {
+            if same(&file).unwrap_or(false) {
+                return Some((file, candidate));
+            }
+        }
+    }
+    None
+}
+
 fn id_of_path(path: &std::path::Path) -> io::Result<Option<(u64, u64)>> {
     match std::fs::metadata(path) {
         Ok(meta) => Ok(Some((meta.dev(), meta.ino()))),
@@ -324,7 +483,7 @@ mod tests {
     fn lines(out: &[Output]) -> Vec<&str> {
         out.iter()
             .filter_map(|o| match o {
-                Output::Line(l) => Some(l.as_str()),
+                Output::Line(l, _) => Some(l.as_str()),
                 _ => None,
             })
             .collect()
@@ -334,6 +493,126 @@ mod tests {
         let mut out = Vec::new();
         tailer.step(&mut out);
         out
+    }
+
+    /// Follows `path` from its start to its current end and returns the
+    /// last line's position, as a previous run would have stored it.
+    fn last_position(path: &Path) -> FilePosition {
+        let mut tailer = Tailer::new(path.to_path_buf(), 1000, 1000);
+        step(&mut tailer)
+            .into_iter()
+            .rev()
+            .find_map(|o| match o {
+                Output::Line(_, p) => Some(p),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn resumed(path: &Path, at: FilePosition) -> Vec<String> {
+        let mut tailer = Tailer::new(path.to_path_buf(), 1000, 10).resume_from(at);
+        let mut all = Vec::new();
+        for _ in 0..3 {
+            all.extend(lines(&step(&mut tailer)).into_iter().map(String::from));
+        }
+        all
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn resume_in_the_same_file_reads_only_what_came_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "a\nb\n");
+        let at = last_position(&path);
+        assert_eq!(at.offset, 4);
+        append(&path, "c\nd\n");
+        assert_eq!(resumed(&path, at), ["c", "d"]);
+    }
+
+    #[test]
+    fn resume_after_a_rotation_drains_the_old_file_then_reads_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "old 1\n");
+        let at = last_position(&path);
+        append(&path, "old 2\n");
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        append(&path, "new 1\n");
+        assert_eq!(resumed(&path, at), ["old 2", "new 1"]);
+    }
+
+    #[test]
+    fn resume_after_a_replacement_reads_the_new_file_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "old 1\n");
+        let at = last_position(&path);
+        std::fs::remove_file(&path).unwrap();
+        append(&path, "new 1\nnew 2\n");
+        assert_eq!(resumed(&path, at), ["new 1", "new 2"]);
+        // Same inode, other first bytes (a reused inode): also a new file.
+        let at = FilePosition {
+            fingerprint: Fingerprint::of(b"something else"),
+            ..last_position(&path)
+        };
+        assert_eq!(resumed(&path, at), ["new 1", "new 2"]);
+    }
+
+    #[test]
+    fn resume_after_a_truncation_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "first line that is long\n");
+        let at = last_position(&path);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(0).unwrap();
+        append(&path, "f\n");
+        // Shorter than the checkpoint, and its first bytes changed: replaced.
+        assert_eq!(resumed(&path, at), ["f"]);
+    }
+
+    #[test]
+    fn resume_after_a_flushed_partial_line_does_not_add_an_empty_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "done\npart");
+        let mut tailer = Tailer::new(path.clone(), 1000, 0);
+        tailer.join_at_end = false;
+        let mut out = Vec::new();
+        tailer.step(&mut out);
+        tailer.flush_partial(&mut out);
+        let Some(Output::Line(line, at)) = out
+            .into_iter()
+            .rev()
+            .find(|o| matches!(o, Output::Line(..)))
+        else {
+            panic!("no line");
+        };
+        assert_eq!((line.as_str(), at.offset), ("part", 9));
+        append(&path, "\nnext\n");
+        assert_eq!(resumed(&path, at), ["next"]);
+    }
+
+    #[test]
+    fn a_missing_file_with_a_checkpoint_is_waited_for_and_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "old\n");
+        let at = last_position(&path);
+        std::fs::remove_file(&path).unwrap();
+        let mut tailer = Tailer::new(path.clone(), 1000, 10).resume_from(at);
+        assert_eq!(step(&mut tailer), [Output::State(FollowState::Waiting)]);
+        append(&path, "new\n");
+        assert_eq!(lines(&step(&mut tailer)), ["new"]);
     }
 
     #[test]

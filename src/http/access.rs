@@ -114,8 +114,12 @@ pub async fn sign_in(
     let info = app.auth.verify(&token).await.inspect_err(|e| {
         tracing::debug!("POST /api/session refused: {e}");
     })?;
+    // The cookie lives as long as the server accepts the token (its `exp`
+    // plus the clock leeway), so a request never goes out without it while
+    // the token is still good, and an expired one is answered "expired".
     let max_age = info
         .exp
+        .saturating_add(crate::auth::LEEWAY_SECS + 1)
         .saturating_sub(chrono::Utc::now().timestamp().max(0) as u64);
     let cookie = format!(
         "{COOKIE_NAME}={token}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{}",

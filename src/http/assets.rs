@@ -40,6 +40,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../assets/console/charts.js"),
     ),
+    (
+        "history.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/history.js"),
+    ),
 ];
 
 /// The `/assets/{file}` route, for merging into the main router.

@@ -92,6 +92,12 @@ impl From<HubError> for ApiError {
             HubError::Claimed { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "claimed", e.to_string())
             }
+            HubError::Log(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "event log unavailable",
+                e.to_string(),
+            ),
+            HubError::UnknownId(_) => ApiError::bad_request("unknown id", e.to_string()),
         }
     }
 }

@@ -6,6 +6,7 @@ mod assets;
 mod channels;
 mod demo;
 mod error;
+mod history;
 mod metrics;
 mod params;
 mod protocol;
@@ -80,6 +81,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/channels/{channel}", post(publish::publish))
         .route("/api/broadcast", post(publish::broadcast))
+        .route("/api/history", get(history::history))
         .merge(routes::sse_router())
         .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -247,20 +249,21 @@ impl AppState {
         Ok(sse_body::response(body))
     }
 
-    /// Publishes one event and counts it (or the refusal).
+    /// Publishes one event and counts it (or the refusal). With
+    /// `--fsync always`, returns once the event is on disk.
     async fn publish(
         &self,
         channel: &ChannelName,
         event_type: &str,
         data: &str,
     ) -> Result<crate::hub::Published, ApiError> {
-        match self.hub.publish(channel, event_type, data).await {
-            Ok(published) => {
-                self.metrics.events_published.inc();
-                Ok(published)
-            }
-            Err(e) => Err(self.refused(e.into())),
-        }
+        let published = match self.hub.publish(channel, event_type, data).await {
+            Ok(published) => published,
+            Err(e) => return Err(self.refused(e.into())),
+        };
+        self.metrics.events_published.inc();
+        self.hub.flush().await?;
+        Ok(published)
     }
 
     /// Publishes `events` (at least one) to `channel` with consecutive ids,
@@ -270,17 +273,19 @@ impl AppState {
         channel: &ChannelName,
         events: &[NewEvent],
     ) -> Result<Batch, ApiError> {
-        let events: Vec<(&str, &str)> = events
-            .iter()
-            .map(|e| (e.event_type.as_str(), e.data.as_str()))
-            .collect();
-        match self.hub.publish_batch(channel, &events).await {
-            Ok(batch) => {
-                self.metrics.events_published.inc_by(batch.count as u64);
-                Ok(batch)
+        let batch = {
+            let events: Vec<(&str, &str)> = events
+                .iter()
+                .map(|e| (e.event_type.as_str(), e.data.as_str()))
+                .collect();
+            match self.hub.publish_batch(channel, &events).await {
+                Ok(batch) => batch,
+                Err(e) => return Err(self.refused(e.into())),
             }
-            Err(e) => Err(self.refused(e.into())),
-        }
+        };
+        self.metrics.events_published.inc_by(batch.count as u64);
+        self.hub.flush().await?;
+        Ok(batch)
     }
 
     /// Counts a refused publish by status and passes the error on.

@@ -12,7 +12,7 @@ use crate::hub::Start;
 
 /// Largest compiled size of a `?grep=` regex, so a hostile pattern cannot
 /// take the server's memory.
-const GREP_SIZE_LIMIT: usize = 1 << 20;
+pub(super) const GREP_SIZE_LIMIT: usize = 1 << 20;
 
 /// Query parameters and resume id shared by the SSE endpoints.
 #[derive(Debug, Default)]

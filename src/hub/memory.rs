@@ -41,6 +41,16 @@
 //! `evicted_through` in `dropped_through`; a channel created later starts
 //! from there, so a resume from before it gets `too old` rather than a
 //! silent gap.
+//!
+//! With a write-ahead log (`--data-dir`), ids and numbering come from the
+//! log, every event is appended to it under the `commit` lock before it is
+//! inserted (so before anyone can see it), a channel starts with
+//! `evicted_through` at the current sequence (older events may be on disk),
+//! and a subscriber whose cursor is behind what the memory holds reads the
+//! gap back from the log instead of getting a `reset` (see
+//! [`super::durable`]). The memory limits, the ttl included, then bound only
+//! what stays in memory; the log serves `history` events per channel within
+//! `--retention-bytes`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write as _;
@@ -51,12 +61,15 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
 use super::{
-    Batch, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Delivery, HistoryUsage, HubError,
-    HubLimits, Published, ResetReason, Start, StoredEvent, Swept,
+    Batch, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Delivery, HistoryEvent,
+    HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason, Start, StoredEvent,
+    Swept,
 };
 use crate::sse::PendingEvent;
+use crate::wal::{FsyncPolicy, NewRecord, SourcePosition, Wal, WalError};
 
 /// Most events handed to a subscriber per batch; bounds the work done under
 /// a channel lock and the size of one write.
@@ -91,6 +104,8 @@ pub struct MemoryHub {
     envelope_bytes: Arc<AtomicUsize>,
     /// Highest `evicted_through` of a dropped channel (see module docs).
     dropped_through: AtomicU64,
+    /// With `--data-dir`: the log every event is written to first.
+    log: Option<Arc<Wal>>,
 }
 
 /// The hub-wide history account, under the commit lock.
@@ -213,7 +228,76 @@ impl MemoryHub {
             next_subscriber: AtomicU64::new(1),
             envelope_bytes: Arc::new(AtomicUsize::new(0)),
             dropped_through: AtomicU64::new(0),
+            log: None,
         }
+    }
+
+    /// A hub that writes every event to `log` before publishing it, gives
+    /// ids that stay valid across restarts, and reads back from the log
+    /// what left the memory. The memory starts with the newest
+    /// `warm_bytes` of the log (within the limits, ttl included), so
+    /// channels, `last_id` and backlogs are there at once after a restart.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub fn with_log(limits: HubLimits, log: Arc<Wal>, warm_bytes: u64) -> Result<Self, WalError> {
+        let mut hub = MemoryHub::new(limits);
+        hub.epoch = format!("{:08x}", log.epoch());
+        let last = log.last_seq();
+        let mut after = log.seq_before_newest_bytes(warm_bytes);
+        // Channels made while warming may have older events on disk.
+        hub.committed.store(after, Ordering::Release);
+        hub.log = Some(log.clone());
+        let now = Instant::now();
+        let now_ms = now_ms();
+        while after < last {
+            let batch = log.read_forward(&crate::wal::ForwardRead {
+                channels: &[],
+                after,
+                through: last,
+                max_records: 4096,
+                max_bytes: 4 << 20,
+            })?;
+            for record in batch.records {
+                let Ok(name) = ChannelName::parse(&record.channel) else {
+                    continue;
+                };
+                let age =
+                    std::time::Duration::from_millis(now_ms.saturating_sub(record.time_ms) as u64);
+                if !hub.limits.history_ttl.is_zero() && age >= hub.limits.history_ttl {
+                    continue;
+                }
+                let published = now.checked_sub(age).unwrap_or(now);
+                let seq = record.seq;
+                let pending = PendingEvent::encode(&record.event_type, &record.data);
+                let cost = pending.allocated() + EVENT_OVERHEAD;
+                // Restored with its own number: nothing goes to the log.
+                let _ = hub.insert(&name, vec![pending], cost, Some((seq, published)), None);
+            }
+            after = batch.scanned_through.max(after + 1).min(last);
+        }
+        hub.committed.store(last, Ordering::Release);
+        Ok(hub)
+    }
+
+    /// Waits until every event published so far is on disk, when the log
+    /// is kept with `--fsync always`; at once otherwise.
+    ///
+    /// # Errors
+    /// The log failed.
+    pub async fn flush(&self) -> Result<(), HubError> {
+        match &self.log {
+            Some(log) if log.fsync_policy() == FsyncPolicy::Always => log
+                .wait_durable(log.last_seq())
+                .await
+                .map_err(|e| HubError::Log(e.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The write-ahead log, if the hub has one.
+    pub fn log(&self) -> Option<&Arc<Wal>> {
+        self.log.as_ref()
     }
 
     /// The limits this hub keeps.
@@ -227,8 +311,16 @@ impl MemoryHub {
 
     /// Parses an id of this run: exactly `EPOCH-SEQ` as this hub writes
     /// them (no sign, no leading zero, no spaces). `None` for anything
-    /// else, including another run's ids.
+    /// else, including another run's ids. With a log, the ids of earlier
+    /// runs that the log still knows count too.
     fn parse_id(&self, id: &str) -> Option<u64> {
+        if let Some(log) = &self.log {
+            let (epoch, seq) = durable::parse_id(id)?;
+            return match log.id_status(epoch, seq) {
+                crate::wal::IdStatus::Known | crate::wal::IdStatus::TooOld => Some(seq),
+                crate::wal::IdStatus::Unknown => None,
+            };
+        }
         let seq = id.strip_prefix(self.epoch.as_str())?.strip_prefix('-')?;
         let canonical =
             !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) && !seq.starts_with('0');
@@ -239,7 +331,12 @@ impl MemoryHub {
         Arc::new(Channel {
             name: name.clone(),
             kind: name.kind(),
-            evicted_through: AtomicU64::new(self.dropped_through.load(Ordering::Acquire)),
+            evicted_through: AtomicU64::new(if self.log.is_some() {
+                // Older events of the channel may be on disk.
+                self.committed.load(Ordering::Acquire)
+            } else {
+                self.dropped_through.load(Ordering::Acquire)
+            }),
             inner: Mutex::new(ChannelInner {
                 events: VecDeque::new(),
                 bytes: 0,
@@ -280,9 +377,21 @@ impl MemoryHub {
         event_type: &str,
         data: &str,
     ) -> Result<Published, HubError> {
+        self.publish_from(channel, event_type, data, None)
+    }
+
+    /// Publishes one event; `source` (a log line's file position) is kept
+    /// with it in the log, if there is one.
+    pub fn publish_from(
+        &self,
+        channel: &ChannelName,
+        event_type: &str,
+        data: &str,
+        source: Option<SourcePosition>,
+    ) -> Result<Published, HubError> {
         let pending = PendingEvent::encode(event_type, data);
         let cost = pending.allocated() + EVENT_OVERHEAD;
-        let appended = self.append(channel, std::iter::once(pending), cost)?;
+        let appended = self.insert(channel, vec![pending], cost, None, source)?;
         Ok(Published {
             id: self.id_of(appended.first),
             subscribers: appended.subscribers,
@@ -313,7 +422,7 @@ impl MemoryHub {
                 max_bytes: self.limits.history_bytes,
             });
         }
-        let appended = self.append(channel, pending.into_iter(), cost)?;
+        let appended = self.insert(channel, pending, cost, None, None)?;
         Ok(Batch {
             first_id: self.id_of(appended.first),
             last_id: self.id_of(appended.last),
@@ -324,13 +433,17 @@ impl MemoryHub {
 
     /// Numbers `events` consecutively and appends them to `name`'s history
     /// (see the module docs), making room for `cost` bytes first. Only
-    /// numbering and insertion happen under the commit lock: the events
-    /// come encoded.
-    fn append(
+    /// numbering, the log's write and insertion happen under the commit
+    /// lock: the events come encoded. `restore` gives the number and time
+    /// of an event read back from the log at start (it is not written
+    /// again); `source` goes into the log with a single event.
+    fn insert(
         &self,
         name: &ChannelName,
-        events: impl Iterator<Item = PendingEvent>,
+        events: Vec<PendingEvent>,
         cost: usize,
+        restore: Option<(u64, Instant)>,
+        source: Option<SourcePosition>,
     ) -> Result<Appended, HubError> {
         let mut events = Some(events);
         loop {
@@ -343,13 +456,27 @@ impl MemoryHub {
                 // would lose the event. Look the name up again.
                 continue;
             }
-            let published = Instant::now();
-            let first = self.committed.load(Ordering::Relaxed) + 1;
+            let (first, published) = match restore {
+                Some((seq, published)) => (seq, published),
+                None => (self.committed.load(Ordering::Relaxed) + 1, Instant::now()),
+            };
+            let events = events.take().expect("appended once");
+            // Restored events keep the epoch of the run that numbered them.
+            let epoch = match (&self.log, restore) {
+                (Some(log), Some(_)) => {
+                    std::borrow::Cow::Owned(format!("{:08x}", log.epoch_of(first)))
+                }
+                _ => std::borrow::Cow::Borrowed(self.epoch.as_str()),
+            };
+            if let (Some(log), None) = (&self.log, restore) {
+                // Into the log before anyone can see it; refused whole.
+                log_events(log, name, first, &events, source)?;
+            }
             let mut seq = first - 1;
-            for pending in events.take().expect("appended once") {
+            for pending in events {
                 seq += 1;
                 let allocated = pending.allocated();
-                let frame = pending.with_id(IdText::new(&self.epoch, seq).as_str());
+                let frame = pending.with_id(IdText::new(&epoch, seq).as_str());
                 let event = Arc::new(StoredEvent::new(
                     seq,
                     ch.name.clone(),
@@ -370,7 +497,9 @@ impl MemoryHub {
                     ch.evict_front(&mut inner, &mut ledger);
                 }
             }
-            self.committed.store(seq, Ordering::Release);
+            if restore.is_none() {
+                self.committed.store(seq, Ordering::Release);
+            }
             ledger.compact();
             drop(ledger);
             for notify in inner.subscribers.values() {
@@ -382,6 +511,53 @@ impl MemoryHub {
                 subscribers: inner.subscribers.len(),
             });
         }
+    }
+
+    /// See [`super::Hub::history`]. Without a log, from the memory.
+    pub fn history(
+        &self,
+        channel: &ChannelName,
+        before: Option<&str>,
+        limit: usize,
+        filter: &dyn Fn(&str) -> bool,
+    ) -> Result<HistoryPage, HubError> {
+        let before = match before {
+            Some(id) => self
+                .parse_id(id)
+                .ok_or_else(|| HubError::UnknownId(id.chars().take(64).collect()))?,
+            None => u64::MAX,
+        };
+        if let Some(log) = &self.log {
+            return durable::history(log, channel, self.limits.history, before, limit, filter)
+                .map_err(|e| HubError::Log(e.to_string()));
+        }
+        let mut page = HistoryPage::default();
+        let Some(ch) = self
+            .channels
+            .read()
+            .expect("hub lock")
+            .get(channel.as_str())
+            .cloned()
+        else {
+            return Ok(page);
+        };
+        // Matched outside the channel lock, so a slow regex never holds up
+        // a publish.
+        let events: Vec<Arc<StoredEvent>> = {
+            let inner = ch.inner.lock().expect("channel lock");
+            let end = inner.events.partition_point(|e| e.seq < before);
+            inner.events.range(..end).cloned().collect()
+        };
+        for event in events.iter().rev() {
+            if page.events.len() == limit {
+                page.next_before = page.events.last().map(|e: &HistoryEvent| e.id.clone());
+                break;
+            }
+            if filter(&event.data()) {
+                page.events.push(HistoryEvent::of(event));
+            }
+        }
+        Ok(page)
     }
 
     /// Evicts the hub's oldest events until `incoming` more bytes fit in
@@ -445,6 +621,7 @@ impl MemoryHub {
             cursor: snapshot,
             lag_reason: ResetReason::Lagged,
             initial: Vec::new(),
+            catch_up: None,
         };
         match start {
             Start::Now => {
@@ -461,11 +638,21 @@ impl MemoryHub {
                 }
                 None => {
                     sub.cursor = 0;
+                    if self.log.is_some() {
+                        sub.catch_up = Some(Box::new(CatchUp {
+                            hidden: None,
+                            quiet: true,
+                        }));
+                    }
                     for (i, ch) in sub.channels.iter().enumerate() {
                         let inner = ch.inner.lock().expect("channel lock");
                         let evicted = ch.evicted_through.load(Ordering::Acquire);
                         sub.acked_evictions[i] = evicted;
-                        if requests[i].implicit && inner.events.is_empty() && evicted == 0 {
+                        let held = match &self.log {
+                            Some(log) => !inner.events.is_empty() || log.holds_channel(&ch.name),
+                            None => !inner.events.is_empty() || evicted > 0,
+                        };
+                        if requests[i].implicit && !held {
                             continue;
                         }
                         sub.initial.push(Delivery::Reset {
@@ -701,6 +888,28 @@ pub struct MemorySubscription {
     lag_reason: ResetReason,
     /// Deliveries decided at subscribe time (resets, backlog).
     initial: Vec<Delivery>,
+    /// With a log, while catching up from disk (boxed: most subscribers
+    /// never do, and each costs its size).
+    catch_up: Option<Box<CatchUp>>,
+}
+
+/// A subscription's state while it reads from the log.
+#[derive(Default)]
+struct CatchUp {
+    /// Per channel, what the log no longer serves, computed by the
+    /// catch-up's first read and kept for the next ones.
+    hidden: Option<Vec<u64>>,
+    /// After an unknown id the `reset` is already queued: events the log no
+    /// longer serves need no second one.
+    quiet: bool,
+}
+
+/// What a subscription does next.
+enum Step {
+    /// Deliver this (maybe nothing: then wait for a publish).
+    Ready(Vec<Delivery>),
+    /// Read this from the log first.
+    Disk(DiskRead),
 }
 
 impl MemorySubscription {
@@ -720,14 +929,50 @@ impl MemorySubscription {
         events.into_iter().map(Delivery::Event).collect()
     }
 
-    /// Deliveries ready now, without waiting.
+    /// Deliveries ready now, without waiting (a read from the log, if one
+    /// is due, is done on this thread).
     pub fn ready_batch(&mut self) -> Vec<Delivery> {
+        match self.step() {
+            Step::Ready(batch) => batch,
+            Step::Disk(read) => self.apply_disk(read.run()),
+        }
+    }
+
+    /// Waits for the next non-empty batch. Reads from the log run on the
+    /// blocking pool.
+    pub async fn next_batch(&mut self) -> Vec<Delivery> {
+        loop {
+            match self.step() {
+                Step::Ready(batch) if !batch.is_empty() => return batch,
+                Step::Ready(_) => self.notify.notified().await,
+                Step::Disk(read) => {
+                    let result = tokio::task::spawn_blocking(move || read.run())
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(WalError::Poisoned(format!("log read failed: {e}").into()))
+                        });
+                    let batch = self.apply_disk(result);
+                    if !batch.is_empty() {
+                        return batch;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What to deliver next: the initial deliveries, events from memory, or
+    /// (with a log, when a channel's memory no longer reaches back to the
+    /// cursor) a read from the log.
+    fn step(&mut self) -> Step {
         if !self.initial.is_empty() {
-            return std::mem::take(&mut self.initial);
+            return Step::Ready(std::mem::take(&mut self.initial));
         }
         let snapshot = self.hub.committed.load(Ordering::Acquire);
         if snapshot <= self.cursor {
-            return Vec::new();
+            return Step::Ready(Vec::new());
+        }
+        if let Some(read) = self.disk_read(snapshot) {
+            return Step::Disk(read);
         }
         let mut resets = Vec::new();
         let mut events: Vec<Arc<StoredEvent>> = Vec::new();
@@ -737,6 +982,14 @@ impl MemorySubscription {
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
             let evicted = ch.evicted_through.load(Ordering::Acquire);
+            if evicted > self.cursor && self.hub.log.is_some() {
+                // Evicted since `disk_read` looked: read it from the log.
+                drop(inner);
+                return match self.disk_read(snapshot) {
+                    Some(read) => Step::Disk(read),
+                    None => Step::Ready(Vec::new()),
+                };
+            }
             if evicted > self.cursor && evicted > self.acked_evictions[i] {
                 self.acked_evictions[i] = evicted;
                 resets.push(Delivery::Reset {
@@ -758,6 +1011,7 @@ impl MemorySubscription {
             }
         }
         self.lag_reason = ResetReason::Lagged;
+        self.catch_up = None;
         if self.channels.len() > 1 {
             events.sort_by_key(|e| e.seq);
         }
@@ -769,19 +1023,119 @@ impl MemorySubscription {
             None => self.cursor = snapshot,
         }
         resets.extend(events.into_iter().map(Delivery::Event));
-        resets
+        Step::Ready(resets)
     }
 
-    /// Waits for the next non-empty batch.
-    pub async fn next_batch(&mut self) -> Vec<Delivery> {
-        loop {
-            let batch = self.ready_batch();
-            if !batch.is_empty() {
-                return batch;
-            }
-            self.notify.notified().await;
+    /// With a log: the read that fills the gap between the cursor and what
+    /// the memory holds, if there is one.
+    fn disk_read(&mut self, snapshot: u64) -> Option<DiskRead> {
+        let log = self.hub.log.as_ref()?;
+        let behind = self
+            .channels
+            .iter()
+            .map(|ch| ch.evicted_through.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0);
+        if behind <= self.cursor {
+            self.catch_up = None;
+            return None;
         }
+        Some(DiskRead {
+            log: log.clone(),
+            channels: self.channels.iter().map(|c| c.name.clone()).collect(),
+            envelope_bytes: self.hub.envelope_bytes.clone(),
+            keep: self.hub.limits.history,
+            hidden: self.catch_up.as_mut().and_then(|c| c.hidden.take()),
+            after: self.cursor,
+            through: behind.min(snapshot),
+            max_records: MAX_BATCH,
+        })
     }
+
+    /// Delivers what a read from the log found: first a `reset` for each
+    /// channel whose events the log no longer serves past the cursor, then
+    /// the events. A failed read is reported as `reset`s and skipped, never
+    /// silently.
+    fn apply_disk(&mut self, result: Result<DiskBatch, WalError>) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let batch = match result {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!("reading the event log for a subscriber failed: {e}");
+                let through = self
+                    .channels
+                    .iter()
+                    .map(|ch| ch.evicted_through.load(Ordering::Acquire))
+                    .max()
+                    .unwrap_or(0);
+                for ch in &self.channels {
+                    out.push(Delivery::Reset {
+                        channel: ch.name.clone(),
+                        reason: ResetReason::HistoryLost,
+                    });
+                }
+                self.cursor = self.cursor.max(through);
+                self.catch_up = None;
+                return out;
+            }
+        };
+        let catch_up = self.catch_up.get_or_insert_with(Box::default);
+        if batch.fresh {
+            for (i, &hidden) in batch.hidden.iter().enumerate() {
+                if hidden > self.cursor && hidden > self.acked_evictions[i] {
+                    self.acked_evictions[i] = hidden;
+                    if !catch_up.quiet {
+                        out.push(Delivery::Reset {
+                            channel: self.channels[i].name.clone(),
+                            reason: self.lag_reason,
+                        });
+                    }
+                }
+            }
+            catch_up.quiet = false;
+        }
+        out.extend(batch.events.into_iter().map(Delivery::Event));
+        self.cursor = self.cursor.max(batch.scanned_through);
+        catch_up.hidden = (self.cursor < batch.through).then_some(batch.hidden);
+        self.lag_reason = ResetReason::Lagged;
+        out
+    }
+}
+
+/// Writes `events` (numbered from `first`) to the log as one append.
+fn log_events(
+    log: &Wal,
+    channel: &ChannelName,
+    first: u64,
+    events: &[PendingEvent],
+    source: Option<SourcePosition>,
+) -> Result<(), HubError> {
+    let time_ms = now_ms();
+    let fields: Vec<_> = events.iter().map(|e| e.fields()).collect();
+    let data: Vec<_> = fields.iter().map(|f| f.data()).collect();
+    let records: Vec<NewRecord<'_>> = fields
+        .iter()
+        .zip(&data)
+        .enumerate()
+        .map(|(i, (f, data))| NewRecord {
+            seq: first + i as u64,
+            time_ms,
+            channel,
+            event_type: f.event_type,
+            data,
+            source: if events.len() == 1 { source } else { None },
+        })
+        .collect();
+    log.append(&records)
+        .map(drop)
+        .map_err(|e| HubError::Log(e.to_string()))
+}
+
+/// Milliseconds since the Unix epoch, for the log's records.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Drop for MemorySubscription {

@@ -13,11 +13,13 @@
 //! channels they leave empty and unsubscribed.
 //!
 //! The hub knows nothing of HTTP or files. [`Hub`] is an enum of backends:
-//! the in-memory one (one process) and Redis (many nodes sharing channels,
-//! see [`redis`]). Channel
-//! names are parsed once into [`ChannelName`]; what a channel is comes from
-//! [`ChannelName::kind`] alone.
+//! the in-memory one (one process), optionally fed through the write-ahead
+//! log of `--data-dir` ([`Hub::durable`]), and Redis (many nodes sharing
+//! channels, see [`redis`]). Channel names are parsed once into
+//! [`ChannelName`]; what a channel is comes from [`ChannelName::kind`]
+//! alone.
 
+mod durable;
 mod event;
 mod memory;
 mod name;
@@ -129,6 +131,12 @@ pub enum HubError {
         /// The node that holds it.
         node: String,
     },
+    /// The write-ahead log (`--data-dir`) could not take or give events.
+    #[error("the event log failed: {0}")]
+    Log(String),
+    /// An id given as a position (`before=`) is not one of this hub's.
+    #[error("unknown event id {0:?}")]
+    UnknownId(String),
 }
 
 /// Whether the hub can serve everything now.
@@ -139,6 +147,40 @@ pub enum Health {
     /// Publishing is refused for now (Redis unreachable or silent); open
     /// streams stay open. The text says what failed.
     Degraded(String),
+}
+
+/// One event of `/api/history`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryEvent {
+    /// The event's original id.
+    pub id: String,
+    /// Its channel.
+    pub channel: String,
+    /// Its type (`message` by default).
+    #[serde(rename = "event")]
+    pub event_type: String,
+    /// Its data.
+    pub data: String,
+}
+
+impl HistoryEvent {
+    fn of(event: &StoredEvent) -> Self {
+        HistoryEvent {
+            id: event.id().to_string(),
+            channel: event.channel.to_string(),
+            event_type: event.event_type().to_string(),
+            data: event.data().into_owned(),
+        }
+    }
+}
+
+/// A page of `/api/history`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryPage {
+    /// The events, newest first.
+    pub events: Vec<HistoryEvent>,
+    /// Pass as `before` for the next (older) page; `None`: nothing older.
+    pub next_before: Option<String>,
 }
 
 /// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
@@ -333,7 +375,7 @@ pub enum Subscription {
 /// Publishes the lines of one log stream, from the follower's (synchronous)
 /// side.
 pub enum LogPublisher {
-    /// Straight into the memory hub.
+    /// Straight into the memory hub (through its write-ahead log, if any).
     Memory {
         /// The hub.
         hub: Arc<MemoryHub>,
@@ -345,15 +387,22 @@ pub enum LogPublisher {
 }
 
 impl LogPublisher {
-    /// Publishes one line as a `message` event.
+    /// Publishes one line as a `message` event. With a write-ahead log,
+    /// `source` (the line's file position) is stored with it, so that
+    /// following resumes exactly there after a restart; Redis has no use
+    /// for it.
     ///
     /// # Errors
     /// The memory hub's refusals; with Redis, a full queue (Redis has been
     /// unreachable for a while).
-    pub fn publish(&self, line: &str) -> Result<(), HubError> {
+    pub fn publish(
+        &self,
+        line: &str,
+        source: Option<crate::wal::SourcePosition>,
+    ) -> Result<(), HubError> {
         match self {
             LogPublisher::Memory { hub, channel } => hub
-                .publish(channel, crate::sse::DEFAULT_EVENT_TYPE, line)
+                .publish_from(channel, crate::sse::DEFAULT_EVENT_TYPE, line, source)
                 .map(drop),
             LogPublisher::Redis(queue) => {
                 if queue.push(line.to_string()) {
@@ -372,6 +421,78 @@ impl Hub {
     /// An in-memory hub with these limits.
     pub fn memory(limits: HubLimits) -> Hub {
         Hub::Memory(Arc::new(MemoryHub::new(limits)))
+    }
+
+    /// An in-memory hub with these limits, fed through the write-ahead log
+    /// `log`: every event is appended to it first, ids survive restarts,
+    /// and what leaves the memory is read back from disk. The memory starts
+    /// with the newest `warm_bytes` of the log.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub fn durable(
+        limits: HubLimits,
+        log: Arc<crate::wal::Wal>,
+        warm_bytes: u64,
+    ) -> Result<Hub, HubError> {
+        MemoryHub::with_log(limits, log, warm_bytes)
+            .map(|hub| Hub::Memory(Arc::new(hub)))
+            .map_err(|e| HubError::Log(e.to_string()))
+    }
+
+    /// Waits until everything published so far is on disk when the log is
+    /// kept with `--fsync always`; returns at once otherwise. A publisher
+    /// answers its client after this.
+    ///
+    /// # Errors
+    /// The log failed.
+    pub async fn flush(&self) -> Result<(), HubError> {
+        match self {
+            Hub::Memory(hub) => hub.flush().await,
+            // Redis answered the publish: it has the event.
+            Hub::Redis(_) => Ok(()),
+        }
+    }
+
+    /// Retained events of `channel` older than the event `before` (or the
+    /// newest), newest first, whose data passes `filter`: at most `limit`.
+    /// Read from the log when there is one (on the blocking pool), from the
+    /// channel's stream in Redis with `--redis`, else from memory. A read
+    /// looks at a bounded amount of history; a page can so hold fewer than
+    /// `limit` events with a `next_before` to go on from.
+    ///
+    /// # Errors
+    /// A `before` that is not an id of this hub, or a failed read (Redis
+    /// unavailable).
+    pub async fn history(
+        &self,
+        channel: &ChannelName,
+        before: Option<&str>,
+        limit: usize,
+        filter: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> Result<HistoryPage, HubError> {
+        match self {
+            Hub::Memory(hub) => {
+                let (hub, channel) = (hub.clone(), channel.clone());
+                let before = before.map(str::to_string);
+                // Reading the log is file I/O, and a regex over many events
+                // is CPU: neither runs on the async workers.
+                tokio::task::spawn_blocking(move || {
+                    hub.history(&channel, before.as_deref(), limit, &filter)
+                })
+                .await
+                .map_err(|e| HubError::Log(format!("history read failed: {e}")))?
+            }
+            Hub::Redis(hub) => hub.history(channel, before, limit, &filter).await,
+        }
+    }
+
+    /// The write-ahead log, if the hub has one (never with Redis).
+    pub fn log(&self) -> Option<&Arc<crate::wal::Wal>> {
+        match self {
+            Hub::Memory(hub) => hub.log(),
+            Hub::Redis(_) => None,
+        }
     }
 
     /// Publishes one event; `data` line breaks are normalised to LF. The

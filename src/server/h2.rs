@@ -369,7 +369,7 @@ mod tests {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let config =
             crate::config::ServeConfig::from_args(["/nonexistent/tailcast-h2.log"]).unwrap();
-        let conns = Connections::start(config, crate::auth::Auth::off(), &tracker, &shutdown)
+        let conns = Connections::start(config, &tracker, &shutdown)
             .await
             .unwrap();
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);

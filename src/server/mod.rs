@@ -59,13 +59,9 @@ pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
-        .await
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    warn_if_public_without_auth(&listener, &auth);
     let tracker = TaskTracker::new();
-    let connections = match Connections::start(config, auth, &tracker, &shutdown).await {
-        Ok(connections) => connections,
+    let (state, demo_dir) = match start_app(config, &tracker, &shutdown).await {
+        Ok(started) => started,
         Err(e) => {
             // Tasks already started (Redis supervisor, followers) stop.
             shutdown.cancel();
@@ -74,25 +70,42 @@ pub async fn run(
             return Err(e);
         }
     };
+    warn_if_public_without_auth(&listener, &state.auth);
+    let log = state.hub.log().cloned();
+    let connections = Connections::new(state, demo_dir, &tracker, &shutdown)?;
     let served = serve(listener, connections.clone()).await;
     connections.hub.release_claims().await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+    if let Some(log) = log {
+        // The last checkpoints and fsync, off the runtime.
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = log.checkpoints().save() {
+                tracing::warn!("cannot save follower checkpoints: {e}");
+            }
+            log.close();
+        })
+        .await;
+    }
     drop(connections.demo_dir.lock().ok().and_then(|mut d| d.take()));
     served
 }
 
-/// Builds the application state and starts its tasks on `tracker`: log
-/// followers (or the demo generator, whose folder is returned to be kept
-/// until the end), the heartbeat tick, the demo feed, the host sampler.
-/// With `--redis`, connects to Redis first and claims the log streams
-/// (another node following one of the names is an error).
+/// Builds the application state and starts its tasks on `tracker`: access
+/// control, log followers (or the demo generator, whose folder is returned
+/// to be kept until the end), the heartbeat tick, the hub's sweeper, the
+/// demo feed, the host sampler. The hub is in memory, fed through the
+/// write-ahead log of `--data-dir`, or shared through Redis (`--redis`:
+/// connected first, and the log streams claimed; another node following
+/// one of the names is an error).
 async fn start_app(
     config: ServeConfig,
-    auth: Auth,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> io::Result<(Arc<AppState>, Option<tempfile::TempDir>)> {
+    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
     let limits = HubLimits {
         history: config.history,
@@ -100,9 +113,8 @@ async fn start_app(
         history_ttl: config.history_ttl,
         max_channels: config.max_channels,
     };
-    let hub = match &config.redis {
-        None => Hub::memory(limits),
-        Some(url) => {
+    let hub = match (&config.redis, &config.data_dir) {
+        (Some(url), _) => {
             let options = crate::hub::redis::RedisOptions {
                 url: url.clone(),
                 prefix: config.redis_prefix.clone(),
@@ -114,6 +126,8 @@ async fn start_app(
                 .map_err(io::Error::other)?;
             Hub::Redis(hub)
         }
+        (None, Some(dir)) => open_durable_hub(dir, &config, limits).await?,
+        (None, None) => Hub::memory(limits),
     };
     let opts = FollowOptions {
         max_line: config.max_line,
@@ -265,16 +279,52 @@ async fn serve(listener: TcpListener, connections: Arc<Connections>) -> io::Resu
     Ok(())
 }
 
+/// Opens the write-ahead log in `dir` (checking it, cutting a torn tail)
+/// and the hub fed through it, off the async runtime.
+async fn open_durable_hub(
+    dir: &std::path::Path,
+    config: &ServeConfig,
+    limits: HubLimits,
+) -> io::Result<Hub> {
+    use crate::wal::{Wal, WalOptions};
+    let dir = dir.to_path_buf();
+    let opts = WalOptions::new(config.fsync, config.retention_bytes as u64);
+    // Events take about twice their log size in memory (data and the
+    // encoded frame): warm with half of --history-bytes.
+    let warm_bytes = config.history_bytes as u64 / 2;
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let log = Wal::open(&dir, opts).map_err(io::Error::other)?;
+        let recovery = log.recovery().clone();
+        let log = Arc::new(log);
+        let hub = Hub::durable(limits, log.clone(), warm_bytes).map_err(io::Error::other)?;
+        tracing::info!(
+            dir = %dir.display(),
+            segments = recovery.segments,
+            events = recovery.records,
+            bytes = recovery.bytes,
+            repaired = recovery.repairs.len(),
+            last_seq = log.last_seq(),
+            fsync = %opts.fsync,
+            "event log opened in {:.3}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(hub)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
 impl Connections {
-    /// Builds the application (see [`start_app`]) and what its connections
-    /// share; starts the TLS reloader when TLS is configured.
-    async fn start(
-        config: ServeConfig,
-        auth: Auth,
+    /// What the connections of `state` share; starts the TLS reloader
+    /// when TLS is configured. `demo_dir` is kept until the end.
+    fn new(
+        state: Arc<AppState>,
+        demo_dir: Option<tempfile::TempDir>,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
-        let send_timeout = config.send_timeout;
+        let config = &state.config;
         let timeouts = Timeouts {
             header: config.header_timeout,
             idle: config.idle_timeout,
@@ -288,17 +338,15 @@ impl Connections {
             }
             _ => None,
         };
-        let per_ip = PerIpStreams::new(config.max_connections_per_ip);
-        let (state, demo_dir) = start_app(config, auth, tracker, shutdown).await?;
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // Head and idle deadlines are ours (see `timeouts`).
         http1.header_read_timeout(None);
         Ok(Arc::new(Connections {
-            send_timeout,
+            send_timeout: config.send_timeout,
             timeouts,
             http1,
             http2: h2::builder(),
-            per_ip,
+            per_ip: PerIpStreams::new(config.max_connections_per_ip),
             tls,
             metrics: state.metrics.clone(),
             hub: state.hub.clone(),
@@ -306,6 +354,17 @@ impl Connections {
             router: http::router(state),
             demo_dir: std::sync::Mutex::new(demo_dir),
         }))
+    }
+
+    /// The application and its connections' shared state, for tests.
+    #[cfg(test)]
+    async fn start(
+        config: ServeConfig,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> io::Result<Arc<Connections>> {
+        let (state, demo_dir) = start_app(config, tracker, shutdown).await?;
+        Connections::new(state, demo_dir, tracker, shutdown)
     }
 
     /// Serves one accepted connection: TLS first when configured, then by
@@ -523,7 +582,7 @@ mod tests {
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let config = ServeConfig::from_args(["/nonexistent/tailcast-size-test.log"]).unwrap();
-        let connections = Connections::start(config, crate::auth::Auth::off(), &tracker, &shutdown)
+        let connections = Connections::start(config, &tracker, &shutdown)
             .await
             .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -689,10 +689,9 @@ mod tests {
             crate::config::ServeConfig::from_args([format!("app={}", log.display())]).unwrap();
         let tracker = tokio_util::task::TaskTracker::new();
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let (state, _demo) =
-            crate::server::start_app(config, crate::auth::Auth::off(), &tracker, &shutdown)
-                .await
-                .unwrap();
+        let (state, _demo) = crate::server::start_app(config, &tracker, &shutdown)
+            .await
+            .unwrap();
         let router = crate::http::router(state);
 
         let sample = |pattern: &str| pattern.replace("{name}", "app").replace("{channel}", "app");

@@ -9,8 +9,8 @@
 //! old pair is kept. Renewals that replace the files (certbot swaps the
 //! symlinks in `live/`) or rewrite them in place are both seen: the parent
 //! directories are watched, each burst of events is left to settle for
-//! [`SETTLE`] before reading, and the files' identity (inode, size, mtime)
-//! is also polled every [`POLL`] as a safety net.
+//! `SETTLE` (0.3 s) before reading, and the files' identity (inode, size, mtime)
+//! is also polled every `POLL` (10 s) as a safety net.
 //!
 //! ALPN offers `h2` then `http/1.1`; the connection code picks HTTP/2 or
 //! the HTTP/1.1 lean path from the result.
@@ -142,10 +142,31 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
 pub fn prepare(cert: &Path, key: &Path) -> Result<(), TlsError> {
     load(cert, key)?;
     #[cfg(unix)]
-    if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        tracing::warn!("cannot handle SIGHUP: {e}");
+    {
+        let listener = hangup_listener();
+        *EARLY_HANGUP.lock().unwrap_or_else(|e| e.into_inner()) = listener;
     }
     Ok(())
+}
+
+/// The SIGHUP listener made by [`prepare`], kept for the reloader: a
+/// listener only sees signals sent after it was made, and the reloader
+/// starts after the address is printed.
+#[cfg(unix)]
+static EARLY_HANGUP: std::sync::Mutex<Option<tokio::signal::unix::Signal>> =
+    std::sync::Mutex::new(None);
+
+/// A new SIGHUP listener (taking SIGHUP over from its default, which ends
+/// the process), or `None` with a warning.
+#[cfg(unix)]
+fn hangup_listener() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            tracing::warn!("cannot handle SIGHUP: {e}");
+            None
+        }
+    }
 }
 
 impl Certificates {
@@ -211,11 +232,14 @@ impl Certificates {
         let wake = Arc::new(Notify::new());
         let watcher = watch_dirs(&[&self.cert, &self.key], wake.clone());
         let certificates = self.clone();
+        #[cfg(unix)]
+        let mut hangup = EARLY_HANGUP
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .or_else(hangup_listener);
         tracker.spawn(async move {
             let _watcher = watcher;
-            #[cfg(unix)]
-            let mut hangup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             let mut poll = tokio::time::interval(POLL);
             poll.tick().await;
             loop {

@@ -472,6 +472,76 @@ test("after the server restarts, the page reconnects by itself", async (t) => {
   assert.ok(fs.existsSync(dir));
 });
 
+test("scrolled to the top, a view loads earlier lines from the server's history", async (t) => {
+  const data = tempDir();
+  t.after(() => fs.rmSync(data, { recursive: true, force: true }));
+  const { url, paths, ctx, server } = await setup(t, { args: ["--backlog", "100", "--data-dir", data] });
+  const file = paths["app.log"];
+  // Published before the page opens: it gets only the last 100 as backlog.
+  appendLines(file, numbered("old", 0, 300));
+  await waitFor(async () => {
+    const resp = await fetch(`${server.url}/api/history?channel=log:app.log&limit=1`);
+    return (await resp.json()).events[0]?.data === "old 299";
+  }, { message: "300 lines published" });
+  const page = await openConsole(ctx, `${url}/`);
+  await expectLines(page, numbered("old", 200, 300), "the backlog");
+  const top = () => page.$eval(".log", (l) => {
+    l.scrollTop = 0;
+    l.dispatchEvent(new Event("scroll"));
+  });
+  await top();
+  await waitFor(async () => (await lineTexts(page))[0] === "old 0", { message: "earlier lines on top" });
+  assert.deepEqual(await lineTexts(page), numbered("old", 0, 300), "every line once, in order");
+  // The view stayed where it was: the line that was first is still in sight.
+  const firstShown = await page.$eval(".log", (l) => {
+    const box = l.getBoundingClientRect();
+    return [...l.querySelectorAll(".line")].find((e) => e.getBoundingClientRect().bottom > box.top)?.textContent;
+  });
+  assert.notEqual(firstShown, "old 0");
+  await top();
+  await waitFor(() => page.locator(".earlier").textContent().then((t) => t === "start of history"), { message: "the start is reached" });
+  appendLines(file, ["live after"]);
+  await waitFor(async () => (await lineTexts(page)).at(-1) === "live after", { message: "live lines go on" });
+  await screenshot(page, "console-earlier-lines");
+  assert.deepEqual(page.errors, []);
+});
+
+test("the history search box finds matching lines, newest first, page by page", async (t) => {
+  const { url, paths, ctx, server } = await setup(t, { files: ["app.log", "db.log"] });
+  const newest = async (channel) => {
+    const resp = await fetch(`${server.url}/api/history?channel=${channel}&limit=1`);
+    return (await resp.json()).events[0]?.data;
+  };
+  const lines = Array.from({ length: 260 }, (_, i) => `${i % 2 ? "INFO" : "ERROR"} app ${i}`);
+  appendLines(paths["app.log"], lines);
+  await waitFor(async () => (await newest("log:app.log")) === "INFO app 259", { message: "app lines published" });
+  appendLines(paths["db.log"], ["ERROR db 0", "INFO db 1"]);
+  await waitFor(async () => (await newest("log:db.log")) === "INFO db 1", { message: "db lines published" });
+  const page = await openConsole(ctx, `${url}/#streams=log:app.log,log:db.log`);
+  await page.fill("#history-q", "^ERROR");
+  await page.press("#history-q", "Enter");
+  const results = () => lineTexts(page, "#history-results .line .text");
+  await waitFor(async () => (await results()).length === 100, { message: "first 100 matches" });
+  const first = await results();
+  assert.equal(first[0], "ERROR db 0", "newest first across both streams");
+  assert.equal(first[1], "ERROR app 258");
+  assert.ok(first.every((l) => l.startsWith("ERROR")));
+  assert.match(await page.locator("#history-summary").textContent(), /100 matching/);
+  await page.click("#history-more");
+  await waitFor(async () => (await results()).length === 131, { message: "all 131 matches" });
+  const all = await results();
+  assert.equal(all.at(-1), "ERROR app 0");
+  assert.equal(new Set(all).size, 131, "no match twice");
+  assert.equal(await page.locator("#history-more").isVisible(), false);
+  await screenshot(page, "console-history-search");
+  // A bad regex is reported, not thrown.
+  await page.keyboard.press("Escape");
+  await page.fill("#history-q", "(");
+  await page.press("#history-q", "Enter");
+  await waitFor(() => page.locator("#history-summary").textContent().then((t) => /regex/.test(t)), { message: "regex error shown" });
+  assert.deepEqual(page.errors.filter((e) => !e.includes("400")), []);
+});
+
 test("auto-scroll stops when scrolled up and resumes at the bottom", async (t) => {
   const { url, paths, ctx } = await setup(t);
   const page = await openConsole(ctx, `${url}/`);

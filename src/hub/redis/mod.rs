@@ -49,6 +49,7 @@
 mod census;
 mod claims;
 mod feed;
+mod history;
 mod lines;
 mod link;
 mod replica;
@@ -62,8 +63,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    Batch, ChannelInfo, ChannelName, ChannelRequest, Health, HistoryUsage, HubError, HubLimits,
-    Published, Start, Swept,
+    Batch, ChannelInfo, ChannelName, ChannelRequest, Health, HistoryPage, HistoryUsage, HubError,
+    HubLimits, Published, Start, Swept,
 };
 
 pub use claims::LogOwner;
@@ -380,6 +381,22 @@ impl RedisHub {
         infos.extend(local.into_values().filter(|c| c.subscribers > 0));
         infos.sort_by(|a, b| a.name.cmp(&b.name));
         infos
+    }
+
+    /// See [`super::Hub::history`]: read from the channel's stream in Redis
+    /// (the current epoch's events), newest first, at most
+    /// [`history::SCAN_BUDGET`] bytes looked at per call.
+    ///
+    /// # Errors
+    /// A `before` that is not an id of the current epoch; Redis unavailable.
+    pub async fn history(
+        &self,
+        channel: &ChannelName,
+        before: Option<&str>,
+        limit: usize,
+        filter: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<HistoryPage, HubError> {
+        history::read(&self.node, channel, before, limit, filter).await
     }
 
     /// See [`super::Hub::ensure_channel`]: a local entry only.
