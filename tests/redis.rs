@@ -849,3 +849,30 @@ async fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits() {
     );
     assert!(!stderr.contains("secret"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_keeps_history_bytes_in_memory_and_resumes_the_rest_from_redis() {
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), "a", &["--history-bytes", "8KiB", NO_FILES]).await;
+    let pad = "x".repeat(100);
+    let first = publish_ok(&a, "big", &format!("0 {pad}")).await;
+    for i in 1..300 {
+        publish_ok(&a, "big", &format!("{i} {pad}")).await;
+    }
+    let (_, health) = eventually("the replica caught up", || async {
+        let (status, body) = health(&a).await;
+        (body["history_events"].as_u64() > Some(0)).then_some((status, body))
+    })
+    .await;
+    let bytes = health["history_bytes"].as_u64().unwrap();
+    assert!(bytes <= 8192 + 512, "{health}");
+    assert!(health["history_events"].as_u64().unwrap() < 300, "{health}");
+    // Resume from the very first event: the rest comes from Redis, exactly.
+    let mut sse = Sse::connect_with(&a.url("/realtime/big"), &[("last-event-id", &first)]).await;
+    let (events, resets) = collect(&mut sse, 299).await;
+    assert!(resets.is_empty(), "{resets:?}");
+    assert_increasing(&events);
+    for (i, frame) in events.iter().enumerate() {
+        assert_eq!(frame.data(), format!("{} {pad}", i + 1));
+    }
+}

@@ -120,8 +120,8 @@ pub struct RedisOptions {
     /// `history`: events kept per channel (locally and in Redis);
     /// `max_channels`: channels in the cluster; `history_ttl`: a channel's
     /// stream expires this long after its last publish, and idle channels
-    /// leave the replicas (zero: never). `history_bytes` is not applied to
-    /// the replica yet.
+    /// leave the replicas (zero: never); `history_bytes`: the replica's
+    /// retained events in all (the oldest leave first; Redis keeps them).
     pub limits: HubLimits,
 }
 
@@ -244,7 +244,11 @@ impl RedisHub {
             redis::Client::open(opts.url.as_str()).map_err(|e| StartError::Url(e.to_string()))?;
         let node = Arc::new(Node {
             keys: Keys::new(&opts.prefix),
-            replica: Replica::new(opts.limits.history, opts.limits.max_channels),
+            replica: Replica::new(
+                opts.limits.history,
+                opts.limits.max_channels,
+                opts.limits.history_bytes,
+            ),
             client,
             instance: format!("{:016x}", rand::random::<u64>()),
             scripts: Scripts::new(),

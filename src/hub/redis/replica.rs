@@ -60,6 +60,14 @@ const HISTORY_LOST: ResetReason = ResetReason::HistoryLost;
 pub(crate) struct Replica {
     history: usize,
     max_channels: usize,
+    /// `--history-bytes`: retained events of all channels together.
+    history_bytes: usize,
+    /// Retained events in number order (the feed reader's apply order), for
+    /// evicting the oldest first when `history_bytes` is passed. Entries of
+    /// events already gone otherwise are skipped when met, and compacted
+    /// away when they outnumber the live ones. Written by the feed reader
+    /// only (std mutex, never held across an await).
+    oldest: Mutex<VecDeque<(u64, Arc<Channel>)>>,
     /// Highest number whose event is in its channel here.
     committed: AtomicU64,
     /// Bumped on every epoch change, before the replica is cleared.
@@ -113,10 +121,12 @@ fn is_pinned(name: &ChannelName) -> bool {
 }
 
 impl Replica {
-    pub(crate) fn new(history: usize, max_channels: usize) -> Self {
+    pub(crate) fn new(history: usize, max_channels: usize, history_bytes: usize) -> Self {
         Replica {
             history: history.max(1),
             max_channels,
+            history_bytes,
+            oldest: Mutex::new(VecDeque::new()),
             committed: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             state: RwLock::new(LineState {
@@ -286,6 +296,41 @@ impl Replica {
         }
     }
 
+    /// Drops the oldest retained events, whatever their channel, while the
+    /// replica holds more than `--history-bytes` (the newest event stays).
+    /// A subscriber that still needs them reads them from Redis.
+    fn evict_for_bytes(&self) {
+        let mut oldest = self.oldest.lock().expect("oldest lock");
+        while self.retained_bytes.load(Ordering::Relaxed)
+            + self.envelope_bytes.load(Ordering::Relaxed)
+            > self.history_bytes
+            && self.retained.load(Ordering::Relaxed) > 1
+        {
+            let Some((seq, ch)) = oldest.pop_front() else {
+                break;
+            };
+            let mut inner = ch.inner.lock().expect("channel lock");
+            if inner.events.front().is_some_and(|e| e.seq == seq) {
+                if let Some(old) = inner.events.pop_front() {
+                    inner.floor = old.seq;
+                    self.retained.fetch_sub(1, Ordering::Relaxed);
+                    self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
+                }
+            }
+        }
+        let live = self.retained.load(Ordering::Relaxed);
+        if oldest.len() > 2 * live + 1024 {
+            oldest.retain(|(seq, ch)| {
+                ch.inner
+                    .lock()
+                    .expect("channel lock")
+                    .events
+                    .binary_search_by_key(seq, |e| e.seq)
+                    .is_ok()
+            });
+        }
+    }
+
     /// Empties a channel's history, keeping the counters right.
     fn forget_events(&self, inner: &mut ChannelInner) -> usize {
         let n = inner.events.len();
@@ -415,10 +460,15 @@ impl Replica {
                 }
             }
             drop(inner);
+            self.oldest
+                .lock()
+                .expect("oldest lock")
+                .push_back((entry.seq, ch.clone()));
             if !touched.iter().any(|c| Arc::ptr_eq(c, &ch)) {
                 touched.push(ch);
             }
         }
+        self.evict_for_bytes();
         if committed == start {
             return None;
         }
