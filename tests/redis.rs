@@ -714,15 +714,18 @@ async fn a_silent_redis_connection_is_detected_by_the_liveness_probe_within_seco
 async fn channels_idle_past_history_ttl_leave_the_cluster_and_free_their_slot() {
     let redis = Redis::start(false);
     // Four channels at most: the node's own log stream and the demo feed
-    // (published every 2 s, so never idle for 3 s) take two.
+    // (published every 2 s while /stream has a subscriber, so never idle
+    // for 3 s) take two.
     let a = node(
         &redis.url(),
         "a",
         &["--history-ttl", "3s", "--max-channels", "4", NO_FILES],
     )
     .await;
-    eventually("the demo feed listed", || async {
-        stream_info(&a, "stream").await.map(drop)
+    let _demo_subscriber = Sse::connect(&a.url("/stream")).await;
+    eventually("the demo feed published", || async {
+        let info = stream_info(&a, "stream").await?;
+        info["last_id"].is_string().then_some(())
     })
     .await;
     publish_ok(&a, "c1", "x").await;
@@ -875,4 +878,101 @@ async fn a_node_keeps_history_bytes_in_memory_and_resumes_the_rest_from_redis() 
     for (i, frame) in events.iter().enumerate() {
         assert_eq!(frame.data(), format!("{} {pad}", i + 1));
     }
+}
+
+/// `GET /api/history` on `server`, as JSON.
+async fn history(server: &Server, query: &str) -> (u16, serde_json::Value) {
+    let (status, body) = get(&server.url(&format!("/api/history?{query}"))).await;
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_published_on_one_node_is_read_on_another_from_redis_newest_first() {
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), "a", &[NO_FILES]).await;
+    // B's memory holds a few of these events at most: its history comes
+    // from the channel's stream in Redis.
+    let b = node(&redis.url(), "b", &["--history-bytes", "8KiB", NO_FILES]).await;
+    let pad = "x".repeat(300);
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let level = if i % 3 == 0 { "ERROR" } else { "INFO" };
+        ids.push(publish_ok(&a, "h", &format!("{level} {i} {pad}")).await);
+    }
+    let number = |event: &serde_json::Value| -> usize {
+        let data = event["data"].as_str().unwrap();
+        data.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+
+    let (status, page) = history(&b, "channel=h&limit=3").await;
+    assert_eq!(status, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.iter().map(number).collect::<Vec<_>>(), [59, 58, 57]);
+    assert_eq!(events[0]["id"], ids[59].as_str(), "the id given at publish");
+    assert_eq!(events[0]["channel"], "h");
+    assert_eq!(events[0]["event"], "message");
+
+    // Filtered by a regex, paged with before/next_before down to the oldest.
+    let mut errors = Vec::new();
+    let mut query = "channel=h&q=%5EERROR&limit=8".to_string();
+    let mut pages = 0;
+    loop {
+        let (status, page) = history(&b, &query).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        for event in page["events"].as_array().unwrap() {
+            assert_eq!(event["id"], ids[number(event)].as_str());
+            errors.push(number(event));
+        }
+        match page["next_before"].as_str() {
+            Some(before) => query = format!("channel=h&q=%5EERROR&limit=8&before={before}"),
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end: {page}");
+    }
+    assert_eq!(errors, (0..60).rev().filter(|i| i % 3 == 0).collect::<Vec<_>>());
+
+    // The same answer on the node that published.
+    let (_, on_a) = history(&a, "channel=h&limit=3").await;
+    let (_, on_b) = history(&b, "channel=h&limit=3").await;
+    assert_eq!(on_a, on_b);
+
+    let (status, body) = history(&b, "channel=h&before=garbage-1").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "unknown id");
+    let (status, body) = history(&b, "channel=nothing-here").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"], serde_json::json!([]));
+    assert_eq!(body["next_before"], serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_and_data_dir_together_are_refused_at_start_with_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(["--redis", &format!("redis://127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_output(child);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: ")
+            && lines[0].contains("--redis")
+            && lines[0].contains("--data-dir"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written to the data dir"
+    );
 }
