@@ -996,7 +996,10 @@ mod tests {
         let err = ServeConfig::from_args(["--data-dir", "/d", "--redis", "redis://127.0.0.1"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--redis") && err.contains("--data-dir"), "{err}");
+        assert!(
+            err.contains("--redis") && err.contains("--data-dir"),
+            "{err}"
+        );
         let err = ServeConfig::from_args(["--fsync", "never"])
             .unwrap_err()
             .to_string();

@@ -930,7 +930,10 @@ async fn history_published_on_one_node_is_read_on_another_from_redis_newest_firs
         }
         assert!(pages < 10, "paging does not end: {page}");
     }
-    assert_eq!(errors, (0..60).rev().filter(|i| i % 3 == 0).collect::<Vec<_>>());
+    assert_eq!(
+        errors,
+        (0..60).rev().filter(|i| i % 3 == 0).collect::<Vec<_>>()
+    );
 
     // The same answer on the node that published.
     let (_, on_a) = history(&a, "channel=h&limit=3").await;

@@ -87,7 +87,12 @@ pub async fn history(
     let filter = move |data: &str| params.q.as_ref().is_none_or(|q| q.is_match(data));
     let page = app
         .hub
-        .history(&params.channel, params.before.as_deref(), params.limit, filter)
+        .history(
+            &params.channel,
+            params.before.as_deref(),
+            params.limit,
+            filter,
+        )
         .await?;
     Ok(Json(page))
 }

@@ -241,7 +241,8 @@ mod tests {
             for i in 0..6 {
                 let channel = if i % 2 == 0 { "a" } else { "b" };
                 ids.push(
-                    hub.publish(&n(channel), "message", &i.to_string()).await
+                    hub.publish(&n(channel), "message", &i.to_string())
+                        .await
                         .unwrap()
                         .id,
                 );
@@ -280,7 +281,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100, 1 << 20);
         hub.publish(&n("a"), "message", "old").await.unwrap();
-        let last = hub.publish(&n("log:x"), "message", "line").await.unwrap().id;
+        let last = hub
+            .publish(&n("log:x"), "message", "line")
+            .await
+            .unwrap()
+            .id;
         drop(hub);
         let hub = open(dir.path(), 100, 1 << 20);
         let channels = hub.channels().await;
@@ -296,7 +301,9 @@ mod tests {
         let hub = open(dir.path(), 3, 0);
         let first = hub.publish(&n("a"), "message", "0").await.unwrap().id;
         for i in 1..6 {
-            hub.publish(&n("a"), "message", &i.to_string()).await.unwrap();
+            hub.publish(&n("a"), "message", &i.to_string())
+                .await
+                .unwrap();
         }
         drop(hub);
         let hub = open(dir.path(), 3, 0);
@@ -309,7 +316,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 3, 0);
         for i in 0..5 {
-            hub.publish(&n("a"), "message", &i.to_string()).await.unwrap();
+            hub.publish(&n("a"), "message", &i.to_string())
+                .await
+                .unwrap();
         }
         drop(hub);
         let hub = open(dir.path(), 3, 0);
@@ -335,7 +344,8 @@ mod tests {
                 &n(if i % 2 == 0 { "a" } else { "b" }),
                 "message",
                 &i.to_string(),
-            ).await
+            )
+            .await
             .unwrap();
         }
         drop(hub);
@@ -384,9 +394,12 @@ mod tests {
         for hub in [&durable, &memory] {
             for i in 0..8 {
                 let level = if i % 2 == 0 { "ERROR" } else { "INFO" };
-                hub.publish(&n("a"), "message", &format!("{level} {i}")).await
+                hub.publish(&n("a"), "message", &format!("{level} {i}"))
+                    .await
                     .unwrap();
-                hub.publish(&n("b"), "message", "ERROR other").await.unwrap();
+                hub.publish(&n("b"), "message", "ERROR other")
+                    .await
+                    .unwrap();
             }
         }
         for hub in [&durable, &memory] {
@@ -408,7 +421,10 @@ mod tests {
                 .iter()
                 .all(|e| e.channel == "a" && e.event_type == "message"));
             assert!(hub.history(&n("a"), Some("nope"), 10, all).await.is_err());
-            assert_eq!(hub.history(&n("none"), None, 10, all).await.unwrap().events, []);
+            assert_eq!(
+                hub.history(&n("none"), None, 10, all).await.unwrap().events,
+                []
+            );
         }
     }
 

@@ -97,7 +97,9 @@ mod tests {
     fn only_exact_ids_of_the_current_epoch_are_positions() {
         let line = Line::parse("abc:10").unwrap();
         assert_eq!(seq_of(&line, "abc-12"), Some(12));
-        for bad in ["abc-012", "abc-", "abc-+1", "xyz-12", "abc12", " abc-12", "abc-1 "] {
+        for bad in [
+            "abc-012", "abc-", "abc-+1", "xyz-12", "abc12", " abc-12", "abc-1 ",
+        ] {
             assert_eq!(seq_of(&line, bad), None, "{bad}");
         }
     }

@@ -389,7 +389,7 @@ impl RedisHub {
 
     /// See [`super::Hub::history`]: read from the channel's stream in Redis
     /// (the current epoch's events), newest first, at most
-    /// [`history::SCAN_BUDGET`] bytes looked at per call.
+    /// [`crate::wal::SCAN_BUDGET`] bytes of event data looked at per call.
     ///
     /// # Errors
     /// A `before` that is not an id of the current epoch; Redis unavailable.
