@@ -41,11 +41,11 @@ COPY --from=build /rootfs/ /
 COPY --from=build --chown=65532:65532 /rootfs-data/ /
 USER 65532:65532
 # Listen on every interface of the container; `tailcast health` asks the
-# same port on loopback. TAILCAST_DATA_DIR takes effect once --data-dir
-# (the write-ahead log) is in the binary; this build keeps history in memory
-# and ignores it.
-ENV TAILCAST_ADDR=0.0.0.0:8000 \
-    TAILCAST_DATA_DIR=/data
+# same port on loopback. /data is the volume for the write-ahead log: run
+# with TAILCAST_DATA_DIR=/data (deploy/compose.yaml does) to keep ids,
+# history and file positions across restarts. It is not set here because
+# cluster nodes (--redis) must not have it: the two are refused together.
+ENV TAILCAST_ADDR=0.0.0.0:8000
 VOLUME ["/data"]
 EXPOSE 8000
 STOPSIGNAL SIGTERM

@@ -192,13 +192,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .check()
         .map_err(|e| e.to_string())?;
     // So is a bad certificate or key.
-    let scheme = match (&config.tls_cert, &config.tls_key) {
+    let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            tailcast::server::tls::prepare(cert, key).map_err(|e| e.to_string())?;
-            "https"
+            Some(tailcast::server::tls::prepare(cert, key).map_err(|e| e.to_string())?)
         }
-        _ => "http",
+        _ => None,
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
@@ -218,7 +218,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     }
     let token = CancellationToken::new();
     tailcast::shutdown::cancel_on_signal(token.clone());
-    let mut server = tokio::spawn(tailcast::server::run(listener, config, token.clone()));
+    let mut server = tokio::spawn(tailcast::server::run(listener, config, tls, token.clone()));
     tokio::select! {
         _ = token.cancelled() => {}
         result = &mut server => {

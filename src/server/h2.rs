@@ -22,7 +22,7 @@ use std::future::poll_fn;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
@@ -35,7 +35,7 @@ use h2::{Reason, RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::sse_conn::{BATCH_BYTES, BATCH_FRAMES};
+use super::sse_conn::{poll_frames, Step};
 use super::timeouts::{Activity, RequestGuard};
 use super::Connections;
 
@@ -254,36 +254,18 @@ enum Batch {
     Error,
 }
 
-/// Takes every data frame `body` has ready, up to [`BATCH_FRAMES`] and
-/// [`BATCH_BYTES`], as one buffer (copied only when there are several).
+/// Takes every data frame `body` has ready (see [`poll_frames`]) as one
+/// buffer, copied only when there are several.
 fn poll_batch(cx: &mut Context<'_>, body: &mut Body) -> Poll<Batch> {
-    let mut frames: Vec<Bytes> = Vec::new();
-    let mut bytes = 0;
-    let mut last = false;
-    while frames.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
-        match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if !data.is_empty() {
-                        bytes += data.len();
-                        frames.push(data);
-                    }
-                }
-            }
-            Poll::Ready(Some(Err(_))) => return Poll::Ready(Batch::Error),
-            Poll::Ready(None) if frames.is_empty() => return Poll::Ready(Batch::End),
-            Poll::Ready(None) => {
-                last = true;
-                break;
-            }
-            Poll::Pending => break,
-        }
-    }
+    let (mut frames, last) = match ready!(poll_frames(cx, body)) {
+        Step::Frames { frames, last } => (frames, last),
+        Step::End => return Poll::Ready(Batch::End),
+        Step::Abort => return Poll::Ready(Batch::Error),
+    };
     let data = match frames.len() {
-        0 => return Poll::Pending,
         1 => frames.pop().unwrap_or_default(),
         _ => {
-            let mut joined = BytesMut::with_capacity(bytes);
+            let mut joined = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
             for frame in &frames {
                 joined.extend_from_slice(frame);
             }

@@ -28,6 +28,48 @@ use crate::hub::{Hub, HubLimits, RedisHub};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
+/// `impl AsyncWrite for $wrapper<IO>` passing every call to its `inner`
+/// field: for wrappers that only change the reading side.
+macro_rules! forward_async_write {
+    ($wrapper:ident) => {
+        impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for $wrapper<IO> {
+            fn poll_write(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.inner.is_write_vectored()
+            }
+
+            fn poll_flush(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+            }
+        }
+    };
+}
+
 mod guarded;
 mod h2;
 mod per_ip;
@@ -40,7 +82,7 @@ use guarded::GuardedBody;
 use per_ip::PerIpStreams;
 use send_timeout::SendTimeoutIo;
 use timeouts::{Activity, Timeouts, WatchReads};
-use tls::Certificates;
+use tls::{Certificates, PreparedTls};
 
 /// Interval of the demo log generator.
 const DEMO_INTERVAL: Duration = Duration::from_millis(300);
@@ -50,13 +92,16 @@ const TASK_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves `config` on `listener` until `shutdown` is cancelled, then ends
 /// every stream and returns. With no files configured, runs the demo: a
-/// generated log in a temporary folder, served as stream `demo`.
+/// generated log in a temporary folder, served as stream `demo`. `tls`:
+/// the pair of `--tls-cert`/`--tls-key`, loaded by [`tls::prepare`] before
+/// listening; every connection is TLS when it is given.
 ///
 /// # Errors
 /// The demo's temporary folder cannot be created, or serving fails.
 pub async fn run(
     listener: TcpListener,
     config: ServeConfig,
+    tls: Option<PreparedTls>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
@@ -72,7 +117,7 @@ pub async fn run(
     };
     warn_if_public_without_auth(&listener, &state.auth);
     let log = state.hub.log().cloned();
-    let connections = Connections::new(state, demo_dir, &tracker, &shutdown)?;
+    let connections = Connections::new(state, demo_dir, tls, &tracker, &shutdown)?;
     let served = serve(listener, connections.clone()).await;
     connections.hub.release_claims().await;
     tracker.close();
@@ -317,10 +362,11 @@ async fn open_durable_hub(
 
 impl Connections {
     /// What the connections of `state` share; starts the TLS reloader
-    /// when TLS is configured. `demo_dir` is kept until the end.
+    /// when `tls` is given. `demo_dir` is kept until the end.
     fn new(
         state: Arc<AppState>,
         demo_dir: Option<tempfile::TempDir>,
+        tls: Option<PreparedTls>,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
@@ -329,15 +375,7 @@ impl Connections {
             header: config.header_timeout,
             idle: config.idle_timeout,
         };
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => {
-                let certificates = Certificates::open(cert.clone(), key.clone())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                certificates.spawn_reloader(tracker, shutdown.clone());
-                Some(certificates)
-            }
-            _ => None,
-        };
+        let tls = tls.map(|prepared| prepared.start(tracker, shutdown.clone()));
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // Head and idle deadlines are ours (see `timeouts`).
         http1.header_read_timeout(None);
@@ -364,7 +402,7 @@ impl Connections {
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
         let (state, demo_dir) = start_app(config, tracker, shutdown).await?;
-        Connections::new(state, demo_dir, tracker, shutdown)
+        Connections::new(state, demo_dir, None, tracker, shutdown)
     }
 
     /// Serves one accepted connection: TLS first when configured, then by

@@ -269,7 +269,7 @@ where
 }
 
 /// What the stream loop does next.
-enum Step {
+pub(super) enum Step {
     /// Write these frames as one chunk; `last`: the body has ended.
     Frames { frames: Vec<Bytes>, last: bool },
     /// The body ended with nothing more to write.
@@ -339,6 +339,13 @@ where
             Poll::Pending => break,
         }
     }
+    poll_frames(cx, body)
+}
+
+/// Takes every data frame `body` has ready, up to [`BATCH_FRAMES`] and
+/// [`BATCH_BYTES`]: the one batching rule of HTTP/1.1 and HTTP/2 streams.
+/// `Abort` when the body failed; `Pending` when nothing is ready.
+pub(super) fn poll_frames(cx: &mut Context<'_>, body: &mut Body) -> Poll<Step> {
     let mut frames = Vec::new();
     let mut bytes = 0;
     while frames.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
@@ -437,35 +444,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+forward_async_write!(Rewind);
 
 #[cfg(test)]
 mod tests {

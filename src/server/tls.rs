@@ -133,33 +133,54 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// Checks that the pair loads (see [`load`]) and, on Unix, takes over
-/// SIGHUP at once: from here on a SIGHUP reloads the pair instead of
-/// ending the process, even if it arrives before the server has started.
+/// The pair loaded before listening and the SIGHUP listener taken over at
+/// that moment: what [`crate::server::run`] serves from its first
+/// connection. Made by [`prepare`].
+pub struct PreparedTls {
+    certificates: Arc<Certificates>,
+    hangup: Option<Hangup>,
+}
+
+/// A SIGHUP listener (none off Unix).
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = std::convert::Infallible;
+
+/// Loads the pair (see [`load`]) once, to be served as it is (a renewal
+/// between this check and the first connection is a reload, never a
+/// failure), and, on Unix, takes over SIGHUP at once: from here on a SIGHUP
+/// reloads the pair instead of ending the process, even if it arrives
+/// before the server has started.
 ///
 /// # Errors
 /// [`TlsError`] naming the file and the problem.
-pub fn prepare(cert: &Path, key: &Path) -> Result<(), TlsError> {
-    load(cert, key)?;
-    #[cfg(unix)]
-    {
-        let listener = hangup_listener();
-        *EARLY_HANGUP.lock().unwrap_or_else(|e| e.into_inner()) = listener;
-    }
-    Ok(())
+pub fn prepare(cert: &Path, key: &Path) -> Result<PreparedTls, TlsError> {
+    let certificates = Certificates::open(cert.to_path_buf(), key.to_path_buf())?;
+    Ok(PreparedTls {
+        certificates,
+        hangup: hangup_listener(),
+    })
 }
 
-/// The SIGHUP listener made by [`prepare`], kept for the reloader: a
-/// listener only sees signals sent after it was made, and the reloader
-/// starts after the address is printed.
-#[cfg(unix)]
-static EARLY_HANGUP: std::sync::Mutex<Option<tokio::signal::unix::Signal>> =
-    std::sync::Mutex::new(None);
+impl PreparedTls {
+    /// Starts the reloader (see [`Certificates::spawn_reloader`]) and
+    /// returns the pair in use.
+    pub(crate) fn start(
+        self,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Certificates> {
+        self.certificates
+            .spawn_reloader(self.hangup, tracker, shutdown);
+        self.certificates
+    }
+}
 
 /// A new SIGHUP listener (taking SIGHUP over from its default, which ends
 /// the process), or `None` with a warning.
 #[cfg(unix)]
-fn hangup_listener() -> Option<tokio::signal::unix::Signal> {
+fn hangup_listener() -> Option<Hangup> {
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),
         Err(e) => {
@@ -167,6 +188,12 @@ fn hangup_listener() -> Option<tokio::signal::unix::Signal> {
             None
         }
     }
+}
+
+/// No SIGHUP off Unix.
+#[cfg(not(unix))]
+fn hangup_listener() -> Option<Hangup> {
+    None
 }
 
 impl Certificates {
@@ -226,18 +253,20 @@ impl Certificates {
             .clone()
     }
 
-    /// Starts the task that reloads the pair on SIGHUP, when the files'
-    /// directories report a change, and when a poll sees new files.
-    pub fn spawn_reloader(self: &Arc<Self>, tracker: &TaskTracker, shutdown: CancellationToken) {
+    /// Starts the task that reloads the pair on SIGHUP (`hangup`, taken
+    /// over when the pair was first loaded), when the files' directories
+    /// report a change, and when a poll sees new files.
+    fn spawn_reloader(
+        self: &Arc<Self>,
+        hangup: Option<Hangup>,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) {
         let wake = Arc::new(Notify::new());
         let watcher = watch_dirs(&[&self.cert, &self.key], wake.clone());
         let certificates = self.clone();
-        #[cfg(unix)]
-        let mut hangup = EARLY_HANGUP
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .or_else(hangup_listener);
+        #[cfg_attr(not(unix), allow(unused_mut, unused_variables))]
+        let mut hangup = hangup;
         tracker.spawn(async move {
             let _watcher = watcher;
             let mut poll = tokio::time::interval(POLL);
