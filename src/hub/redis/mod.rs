@@ -25,7 +25,7 @@
 //!   Each node reads it with `XREAD BLOCK` on one dedicated connection.
 //! - `P:ch:NAME` — stream of channel NAME's events (fields `t`, `d`), entry
 //!   id `0-SEQ`, `MAXLEN ~ --history`, expiring `--history-ttl` after its
-//!   last publish: the history that resume reads.
+//!   last publish: the history that resume and `/api/history` read.
 //! - `P:channels` — sorted set of channel names scored by their newest
 //!   number: the cluster's channel list (expired channels are pruned).
 //! - `P:owner:log:NAME` — JSON `{node, instance, path, state}` of the node
