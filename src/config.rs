@@ -326,6 +326,16 @@ pub struct ServeConfig {
     /// PEM private key of --tls-cert
     #[arg(long, env = "TAILCAST_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Redis URL: share channels with other nodes
+    /// (`redis://[user:pass@]host:port[/db]`); not with --data-dir
+    #[arg(long, env = "TAILCAST_REDIS", value_name = "URL", value_parser = crate::hub::redis::parse_url, conflicts_with = "data_dir")]
+    pub redis: Option<String>,
+    /// Namespace of tailcast's keys in Redis
+    #[arg(long, env = "TAILCAST_REDIS_PREFIX", value_name = "PREFIX", default_value = "tailcast", value_parser = crate::hub::redis::parse_prefix)]
+    pub redis_prefix: String,
+    /// This node's name in a Redis cluster (default: the host name)
+    #[arg(long, env = "TAILCAST_NODE", value_name = "NAME", value_parser = crate::hub::redis::parse_node)]
+    pub node: Option<String>,
     /// Format of the server's own log lines on stderr
     #[arg(
         long,
@@ -983,6 +993,13 @@ mod tests {
         let c = ServeConfig::from_args(["--data-dir", "/d", "--fsync", "always"]).unwrap();
         assert_eq!(c.data_dir, Some(PathBuf::from("/d")));
         assert_eq!(c.fsync, crate::wal::FsyncPolicy::Always);
+        let err = ServeConfig::from_args(["--data-dir", "/d", "--redis", "redis://127.0.0.1"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--redis") && err.contains("--data-dir"),
+            "{err}"
+        );
         let err = ServeConfig::from_args(["--fsync", "never"])
             .unwrap_err()
             .to_string();

@@ -19,7 +19,7 @@ const CLIENT_STOP_GRACE: Duration = Duration::from_millis(200);
 
 /// A command whose options are resolved and checked, ready to run.
 enum Job {
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     Generate(GenerateArgs),
     Listen(ListenConfig),
     Publish(PublishConfig),
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     let job = match cli.command {
         Command::Completions(args) => return print(&cli_tools::completions(args.shell)),
         Command::Man => return print(&cli_tools::man_page()),
-        Command::Serve(config) => Ok(Job::Serve(*config)),
+        Command::Serve(config) => Ok(Job::Serve(config)),
         Command::Generate(args) => Ok(Job::Generate(args)),
         Command::Listen(args) => args.resolve().map(Job::Listen),
         Command::Publish(args) => args.resolve().map(Job::Publish),
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match job {
-            Job::Serve(config) => serve(config).await,
+            Job::Serve(config) => serve(*config).await,
             Job::Generate(args) => {
                 let token = CancellationToken::new();
                 tailcast::shutdown::cancel_on_signal(token.clone());

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::FileSpec;
 use crate::follow::{self, FilePosition, Fingerprint, FollowOptions, FollowState, LineSink};
-use crate::hub::{ChannelName, Hub, LOG_PREFIX};
+use crate::hub::{ChannelName, Hub, LogPublisher, LOG_PREFIX};
 use crate::metrics::Metrics;
 use crate::wal::{FileCheckpoint, SourcePosition};
 
@@ -93,6 +93,7 @@ struct Inner {
 /// Publishes a follower's lines to the hub.
 struct HubSink {
     hub: Hub,
+    publisher: LogPublisher,
     metrics: Arc<Metrics>,
     stream: Arc<LogStream>,
 }
@@ -117,7 +118,7 @@ impl HubSink {
                 crc: p.fingerprint.crc,
             },
         });
-        match self.hub.publish_line(&self.stream.channel, line, source) {
+        match self.publisher.publish(line, source) {
             Ok(_) => {
                 self.metrics.events_published.inc();
                 if let (Some(log), Some(position)) = (self.hub.log(), source) {
@@ -152,6 +153,12 @@ impl LineSink for HubSink {
                 tracing::warn!(path = %self.stream.path, "cannot follow: {why}")
             }
         }
+        let text = match &state {
+            FollowState::Waiting => "waiting".to_string(),
+            FollowState::Following => "following".to_string(),
+            FollowState::Error(why) => format!("error: {why}"),
+        };
+        self.hub.set_log_state(&self.stream.channel, &text);
         let mut status = self.stream.status.lock().expect("state lock");
         if state == FollowState::Waiting {
             status.gone_since.get_or_insert_with(Instant::now);
@@ -383,6 +390,7 @@ impl LogStreams {
     fn sink(&self, stream: &Arc<LogStream>) -> Arc<dyn LineSink> {
         Arc::new(HubSink {
             hub: self.inner.hub.clone(),
+            publisher: self.inner.hub.log_publisher(&stream.channel, &stream.path),
             metrics: self.inner.metrics.clone(),
             stream: stream.clone(),
         })

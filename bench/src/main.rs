@@ -222,6 +222,10 @@ struct FanoutArgs {
     /// Path events are POSTed to.
     #[arg(long, default_value = "/channels/bench")]
     pub_path: String,
+    /// Server the events are POSTed to, when not `--target` (another node
+    /// of a Redis cluster: publish on one, subscribe on the other).
+    #[arg(long)]
+    pub_target: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -298,7 +302,7 @@ async fn run(mode: Mode) -> Result<bool> {
 
     let (report, check, json_out) = match mode {
         Mode::Fanout(a) => {
-            let source = Source::Publish(a.pub_path.clone());
+            let source = Source::Publish(a.pub_path.clone(), a.pub_target.clone());
             let r = load(&a.common, &a.load, source, nofile).await?;
             (r, a.common.check, a.common.json_out)
         }
@@ -327,8 +331,8 @@ async fn run(mode: Mode) -> Result<bool> {
 
 /// Where events come from.
 enum Source {
-    /// POSTed to this path.
-    Publish(String),
+    /// POSTed to this path (of this other server, if given).
+    Publish(String, Option<String>),
     /// Appended to this file.
     File(PathBuf),
 }
@@ -704,7 +708,14 @@ fn produce(source: &Source, target: &Target, base: Instant, load: &LoadArgs) -> 
             File(std::fs::File),
         }
         let mut sink = match source {
-            Source::Publish(path) => Sink::Post(http::Publisher::connect(target)?, path.clone()),
+            Source::Publish(path, other) => {
+                let target = match other {
+                    // Another node (bench/redis.sh): plain HTTP on loopback.
+                    Some(url) => Target::parse(url, None)?,
+                    None => target.clone(),
+                };
+                Sink::Post(http::Publisher::connect(&target)?, path.clone())
+            }
             Source::File(path) => Sink::File(
                 std::fs::OpenOptions::new()
                     .create(true)
@@ -762,7 +773,7 @@ async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> 
     let mut report = Report {
         label: common.label.clone(),
         mode: match source {
-            Source::Publish(_) => "fanout",
+            Source::Publish(..) => "fanout",
             Source::File(_) => "follow",
         },
         target: common.target.clone(),

@@ -16,7 +16,7 @@ use crate::hub::{ChannelName, ChannelRequest};
 
 /// Parses a channel name for a subscription; a log channel must name an
 /// existing log stream, and defaults to `--backlog` lines of backlog.
-fn channel_request(
+async fn channel_request(
     app: &AppState,
     name: &str,
     tail: Option<usize>,
@@ -24,7 +24,7 @@ fn channel_request(
     let channel = ChannelName::parse(name)?;
     let tail = match channel.log_stream() {
         Some(log) => {
-            if app.streams.get(log).is_none() {
+            if !app.log_exists(log).await? {
                 return Err(ApiError::not_found(format!(
                     "no log stream named {log:?}; see /api/streams"
                 )));
@@ -47,7 +47,7 @@ pub async fn realtime(
 ) -> Result<Response, ApiError> {
     app.auth.authorize(&caller, Right::Subscribe(&channel))?;
     let params = SseParams::parse(query.as_deref(), &headers)?;
-    let (channel, request) = channel_request(&app, &channel, params.tail)?;
+    let (channel, request) = channel_request(&app, &channel, params.tail).await?;
     let body = app.subscribe_sse(
         &caller,
         vec![request],
@@ -79,10 +79,10 @@ pub async fn events(
     for name in &params.channels {
         app.auth.authorize(&caller, Right::Subscribe(name))?;
     }
-    let requests = std::mem::take(&mut params.channels)
-        .iter()
-        .map(|name| channel_request(&app, name, params.tail).map(|(_, request)| request))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut requests = Vec::with_capacity(params.channels.len());
+    for name in std::mem::take(&mut params.channels) {
+        requests.push(channel_request(&app, &name, params.tail).await?.1);
+    }
     let body = app.subscribe_sse(
         &caller,
         requests,

@@ -113,7 +113,7 @@ pub fn spawn_demo_feed(
                 _ = heartbeat.tick() => DemoEvent::Heartbeat,
                 _ = notification.tick() => DemoEvent::Notification,
             };
-            if !has_subscribers(&hub) {
+            if !has_subscribers(&hub).await {
                 continue;
             }
             let (event, data) = match kind {
@@ -161,7 +161,8 @@ pub fn spawn_demo_feed(
                     )
                 }
             };
-            if hub.publish(&channel, event, &data).is_ok() {
+            // With Redis, one node of the cluster publishes the feed.
+            if hub.lead(DEMO_CHANNEL).await && hub.publish(&channel, event, &data).await.is_ok() {
                 metrics.events_published.inc();
             }
         }
@@ -170,9 +171,11 @@ pub fn spawn_demo_feed(
 
 /// Whether anyone subscribes to the demo channel (`/stream`, or `/events`
 /// naming it). Asked once per tick, about once a second; the hub has no
-/// per-channel query, so this walks its channel list.
-fn has_subscribers(hub: &Hub) -> bool {
+/// per-channel query, so this walks its channel list (with Redis: the
+/// cluster's, every node's subscribers counted).
+async fn has_subscribers(hub: &Hub) -> bool {
     hub.channels()
+        .await
         .iter()
         .any(|c| c.name == DEMO_CHANNEL && c.subscribers > 0)
 }

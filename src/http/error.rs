@@ -84,6 +84,14 @@ impl From<HubError> for ApiError {
                 e.to_string(),
             ),
             HubError::EmptyBatch => ApiError::bad_request("no events", e.to_string()),
+            HubError::Unavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            HubError::Claimed { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "claimed", e.to_string())
+            }
             HubError::Log(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "event log unavailable",

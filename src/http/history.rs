@@ -1,6 +1,6 @@
 //! `GET /api/history?channel=C&q=REGEX&before=ID&limit=N`: retained events
-//! of one channel, newest first, from memory or (with `--data-dir`) from
-//! the write-ahead log.
+//! of one channel, newest first, from memory, from the write-ahead log
+//! (with `--data-dir`) or from the channel's stream in Redis (`--redis`).
 
 use std::sync::Arc;
 
@@ -84,26 +84,16 @@ pub async fn history(
     let params = HistoryParams::parse(query.as_deref())?;
     app.auth
         .authorize(&caller, Right::Subscribe(params.channel.as_str()))?;
-    let hub = app.hub.clone();
-    // Reading the log is file I/O, and a regex over many events is CPU:
-    // neither runs on the async workers.
-    let page = tokio::task::spawn_blocking(move || {
-        let filter = |data: &str| params.q.as_ref().is_none_or(|q| q.is_match(data));
-        hub.history(
+    let filter = move |data: &str| params.q.as_ref().is_none_or(|q| q.is_match(data));
+    let page = app
+        .hub
+        .history(
             &params.channel,
             params.before.as_deref(),
             params.limit,
-            &filter,
+            filter,
         )
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "history failed",
-            e.to_string(),
-        )
-    })??;
+        .await?;
     Ok(Json(page))
 }
 

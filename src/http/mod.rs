@@ -208,8 +208,20 @@ impl AppState {
         Ok(body)
     }
 
+    /// Whether log stream `name` (without `log:`) exists: followed here,
+    /// or, with Redis, anywhere in the cluster.
+    async fn log_exists(&self, name: &str) -> Result<bool, ApiError> {
+        if self.streams.get(name).is_some() {
+            return Ok(true);
+        }
+        let Ok(channel) = ChannelName::log(name) else {
+            return Ok(false);
+        };
+        Ok(self.hub.has_channel(&channel).await?)
+    }
+
     /// Opens the SSE response of log stream `name`.
-    fn log_sse(
+    async fn log_sse(
         &self,
         caller: &Caller,
         name: &str,
@@ -219,10 +231,12 @@ impl AppState {
         self.auth
             .authorize(caller, Right::Subscribe(&format!("{LOG_PREFIX}{name}")))?;
         let params = SseParams::parse(query, headers)?;
-        let log = self.streams.get(name).ok_or_else(|| {
-            ApiError::not_found(format!("no log stream named {name:?}; see /api/streams"))
-        })?;
-        let channel = log.channel.clone();
+        if !self.log_exists(name).await? {
+            return Err(ApiError::not_found(format!(
+                "no log stream named {name:?}; see /api/streams"
+            )));
+        }
+        let channel = ChannelName::log(name)?;
         let request =
             ChannelRequest::new(channel.clone(), params.tail.unwrap_or(self.config.backlog));
         let body = self.subscribe_sse(
@@ -243,7 +257,7 @@ impl AppState {
         event_type: &str,
         data: &str,
     ) -> Result<crate::hub::Published, ApiError> {
-        let published = match self.hub.publish(channel, event_type, data) {
+        let published = match self.hub.publish(channel, event_type, data).await {
             Ok(published) => published,
             Err(e) => return Err(self.refused(e.into())),
         };
@@ -264,7 +278,7 @@ impl AppState {
                 .iter()
                 .map(|e| (e.event_type.as_str(), e.data.as_str()))
                 .collect();
-            match self.hub.publish_batch(channel, &events) {
+            match self.hub.publish_batch(channel, &events).await {
                 Ok(batch) => batch,
                 Err(e) => return Err(self.refused(e.into())),
             }
@@ -295,6 +309,7 @@ async fn logs(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     app.log_sse(&caller, &name, query.as_deref(), &headers)
+        .await
 }
 
 /// `GET /stream-logs`: SSE of the first log stream (tutorial
@@ -305,25 +320,48 @@ async fn first_log(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Some(first) = app.streams.first() else {
+    let first = match app.streams.first() {
+        Some(first) => Some(first.name.clone()),
+        // With Redis: the first log stream another node follows.
+        None => app
+            .hub
+            .channels()
+            .await
+            .into_iter()
+            .find_map(|c| c.name.log_stream().map(str::to_string)),
+    };
+    let Some(first) = first else {
         app.auth.authorize_listing(&caller)?;
         return Err(ApiError::not_found("this server follows no log file"));
     };
-    app.log_sse(&caller, &first.name, query.as_deref(), &headers)
+    app.log_sse(&caller, &first, query.as_deref(), &headers)
+        .await
 }
 
-/// `GET /health`.
-async fn health(State(app): State<Arc<AppState>>) -> Json<Health> {
+/// `GET /health`: `200` `ok`, or with Redis unreachable `503` `degraded`.
+async fn health(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
     let usage = app.hub.usage();
-    Json(Health {
-        status: "ok",
+    let (code, status, redis) = match (app.hub.health(), app.hub.node()) {
+        (_, None) => (StatusCode::OK, "ok", None),
+        (crate::hub::Health::Ok, Some(_)) => (StatusCode::OK, "ok", Some("ok".to_string())),
+        (crate::hub::Health::Degraded(why), Some(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "degraded",
+            Some(format!("unreachable: {why}")),
+        ),
+    };
+    let body = Health {
+        status,
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: app.started.elapsed().as_secs_f64(),
         connections: app.metrics.open_sse_streams.get(),
         channels: usage.channels,
         history_events: usage.events,
         history_bytes: usage.bytes,
-    })
+        node: app.hub.node().map(str::to_string),
+        redis,
+    };
+    (code, Json(body))
 }
 
 /// `GET /api/streams`: log streams first (in the order they were added),
@@ -336,7 +374,9 @@ async fn api_streams(
     app.auth.authorize_listing(&caller)?;
     let may_see = |name: &str| app.auth.may(&caller, Right::Subscribe(name));
     let admin = caller.is_admin();
-    let channels = app.hub.channels();
+    let channels = app.hub.channels().await;
+    let owners = app.hub.log_owners().await;
+    let node = app.hub.node();
     let mut out = Vec::new();
     for log in app.streams.list() {
         if !may_see(&log.channel) {
@@ -352,11 +392,37 @@ async fn api_streams(
             retained: info.map_or(0, |c| c.retained),
             retained_bytes: info.map_or(0, |c| c.retained_bytes),
             state: StreamState::from(log.state()),
+            node: node.map(str::to_string),
         });
     }
     for channel in channels {
         let kind = StreamKind::from(channel.kind);
-        if kind == StreamKind::Log || !may_see(&channel.name) {
+        if !may_see(&channel.name) {
+            continue;
+        }
+        if kind == StreamKind::Log {
+            // With Redis: log streams that other nodes follow (or followed).
+            let here = channel
+                .name
+                .log_stream()
+                .is_some_and(|name| app.streams.get(name).is_some());
+            if here {
+                continue;
+            }
+            let owner = owners.get(channel.name.as_str());
+            out.push(StreamEntry {
+                name: channel.name.to_string(),
+                kind,
+                path: owner.filter(|_| admin).map(|o| o.path.clone()),
+                subscribers: channel.subscribers,
+                last_id: channel.last_id,
+                retained: channel.retained,
+                retained_bytes: channel.retained_bytes,
+                state: owner.map_or(StreamState::Error("no node follows it now".into()), |o| {
+                    StreamState::Remote(o.state.clone())
+                }),
+                node: owner.map(|o| o.node.clone()),
+            });
             continue;
         }
         out.push(StreamEntry {
@@ -368,6 +434,7 @@ async fn api_streams(
             retained: channel.retained,
             retained_bytes: channel.retained_bytes,
             state: StreamState::Open,
+            node: None,
         });
     }
     Ok(Json(out))

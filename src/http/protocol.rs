@@ -14,7 +14,7 @@ use crate::hub::{ChannelKind, ResetReason};
 /// `GET /health`.
 #[derive(Debug, Serialize)]
 pub struct Health {
-    /// Always `ok` when the server answers at all.
+    /// `ok`; with `--redis`, `degraded` (and status 503) while Redis is unreachable.
     pub status: &'static str,
     /// The server's version (`CARGO_PKG_VERSION`).
     pub version: &'static str,
@@ -28,6 +28,12 @@ pub struct Health {
     pub history_events: usize,
     /// Bytes they hold, counted against `--history-bytes`.
     pub history_bytes: usize,
+    /// With `--redis`: this node's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// With `--redis`: `ok`, or `unreachable: <why>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }
 
 /// What an `/api/streams` entry is: a followed file or a channel.
@@ -63,6 +69,9 @@ pub enum StreamState {
     Error(String),
     /// A channel: always open.
     Open,
+    /// A log stream another node follows: its state as that node reports
+    /// it (`following`, `waiting`, `error: ...`), sent as is.
+    Remote(String),
 }
 
 impl From<FollowState> for StreamState {
@@ -82,6 +91,7 @@ impl std::fmt::Display for StreamState {
             StreamState::Waiting => f.write_str("waiting"),
             StreamState::Error(why) => write!(f, "error: {why}"),
             StreamState::Open => f.write_str("open"),
+            StreamState::Remote(state) => f.write_str(state),
         }
     }
 }
@@ -112,6 +122,9 @@ pub struct StreamEntry {
     pub retained_bytes: usize,
     /// Following, waiting, error or open.
     pub state: StreamState,
+    /// With `--redis`, for log streams: the node that follows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `POST /channels/{c}` (one event) and `POST /api/broadcast`.
@@ -241,6 +254,7 @@ mod tests {
             retained: 0,
             retained_bytes: 0,
             state: StreamState::Error("permission denied".into()),
+            node: None,
         };
         assert_eq!(
             to_json(&log),
@@ -255,6 +269,7 @@ mod tests {
             retained: 1,
             retained_bytes: 300,
             state: StreamState::Open,
+            node: None,
         };
         assert_eq!(
             to_json(&channel),
@@ -266,6 +281,21 @@ mod tests {
         ] {
             assert_eq!(StreamState::from(state).to_string(), text);
         }
+        let remote = StreamEntry {
+            name: "log:api".into(),
+            kind: StreamKind::Log,
+            path: None,
+            subscribers: 0,
+            last_id: None,
+            retained: 0,
+            retained_bytes: 0,
+            state: StreamState::Remote("following".into()),
+            node: Some("web-2".into()),
+        };
+        assert_eq!(
+            to_json(&remote),
+            r#"{"name":"log:api","kind":"log","subscribers":0,"last_id":null,"retained":0,"retained_bytes":0,"state":"following","node":"web-2"}"#
+        );
     }
 
     #[test]

@@ -232,8 +232,8 @@ mod tests {
         parse_id(id).unwrap().1
     }
 
-    #[test]
-    fn ids_and_resume_survive_a_restart_with_or_without_a_warm_memory() {
+    #[tokio::test]
+    async fn ids_and_resume_survive_a_restart_with_or_without_a_warm_memory() {
         for warm_bytes in [0, 1 << 20] {
             let dir = tempfile::tempdir().unwrap();
             let hub = open(dir.path(), 100, warm_bytes);
@@ -242,6 +242,7 @@ mod tests {
                 let channel = if i % 2 == 0 { "a" } else { "b" };
                 ids.push(
                     hub.publish(&n(channel), "message", &i.to_string())
+                        .await
                         .unwrap()
                         .id,
                 );
@@ -255,7 +256,7 @@ mod tests {
             assert_eq!(drain(&mut sub), ["a:2", "a:4"], "warm {warm_bytes}");
             let both = [req("a", 0), req("b", 0)];
             let mut sub = hub.subscribe(&both, Start::After(ids[2].clone())).unwrap();
-            let next = hub.publish(&n("b"), "message", "6").unwrap().id;
+            let next = hub.publish(&n("b"), "message", "6").await.unwrap().id;
             assert_eq!(drain(&mut sub), ["b:3", "a:4", "b:5", "b:6"]);
             assert_eq!(seq(&next), seq(&ids[5]) + 1, "ids keep increasing");
             // A resumed event carries its original id and bytes.
@@ -275,28 +276,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_memory_is_warmed_from_the_newest_events() {
+    #[tokio::test]
+    async fn the_memory_is_warmed_from_the_newest_events() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100, 1 << 20);
-        hub.publish(&n("a"), "message", "old").unwrap();
-        let last = hub.publish(&n("log:x"), "message", "line").unwrap().id;
+        hub.publish(&n("a"), "message", "old").await.unwrap();
+        let last = hub
+            .publish(&n("log:x"), "message", "line")
+            .await
+            .unwrap()
+            .id;
         drop(hub);
         let hub = open(dir.path(), 100, 1 << 20);
-        let channels = hub.channels();
+        let channels = hub.channels().await;
         assert_eq!(channels.len(), 2);
         assert_eq!(channels[1].last_id.as_deref(), Some(last.as_str()));
         let mut sub = hub.subscribe(&[req("log:x", 10)], Start::Now).unwrap();
         assert_eq!(drain(&mut sub), ["log:x:line"]);
     }
 
-    #[test]
-    fn a_resume_older_than_the_history_gets_too_old_then_the_rest() {
+    #[tokio::test]
+    async fn a_resume_older_than_the_history_gets_too_old_then_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 3, 0);
-        let first = hub.publish(&n("a"), "message", "0").unwrap().id;
+        let first = hub.publish(&n("a"), "message", "0").await.unwrap().id;
         for i in 1..6 {
-            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
+            hub.publish(&n("a"), "message", &i.to_string())
+                .await
+                .unwrap();
         }
         drop(hub);
         let hub = open(dir.path(), 3, 0);
@@ -304,12 +311,14 @@ mod tests {
         assert_eq!(drain(&mut sub), ["reset a too old", "a:3", "a:4", "a:5"]);
     }
 
-    #[test]
-    fn an_unknown_id_gets_one_reset_then_everything_retained_from_disk() {
+    #[tokio::test]
+    async fn an_unknown_id_gets_one_reset_then_everything_retained_from_disk() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 3, 0);
         for i in 0..5 {
-            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
+            hub.publish(&n("a"), "message", &i.to_string())
+                .await
+                .unwrap();
         }
         drop(hub);
         let hub = open(dir.path(), 3, 0);
@@ -325,17 +334,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn many_events_come_back_from_disk_in_bounded_batches() {
+    #[tokio::test]
+    async fn many_events_come_back_from_disk_in_bounded_batches() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100_000, 0);
-        let first = hub.publish(&n("a"), "message", "start").unwrap().id;
+        let first = hub.publish(&n("a"), "message", "start").await.unwrap().id;
         for i in 0..3000 {
             hub.publish(
                 &n(if i % 2 == 0 { "a" } else { "b" }),
                 "message",
                 &i.to_string(),
             )
+            .await
             .unwrap();
         }
         drop(hub);
@@ -364,8 +374,8 @@ mod tests {
     async fn next_batch_reads_the_log_off_the_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100, 0);
-        let first = hub.publish(&n("a"), "message", "0").unwrap().id;
-        hub.publish(&n("a"), "message", "1").unwrap();
+        let first = hub.publish(&n("a"), "message", "0").await.unwrap().id;
+        hub.publish(&n("a"), "message", "1").await.unwrap();
         hub.flush().await.unwrap();
         drop(hub);
         let hub = open(dir.path(), 100, 0);
@@ -376,8 +386,8 @@ mod tests {
         assert!(matches!(&batch[..], [Delivery::Event(e)] if e.data() == "1"));
     }
 
-    #[test]
-    fn history_reads_the_same_with_and_without_a_log() {
+    #[tokio::test]
+    async fn history_reads_the_same_with_and_without_a_log() {
         let dir = tempfile::tempdir().unwrap();
         let durable = open(dir.path(), 5, 0);
         let memory = Hub::memory(limits(5));
@@ -385,30 +395,36 @@ mod tests {
             for i in 0..8 {
                 let level = if i % 2 == 0 { "ERROR" } else { "INFO" };
                 hub.publish(&n("a"), "message", &format!("{level} {i}"))
+                    .await
                     .unwrap();
-                hub.publish(&n("b"), "message", "ERROR other").unwrap();
+                hub.publish(&n("b"), "message", "ERROR other")
+                    .await
+                    .unwrap();
             }
         }
         for hub in [&durable, &memory] {
             let all = |_: &str| true;
-            let page = hub.history(&n("a"), None, 2, &all).unwrap();
+            let page = hub.history(&n("a"), None, 2, all).await.unwrap();
             let data: Vec<&str> = page.events.iter().map(|e| e.data.as_str()).collect();
             assert_eq!(data, ["INFO 7", "ERROR 6"]);
             let before = page.next_before.clone().unwrap();
             assert_eq!(before, page.events[1].id);
-            let page = hub.history(&n("a"), Some(&before), 10, &all).unwrap();
+            let page = hub.history(&n("a"), Some(&before), 10, all).await.unwrap();
             let data: Vec<&str> = page.events.iter().map(|e| e.data.as_str()).collect();
             assert_eq!(data, ["INFO 5", "ERROR 4", "INFO 3"], "--history 5 holds");
             assert_eq!(page.next_before, None);
             let errors = |d: &str| d.starts_with("ERROR");
-            let page = hub.history(&n("a"), None, 10, &errors).unwrap();
+            let page = hub.history(&n("a"), None, 10, errors).await.unwrap();
             assert_eq!(page.events.len(), 2);
             assert!(page
                 .events
                 .iter()
                 .all(|e| e.channel == "a" && e.event_type == "message"));
-            assert!(hub.history(&n("a"), Some("nope"), 10, &all).is_err());
-            assert_eq!(hub.history(&n("none"), None, 10, &all).unwrap().events, []);
+            assert!(hub.history(&n("a"), Some("nope"), 10, all).await.is_err());
+            assert_eq!(
+                hub.history(&n("none"), None, 10, all).await.unwrap().events,
+                []
+            );
         }
     }
 

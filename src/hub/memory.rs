@@ -1160,7 +1160,7 @@ impl Drop for MemorySubscription {
 }
 #[cfg(test)]
 mod tests {
-    use super::super::{Hub, Subscription};
+    use super::super::Subscription;
     use super::*;
     use std::sync::{mpsc, Barrier};
     use std::time::Duration;
@@ -1170,6 +1170,33 @@ mod tests {
             history,
             max_channels: 100,
             ..HubLimits::default()
+        }
+    }
+
+    /// The memory hub with the `Hub` surface, publishing synchronously
+    /// (`Hub::publish` is async for the Redis backend's sake).
+    #[derive(Clone)]
+    struct Hub(Arc<MemoryHub>);
+
+    impl std::ops::Deref for Hub {
+        type Target = MemoryHub;
+
+        fn deref(&self) -> &MemoryHub {
+            &self.0
+        }
+    }
+
+    impl Hub {
+        fn memory(limits: HubLimits) -> Hub {
+            Hub(Arc::new(MemoryHub::new(limits)))
+        }
+
+        fn subscribe(
+            &self,
+            channels: &[ChannelRequest],
+            start: Start,
+        ) -> Result<Subscription, HubError> {
+            self.0.subscribe(channels, start).map(Subscription::Memory)
         }
     }
 

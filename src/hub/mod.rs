@@ -12,16 +12,20 @@
 //! background sweep ([`Hub::run_sweeper`]) expires old events and drops the
 //! channels they leave empty and unsubscribed.
 //!
-//! The hub knows nothing of HTTP or files. [`Hub`] is an enum of backends so
-//! that a Redis Streams backend can sit beside the in-memory one. Channel
-//! names are parsed once into [`ChannelName`]; what a channel is comes from
-//! [`ChannelName::kind`] alone.
+//! The hub knows nothing of HTTP or files. [`Hub`] is an enum of backends:
+//! the in-memory one (one process), optionally fed through the write-ahead
+//! log of `--data-dir` ([`Hub::durable`]), and Redis (many nodes sharing
+//! channels, see [`redis`]). Channel names are parsed once into
+//! [`ChannelName`]; what a channel is comes from [`ChannelName::kind`]
+//! alone.
 
 mod durable;
 mod event;
 mod memory;
 mod name;
+pub mod redis;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 pub use event::StoredEvent;
 pub use memory::{MemoryHub, MemorySubscription};
 pub use name::{ChannelKind, ChannelName, BROADCAST_CHANNEL, LOG_PREFIX, MAX_CHANNEL_NAME};
+pub use redis::{LogOwner, RedisHub, RedisSubscription};
 
 /// How much history the hub keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,12 +116,37 @@ pub enum HubError {
     /// A batch with no events.
     #[error("empty batch: there is no event to publish")]
     EmptyBatch,
+    /// The backend cannot take the operation now (Redis unreachable); nothing
+    /// was accepted.
+    #[error("{detail}")]
+    Unavailable {
+        /// What failed.
+        detail: String,
+    },
+    /// Another node of the cluster follows this log stream.
+    #[error("log stream {channel} is already followed by node {node}; give this one another name (NAME=PATH) or stop the other node")]
+    Claimed {
+        /// The log channel (`log:NAME`).
+        channel: String,
+        /// The node that holds it.
+        node: String,
+    },
     /// The write-ahead log (`--data-dir`) could not take or give events.
     #[error("the event log failed: {0}")]
     Log(String),
     /// An id given as a position (`before=`) is not one of this hub's.
     #[error("unknown event id {0:?}")]
     UnknownId(String),
+}
+
+/// Whether the hub can serve everything now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Working.
+    Ok,
+    /// Publishing is refused for now (Redis unreachable or silent); open
+    /// streams stay open. The text says what failed.
+    Degraded(String),
 }
 
 /// One event of `/api/history`.
@@ -330,12 +360,61 @@ pub struct Swept {
 pub enum Hub {
     /// Single process, everything in memory.
     Memory(Arc<MemoryHub>),
+    /// Channels shared with other nodes through Redis.
+    Redis(RedisHub),
 }
 
 /// A live subscription; dropping it unsubscribes.
 pub enum Subscription {
     /// Subscription to a [`MemoryHub`].
     Memory(MemorySubscription),
+    /// Subscription to a [`RedisHub`].
+    Redis(RedisSubscription),
+}
+
+/// Publishes the lines of one log stream, from the follower's (synchronous)
+/// side.
+pub enum LogPublisher {
+    /// Straight into the memory hub (through its write-ahead log, if any).
+    Memory {
+        /// The hub.
+        hub: Arc<MemoryHub>,
+        /// `log:NAME`.
+        channel: ChannelName,
+    },
+    /// Through the stream's queue to Redis.
+    Redis(Arc<redis::LogQueue>),
+}
+
+impl LogPublisher {
+    /// Publishes one line as a `message` event. With a write-ahead log,
+    /// `source` (the line's file position) is stored with it, so that
+    /// following resumes exactly there after a restart; Redis has no use
+    /// for it.
+    ///
+    /// # Errors
+    /// The memory hub's refusals; with Redis, a full queue (Redis has been
+    /// unreachable for a while).
+    pub fn publish(
+        &self,
+        line: &str,
+        source: Option<crate::wal::SourcePosition>,
+    ) -> Result<(), HubError> {
+        match self {
+            LogPublisher::Memory { hub, channel } => hub
+                .publish_from(channel, crate::sse::DEFAULT_EVENT_TYPE, line, source)
+                .map(drop),
+            LogPublisher::Redis(queue) => {
+                if queue.push(line.to_string()) {
+                    Ok(())
+                } else {
+                    Err(HubError::Unavailable {
+                        detail: "Redis is unreachable and the line queue is full".into(),
+                    })
+                }
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -361,24 +440,6 @@ impl Hub {
             .map_err(|e| HubError::Log(e.to_string()))
     }
 
-    /// Publishes a log line read from a file, keeping its file position in
-    /// the write-ahead log (if any) so that following resumes exactly there.
-    ///
-    /// # Errors
-    /// As [`Hub::publish`].
-    pub fn publish_line(
-        &self,
-        channel: &ChannelName,
-        data: &str,
-        source: Option<crate::wal::SourcePosition>,
-    ) -> Result<Published, HubError> {
-        match self {
-            Hub::Memory(hub) => {
-                hub.publish_from(channel, crate::sse::DEFAULT_EVENT_TYPE, data, source)
-            }
-        }
-    }
-
     /// Waits until everything published so far is on disk when the log is
     /// kept with `--fsync always`; returns at once otherwise. A publisher
     /// answers its client after this.
@@ -388,32 +449,49 @@ impl Hub {
     pub async fn flush(&self) -> Result<(), HubError> {
         match self {
             Hub::Memory(hub) => hub.flush().await,
+            // Redis answered the publish: it has the event.
+            Hub::Redis(_) => Ok(()),
         }
     }
 
     /// Retained events of `channel` older than the event `before` (or the
     /// newest), newest first, whose data passes `filter`: at most `limit`.
-    /// Read from the log when there is one (blocking file I/O: call it off
-    /// the async runtime), else from memory.
+    /// Read from the log when there is one (on the blocking pool), from the
+    /// channel's stream in Redis with `--redis`, else from memory. A read
+    /// looks at a bounded amount of history; a page can so hold fewer than
+    /// `limit` events with a `next_before` to go on from.
     ///
     /// # Errors
-    /// A `before` that is not an id of this hub, or a failed read.
-    pub fn history(
+    /// A `before` that is not an id of this hub, or a failed read (Redis
+    /// unavailable).
+    pub async fn history(
         &self,
         channel: &ChannelName,
         before: Option<&str>,
         limit: usize,
-        filter: &dyn Fn(&str) -> bool,
+        filter: impl Fn(&str) -> bool + Send + Sync + 'static,
     ) -> Result<HistoryPage, HubError> {
         match self {
-            Hub::Memory(hub) => hub.history(channel, before, limit, filter),
+            Hub::Memory(hub) => {
+                let (hub, channel) = (hub.clone(), channel.clone());
+                let before = before.map(str::to_string);
+                // Reading the log is file I/O, and a regex over many events
+                // is CPU: neither runs on the async workers.
+                tokio::task::spawn_blocking(move || {
+                    hub.history(&channel, before.as_deref(), limit, &filter)
+                })
+                .await
+                .map_err(|e| HubError::Log(format!("history read failed: {e}")))?
+            }
+            Hub::Redis(hub) => hub.history(channel, before, limit, &filter).await,
         }
     }
 
-    /// The write-ahead log, if the hub has one.
+    /// The write-ahead log, if the hub has one (never with Redis).
     pub fn log(&self) -> Option<&Arc<crate::wal::Wal>> {
         match self {
             Hub::Memory(hub) => hub.log(),
+            Hub::Redis(_) => None,
         }
     }
 
@@ -421,13 +499,15 @@ impl Hub {
     /// event is encoded before the hub-wide lock is taken; only its
     /// numbering and insertion happen under it.
     ///
-    /// A publish that returns `Ok` is in its channel's history, so every
-    /// subscriber of the channel gets it (or a `reset` if it lags behind
-    /// the history), even if the channel's last subscriber left meanwhile.
+    /// A publish that returns `Ok` is in its channel's history (with Redis:
+    /// in Redis), so every subscriber of the channel gets it (or a `reset`
+    /// if it lags behind the history), even if the channel's last
+    /// subscriber left meanwhile.
     ///
     /// # Errors
-    /// Too many channels.
-    pub fn publish(
+    /// Too many channels; with Redis, [`HubError::Unavailable`] while Redis
+    /// cannot be reached (nothing was published).
+    pub async fn publish(
         &self,
         channel: &ChannelName,
         event_type: &str,
@@ -435,6 +515,7 @@ impl Hub {
     ) -> Result<Published, HubError> {
         match self {
             Hub::Memory(hub) => hub.publish(channel, event_type, data),
+            Hub::Redis(hub) => hub.publish(channel, event_type, data).await,
         }
     }
 
@@ -445,26 +526,31 @@ impl Hub {
     ///
     /// ```
     /// # use tailcast::hub::{ChannelName, Hub, HubLimits};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let hub = Hub::memory(HubLimits::default());
     /// let news = ChannelName::parse("news").unwrap();
     /// let batch = hub
     ///     .publish_batch(&news, &[("message", "one"), ("alert", "two")])
+    ///     .await
     ///     .unwrap();
     /// assert_eq!(batch.count, 2);
     /// assert_ne!(batch.first_id, batch.last_id);
+    /// # });
     /// ```
     ///
     /// # Errors
     /// [`HubError::EmptyBatch`]; [`HubError::BatchTooLarge`] if the history
     /// could not hold the whole batch (more events than `--history`, or
-    /// more bytes than `--history-bytes`); too many channels.
-    pub fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
+    /// more bytes than `--history-bytes`); too many channels; Redis
+    /// unavailable.
+    pub async fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
         &self,
         channel: &ChannelName,
         events: &[(T, D)],
     ) -> Result<Batch, HubError> {
         match self {
             Hub::Memory(hub) => hub.publish_batch(channel, events),
+            Hub::Redis(hub) => hub.publish_batch(channel, events).await,
         }
     }
 
@@ -482,20 +568,24 @@ impl Hub {
     ) -> Result<Subscription, HubError> {
         match self {
             Hub::Memory(hub) => hub.subscribe(channels, start).map(Subscription::Memory),
+            Hub::Redis(hub) => hub.subscribe(channels, start).map(Subscription::Redis),
         }
     }
 
-    /// Channels that exist now, sorted by name.
-    pub fn channels(&self) -> Vec<ChannelInfo> {
+    /// Channels that exist now (with Redis: in the whole cluster), sorted
+    /// by name.
+    pub async fn channels(&self) -> Vec<ChannelInfo> {
         match self {
             Hub::Memory(hub) => hub.channels(),
+            Hub::Redis(hub) => hub.channels().await,
         }
     }
 
-    /// Hub-wide history figures.
+    /// Hub-wide history figures (with Redis: this node's replica).
     pub fn usage(&self) -> HistoryUsage {
         match self {
             Hub::Memory(hub) => hub.usage(),
+            Hub::Redis(hub) => hub.usage(),
         }
     }
 
@@ -507,23 +597,40 @@ impl Hub {
     pub fn ensure_channel(&self, channel: &ChannelName) -> Result<(), HubError> {
         match self {
             Hub::Memory(hub) => hub.ensure_channel(channel),
+            Hub::Redis(hub) => hub.ensure_channel(channel),
+        }
+    }
+
+    /// Whether `channel` exists (with Redis: anywhere in the cluster, or it
+    /// has held events there).
+    ///
+    /// # Errors
+    /// Redis unavailable and the channel unknown here.
+    pub async fn has_channel(&self, channel: &ChannelName) -> Result<bool, HubError> {
+        match self {
+            Hub::Memory(hub) => Ok(hub.channels().iter().any(|c| c.name == *channel)),
+            Hub::Redis(hub) => hub.has_channel(channel).await,
         }
     }
 
     /// Removes `channel` with its history, if nobody is subscribed to it
     /// (a log stream being forgotten). Returns whether it was removed (or
     /// did not exist); `false` means it has subscribers and was left alone.
+    /// With Redis: this node's copy, and its claim is left to expire.
     pub fn remove_unsubscribed(&self, channel: &ChannelName) -> bool {
         match self {
             Hub::Memory(hub) => hub.remove_unsubscribed(channel),
+            Hub::Redis(hub) => hub.remove_unsubscribed(channel),
         }
     }
 
     /// Expires events older than the ttl as of `now`, and drops ordinary
-    /// channels left with no events and no subscribers.
+    /// channels left with no events and no subscribers (with Redis: in
+    /// this node's replica; Redis expires its streams itself).
     pub fn sweep(&self, now: Instant) -> Swept {
         match self {
             Hub::Memory(hub) => hub.sweep(now),
+            Hub::Redis(hub) => hub.sweep(now),
         }
     }
 
@@ -533,6 +640,7 @@ impl Hub {
     pub async fn run_sweeper(self, shutdown: CancellationToken) {
         let period = match &self {
             Hub::Memory(hub) => hub.limits().sweep_period(),
+            Hub::Redis(hub) => hub.limits().sweep_period(),
         };
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -548,6 +656,76 @@ impl Hub {
             }
         }
     }
+
+    /// Whether the hub works now (always, in memory).
+    pub fn health(&self) -> Health {
+        match self {
+            Hub::Memory(_) => Health::Ok,
+            Hub::Redis(hub) => hub.health(),
+        }
+    }
+
+    /// This node's name in a cluster (`None` in memory).
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Hub::Memory(_) => None,
+            Hub::Redis(hub) => Some(hub.node_name()),
+        }
+    }
+
+    /// The publisher of log channel `channel` (`log:NAME`) following `path`.
+    pub fn log_publisher(&self, channel: &ChannelName, path: &str) -> LogPublisher {
+        match self {
+            Hub::Memory(hub) => LogPublisher::Memory {
+                hub: hub.clone(),
+                channel: channel.clone(),
+            },
+            Hub::Redis(hub) => LogPublisher::Redis(hub.log_queue(channel, path)),
+        }
+    }
+
+    /// Claims log channel `channel` for this node (a no-op in memory).
+    ///
+    /// # Errors
+    /// [`HubError::Claimed`] when another node follows it; unavailable.
+    pub async fn claim_log(&self, channel: &ChannelName, path: &str) -> Result<(), HubError> {
+        match self {
+            Hub::Memory(_) => Ok(()),
+            Hub::Redis(hub) => hub.claim_log(channel, path).await,
+        }
+    }
+
+    /// Tells other nodes the state of a log stream this node follows.
+    pub fn set_log_state(&self, channel: &ChannelName, state: &str) {
+        if let Hub::Redis(hub) = self {
+            hub.set_log_state(channel, state);
+        }
+    }
+
+    /// Who follows each log stream of the cluster, by channel (empty in
+    /// memory: every log stream is this process's).
+    pub async fn log_owners(&self) -> HashMap<String, LogOwner> {
+        match self {
+            Hub::Memory(_) => HashMap::new(),
+            Hub::Redis(hub) => hub.log_owners().await,
+        }
+    }
+
+    /// Whether this node should do the work leased as `what` (only one node
+    /// of a cluster does; always true in memory).
+    pub async fn lead(&self, what: &str) -> bool {
+        match self {
+            Hub::Memory(_) => true,
+            Hub::Redis(hub) => hub.lead(what).await,
+        }
+    }
+
+    /// Gives up this node's claims (at shutdown).
+    pub async fn release_claims(&self) {
+        if let Hub::Redis(hub) = self {
+            hub.release_claims().await;
+        }
+    }
 }
 
 impl Subscription {
@@ -556,6 +734,7 @@ impl Subscription {
     pub async fn next_batch(&mut self) -> Vec<Delivery> {
         match self {
             Subscription::Memory(sub) => sub.next_batch().await,
+            Subscription::Redis(sub) => sub.next_batch().await,
         }
     }
 
@@ -563,6 +742,7 @@ impl Subscription {
     pub fn ready_batch(&mut self) -> Vec<Delivery> {
         match self {
             Subscription::Memory(sub) => sub.ready_batch(),
+            Subscription::Redis(sub) => sub.ready_batch(),
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::auth::{Auth, AuthSettings};
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, routes, ApiError, AppState};
-use crate::hub::{Hub, HubLimits};
+use crate::hub::{Hub, HubLimits, RedisHub};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 
@@ -105,11 +105,21 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
-    let (state, demo_dir) = start_app(config, &tracker, &shutdown).await?;
+    let (state, demo_dir) = match start_app(config, &tracker, &shutdown).await {
+        Ok(started) => started,
+        Err(e) => {
+            // Tasks already started (Redis supervisor, followers) stop.
+            shutdown.cancel();
+            tracker.close();
+            let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+            return Err(e);
+        }
+    };
     warn_if_public_without_auth(&listener, &state.auth);
     let log = state.hub.log().cloned();
     let connections = Connections::new(state, demo_dir, tls, &tracker, &shutdown)?;
     let served = serve(listener, connections.clone()).await;
+    connections.hub.release_claims().await;
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
     if let Some(log) = log {
@@ -129,8 +139,10 @@ pub async fn run(
 /// Builds the application state and starts its tasks on `tracker`: access
 /// control, log followers (or the demo generator, whose folder is returned
 /// to be kept until the end), the heartbeat tick, the hub's sweeper, the
-/// demo feed, the host sampler. The hub is in memory, or fed through the
-/// write-ahead log of `--data-dir`.
+/// demo feed, the host sampler. The hub is in memory, fed through the
+/// write-ahead log of `--data-dir`, or shared through Redis (`--redis`:
+/// connected first, and the log streams claimed; another node following
+/// one of the names is an error).
 async fn start_app(
     config: ServeConfig,
     tracker: &TaskTracker,
@@ -146,9 +158,21 @@ async fn start_app(
         history_ttl: config.history_ttl,
         max_channels: config.max_channels,
     };
-    let hub = match &config.data_dir {
-        Some(dir) => open_durable_hub(dir, &config, limits).await?,
-        None => Hub::memory(limits),
+    let hub = match (&config.redis, &config.data_dir) {
+        (Some(url), _) => {
+            let options = crate::hub::redis::RedisOptions {
+                url: url.clone(),
+                prefix: config.redis_prefix.clone(),
+                node: config.node.clone().unwrap_or_else(host_name),
+                limits,
+            };
+            let hub = RedisHub::connect(options, shutdown.clone(), tracker)
+                .await
+                .map_err(io::Error::other)?;
+            Hub::Redis(hub)
+        }
+        (None, Some(dir)) => open_durable_hub(dir, &config, limits).await?,
+        (None, None) => Hub::memory(limits),
     };
     let opts = FollowOptions {
         max_line: config.max_line,
@@ -182,6 +206,13 @@ async fn start_app(
         None
     };
 
+    // With Redis, no other node may follow the same stream names.
+    for log in streams.list() {
+        if let Err(e) = hub.claim_log(&log.channel, &log.path).await {
+            return Err(io::Error::other(e.to_string()));
+        }
+    }
+
     let (tick_tx, tick) = watch::channel(0u64);
     let heartbeat = config.heartbeat;
     let tick_shutdown = shutdown.clone();
@@ -201,7 +232,7 @@ async fn start_app(
     let host_metrics = http::spawn_host_sampler(metrics.clone(), tracker, shutdown.clone());
     let state = Arc::new(AppState {
         config,
-        hub,
+        hub: hub.clone(),
         streams,
         metrics,
         tick,
@@ -211,6 +242,22 @@ async fn start_app(
         auth,
     });
     Ok((state, demo_dir))
+}
+
+/// This machine's name, as a default `--node` (characters a node name may
+/// not hold become `-`).
+fn host_name() -> String {
+    let name: String = sysinfo::System::host_name()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '-' })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "tailcast".to_string()
+    } else {
+        name
+    }
 }
 
 /// Warns when the server listens on an address other hosts can reach
@@ -245,6 +292,8 @@ struct Connections {
     /// `--tls-cert`/`--tls-key`: every connection is TLS when set.
     tls: Option<Arc<Certificates>>,
     metrics: Arc<Metrics>,
+    /// The hub, to give up this node's Redis claims at the end.
+    hub: Hub,
     shutdown: CancellationToken,
     /// The demo's temporary folder, removed at the end.
     demo_dir: std::sync::Mutex<Option<tempfile::TempDir>>,
@@ -338,6 +387,7 @@ impl Connections {
             per_ip: PerIpStreams::new(config.max_connections_per_ip),
             tls,
             metrics: state.metrics.clone(),
+            hub: state.hub.clone(),
             shutdown: shutdown.clone(),
             router: http::router(state),
             demo_dir: std::sync::Mutex::new(demo_dir),

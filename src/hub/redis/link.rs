@@ -1,0 +1,541 @@
+//! The command connection and its supervisor: connect, agree on the epoch,
+//! probe liveness, reconnect with backoff.
+//!
+//! One multiplexed connection carries every command of the node
+//! (publishes, history reads, claims); the feed has its own (see `feed`).
+//! The supervisor runs the epoch check ([`super::scripts::SYNC`]) as the
+//! liveness probe: it must answer within [`PROBE_TIMEOUT`], or the
+//! connection is dropped, the node is `degraded` and publishes fail at once
+//! until a new connection has passed the check. A timeout is not an error
+//! the `redis` crate's connection manager reconnects on, which is why this
+//! module keeps the connection itself.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
+use tokio::sync::{watch, Notify};
+
+use super::scripts::{int, items, text, unexpected};
+use super::{
+    Line, Node, BACKOFF_MAX, BACKOFF_MIN, COMMAND_TIMEOUT, CONNECT_TIMEOUT, FEED_MIN_LEN,
+    PROBE_INTERVAL, PROBE_TIMEOUT, START_TIMEOUT,
+};
+use crate::hub::{Health, HubError};
+
+/// State of the command connection, shared by every task of the node.
+pub(crate) struct Link {
+    /// The live connection; `None` while Redis is unreachable (std mutex:
+    /// held only to clone or replace it).
+    conn: Mutex<Option<MultiplexedConnection>>,
+    /// The epoch agreed with Redis; the feed reader follows it.
+    pub(crate) line: watch::Sender<Option<Line>>,
+    /// The epoch check passes on the command connection.
+    commands_up: AtomicBool,
+    /// The feed reader is connected and reading.
+    pub(crate) feed_up: AtomicBool,
+    /// The last failure, for `/health`.
+    problem: Mutex<String>,
+    /// Highest number seen on the current epoch (epoch, seq): when Redis
+    /// reports less, it lost writes.
+    seen: Mutex<(Arc<str>, u64)>,
+    /// Wakes the supervisor for an epoch check now.
+    check_now: Notify,
+}
+
+impl Link {
+    pub(crate) fn new() -> Self {
+        Link {
+            conn: Mutex::new(None),
+            line: watch::Sender::new(None),
+            commands_up: AtomicBool::new(false),
+            feed_up: AtomicBool::new(false),
+            problem: Mutex::new(String::new()),
+            seen: Mutex::new((Arc::from(""), 0)),
+            check_now: Notify::new(),
+        }
+    }
+
+    pub(crate) fn start(&self, conn: MultiplexedConnection, line: Line, seq: u64) {
+        *self.seen.lock().expect("seen lock") = (line.epoch.clone(), seq);
+        self.line.send_replace(Some(line));
+        *self.conn.lock().expect("conn lock") = Some(conn);
+        self.commands_up.store(true, Ordering::Release);
+    }
+
+    /// The command connection, or why there is none.
+    fn conn(&self) -> Result<MultiplexedConnection, HubError> {
+        match &*self.conn.lock().expect("conn lock") {
+            Some(conn) if self.commands_up.load(Ordering::Acquire) => Ok(conn.clone()),
+            _ => Err(self.unavailable()),
+        }
+    }
+
+    fn unavailable(&self) -> HubError {
+        HubError::Unavailable {
+            detail: format!(
+                "Redis is unreachable ({}); retry later",
+                self.problem.lock().expect("problem lock")
+            ),
+        }
+    }
+
+    /// The current epoch.
+    pub(crate) fn line(&self) -> Option<Line> {
+        self.line.borrow().clone()
+    }
+
+    /// Records that `seq` exists on `epoch`.
+    pub(crate) fn saw(&self, epoch: &str, seq: u64) {
+        let mut seen = self.seen.lock().expect("seen lock");
+        if &*seen.0 == epoch && seq > seen.1 {
+            seen.1 = seq;
+        }
+    }
+
+    /// The highest number seen on the current epoch.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen.lock().expect("seen lock").1
+    }
+
+    pub(crate) fn set_problem(&self, what: &str, why: impl std::fmt::Display) {
+        *self.problem.lock().expect("problem lock") = format!("{what}: {why}");
+    }
+
+    fn down(&self, why: impl std::fmt::Display) {
+        if self.commands_up.swap(false, Ordering::AcqRel) {
+            tracing::warn!("Redis connection lost: {why}");
+        }
+        self.set_problem("commands", why);
+        *self.conn.lock().expect("conn lock") = None;
+    }
+
+    /// A command failed: when the connection itself is gone, the node is
+    /// degraded at once (not at the next probe) and the supervisor
+    /// reconnects now.
+    fn failed(&self, e: &redis::RedisError) {
+        if e.is_unrecoverable_error() || e.is_io_error() {
+            self.down(e);
+        }
+        self.check_now.notify_one();
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        if self.commands_up.load(Ordering::Acquire) && self.feed_up.load(Ordering::Acquire) {
+            Health::Ok
+        } else {
+            Health::Degraded(self.problem.lock().expect("problem lock").clone())
+        }
+    }
+}
+
+/// A connection with the node's timeouts: `response` bounds every reply
+/// (`None` for the feed, whose reads block on purpose).
+pub(crate) async fn connect(
+    node: &Node,
+    response: Option<Duration>,
+) -> Result<MultiplexedConnection, redis::RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(response);
+    let connecting = node
+        .client
+        .get_multiplexed_async_connection_with_config(&config);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out("connect")),
+    }
+}
+
+pub(crate) fn timed_out(what: &str) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what}: no answer from Redis"),
+    ))
+}
+
+/// Runs the epoch check on `conn`: returns the agreed epoch and Redis's
+/// sequence.
+async fn sync(
+    node: &Node,
+    conn: &mut MultiplexedConnection,
+    current: Option<&Line>,
+) -> Result<(Line, u64), redis::RedisError> {
+    let (epoch, seen, feed) = match current {
+        Some(line) => (
+            line.epoch.to_string(),
+            node.link.seen(),
+            node.keys.feed(&line.tag),
+        ),
+        None => (String::new(), 0, node.keys.feed("none")),
+    };
+    let fresh = format!("{:08x}", rand::random::<u32>());
+    let mut invocation = node.scripts.sync.prepare_invoke();
+    invocation
+        .key(&node.keys.epoch)
+        .key(&node.keys.seq)
+        .key(feed)
+        .arg(epoch)
+        .arg(seen)
+        .arg(fresh);
+    let call = invocation.invoke_async::<Value>(conn);
+    let reply = match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+        Ok(reply) => reply?,
+        Err(_) => return Err(timed_out("liveness probe")),
+    };
+    let parts = items(&reply).ok_or_else(|| unexpected("epoch check", &reply))?;
+    let (Some(epoch), Some(seq)) = (parts.first().and_then(text), parts.get(1).and_then(int))
+    else {
+        return Err(unexpected("epoch check", &reply));
+    };
+    let line = Line::parse(epoch).ok_or_else(|| unexpected("epoch", &reply))?;
+    Ok((line, seq))
+}
+
+/// Connects at start, retrying for up to [`START_TIMEOUT`].
+pub(crate) async fn first_connect(
+    node: &Node,
+) -> Result<(MultiplexedConnection, Line, u64), String> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let attempt = async {
+            let mut conn = connect(node, Some(COMMAND_TIMEOUT)).await?;
+            let (line, seq) = sync(node, &mut conn, None).await?;
+            Ok::<_, redis::RedisError>((conn, line, seq))
+        };
+        match attempt.await {
+            Ok(ok) => return Ok(ok),
+            Err(e) if tokio::time::Instant::now() + backoff >= deadline => {
+                return Err(e.to_string())
+            }
+            Err(e) => {
+                tracing::info!("waiting for Redis: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// A jittered delay between `d / 2` and `d`.
+pub(crate) fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+}
+
+/// The supervisor: probes the command connection every [`PROBE_INTERVAL`]
+/// (or at once when asked), adopts epoch changes, refreshes claims, and
+/// reconnects with backoff when the probe fails. Runs until shutdown.
+pub(crate) async fn supervise(node: Arc<Node>) {
+    let mut backoff = BACKOFF_MIN;
+    let mut conn = node.link.conn().ok();
+    let mut next_prune = tokio::time::Instant::now() + sweep_interval(&node);
+    let mut next_census = tokio::time::Instant::now();
+    loop {
+        let Some(mut live) = conn.take() else {
+            tokio::select! {
+                _ = node.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(jitter(backoff)) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            match connect(&node, Some(COMMAND_TIMEOUT)).await {
+                Ok(fresh) => conn = Some(fresh),
+                Err(e) => node.link.down(format!("reconnect failed: {e}")),
+            }
+            continue;
+        };
+        let current = node.link.line();
+        match sync(&node, &mut live, current.as_ref()).await {
+            Ok((line, seq)) => {
+                adopt(&node, line, seq);
+                if !node.link.commands_up.load(Ordering::Acquire) {
+                    tracing::info!("Redis connection restored");
+                }
+                *node.link.conn.lock().expect("conn lock") = Some(live.clone());
+                node.link.commands_up.store(true, Ordering::Release);
+                backoff = BACKOFF_MIN;
+                super::claims::refresh(&node, &mut live).await;
+                conn = Some(live);
+                if tokio::time::Instant::now() >= next_census {
+                    next_census = tokio::time::Instant::now() + super::census::CENSUS_EVERY;
+                    if let Some(live) = conn.as_mut() {
+                        super::census::report(&node, live).await;
+                    }
+                }
+                if tokio::time::Instant::now() >= next_prune {
+                    next_prune = tokio::time::Instant::now() + sweep_interval(&node);
+                    prune(&node).await;
+                }
+            }
+            Err(e) => {
+                node.link.down(e);
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(PROBE_INTERVAL) => {}
+            _ = node.link.check_now.notified() => {}
+        }
+    }
+}
+
+/// How often expired channels are looked for: a quarter of
+/// `--history-ttl`, between 1 s and 30 s.
+fn sweep_interval(node: &Node) -> Duration {
+    (node.opts.limits.history_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+/// Takes the epoch Redis agreed on: a new one makes the feed reader switch.
+fn adopt(node: &Node, line: Line, seq: u64) {
+    let changed = node.link.line.send_if_modified(|current| {
+        if current.as_ref() == Some(&line) {
+            return false;
+        }
+        tracing::warn!(
+            "Redis history line changed to epoch {} (numbers above {}): subscribers get `history lost`",
+            line.tag,
+            line.base
+        );
+        *current = Some(line.clone());
+        true
+    });
+    let mut seen = node.link.seen.lock().expect("seen lock");
+    if changed || seen.0 != line.epoch {
+        *seen = (line.epoch.clone(), seq);
+    } else if seq > seen.1 {
+        seen.1 = seq;
+    }
+}
+
+/// Runs an epoch check now on the command connection (after a publish was
+/// refused for being on another epoch).
+async fn resync(node: &Node) -> Result<(), HubError> {
+    let mut conn = node.link.conn()?;
+    let current = node.link.line();
+    match sync(node, &mut conn, current.as_ref()).await {
+        Ok((line, seq)) => {
+            adopt(node, line, seq);
+            Ok(())
+        }
+        Err(e) => {
+            node.link.check_now.notify_one();
+            Err(HubError::Unavailable {
+                detail: format!("Redis did not answer: {e}"),
+            })
+        }
+    }
+}
+
+/// Publishes `events` of `channel` in one script call; returns the first
+/// and last numbers and the epoch they belong to. Fails at once while
+/// Redis is unreachable: an event is answered only once Redis has it.
+pub(crate) async fn publish(
+    node: &Node,
+    channel: &str,
+    events: &[(&str, &str)],
+) -> Result<(u64, u64, Line), HubError> {
+    for attempt in 0..2 {
+        let mut conn = node.link.conn()?;
+        let line = node.link.line().ok_or_else(|| node.link.unavailable())?;
+        let mut call = node.scripts.publish.prepare_invoke();
+        call.key(&node.keys.epoch)
+            .key(&node.keys.seq)
+            .key(node.keys.feed(&line.tag))
+            .key(node.keys.channel(channel))
+            .key(&node.keys.channels)
+            .arg(&*line.epoch)
+            .arg(channel)
+            .arg(node.opts.limits.history)
+            .arg(node.opts.limits.history.max(FEED_MIN_LEN))
+            .arg(node.opts.limits.max_channels)
+            .arg(node.opts.limits.history_ttl.as_millis() as u64);
+        for (event_type, data) in events {
+            call.arg(*event_type).arg(*data);
+        }
+        let reply = match tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            call.invoke_async::<Value>(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                node.link.failed(&e);
+                return Err(HubError::Unavailable {
+                    detail: format!("Redis refused the publish: {e}"),
+                });
+            }
+            Err(_) => {
+                node.link.check_now.notify_one();
+                return Err(HubError::Unavailable {
+                    detail: "Redis did not answer the publish in time".into(),
+                });
+            }
+        };
+        let parts = items(&reply).unwrap_or_default();
+        match parts.first().and_then(text) {
+            Some("ok") => {
+                let (Some(first), Some(last)) =
+                    (parts.get(1).and_then(int), parts.get(2).and_then(int))
+                else {
+                    break;
+                };
+                node.link.saw(&line.epoch, last);
+                return Ok((first, last, line));
+            }
+            Some("full") if attempt == 0 && prune(node).await > 0 => {}
+            Some("full") => {
+                return Err(HubError::TooManyChannels {
+                    limit: node.opts.limits.max_channels,
+                })
+            }
+            Some("epoch") | Some("behind") if attempt == 0 => resync(node).await?,
+            _ => break,
+        }
+    }
+    Err(HubError::Unavailable {
+        detail: "Redis's history line changed during the publish; retry".into(),
+    })
+}
+
+/// Channels looked at per prune.
+const PRUNE_BATCH: usize = 1000;
+
+/// Drops expired channels from the channel set; returns how many.
+pub(crate) async fn prune(node: &Node) -> u64 {
+    let Ok(mut conn) = node.link.conn() else {
+        return 0;
+    };
+    let mut invocation = node.scripts.prune.prepare_invoke();
+    invocation
+        .key(&node.keys.channels)
+        .arg(&node.keys.prefix)
+        .arg(PRUNE_BATCH);
+    let call = invocation.invoke_async::<u64>(&mut conn);
+    query(node, call).await.unwrap_or(0)
+}
+
+/// Reads retained events of `channel` in (after, upto], oldest first (or
+/// the newest `count` when `newest`), with the number up to which the
+/// stream was trimmed.
+pub(crate) async fn history(
+    node: &Node,
+    channel: &str,
+    after: u64,
+    upto: u64,
+    count: usize,
+    newest: bool,
+) -> Result<(u64, Vec<super::scripts::Entry>), HubError> {
+    let mut conn = node.link.conn()?;
+    let mut invocation = node.scripts.history.prepare_invoke();
+    invocation
+        .key(node.keys.channel(channel))
+        .arg(after)
+        .arg(upto)
+        .arg(count)
+        .arg(if newest { "rev" } else { "fwd" });
+    let call = invocation.invoke_async::<Value>(&mut conn);
+    let reply = match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => {
+            node.link.failed(&e);
+            return Err(HubError::Unavailable {
+                detail: format!("reading history: {e}"),
+            });
+        }
+        Err(_) => {
+            node.link.check_now.notify_one();
+            return Err(HubError::Unavailable {
+                detail: "reading history: no answer".into(),
+            });
+        }
+    };
+    let bad = || HubError::Unavailable {
+        detail: format!("unexpected history reply {reply:?}"),
+    };
+    let parts = items(&reply).ok_or_else(bad)?;
+    let [deleted, list] = parts else {
+        return Err(bad());
+    };
+    let deleted = text(deleted)
+        .and_then(|id| id.split_once('-'))
+        .map(|(ms, seq)| {
+            if ms == "0" {
+                seq.parse().unwrap_or(0)
+            } else {
+                u64::MAX
+            }
+        })
+        .unwrap_or(0);
+    let mut entries = super::scripts::entries(list).map_err(|_| bad())?;
+    if newest {
+        entries.reverse();
+    }
+    Ok((deleted, entries))
+}
+
+/// Redis's current sequence number.
+pub(crate) async fn cluster_seq(node: &Node) -> Result<u64, HubError> {
+    let mut conn = node.link.conn()?;
+    let mut cmd = redis::cmd("GET");
+    cmd.arg(&node.keys.seq);
+    let call = cmd.query_async::<Option<u64>>(&mut conn);
+    match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+        Ok(Ok(seq)) => Ok(seq.unwrap_or(0)),
+        _ => Err(node.link.unavailable()),
+    }
+}
+
+/// Whether `channel` is in the cluster's channel set.
+pub(crate) async fn has_channel(node: &Node, channel: &str) -> Result<bool, HubError> {
+    let mut conn = node.link.conn()?;
+    let mut cmd = redis::cmd("ZSCORE");
+    cmd.arg(&node.keys.channels).arg(channel);
+    let call = cmd.query_async::<Option<f64>>(&mut conn);
+    Ok(query(node, call).await?.is_some())
+}
+
+/// The cluster's channels with their newest numbers.
+pub(crate) async fn cluster_channels(node: &Node) -> Result<Vec<(String, u64)>, HubError> {
+    let mut conn = node.link.conn()?;
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(&node.keys.channels)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES");
+    let call = cmd.query_async::<Vec<(String, f64)>>(&mut conn);
+    match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+        Ok(Ok(list)) => Ok(list
+            .into_iter()
+            .map(|(name, score)| (name, score.max(0.0) as u64))
+            .collect()),
+        _ => Err(node.link.unavailable()),
+    }
+}
+
+/// Runs `cmd` on the command connection with the command timeout.
+pub(crate) async fn query<T: redis::FromRedisValue>(
+    node: &Node,
+    invocation: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, HubError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, invocation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(HubError::Unavailable {
+            detail: e.to_string(),
+        }),
+        Err(_) => {
+            node.link.check_now.notify_one();
+            Err(HubError::Unavailable {
+                detail: "no answer from Redis".into(),
+            })
+        }
+    }
+}
+
+/// The command connection (for modules that build their own commands).
+pub(crate) fn command_conn(node: &Node) -> Result<MultiplexedConnection, HubError> {
+    node.link.conn()
+}

@@ -1,0 +1,946 @@
+//! The node's replica of the cluster's channels, and its subscriptions.
+//!
+//! The feed reader is the only writer: it appends each event to its
+//! channel's history and then advances `committed`, so, as in the memory
+//! hub, every event numbered at or below `committed` is already in its
+//! channel and a subscriber reading up to a snapshot of `committed` merges
+//! any set of channels in strict id order.
+//!
+//! What the replica does not hold is read from Redis. Each channel has a
+//! `floor`: every event of the channel numbered in (`floor`, `committed`]
+//! is in its history. Below the floor (events published before the node
+//! started, evicted by `--history`, or skipped over when the node lost the
+//! feed) a subscriber reads the channel's Redis stream instead, and Redis
+//! says whether those events still exist (`reset` with `too old` or
+//! `lagged` when they do not). So a slow subscriber costs no memory, and a
+//! `Last-Event-ID` from any node resumes exactly here.
+//!
+//! Epochs: when the line of history changes (Redis lost its data), the
+//! reader clears the replica, starts the new line at its base number and
+//! bumps `generation`; every subscription then sends one `reset` (`history
+//! lost`) for each of its channels that held events, and goes on with the
+//! new line.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::link;
+use super::scripts::Entry;
+use super::{Line, Node};
+use crate::hub::{
+    ChannelInfo, ChannelName, ChannelRequest, Delivery, HistoryUsage, HubError, ResetReason, Start,
+    StoredEvent, Swept,
+};
+use crate::sse::PendingEvent;
+
+/// Most events handed to a subscriber per batch from the replica.
+const MAX_BATCH: usize = 512;
+
+/// Most events read from one channel stream per request.
+const FETCH_COUNT: usize = 1000;
+
+/// Pause before a subscriber retries a history read that Redis did not
+/// answer (its stream stays open meanwhile).
+const FETCH_RETRY: Duration = Duration::from_millis(250);
+
+/// Previous epoch tags remembered, to answer their ids with `history lost`
+/// rather than `unknown id`.
+const PREVIOUS_TAGS: usize = 16;
+
+const LAGGED: ResetReason = ResetReason::Lagged;
+const TOO_OLD: ResetReason = ResetReason::TooOld;
+const UNKNOWN_ID: ResetReason = ResetReason::UnknownId;
+const HISTORY_LOST: ResetReason = ResetReason::HistoryLost;
+
+/// The node's copy of the channels. See the module docs.
+pub(crate) struct Replica {
+    history: usize,
+    max_channels: usize,
+    /// `--history-bytes`: retained events of all channels together.
+    history_bytes: usize,
+    /// Retained events in number order (the feed reader's apply order), for
+    /// evicting the oldest first when `history_bytes` is passed. Entries of
+    /// events already gone otherwise are skipped when met, and compacted
+    /// away when they outnumber the live ones. Written by the feed reader
+    /// only (std mutex, never held across an await).
+    oldest: Mutex<VecDeque<(u64, Arc<Channel>)>>,
+    /// Highest number whose event is in its channel here.
+    committed: AtomicU64,
+    /// Bumped on every epoch change, before the replica is cleared.
+    generation: AtomicU64,
+    /// The current line and what its change lost (written by the reader).
+    state: RwLock<LineState>,
+    /// Channels by name. Lock order: `state`, this map, then a channel.
+    channels: RwLock<HashMap<ChannelName, Arc<Channel>>>,
+    /// Events retained in all channels, and what they cost in memory.
+    retained: AtomicUsize,
+    /// See `retained`.
+    retained_bytes: AtomicUsize,
+    /// Bytes of `/events` envelopes made for retained events.
+    envelope_bytes: Arc<AtomicUsize>,
+    /// Floor of a channel created now (events of unknown channels below it
+    /// may exist in Redis).
+    default_floor: AtomicU64,
+    next_subscriber: AtomicU64,
+}
+
+struct LineState {
+    line: Line,
+    generation: u64,
+    /// Channels that held events when the line last changed.
+    lost: HashSet<ChannelName>,
+    /// Tags of earlier lines, newest last.
+    previous: VecDeque<Arc<str>>,
+}
+
+pub(crate) struct Channel {
+    name: ChannelName,
+    /// std mutex: held only for short, non-async sections.
+    inner: Mutex<ChannelInner>,
+}
+
+struct ChannelInner {
+    /// Events numbered above `floor`, oldest first, at most `history`.
+    events: VecDeque<Arc<StoredEvent>>,
+    /// Every event of the channel numbered in (floor, committed] is in
+    /// `events`.
+    floor: u64,
+    subscribers: HashMap<u64, Arc<Notify>>,
+    /// When the feed last brought an event (for `--history-ttl`).
+    last_event: Option<Instant>,
+    /// Dropped from the map; holders must look the name up again.
+    removed: bool,
+}
+
+fn is_pinned(name: &ChannelName) -> bool {
+    name.kind().is_pinned()
+}
+
+impl Replica {
+    pub(crate) fn new(history: usize, max_channels: usize, history_bytes: usize) -> Self {
+        Replica {
+            history: history.max(1),
+            max_channels,
+            history_bytes,
+            oldest: Mutex::new(VecDeque::new()),
+            committed: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            state: RwLock::new(LineState {
+                line: Line {
+                    epoch: "".into(),
+                    tag: "".into(),
+                    base: 0,
+                },
+                generation: 0,
+                lost: HashSet::new(),
+                previous: VecDeque::new(),
+            }),
+            channels: RwLock::new(HashMap::new()),
+            retained: AtomicUsize::new(0),
+            retained_bytes: AtomicUsize::new(0),
+            envelope_bytes: Arc::new(AtomicUsize::new(0)),
+            default_floor: AtomicU64::new(0),
+            next_subscriber: AtomicU64::new(1),
+        }
+    }
+
+    /// Starts on `line` with Redis at number `seq`: earlier events are read
+    /// from Redis when needed.
+    pub(crate) fn start(&self, line: Line, seq: u64) {
+        self.state.write().expect("state lock").line = line;
+        self.default_floor.store(seq, Ordering::Relaxed);
+        self.committed.store(seq, Ordering::Release);
+    }
+
+    pub(crate) fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn line(&self) -> Line {
+        self.state.read().expect("state lock").line.clone()
+    }
+
+    fn lookup(&self, name: &ChannelName, limit: Option<usize>) -> Result<Arc<Channel>, HubError> {
+        if let Some(ch) = self.channels.read().expect("map lock").get(name) {
+            return Ok(ch.clone());
+        }
+        let mut channels = self.channels.write().expect("map lock");
+        if let Some(ch) = channels.get(name) {
+            return Ok(ch.clone());
+        }
+        if let Some(limit) = limit {
+            if channels.len() >= limit {
+                return Err(HubError::TooManyChannels { limit });
+            }
+        }
+        let name = name.clone();
+        let ch = Arc::new(Channel {
+            name: name.clone(),
+            inner: Mutex::new(ChannelInner {
+                events: VecDeque::new(),
+                floor: self.default_floor.load(Ordering::Relaxed),
+                subscribers: HashMap::new(),
+                last_event: None,
+                removed: false,
+            }),
+        });
+        channels.insert(name, ch.clone());
+        Ok(ch)
+    }
+
+    /// Whether this node has an entry for `name`.
+    pub(crate) fn knows(&self, name: &ChannelName) -> bool {
+        self.channels.read().expect("map lock").contains_key(name)
+    }
+
+    pub(crate) fn ensure(&self, name: &ChannelName) -> Result<(), HubError> {
+        self.lookup(name, Some(self.max_channels)).map(drop)
+    }
+
+    /// Subscribers of `name` on this node.
+    pub(crate) fn subscribers(&self, name: &str) -> usize {
+        self.channels
+            .read()
+            .expect("map lock")
+            .get(name)
+            .map_or(0, |ch| {
+                ch.inner.lock().expect("channel lock").subscribers.len()
+            })
+    }
+
+    /// Subscribers per channel on this node (channels with any).
+    pub(crate) fn subscriber_counts(&self) -> Vec<(String, usize)> {
+        self.channels
+            .read()
+            .expect("map lock")
+            .values()
+            .filter_map(|ch| {
+                let n = ch.inner.lock().expect("channel lock").subscribers.len();
+                (n > 0).then(|| (ch.name.to_string(), n))
+            })
+            .collect()
+    }
+
+    /// The channels this node knows, sorted by name.
+    pub(crate) fn channels(&self) -> Vec<ChannelInfo> {
+        let line = self.line();
+        let channels: Vec<Arc<Channel>> = self
+            .channels
+            .read()
+            .expect("map lock")
+            .values()
+            .cloned()
+            .collect();
+        let mut infos: Vec<ChannelInfo> = channels
+            .iter()
+            .map(|ch| {
+                let inner = ch.inner.lock().expect("channel lock");
+                ChannelInfo {
+                    name: ch.name.clone(),
+                    kind: ch.name.kind(),
+                    subscribers: inner.subscribers.len(),
+                    last_id: inner.events.back().map(|e| line.id(e.seq)),
+                    retained: inner.events.len(),
+                    retained_bytes: inner.events.iter().map(|e| e.cost()).sum(),
+                }
+            })
+            .collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        infos
+    }
+
+    /// Switches to `line` if it is not the current one (called by the feed
+    /// reader before each read).
+    pub(crate) fn follow(&self, line: &Line) {
+        if self.state.read().expect("state lock").line == *line {
+            return;
+        }
+        let mut state = self.state.write().expect("state lock");
+        if state.line == *line {
+            return;
+        }
+        let channels = self.channels.write().expect("map lock");
+        let mut lost = HashSet::new();
+        let generation = state.generation + 1;
+        // Published first: a subscriber that reads anything of the new line
+        // then sees the new generation and starts over.
+        self.generation.store(generation, Ordering::Release);
+        for ch in channels.values() {
+            let mut inner = ch.inner.lock().expect("channel lock");
+            if !inner.events.is_empty() {
+                lost.insert(ch.name.clone());
+            }
+            self.forget_events(&mut inner);
+            inner.floor = line.base;
+        }
+        self.default_floor.store(line.base, Ordering::Relaxed);
+        self.committed.store(line.base, Ordering::Release);
+        let old = std::mem::replace(&mut state.line, line.clone());
+        if !old.tag.is_empty() {
+            state.previous.push_back(old.tag);
+            if state.previous.len() > PREVIOUS_TAGS {
+                state.previous.pop_front();
+            }
+        }
+        state.generation = generation;
+        state.lost = lost;
+        drop(state);
+        for ch in channels.values() {
+            for notify in ch.inner.lock().expect("channel lock").subscribers.values() {
+                notify.notify_one();
+            }
+        }
+    }
+
+    /// Drops the oldest retained events, whatever their channel, while the
+    /// replica holds more than `--history-bytes` (the newest event stays).
+    /// A subscriber that still needs them reads them from Redis.
+    fn evict_for_bytes(&self) {
+        let mut oldest = self.oldest.lock().expect("oldest lock");
+        while self.retained_bytes.load(Ordering::Relaxed)
+            + self.envelope_bytes.load(Ordering::Relaxed)
+            > self.history_bytes
+            && self.retained.load(Ordering::Relaxed) > 1
+        {
+            let Some((seq, ch)) = oldest.pop_front() else {
+                break;
+            };
+            let mut inner = ch.inner.lock().expect("channel lock");
+            if inner.events.front().is_some_and(|e| e.seq == seq) {
+                if let Some(old) = inner.events.pop_front() {
+                    inner.floor = old.seq;
+                    self.retained.fetch_sub(1, Ordering::Relaxed);
+                    self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
+                }
+            }
+        }
+        let live = self.retained.load(Ordering::Relaxed);
+        if oldest.len() > 2 * live + 1024 {
+            oldest.retain(|(seq, ch)| {
+                ch.inner
+                    .lock()
+                    .expect("channel lock")
+                    .events
+                    .binary_search_by_key(seq, |e| e.seq)
+                    .is_ok()
+            });
+        }
+    }
+
+    /// Empties a channel's history, keeping the counters right.
+    fn forget_events(&self, inner: &mut ChannelInner) -> usize {
+        let n = inner.events.len();
+        let bytes: usize = inner.events.iter().map(|e| e.cost()).sum();
+        inner.events.clear();
+        self.retained.fetch_sub(n, Ordering::Relaxed);
+        self.retained_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        n
+    }
+
+    /// Events and bytes retained here, and channels known.
+    pub(crate) fn usage(&self) -> HistoryUsage {
+        HistoryUsage {
+            events: self.retained.load(Ordering::Relaxed),
+            bytes: self.retained_bytes.load(Ordering::Relaxed)
+                + self.envelope_bytes.load(Ordering::Relaxed),
+            channels: self.channels.read().expect("map lock").len(),
+        }
+    }
+
+    /// Removes `name` if nobody here subscribes to it; see
+    /// [`crate::hub::Hub::remove_unsubscribed`].
+    pub(crate) fn remove_unsubscribed(&self, name: &ChannelName) -> bool {
+        let mut channels = self.channels.write().expect("map lock");
+        let Some(ch) = channels.get(name).cloned() else {
+            return true;
+        };
+        let mut inner = ch.inner.lock().expect("channel lock");
+        if !inner.subscribers.is_empty() {
+            return false;
+        }
+        self.forget_events(&mut inner);
+        inner.removed = true;
+        channels.remove(name);
+        // Events of it below `committed` are no longer here.
+        self.default_floor
+            .fetch_max(self.committed.load(Ordering::Acquire), Ordering::Relaxed);
+        true
+    }
+
+    /// Drops channels with no subscribers whose last event arrived more than
+    /// `ttl` before `now` (log streams and `broadcast` keep their entry but
+    /// lose their events). Channels created later start above everything
+    /// forgotten, so they read the forgotten range from Redis if asked.
+    pub(crate) fn sweep(&self, ttl: Duration, now: Instant) -> Swept {
+        let mut swept = Swept::default();
+        if ttl.is_zero() {
+            return swept;
+        }
+        let mut channels = self.channels.write().expect("map lock");
+        channels.retain(|name, ch| {
+            let mut inner = ch.inner.lock().expect("channel lock");
+            let idle = inner
+                .last_event
+                .is_some_and(|at| now.saturating_duration_since(at) > ttl)
+                && inner.subscribers.is_empty();
+            if !idle {
+                return true;
+            }
+            if let Some(last) = inner.events.back() {
+                inner.floor = last.seq;
+            }
+            swept.expired += self.forget_events(&mut inner);
+            inner.last_event = None;
+            if is_pinned(name) {
+                return true;
+            }
+            swept.dropped += 1;
+            inner.removed = true;
+            false
+        });
+        if swept != Swept::default() {
+            let committed = self.committed.load(Ordering::Acquire);
+            self.default_floor.fetch_max(committed, Ordering::Relaxed);
+        }
+        swept
+    }
+
+    /// Forgets everything up to `through`: the node missed feed entries, so
+    /// channels are complete only above it.
+    fn gap(&self, through: u64) {
+        tracing::warn!(
+            "the Redis feed no longer holds events up to number {through}; subscribers read them from the channel streams"
+        );
+        let channels = self.channels.write().expect("map lock");
+        self.default_floor.store(through, Ordering::Relaxed);
+        for ch in channels.values() {
+            let mut inner = ch.inner.lock().expect("channel lock");
+            self.forget_events(&mut inner);
+            inner.floor = through;
+        }
+    }
+
+    /// Appends feed entries of `line` in number order; returns the new
+    /// `committed` if it moved.
+    pub(crate) fn apply(&self, line: &Line, entries: Vec<Entry>) -> Option<u64> {
+        let mut committed = self.committed.load(Ordering::Relaxed);
+        let start = committed;
+        let now = Instant::now();
+        let mut touched: Vec<Arc<Channel>> = Vec::new();
+        for entry in entries {
+            if entry.seq <= committed {
+                continue;
+            }
+            if entry.seq != committed + 1 {
+                self.gap(entry.seq - 1);
+            }
+            committed = entry.seq;
+            let Ok(name) = ChannelName::parse(entry.field("c")) else {
+                continue;
+            };
+            let Ok(ch) = self.lookup(&name, None) else {
+                continue;
+            };
+            let event = Arc::new(self.stored(line, &ch.name, &entry));
+            let mut inner = ch.inner.lock().expect("channel lock");
+            self.retained.fetch_add(1, Ordering::Relaxed);
+            self.retained_bytes
+                .fetch_add(event.cost(), Ordering::Relaxed);
+            inner.events.push_back(event);
+            inner.last_event = Some(now);
+            if inner.events.len() > self.history {
+                if let Some(old) = inner.events.pop_front() {
+                    inner.floor = old.seq;
+                    self.retained.fetch_sub(1, Ordering::Relaxed);
+                    self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
+                }
+            }
+            drop(inner);
+            self.oldest
+                .lock()
+                .expect("oldest lock")
+                .push_back((entry.seq, ch.clone()));
+            if !touched.iter().any(|c| Arc::ptr_eq(c, &ch)) {
+                touched.push(ch);
+            }
+        }
+        self.evict_for_bytes();
+        if committed == start {
+            return None;
+        }
+        self.committed.store(committed, Ordering::Release);
+        for ch in touched {
+            for notify in ch.inner.lock().expect("channel lock").subscribers.values() {
+                notify.notify_one();
+            }
+        }
+        Some(committed)
+    }
+}
+
+impl Replica {
+    /// An event read from Redis, labelled with `line`'s tag, encoded once.
+    fn stored(&self, line: &Line, channel: &ChannelName, entry: &Entry) -> StoredEvent {
+        let event_type = match entry.field("t") {
+            "" => crate::sse::DEFAULT_EVENT_TYPE,
+            t => t,
+        };
+        let pending = PendingEvent::encode(event_type, entry.field("d"));
+        let allocated = pending.allocated();
+        StoredEvent::new(
+            entry.seq,
+            channel.clone(),
+            pending.with_id(&line.id(entry.seq)),
+            allocated,
+            self.envelope_bytes.clone(),
+        )
+    }
+}
+
+/// Start-up work a subscription does on its first batch.
+#[derive(Debug, Clone)]
+enum Pending {
+    Nothing,
+    /// The last `n` events of each channel up to the cursor.
+    Tails(Vec<usize>),
+    /// A `Last-Event-ID` above what this node has read: valid if Redis
+    /// has given that number out, else unknown.
+    Validate(u64),
+}
+
+/// A subscriber on this node: a cursor into the replica (and, below its
+/// floors, into the channel streams in Redis) plus the `Notify` the feed
+/// reader wakes.
+pub struct RedisSubscription {
+    node: Arc<Node>,
+    key: u64,
+    channels: Vec<Arc<Channel>>,
+    implicit: Vec<bool>,
+    /// Per channel: an event was delivered on the current line.
+    delivered: Vec<bool>,
+    notify: Arc<Notify>,
+    /// Highest number handed out or skipped.
+    cursor: u64,
+    /// The replica generation the cursor belongs to.
+    generation: u64,
+    /// Reason for the next trim found below the cursor (`None`: say
+    /// nothing, a reset was already sent).
+    lag_reason: Option<ResetReason>,
+    /// A reset to send for every channel first (`unknown id`, `history
+    /// lost` for an id of an earlier epoch).
+    announce: Option<ResetReason>,
+    pending: Pending,
+}
+
+/// Registers a subscription; see [`crate::hub::Hub::subscribe`].
+pub(crate) fn subscribe(
+    node: &Arc<Node>,
+    requests: &[ChannelRequest],
+    start: Start,
+) -> Result<RedisSubscription, HubError> {
+    let replica = &node.replica;
+    let (generation, tag, previous) = {
+        let state = replica.state.read().expect("state lock");
+        (
+            state.generation,
+            state.line.tag.clone(),
+            state.previous.clone(),
+        )
+    };
+    let mut sub = RedisSubscription {
+        node: node.clone(),
+        key: replica.next_subscriber.fetch_add(1, Ordering::Relaxed),
+        channels: Vec::with_capacity(requests.len()),
+        implicit: Vec::with_capacity(requests.len()),
+        delivered: Vec::with_capacity(requests.len()),
+        notify: Arc::new(Notify::new()),
+        cursor: 0,
+        generation,
+        lag_reason: Some(LAGGED),
+        announce: None,
+        pending: Pending::Nothing,
+    };
+    let mut tails = Vec::with_capacity(requests.len());
+    for req in requests {
+        // On error, dropping `sub` unregisters what was registered.
+        let ch = loop {
+            let ch = replica.lookup(&req.name, Some(replica.max_channels))?;
+            let mut inner = ch.inner.lock().expect("channel lock");
+            if !inner.removed {
+                inner.subscribers.insert(sub.key, sub.notify.clone());
+                drop(inner);
+                break ch;
+            }
+        };
+        if !sub.channels.iter().any(|c| Arc::ptr_eq(c, &ch)) {
+            sub.channels.push(ch);
+            sub.implicit.push(req.implicit);
+            sub.delivered.push(false);
+            tails.push(req.tail);
+        }
+    }
+    // Registered: anything committed after this snapshot wakes us.
+    sub.cursor = replica.committed();
+    match start {
+        Start::Now => {
+            if tails.iter().any(|&t| t > 0) {
+                sub.pending = Pending::Tails(tails);
+            }
+        }
+        Start::After(id) => match parse_id(&id) {
+            Some((t, seq)) if t == &*tag => {
+                if seq <= sub.cursor {
+                    sub.cursor = seq;
+                    sub.lag_reason = Some(TOO_OLD);
+                } else {
+                    sub.pending = Pending::Validate(seq);
+                }
+            }
+            Some((t, _)) if previous.iter().any(|p| &**p == t) => sub.unknown(HISTORY_LOST),
+            _ => sub.unknown(UNKNOWN_ID),
+        },
+    }
+    Ok(sub)
+}
+
+/// Splits `TAG-SEQ`.
+fn parse_id(id: &str) -> Option<(&str, u64)> {
+    let (tag, seq) = id.trim().split_once('-')?;
+    Some((tag, seq.parse().ok()?))
+}
+
+/// What one step of a subscription produced.
+enum Step {
+    Ready(Vec<Delivery>),
+    /// Nothing new: wait for a wake-up.
+    Wait,
+    /// Redis did not answer: try again shortly.
+    Retry,
+    /// State changed under us: look again at once.
+    Again,
+}
+
+impl RedisSubscription {
+    /// Everything retained is sent after one reset per channel.
+    fn unknown(&mut self, reason: ResetReason) {
+        self.cursor = 0;
+        self.lag_reason = None;
+        self.announce = Some(reason);
+    }
+
+    fn generation_changed(&self) -> bool {
+        self.node.replica.generation.load(Ordering::Acquire) != self.generation
+    }
+
+    /// The line changed: one `history lost` per channel that held events,
+    /// then the new line from its start.
+    fn switched(&mut self) -> Vec<Delivery> {
+        let state = self.node.replica.state.read().expect("state lock");
+        let skipped = state.generation != self.generation + 1;
+        let mut resets = Vec::new();
+        for (i, ch) in self.channels.iter().enumerate() {
+            if (skipped && !self.implicit[i]) || self.delivered[i] || state.lost.contains(&ch.name)
+            {
+                resets.push(Delivery::Reset {
+                    channel: ch.name.clone(),
+                    reason: HISTORY_LOST,
+                });
+            }
+            self.delivered[i] = false;
+        }
+        self.generation = state.generation;
+        self.cursor = state.line.base;
+        self.lag_reason = Some(LAGGED);
+        self.announce = None;
+        self.pending = Pending::Nothing;
+        resets
+    }
+
+    async fn step(&mut self) -> Step {
+        if self.generation_changed() {
+            let resets = self.switched();
+            return if resets.is_empty() {
+                Step::Again
+            } else {
+                Step::Ready(resets)
+            };
+        }
+        match self.pending.clone() {
+            Pending::Nothing => {}
+            Pending::Tails(tails) => {
+                return match self.tails(&tails).await {
+                    Ok(_) if self.generation_changed() => Step::Again,
+                    Ok(batch) => {
+                        self.pending = Pending::Nothing;
+                        if batch.is_empty() {
+                            Step::Again
+                        } else {
+                            Step::Ready(batch)
+                        }
+                    }
+                    Err(_) => Step::Retry,
+                }
+            }
+            Pending::Validate(seq) => {
+                let known = self.node.link.seen() >= seq
+                    || match link::cluster_seq(&self.node).await {
+                        Ok(top) => top >= seq,
+                        Err(_) => return Step::Retry,
+                    };
+                if self.generation_changed() {
+                    return Step::Again;
+                }
+                self.pending = Pending::Nothing;
+                if known {
+                    self.cursor = seq;
+                    self.lag_reason = Some(TOO_OLD);
+                } else {
+                    self.unknown(UNKNOWN_ID);
+                }
+            }
+        }
+        self.collect().await
+    }
+
+    /// The last events of each channel up to the cursor, merged.
+    async fn tails(&mut self, tails: &[usize]) -> Result<Vec<Delivery>, HubError> {
+        let upto = self.cursor;
+        let line = self.node.replica.line();
+        let mut events: Vec<Arc<StoredEvent>> = Vec::new();
+        let mut fetch = Vec::new();
+        for (i, (ch, &tail)) in self.channels.iter().zip(tails).enumerate() {
+            if tail == 0 {
+                continue;
+            }
+            let inner = ch.inner.lock().expect("channel lock");
+            let end = inner.events.partition_point(|e| e.seq <= upto);
+            if end >= tail || inner.floor == 0 {
+                events.extend(inner.events.range(end.saturating_sub(tail)..end).cloned());
+            } else {
+                fetch.push((i, tail));
+            }
+        }
+        let reads = fetch.iter().map(|&(i, tail)| {
+            link::history(&self.node, &self.channels[i].name, 0, upto, tail, true)
+        });
+        let results = futures_util::future::join_all(reads).await;
+        for (&(i, _), result) in fetch.iter().zip(results) {
+            let (_, entries) = result?;
+            let name = &self.channels[i].name;
+            events.extend(
+                entries
+                    .iter()
+                    .map(|e| Arc::new(self.node.replica.stored(&line, name, e))),
+            );
+        }
+        events.sort_by_key(|e| e.seq);
+        for event in &events {
+            self.mark_delivered(&event.channel);
+        }
+        Ok(events.into_iter().map(Delivery::Event).collect())
+    }
+
+    fn mark_delivered(&mut self, channel: &ChannelName) {
+        if let Some(i) = self.channels.iter().position(|c| c.name == *channel) {
+            self.delivered[i] = true;
+        }
+    }
+
+    /// Events past the cursor: from the replica above each channel's floor,
+    /// from Redis below it.
+    async fn collect(&mut self) -> Step {
+        let snapshot = self.node.replica.committed();
+        let mut holds = vec![false; self.channels.len()];
+        if snapshot <= self.cursor {
+            let Some(reason) = self.announce.take() else {
+                return Step::Wait;
+            };
+            for (i, ch) in self.channels.iter().enumerate() {
+                holds[i] = !ch.inner.lock().expect("channel lock").events.is_empty();
+            }
+            self.lag_reason = Some(LAGGED);
+            let resets = self.announced(reason, &holds);
+            return if resets.is_empty() {
+                Step::Wait
+            } else {
+                Step::Ready(resets)
+            };
+        }
+        let line = self.node.replica.line();
+        let mut events: Vec<Arc<StoredEvent>> = Vec::new();
+        let mut fetch = Vec::new();
+        // Lowest last-taken number among channels cut short: events above
+        // it wait for the next batch so the merge stays in order.
+        let mut cut: Option<u64> = None;
+        for (i, ch) in self.channels.iter().enumerate() {
+            let inner = ch.inner.lock().expect("channel lock");
+            holds[i] = !inner.events.is_empty();
+            if inner.floor > self.cursor {
+                fetch.push(i);
+                continue;
+            }
+            let begin = inner.events.partition_point(|e| e.seq <= self.cursor);
+            for (taken, event) in inner.events.range(begin..).enumerate() {
+                if event.seq > snapshot {
+                    break;
+                }
+                if taken == MAX_BATCH {
+                    let last = events.last().map_or(self.cursor, |e| e.seq);
+                    cut = Some(cut.map_or(last, |c| c.min(last)));
+                    break;
+                }
+                events.push(event.clone());
+            }
+        }
+        if self.generation_changed() {
+            return Step::Again;
+        }
+        let mut resets = Vec::new();
+        if !fetch.is_empty() {
+            let cursor = self.cursor;
+            let reads = fetch.iter().map(|&i| {
+                link::history(
+                    &self.node,
+                    &self.channels[i].name,
+                    cursor,
+                    snapshot,
+                    FETCH_COUNT,
+                    false,
+                )
+            });
+            let results = futures_util::future::join_all(reads).await;
+            if self.generation_changed() {
+                return Step::Again;
+            }
+            for (&i, result) in fetch.iter().zip(results) {
+                let Ok((trimmed, entries)) = result else {
+                    return Step::Retry;
+                };
+                let name = &self.channels[i].name;
+                if trimmed > cursor {
+                    if let Some(reason) = self.lag_reason {
+                        resets.push(Delivery::Reset {
+                            channel: name.clone(),
+                            reason,
+                        });
+                    }
+                }
+                if entries.len() >= FETCH_COUNT {
+                    if let Some(last) = entries.last() {
+                        cut = Some(cut.map_or(last.seq, |c| c.min(last.seq)));
+                    }
+                }
+                holds[i] |= !entries.is_empty();
+                events.extend(
+                    entries
+                        .iter()
+                        .map(|e| Arc::new(self.node.replica.stored(&line, name, e))),
+                );
+            }
+        }
+        if let Some(reason) = self.announce.take() {
+            let mut first = self.announced(reason, &holds);
+            first.append(&mut resets);
+            resets = first;
+        }
+        self.lag_reason = Some(LAGGED);
+        if self.channels.len() > 1 || !fetch.is_empty() {
+            events.sort_by_key(|e| e.seq);
+        }
+        match cut {
+            Some(limit) => {
+                events.retain(|e| e.seq <= limit);
+                self.cursor = limit;
+            }
+            None => self.cursor = snapshot,
+        }
+        for event in &events {
+            self.mark_delivered(&event.channel);
+        }
+        resets.extend(events.into_iter().map(Delivery::Event));
+        if resets.is_empty() {
+            Step::Again
+        } else {
+            Step::Ready(resets)
+        }
+    }
+
+    /// One `reason` reset per channel asked for, and per implicit channel
+    /// that holds events.
+    fn announced(&self, reason: ResetReason, holds: &[bool]) -> Vec<Delivery> {
+        self.channels
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !self.implicit[i] || holds[i])
+            .map(|(_, ch)| Delivery::Reset {
+                channel: ch.name.clone(),
+                reason,
+            })
+            .collect()
+    }
+
+    /// Waits for and returns the next deliveries, in id order.
+    pub async fn next_batch(&mut self) -> Vec<Delivery> {
+        loop {
+            match self.step().await {
+                Step::Ready(batch) => return batch,
+                Step::Again => {}
+                Step::Wait => self.notify.notified().await,
+                Step::Retry => tokio::time::sleep(FETCH_RETRY).await,
+            }
+        }
+    }
+
+    /// Deliveries ready now from the replica alone, without waiting or
+    /// reading Redis (may be empty).
+    pub fn ready_batch(&mut self) -> Vec<Delivery> {
+        let runtime = tokio::runtime::Handle::try_current();
+        if runtime.is_err() {
+            return Vec::new();
+        }
+        let mut step = Box::pin(self.step());
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        match step.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(Step::Ready(batch)) => batch,
+            _ => Vec::new(),
+        }
+    }
+}
+
+use std::future::Future as _;
+
+impl Drop for RedisSubscription {
+    /// Unsubscribes, and drops local channels left with no subscribers and
+    /// no events (lock order: the map, then the channel).
+    fn drop(&mut self) {
+        let replica = &self.node.replica;
+        for ch in &self.channels {
+            let now_empty = match ch.inner.lock() {
+                Ok(mut inner) => {
+                    inner.subscribers.remove(&self.key);
+                    inner.subscribers.is_empty() && inner.events.is_empty() && !is_pinned(&ch.name)
+                }
+                Err(_) => false,
+            };
+            if now_empty {
+                let Ok(mut channels) = replica.channels.write() else {
+                    continue;
+                };
+                let Ok(mut inner) = ch.inner.lock() else {
+                    continue;
+                };
+                if inner.subscribers.is_empty() && inner.events.is_empty() && !inner.removed {
+                    inner.removed = true;
+                    if channels.get(&ch.name).is_some_and(|c| Arc::ptr_eq(c, ch)) {
+                        channels.remove(&ch.name);
+                    }
+                }
+            }
+        }
+    }
+}
