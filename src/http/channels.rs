@@ -20,7 +20,7 @@ async fn channel_request(
     app: &AppState,
     name: &str,
     tail: Option<usize>,
-) -> Result<(ChannelName, ChannelRequest), ApiError> {
+) -> Result<ChannelRequest, ApiError> {
     let channel = ChannelName::parse(name)?;
     let tail = match channel.log_stream() {
         Some(log) => {
@@ -33,8 +33,7 @@ async fn channel_request(
         }
         None => tail.unwrap_or(0),
     };
-    let request = ChannelRequest::new(channel.clone(), tail);
-    Ok((channel, request))
+    Ok(ChannelRequest::new(channel, tail))
 }
 
 /// `GET /realtime/{channel}`: SSE of one channel, created on first use.
@@ -47,14 +46,8 @@ pub async fn realtime(
 ) -> Result<Response, ApiError> {
     app.auth.authorize(&caller, Right::Subscribe(&channel))?;
     let params = SseParams::parse(query.as_deref(), &headers)?;
-    let (channel, request) = channel_request(&app, &channel, params.tail).await?;
-    let body = app.subscribe_sse(
-        &caller,
-        vec![request],
-        params,
-        Framing::Plain,
-        FilterScope::Channel(channel),
-    )?;
+    let request = channel_request(&app, &channel, params.tail).await?;
+    let body = app.subscribe_one(&caller, request, params)?;
     Ok(sse_body::response(body))
 }
 
@@ -81,7 +74,7 @@ pub async fn events(
     }
     let mut requests = Vec::with_capacity(params.channels.len());
     for name in std::mem::take(&mut params.channels) {
-        requests.push(channel_request(&app, &name, params.tail).await?.1);
+        requests.push(channel_request(&app, &name, params.tail).await?);
     }
     let body = app.subscribe_sse(
         &caller,

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::params::SseParams;
 use super::protocol::to_json;
-use super::sse_body::{self, FilterScope, Framing};
+use super::sse_body;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
 use crate::hub::{ChannelName, ChannelRequest, Hub};
@@ -194,15 +194,8 @@ pub async fn demo_feed(
     app.auth
         .authorize(&caller, Right::Subscribe(DEMO_CHANNEL))?;
     let params = SseParams::parse(query.as_deref(), &headers)?;
-    let channel = demo_channel();
-    let request = ChannelRequest::new(channel.clone(), params.tail.unwrap_or(0));
-    let mut body = app.subscribe_sse(
-        &caller,
-        vec![request],
-        params,
-        Framing::Plain,
-        FilterScope::Channel(channel),
-    )?;
+    let request = ChannelRequest::new(demo_channel(), params.tail.unwrap_or(0));
+    let mut body = app.subscribe_one(&caller, request, params)?;
     let connected = Connected {
         message: "Connected to tailcast demo stream",
         timestamp: now(),

@@ -189,6 +189,18 @@ impl AppState {
         })
     }
 
+    /// [`AppState::subscribe_sse`] for the one channel of `request`
+    /// (single-channel endpoints): plain framing, `grep` over that channel.
+    fn subscribe_one(
+        &self,
+        caller: &Caller,
+        request: ChannelRequest,
+        params: SseParams,
+    ) -> Result<SseBody, ApiError> {
+        let scope = FilterScope::Channel(request.name.clone());
+        self.subscribe_sse(caller, vec![request], params, Framing::Plain, scope)
+    }
+
     /// Opens an SSE response whose events are made for this connection
     /// alone (`local`), plus broadcasts.
     fn local_sse(
@@ -236,16 +248,11 @@ impl AppState {
                 "no log stream named {name:?}; see /api/streams"
             )));
         }
-        let channel = ChannelName::log(name)?;
-        let request =
-            ChannelRequest::new(channel.clone(), params.tail.unwrap_or(self.config.backlog));
-        let body = self.subscribe_sse(
-            caller,
-            vec![request],
-            params,
-            Framing::Plain,
-            FilterScope::Channel(channel),
-        )?;
+        let request = ChannelRequest::new(
+            ChannelName::log(name)?,
+            params.tail.unwrap_or(self.config.backlog),
+        );
+        let body = self.subscribe_one(caller, request, params)?;
         Ok(sse_body::response(body))
     }
 
