@@ -103,6 +103,12 @@ def check_file(path, serve_flags, port, problems, notes):
         if not command or command[0] != "serve":
             problem(f"{where}: command does not start with serve")
             continue
+        env = node.get("environment", {})
+        if isinstance(env, list):
+            env = dict(e.partition("=")[::2] for e in env)
+        redis = "TAILCAST_REDIS" in env or any(a.split("=")[0] == "--redis" for a in command)
+        if redis and "TAILCAST_DATA_DIR" in env:
+            problem(f"{where}: --redis with TAILCAST_DATA_DIR is refused at start")
         args = iter(command[1:])
         for arg in args:
             if arg.startswith("--"):
