@@ -106,8 +106,8 @@ def check_file(path, serve_flags, port, problems, notes):
         env = node.get("environment", {})
         if isinstance(env, list):
             env = dict(e.partition("=")[::2] for e in env)
-        redis = "TAILCAST_REDIS" in env or any(a.split("=")[0] == "--redis" for a in command)
-        if redis and "TAILCAST_DATA_DIR" in env:
+        clustered = "TAILCAST_REDIS" in env or any(a.split("=")[0] == "--redis" for a in command)
+        if clustered and "TAILCAST_DATA_DIR" in env:
             problem(f"{where}: --redis with TAILCAST_DATA_DIR is refused at start")
         args = iter(command[1:])
         for arg in args:
@@ -129,8 +129,7 @@ def check_file(path, serve_flags, port, problems, notes):
                 if not sep or not file.startswith("/logs/"):
                     problem(f"{where}: {arg!r} is not NAME=/logs/FILE")
                 stream_names.append(stream)
-        env = node.get("environment", {})
-        if isinstance(env, dict) and env.get("TAILCAST_LOG_FORMAT") not in (None, "json", "text"):
+        if env.get("TAILCAST_LOG_FORMAT") not in (None, "json", "text"):
             problem(f"{where}: TAILCAST_LOG_FORMAT must be json or text")
 
     if len(stream_names) != len(set(stream_names)):
