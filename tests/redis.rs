@@ -880,6 +880,69 @@ async fn a_node_keeps_history_bytes_in_memory_and_resumes_the_rest_from_redis() 
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn large_events_come_off_redis_in_bounded_reads_complete_and_in_order() {
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), "a", &["--history-bytes", "8KiB", NO_FILES]).await;
+    // 20 events of about 1 MB: more than one read's byte budget (8 MiB).
+    let pad = "x".repeat(1_000_000);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(publish_ok(&a, "huge", &format!("{i} {pad}")).await);
+    }
+    let number = |data: &str| -> usize { data.split(' ').next().unwrap().parse().unwrap() };
+
+    // A resume from the first: every later one, in order, over several reads.
+    let mut sse = Sse::connect_with(&a.url("/realtime/huge"), &[("last-event-id", &ids[0])]).await;
+    let (events, resets) = collect(&mut sse, 19).await;
+    assert!(resets.is_empty(), "{resets:?}");
+    assert_increasing(&events);
+    let got: Vec<usize> = events.iter().map(|f| number(f.data())).collect();
+    assert_eq!(got, (1..20).collect::<Vec<_>>());
+    drop(sse);
+
+    // A tail is "up to N": the newest events that fit one read, in order.
+    let mut sse = Sse::connect(&a.url("/realtime/huge?tail=20")).await;
+    publish_ok(&a, "huge", "end").await;
+    let mut tail = Vec::new();
+    loop {
+        let frame = sse.next_event().await;
+        if frame.data() == "end" {
+            break;
+        }
+        assert_ne!(frame.event_type(), "reset", "{frame:?}");
+        tail.push(number(frame.data()));
+    }
+    assert!(
+        (1..=9).contains(&tail.len()),
+        "a tail of {} MB read at once",
+        tail.len()
+    );
+    assert_eq!(tail, (20 - tail.len()..20).collect::<Vec<_>>());
+
+    // History pages stop at the scan budget and page on to the oldest.
+    let mut seen = Vec::new();
+    let mut query = "channel=huge&limit=1000".to_string();
+    for _ in 0..10 {
+        let (status, page) = history(&a, &query).await;
+        assert_eq!(status, 200);
+        let events = page["events"].as_array().unwrap();
+        let numbers: Vec<usize> = events
+            .iter()
+            .map(|e| e["data"].as_str().unwrap())
+            .filter(|&data| data != "end")
+            .map(number)
+            .collect();
+        assert!(numbers.len() <= 9, "{} MB in one page", numbers.len());
+        seen.extend(numbers);
+        match page["next_before"].as_str() {
+            Some(before) => query = format!("channel=huge&limit=1000&before={before}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..20).rev().collect::<Vec<_>>());
+}
+
 /// `GET /api/history` on `server`, as JSON.
 async fn history(server: &Server, query: &str) -> (u16, serde_json::Value) {
     let (status, body) = get(&server.url(&format!("/api/history?{query}"))).await;

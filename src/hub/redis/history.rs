@@ -3,8 +3,9 @@
 //! its replica holds.
 //!
 //! The stream is read backwards in chunks (`XREVRANGE ... COUNT`, inside
-//! the history script) and filtered here. One request looks at most
-//! [`SCAN_BUDGET`] bytes of event data, as the write-ahead log's does: a
+//! the history script, which also stops a chunk at the bytes left to look
+//! at) and filtered here. One request looks at most [`SCAN_BUDGET`] bytes
+//! of event data, as the write-ahead log's does: a
 //! rare match then gives a page with fewer than `limit` events and a
 //! `next_before` to go on from, never a request that reads a whole stream.
 
@@ -52,9 +53,11 @@ pub(crate) async fn read(
     let mut scanned = 0u64;
     // Entries at or below the epoch's base belong to a lost line of history.
     while limit > 0 && upto > line.base {
-        let (_, entries) =
-            link::history(node, channel.as_str(), line.base, upto, CHUNK, true).await?;
-        let exhausted = entries.len() < CHUNK;
+        let budget = SCAN_BUDGET.saturating_sub(scanned);
+        let read =
+            link::history(node, channel.as_str(), line.base, upto, CHUNK, true, budget).await?;
+        let exhausted = read.entries.len() < CHUNK && !read.more;
+        let entries = read.entries;
         // Oldest first as read: walk them newest first.
         for entry in entries.iter().rev() {
             upto = entry.seq.saturating_sub(1);

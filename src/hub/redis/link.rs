@@ -419,8 +419,8 @@ pub(crate) async fn prune(node: &Node) -> u64 {
 }
 
 /// Reads retained events of `channel` in (after, upto], oldest first (or
-/// the newest `count` when `newest`), with the number up to which the
-/// stream was trimmed.
+/// the newest `count` when `newest`), at most about `budget` bytes of them
+/// (at least one), with the number up to which the stream was trimmed.
 pub(crate) async fn history(
     node: &Node,
     channel: &str,
@@ -428,7 +428,8 @@ pub(crate) async fn history(
     upto: u64,
     count: usize,
     newest: bool,
-) -> Result<(u64, Vec<super::scripts::Entry>), HubError> {
+    budget: u64,
+) -> Result<HistoryRead, HubError> {
     let mut conn = node.link.conn()?;
     let mut invocation = node.scripts.history.prepare_invoke();
     invocation
@@ -436,7 +437,8 @@ pub(crate) async fn history(
         .arg(after)
         .arg(upto)
         .arg(count)
-        .arg(if newest { "rev" } else { "fwd" });
+        .arg(if newest { "rev" } else { "fwd" })
+        .arg(budget.max(1));
     let call = invocation.invoke_async::<Value>(&mut conn);
     let reply = match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
         Ok(Ok(reply)) => reply,
@@ -457,9 +459,10 @@ pub(crate) async fn history(
         detail: format!("unexpected history reply {reply:?}"),
     };
     let parts = items(&reply).ok_or_else(bad)?;
-    let [deleted, list] = parts else {
+    let [deleted, list, more] = parts else {
         return Err(bad());
     };
+    let more = matches!(more, Value::Int(1));
     let deleted = text(deleted)
         .and_then(|id| id.split_once('-'))
         .map(|(ms, seq)| {
@@ -474,7 +477,21 @@ pub(crate) async fn history(
     if newest {
         entries.reverse();
     }
-    Ok((deleted, entries))
+    Ok(HistoryRead {
+        trimmed: deleted,
+        entries,
+        more,
+    })
+}
+
+/// One read of a channel stream (see [`history`]).
+pub(crate) struct HistoryRead {
+    /// The number below which the channel's events are gone.
+    pub trimmed: u64,
+    /// The entries read, oldest first.
+    pub entries: Vec<super::scripts::Entry>,
+    /// The byte budget cut `entries` short of the count asked for.
+    pub more: bool,
 }
 
 /// Redis's current sequence number.

@@ -43,6 +43,17 @@ const MAX_BATCH: usize = 512;
 /// Most events read from one channel stream per request.
 const FETCH_COUNT: usize = 1000;
 
+/// Most bytes of event data one subscriber reads off Redis in one step
+/// (shared by the channels it reads), so large events resumed by many
+/// clients cannot make a node hold unbounded copies at once; what is left
+/// comes in the next steps.
+const FETCH_BYTES: u64 = 8 << 20;
+
+/// Each of `reads` concurrent channel reads' share of [`FETCH_BYTES`].
+fn fetch_share(reads: usize) -> u64 {
+    (FETCH_BYTES / reads.max(1) as u64).max(64 << 10)
+}
+
 /// Pause before a subscriber retries a history read that Redis did not
 /// answer (its stream stays open meanwhile).
 const FETCH_RETRY: Duration = Duration::from_millis(250);
@@ -724,12 +735,23 @@ impl RedisSubscription {
                 fetch.push((i, tail));
             }
         }
+        // A tail is "up to N events": one that does not fit the byte
+        // budget is the newest that do.
+        let share = fetch_share(fetch.len());
         let reads = fetch.iter().map(|&(i, tail)| {
-            link::history(&self.node, &self.channels[i].name, 0, upto, tail, true)
+            link::history(
+                &self.node,
+                &self.channels[i].name,
+                0,
+                upto,
+                tail,
+                true,
+                share,
+            )
         });
         let results = futures_util::future::join_all(reads).await;
         for (&(i, _), result) in fetch.iter().zip(results) {
-            let (_, entries) = result?;
+            let entries = result?.entries;
             let name = &self.channels[i].name;
             events.extend(
                 entries
@@ -802,6 +824,7 @@ impl RedisSubscription {
         let mut resets = Vec::new();
         if !fetch.is_empty() {
             let cursor = self.cursor;
+            let share = fetch_share(fetch.len());
             let reads = fetch.iter().map(|&i| {
                 link::history(
                     &self.node,
@@ -810,6 +833,7 @@ impl RedisSubscription {
                     snapshot,
                     FETCH_COUNT,
                     false,
+                    share,
                 )
             });
             let results = futures_util::future::join_all(reads).await;
@@ -817,7 +841,12 @@ impl RedisSubscription {
                 return Step::Again;
             }
             for (&i, result) in fetch.iter().zip(results) {
-                let Ok((trimmed, entries)) = result else {
+                let Ok(link::HistoryRead {
+                    trimmed,
+                    entries,
+                    more,
+                }) = result
+                else {
                     return Step::Retry;
                 };
                 let name = &self.channels[i].name;
@@ -829,7 +858,7 @@ impl RedisSubscription {
                         });
                     }
                 }
-                if entries.len() >= FETCH_COUNT {
+                if entries.len() >= FETCH_COUNT || more {
                     if let Some(last) = entries.last() {
                         cut = Some(cut.map_or(last.seq, |c| c.min(last.seq)));
                     }

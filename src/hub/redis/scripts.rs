@@ -94,9 +94,14 @@ return {new, string.format('%d', base)}
 /// Reads retained events of one channel with the stream's trim point.
 ///
 /// KEYS: channel stream. ARGV: after (exclusive), upto (inclusive), count,
-/// `fwd` (oldest first) or `rev` (newest first).
+/// `fwd` (oldest first) or `rev` (newest first), a byte budget.
 ///
-/// Replies `{trimmed, entries}`: the number below which events are gone,
+/// Replies `{trimmed, entries, more}`. `entries` stop before the one whose
+/// field values would take the total past the budget (the first entry is
+/// always kept, so a read always progresses): a node never takes more than
+/// about the budget off Redis in one read however large the events are,
+/// and `more` is 1 when that cut the list short of `count`. `trimmed` is
+/// the number below which events are gone,
 /// so "no events there" and "events gone" are told apart. From `XINFO
 /// STREAM` (Redis 7): when more entries were added than the stream holds,
 /// everything below its first entry was trimmed; `max-deleted-entry-id`
@@ -127,7 +132,19 @@ if ARGV[4] == 'rev' then
 else
   entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '0-' .. ARGV[2], 'COUNT', ARGV[3])
 end
-return {deleted, entries}
+local budget = tonumber(ARGV[5])
+local total = 0
+local more = 0
+for i = 1, #entries do
+  local fields = entries[i][2]
+  for j = 2, #fields, 2 do total = total + #fields[j] end
+  if total > budget and i > 1 then
+    for k = #entries, i, -1 do entries[k] = nil end
+    more = 1
+    break
+  end
+end
+return {deleted, entries, more}
 "#;
 
 /// Takes or refreshes a claim (a log stream name, a lease).
