@@ -690,6 +690,7 @@ async fn a_silent_redis_connection_is_detected_by_the_liveness_probe_within_seco
     let silent = Instant::now();
     let body = wait_health(&a, 503).await;
     let detected = silent.elapsed();
+    eprintln!("silent Redis connection detected after {detected:?}");
     assert!(detected < Duration::from_secs(5), "took {detected:?}");
     assert_eq!(body["status"], "degraded");
     let (status, _) = publish(&a, "s", "refused").await;
