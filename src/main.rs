@@ -204,7 +204,10 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let demo = config.files.is_empty();
-    {
+    // Said once the server has started, so that a refusal at start (a log
+    // stream claimed by another node, Redis unreachable) is never preceded
+    // by a "listening" line.
+    let banner = move || {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "tailcast listening on {scheme}://{addr}");
         if demo {
@@ -215,10 +218,16 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             );
         }
         let _ = out.flush();
-    }
+    };
     let token = CancellationToken::new();
     tailcast::shutdown::cancel_on_signal(token.clone());
-    let mut server = tokio::spawn(tailcast::server::run(listener, config, tls, token.clone()));
+    let mut server = tokio::spawn(tailcast::server::run(
+        listener,
+        config,
+        tls,
+        token.clone(),
+        banner,
+    ));
     tokio::select! {
         _ = token.cancelled() => {}
         result = &mut server => {

@@ -421,7 +421,7 @@ async fn a_second_node_claiming_a_followed_log_stream_is_refused_clearly() {
         .args(["--node", "b"])
         .arg(format!("app={}/app.log", dir.path().display()))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -432,6 +432,12 @@ async fn a_second_node_claiming_a_followed_log_stream_is_refused_clearly() {
     assert!(
         last.starts_with("error: ") && last.contains("log:app is already followed by node a"),
         "{stderr}"
+    );
+    // It never said it was listening.
+    assert!(
+        output.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&output.stdout)
     );
     // The first node keeps it.
     append(&a.path("app.log"), "still mine\n");
@@ -838,7 +844,7 @@ async fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits() {
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(["--redis", &format!("redis://user:secret@127.0.0.1:{port}")])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -852,6 +858,11 @@ async fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits() {
         "{stderr}"
     );
     assert!(!stderr.contains("secret"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

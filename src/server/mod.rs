@@ -94,7 +94,10 @@ const TASK_GRACE: Duration = Duration::from_secs(1);
 /// every stream and returns. With no files configured, runs the demo: a
 /// generated log in a temporary folder, served as stream `demo`. `tls`:
 /// the pair of `--tls-cert`/`--tls-key`, loaded by [`tls::prepare`] before
-/// listening; every connection is TLS when it is given.
+/// listening; every connection is TLS when it is given. `ready` is called
+/// once everything has started (the event log opened, Redis reached, log
+/// streams claimed), just before the first connection is accepted: a
+/// server that fails to start never says it is ready.
 ///
 /// # Errors
 /// The demo's temporary folder cannot be created, or serving fails.
@@ -103,6 +106,7 @@ pub async fn run(
     config: ServeConfig,
     tls: Option<PreparedTls>,
     shutdown: CancellationToken,
+    ready: impl FnOnce(),
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     let (state, demo_dir) = match start_app(config, &tracker, &shutdown).await {
@@ -118,6 +122,7 @@ pub async fn run(
     warn_if_public_without_auth(&listener, &state.auth);
     let log = state.hub.log().cloned();
     let connections = Connections::new(state, demo_dir, tls, &tracker, &shutdown)?;
+    ready();
     let served = serve(listener, connections.clone()).await;
     connections.hub.release_claims().await;
     tracker.close();
