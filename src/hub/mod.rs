@@ -734,7 +734,9 @@ impl Subscription {
     pub async fn next_batch(&mut self) -> Vec<Delivery> {
         match self {
             Subscription::Memory(sub) => sub.next_batch().await,
-            Subscription::Redis(sub) => sub.next_batch().await,
+            // Boxed: its future (Redis reads in flight) is much larger than
+            // the memory hub's, and every idle stream holds this one's.
+            Subscription::Redis(sub) => Box::pin(sub.next_batch()).await,
         }
     }
 
