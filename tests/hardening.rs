@@ -139,7 +139,7 @@ impl RawResponse {
             self.decode();
             while let Some(at) = self.body.find("\n\n") {
                 let block: String = self.body.drain(..at + 2).collect();
-                let frame = parse_block(&block);
+                let frame = parse_frame(&block);
                 if frame.data.is_some() || frame.event.is_some() {
                     return Some(frame);
                 }
@@ -191,36 +191,6 @@ impl RawResponse {
                 .then(|| v.trim().parse().ok())?
         })
     }
-}
-
-/// Parses one SSE block (as `tests/common` does, for raw reads).
-fn parse_block(block: &str) -> Frame {
-    let mut frame = Frame {
-        raw: block.to_string(),
-        ..Frame::default()
-    };
-    for line in block.trim_end_matches('\n').split('\n') {
-        if line.starts_with(':') {
-            continue;
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
-        };
-        match field {
-            "id" => frame.id = Some(value.to_string()),
-            "event" => frame.event = Some(value.to_string()),
-            "retry" => frame.retry = Some(value.to_string()),
-            "data" => {
-                frame.data = Some(match frame.data.take() {
-                    Some(d) => format!("{d}\n{value}"),
-                    None => value.to_string(),
-                })
-            }
-            other => panic!("unknown field {other:?} in {block:?}"),
-        }
-    }
-    frame
 }
 
 /// A GET request head for `path` with extra header lines (raw bytes).

@@ -416,16 +416,8 @@ async fn a_second_node_claiming_a_followed_log_stream_is_refused_clearly() {
     let redis = Redis::start(false);
     let a = node(&redis.url(), "a", &["app={dir}/app.log"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--redis", &redis.url()])
-        .args(["--node", "b"])
-        .arg(format!("app={}/app.log", dir.path().display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_output(child);
+    let app = format!("app={}/app.log", dir.path().display());
+    let output = serve_refused(&["--redis", &redis.url(), "--node", "b", &app]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr.lines().last().unwrap_or_default();
@@ -446,7 +438,18 @@ async fn a_second_node_claiming_a_followed_log_stream_is_refused_clearly() {
 }
 
 /// Waits (with a deadline) for a child to exit and returns its output.
-fn wait_output(mut child: Child) -> std::process::Output {
+/// Runs `tailcast serve --addr 127.0.0.1:0 ARGS`, expected to refuse to
+/// start, and returns its exit status and output (stdout and stderr
+/// captured) once it has exited.
+fn serve_refused(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > DEADLINE {
@@ -840,15 +843,8 @@ async fn subscriber_counts_are_the_whole_cluster_s() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits() {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(["--redis", &format!("redis://user:secret@127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_output(child);
+    let url = format!("redis://user:secret@127.0.0.1:{port}");
+    let output = serve_refused(&["--redis", &url]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr.lines().last().unwrap_or_default();
@@ -1027,17 +1023,9 @@ async fn history_published_on_one_node_is_read_on_another_from_redis_newest_firs
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_and_data_dir_together_are_refused_at_start_with_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(["--redis", &format!("redis://127.0.0.1:{}", free_port())])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_output(child);
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let data_dir = dir.path().display().to_string();
+    let output = serve_refused(&["--redis", &url, "--data-dir", &data_dir]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();

@@ -403,7 +403,8 @@ impl Sse {
     }
 }
 
-fn parse_frame(raw: &str) -> Frame {
+/// Parses one SSE block (its lines, without the blank line ending it).
+pub fn parse_frame(raw: &str) -> Frame {
     let mut frame = Frame {
         raw: raw.to_string(),
         ..Frame::default()
