@@ -357,20 +357,10 @@ impl TlsServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("tailcast listening on https://127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        let port = common::listening_address(&mut child, "https")
+            .strip_prefix("127.0.0.1:")
+            .expect("listening on 127.0.0.1")
             .to_string();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
         TlsServer {
             child,
             port,

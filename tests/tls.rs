@@ -164,21 +164,11 @@ impl TlsServer {
                 lines.lock().unwrap().push(line);
             }
         });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut banner = String::new();
-        out.read_line(&mut banner).unwrap();
-        let port = banner
-            .trim()
-            .strip_prefix("tailcast listening on https://127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
+        let port = common::listening_address(&mut child, "https")
+            .strip_prefix("127.0.0.1:")
+            .expect("listening on 127.0.0.1")
             .parse()
             .unwrap();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while out.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
         TlsServer {
             child,
             port,

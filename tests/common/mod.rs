@@ -76,22 +76,7 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("tailcast listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        // Keep draining stdout so the server never blocks on it.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
+        let addr = listening_address(&mut child, "http");
         Server {
             child,
             addr,
@@ -401,6 +386,27 @@ impl Sse {
         }
         out
     }
+}
+
+/// Reads `tailcast listening on SCHEME://ADDR` from the server's stdout
+/// (piped) and returns ADDR; the rest of stdout is drained in the
+/// background so the server never blocks on it.
+pub fn listening_address(child: &mut std::process::Child, scheme: &str) -> String {
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix(&format!("tailcast listening on {scheme}://"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+            sink.clear();
+        }
+    });
+    addr
 }
 
 /// Parses one SSE block (its lines, without the blank line ending it).
