@@ -121,3 +121,49 @@ async fn broadcast_history_is_open_to_every_caller_who_may_open_a_stream() {
     let (status, _) = get_as(&closed.url("/api/history?channel=broadcast"), None).await;
     assert_eq!(status, 401, "no anonymous rights: still 401");
 }
+
+// ------------------------------------------------------------ channel budgets
+
+/// POSTs a text event to `channel` (no token): status and JSON body.
+async fn publish(server: &Server, channel: &str, data: &str) -> (u16, Value) {
+    post(
+        &server.url(&format!("/channels/{channel}")),
+        "text/plain",
+        data.to_string(),
+    )
+    .await
+}
+
+/// Publishes and expects success; returns the id.
+async fn published(server: &Server, channel: &str, data: &str) -> String {
+    let (status, body) = publish(server, channel, data).await;
+    assert_eq!(status, 200, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn client_channels_cannot_crowd_out_log_streams_or_broadcast() {
+    let server = Server::start(&["--max-channels", "2", "{dir}/*.log"]);
+    let sub = Sse::connect(&server.url("/realtime/one")).await;
+    assert_eq!(sub.status, 200);
+    published(&server, "two", "x").await;
+    // A third client channel is refused, by publish and by subscribe.
+    let (status, body) = publish(&server, "three", "x").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "too many channels");
+    let (status, _) = get(&server.url("/events?channel=four")).await;
+    assert_eq!(status, 503);
+    // A log file matched later still streams its lines.
+    append(&server.path("late.log"), "first line\nsecond line\n");
+    wait_published(&server, "late.log", "second line").await;
+    append_and_wait_published(&server, "late.log", "late.log", "third line\n").await;
+    // Broadcasts still work.
+    let (status, body) = post(
+        &server.url("/api/broadcast"),
+        "application/json",
+        r#"{"still":"here"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    drop(sub);
+}

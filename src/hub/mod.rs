@@ -50,7 +50,9 @@ pub struct HubLimits {
     /// Events older than this leave the history (`--history-ttl`); zero
     /// keeps them until the other limits evict them.
     pub history_ttl: Duration,
-    /// Most channels that may exist at once (`--max-channels`).
+    /// Most client channels that may exist at once (`--max-channels`); log
+    /// streams and `broadcast` do not count (see
+    /// [`ChannelKind::counts_toward_max_channels`]).
     pub max_channels: usize,
 }
 
