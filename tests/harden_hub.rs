@@ -167,3 +167,124 @@ async fn client_channels_cannot_crowd_out_log_streams_or_broadcast() {
     assert_eq!(status, 200, "{body}");
     drop(sub);
 }
+
+// ------------------------------------------------------------ resets
+
+use std::collections::BTreeMap;
+
+/// Reads `/events` frames until the event whose data is `sentinel`;
+/// returns the resets seen per channel and the data of the events before.
+async fn resets_until(sse: &mut Sse, sentinel: &str) -> (BTreeMap<String, Vec<String>>, usize) {
+    let mut resets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut events = 0;
+    loop {
+        let frame = sse.next_event().await;
+        let body = frame.json();
+        if frame.event_type() == "reset" {
+            resets
+                .entry(body["channel"].as_str().unwrap().to_string())
+                .or_default()
+                .push(body["reason"].as_str().unwrap().to_string());
+            continue;
+        }
+        if body["data"] == sentinel {
+            return (resets, events);
+        }
+        events += 1;
+    }
+}
+
+fn reasons(list: &[(&str, &str)]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (c, r) in list {
+        out.entry(c.to_string()).or_default().push(r.to_string());
+    }
+    out
+}
+
+#[tokio::test]
+async fn memory_hub_resets_only_channels_that_lost_events() {
+    let server = Server::start(&["--history", "3"]);
+    let first = published(&server, "a", "a0").await;
+    for i in 1..6 {
+        published(&server, "a", &format!("a{i}")).await;
+    }
+    published(&server, "c", "end").await;
+    let mut sse = Sse::connect_with(
+        &server.url("/events?channel=a&channel=c&channel=broadcast"),
+        &[("last-event-id", &first)],
+    )
+    .await;
+    let (resets, events) = resets_until(&mut sse, "end").await;
+    assert_eq!(resets, reasons(&[("a", "too old")]));
+    assert_eq!(events, 3);
+    // An id of another run (as after a restart): only channels holding
+    // events are reset.
+    let mut sse = Sse::connect_with(
+        &server.url("/events?channel=a&channel=broadcast&channel=c"),
+        &[("last-event-id", "0badf00d-1")],
+    )
+    .await;
+    let (resets, _) = resets_until(&mut sse, "end").await;
+    assert_eq!(resets, reasons(&[("a", "unknown id"), ("c", "unknown id")]));
+}
+
+/// A data directory and the servers started over it, one at a time.
+struct DataDir {
+    data: tempfile::TempDir,
+}
+
+impl DataDir {
+    fn start(&self) -> Server {
+        let data = self.data.path().display().to_string();
+        Server::start(&[
+            "--data-dir",
+            &data,
+            "--retention-bytes",
+            "256KiB",
+            "--history",
+            "1000000",
+        ])
+    }
+}
+
+#[tokio::test]
+async fn data_dir_resets_only_channels_that_lost_events_before_and_after_a_restart() {
+    let d = DataDir {
+        data: tempfile::tempdir().unwrap(),
+    };
+    let mut server = d.start();
+    let first = published(&server, "a", "the very first").await;
+    published(&server, "b", "only early").await;
+    let filler = "x".repeat(2000);
+    for _ in 0..400 {
+        published(&server, "a", &filler).await;
+    }
+    published(&server, "c", "end").await;
+    let url = server.url("/events?channel=a&channel=b&channel=c&channel=broadcast");
+    let expected = reasons(&[("a", "too old"), ("b", "too old")]);
+    let mut sse = Sse::connect_with(&url, &[("last-event-id", &first)]).await;
+    let (resets, events) = resets_until(&mut sse, "end").await;
+    assert_eq!(resets, expected, "while running");
+    assert!(events > 50 && events < 400, "{events} events retained");
+    drop(sse);
+
+    server
+        .terminate(DEADLINE)
+        .await
+        .expect("exits after SIGTERM");
+    let server = d.start();
+    let url = server.url("/events?channel=a&channel=b&channel=c&channel=broadcast");
+    let mut sse = Sse::connect_with(&url, &[("last-event-id", &first)]).await;
+    let (resets, again) = resets_until(&mut sse, "end").await;
+    assert_eq!(resets, expected, "after a restart");
+    assert_eq!(again, events);
+    // A resume from within what is retained gets no reset at all.
+    let (status, body) = get(&server.url("/api/history?channel=a&limit=2")).await;
+    assert_eq!(status, 200);
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let recent = page["events"][1]["id"].as_str().unwrap().to_string();
+    let mut sse = Sse::connect_with(&url, &[("last-event-id", &recent)]).await;
+    let (resets, _) = resets_until(&mut sse, "end").await;
+    assert_eq!(resets, BTreeMap::new());
+}

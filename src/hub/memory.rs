@@ -37,6 +37,11 @@
 //!   new event goes in;
 //! - `history_ttl`: the oldest while older than the ttl, by the sweep.
 //!
+//! A `reset` goes only to a channel that lost events: one evicted past the
+//! cursor, or (after an unknown id) one that holds or held events; a
+//! channel that never had an event, such as an unused `broadcast`, gets
+//! none.
+//!
 //! A channel dropped after its events were evicted leaves its
 //! `evicted_through` in `dropped_through`; a channel created later starts
 //! from there, so a resume from before it gets `too old` rather than a
@@ -657,11 +662,17 @@ impl MemoryHub {
                         let inner = ch.inner.lock().expect("channel lock");
                         let evicted = ch.evicted_through.load(Ordering::Acquire);
                         sub.acked_evictions[i] = evicted;
+                        // Only a channel that holds or lost events is
+                        // reset: one that never had any missed nothing.
                         let held = match &self.log {
-                            Some(log) => !inner.events.is_empty() || log.holds_channel(&ch.name),
+                            Some(log) => {
+                                !inner.events.is_empty()
+                                    || log.holds_channel(&ch.name)
+                                    || log.dropped_any(&ch.name)
+                            }
                             None => !inner.events.is_empty() || evicted > 0,
                         };
-                        if requests[i].implicit && !held {
+                        if !held {
                             continue;
                         }
                         sub.initial.push(Delivery::Reset {
@@ -1310,6 +1321,11 @@ mod tests {
         };
         let mut sub = hub
             .subscribe(&[req("a", 0), quiet.clone()], Start::After("x".into()))
+            .unwrap();
+        assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"]);
+        // Asked for or not, a channel that never had an event missed nothing.
+        let mut sub = hub
+            .subscribe(&[req("a", 0), req("never", 0)], Start::After("x".into()))
             .unwrap();
         assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"]);
         hub.publish(&n("empty"), "message", "2").unwrap();

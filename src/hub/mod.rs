@@ -283,6 +283,8 @@ pub struct ChannelRequest {
     pub tail: usize,
     /// Added by the server (the broadcast channel), not asked for by the
     /// client: after an unknown id it gets a `reset` only if it holds events.
+    /// (The memory hub, with or without a log, treats every channel so: a
+    /// channel that never had an event gets no `reset`.)
     pub implicit: bool,
 }
 
