@@ -18,7 +18,7 @@
 //!   than `--retention-bytes`; the newest segment always stays.
 //! - `dropped.json`: per channel, the newest record retention dropped, so
 //!   that after a restart only channels that lost records are reset (see
-//!   [`dropped`]).
+//!   `dropped.rs`).
 //!
 //! At open every segment is read and checked. Where a record is cut short
 //! or fails its checksum (a crash in the middle of a write, or damage), the
