@@ -291,6 +291,20 @@ pub struct ServeConfig {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// With access control off, a host name that requests may give in
+    /// `Host` besides loopback names and this server's addresses; repeatable
+    #[arg(
+        long = "allowed-host",
+        env = "TAILCAST_ALLOWED_HOST",
+        value_name = "NAME",
+        value_delimiter = ',',
+        value_parser = parse_host_name
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Name the session cookie `__Host-tailcast_token` and mark it `Secure`
+    /// (for TLS terminated by a proxy; implied by --tls-cert)
+    #[arg(long, env = "TAILCAST_COOKIE_SECURE")]
+    pub cookie_secure: bool,
     /// HMAC secret for JWTs (HS256/384/512); turns access control on
     #[arg(long, env = "TAILCAST_JWT_SECRET_FILE", value_name = "FILE")]
     pub jwt_secret_file: Option<PathBuf>,
@@ -634,6 +648,31 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration such as 300ms, 15s or 2m)"))
 }
 
+/// A host name for `--allowed-host`: letters, digits, `-` and `.` (or an
+/// IP address), without scheme or port; lowercased, a final `.` dropped.
+///
+/// # Errors
+/// Anything else, saying what to give.
+pub fn parse_host_name(text: &str) -> Result<String, String> {
+    let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bracketless = name.trim_start_matches('[').trim_end_matches(']');
+    if bracketless.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(bracketless.to_string());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "{text:?} is not a host name: give the name alone (logs.example.com), \
+             without scheme, port or path"
+        ));
+    }
+    Ok(name)
+}
+
 /// Parses `64KiB`, `1MiB`, `500kB`, or a number of bytes.
 ///
 /// # Errors
@@ -904,6 +943,13 @@ impl ServeConfig {
             );
         }
         for origin in &self.cors_origins {
+            if origin.eq_ignore_ascii_case("null") {
+                return invalid(
+                    "--cors-origin",
+                    "\"null\" is the origin of sandboxed frames and file:// pages, which any \
+                     page can claim; name the real origin (https://host[:port])",
+                );
+            }
             if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
                 return invalid(
                     "--cors-origin",
