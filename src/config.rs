@@ -1018,6 +1018,39 @@ mod tests {
     }
 
     #[test]
+    fn allowed_hosts_cookie_secure_and_null_origins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "allowed-host = [\"Logs.Example.\", \"10.0.0.5\"]\ncookie-secure = true\n",
+        )
+        .unwrap();
+        let c = ServeConfig::from_args(["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.allowed_hosts, ["logs.example", "10.0.0.5"]);
+        assert!(c.cookie_secure);
+        let c = ServeConfig::from_args::<_, &str>([]).unwrap();
+        assert!(c.allowed_hosts.is_empty() && !c.cookie_secure);
+        for bad in [
+            "http://logs.example",
+            "logs.example:8000",
+            "a/b",
+            "-x.example",
+            "",
+        ] {
+            assert!(parse_host_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_host_name("[::1]"), Ok("::1".into()));
+        let err = ServeConfig::from_args(["--cors-origin", "null"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--cors-origin") && err.contains("null"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn defaults_are_the_contract() {
         let c = ServeConfig::from_args::<_, &str>([]).unwrap();
         assert_eq!(c.header_timeout, Duration::from_secs(10));
