@@ -276,7 +276,8 @@ fn warn_if_public_without_auth(listener: &TcpListener, auth: &Auth) {
         tracing::warn!(
             "listening on {addr} with access control off: anyone who can reach this address \
              reads every stream and publishes to every channel; set --jwt-secret-file, \
-             --jwt-public-key or --jwks-url, or bind to 127.0.0.1 behind a proxy"
+             --jwt-public-key or --jwks-url, or bind to 127.0.0.1 behind a proxy \
+             (requests naming this server by a host name need --allowed-host NAME)"
         );
     }
 }
