@@ -21,6 +21,7 @@ use axum::Json;
 use super::protocol::{SessionAnswer, SignedOut, TokenAnswer};
 use super::{ApiError, AppState};
 use crate::auth::{redact, Caller, TokenInfo};
+use crate::config::ServeConfig;
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
@@ -121,7 +122,7 @@ pub async fn sign_in(
         .exp
         .saturating_add(crate::auth::LEEWAY_SECS + 1)
         .saturating_sub(chrono::Utc::now().timestamp().max(0) as u64);
-    let cookie = session_cookie(&app, &token, max_age);
+    let cookie = session_cookie(&app.config, &token, max_age);
     let mut response = Json(token_answer(&info)).into_response();
     let value = HeaderValue::from_str(&cookie).map_err(|_| {
         ApiError::from(crate::auth::AuthError::Invalid(
@@ -141,7 +142,7 @@ pub async fn sign_in(
 
 /// `DELETE /api/session`: clears the cookie. Needs no token.
 pub async fn sign_out(State(app): State<Arc<AppState>>) -> Response {
-    let cookie = session_cookie(&app, "", 0);
+    let cookie = session_cookie(&app.config, "", 0);
     let mut response = (StatusCode::OK, Json(SignedOut { signed_in: false })).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -152,11 +153,34 @@ pub async fn sign_out(State(app): State<Arc<AppState>>) -> Response {
 /// The `Set-Cookie` value of the session cookie holding `value` for
 /// `max_age` seconds: `__Host-tailcast_token=…; Secure` when served over
 /// HTTPS (`--tls-cert`) or with `--cookie-secure`, else `tailcast_token`.
-fn session_cookie(app: &AppState, value: &str, max_age: u64) -> String {
-    let secure = app.config.tls_cert.is_some() || app.config.cookie_secure;
+fn session_cookie(config: &ServeConfig, value: &str, max_age: u64) -> String {
+    let secure = config.tls_cert.is_some() || config.cookie_secure;
     format!(
         "{}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{}",
         crate::auth::cookie_name(secure),
         if secure { "; Secure" } else { "" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_host_prefixed_and_secure_over_https_or_with_cookie_secure() {
+        let https = ServeConfig::from_args(["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        let proxied = ServeConfig::from_args(["--cookie-secure"]).unwrap();
+        for config in [https, proxied] {
+            let cookie = session_cookie(&config, "t", 60);
+            assert_eq!(
+                cookie,
+                "__Host-tailcast_token=t; Max-Age=60; Path=/; HttpOnly; SameSite=Strict; Secure"
+            );
+        }
+        let plain = ServeConfig::from_args::<_, &str>([]).unwrap();
+        assert_eq!(
+            session_cookie(&plain, "", 0),
+            "tailcast_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"
+        );
+    }
 }
