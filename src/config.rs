@@ -283,6 +283,11 @@ pub struct ServeConfig {
     /// have no subscribers are removed
     #[arg(long, env = "TAILCAST_FORGET_AFTER", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub forget_after: Duration,
+    /// Follow glob matches that are symbolic links, to regular files only
+    /// (without it they are refused; a path named explicitly may always be
+    /// a link)
+    #[arg(long, env = "TAILCAST_FOLLOW_SYMLINKS")]
+    pub follow_symlinks: bool,
     /// Allowed CORS origin, repeatable or comma-separated; `*` allows any
     #[arg(
         long = "cors-origin",
