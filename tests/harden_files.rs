@@ -66,9 +66,11 @@ async fn glob_symlink_to_a_secret_is_refused() {
 async fn glob_symlink_is_followed_with_follow_symlinks() {
     let dir = tempfile::tempdir().unwrap();
     glob_dir_with_link(dir.path());
+    // As a config-file key (the device test below gives the flag).
+    append(&dir.path().join("c.toml"), "follow-symlinks = true\n");
     let server = Server::start_in(
         dir,
-        &["{dir}/logs/*.log", "--follow-symlinks"],
+        &["{dir}/logs/*.log", "--config", "{dir}/c.toml"],
         Stdio::null(),
         &[],
     );
