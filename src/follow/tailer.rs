@@ -459,7 +459,12 @@ fn previous_generation(
         if candidate == path {
             continue;
         }
-        let Ok(meta) = std::fs::symlink_metadata(&candidate) else {
+        let meta = if follow_links {
+            std::fs::metadata(&candidate)
+        } else {
+            std::fs::symlink_metadata(&candidate)
+        };
+        let Ok(meta) = meta else {
             continue;
         };
         if (meta.dev(), meta.ino()) != (at.dev, at.ino) {
