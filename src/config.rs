@@ -271,7 +271,7 @@ pub struct ServeConfig {
     /// Longer log lines are split into pieces of at most this size
     #[arg(long, env = "TAILCAST_MAX_LINE", value_name = "SIZE", default_value = "64KiB", value_parser = parse_size)]
     pub max_line: usize,
-    /// Most channels that may exist at once
+    /// Most client channels that may exist at once (log streams and broadcast do not count)
     #[arg(
         long,
         env = "TAILCAST_MAX_CHANNELS",

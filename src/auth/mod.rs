@@ -434,6 +434,7 @@ impl Auth {
             Caller::Unrestricted => true,
             Caller::Anonymous => match right {
                 Right::Subscribe(channel) => verifier.anonymous.allows(channel),
+                Right::AnyStream => !verifier.anonymous.is_empty(),
                 Right::Admin => false,
                 Right::Publish(_) | Right::Broadcast => false,
             },

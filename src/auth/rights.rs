@@ -173,6 +173,9 @@ pub struct Rights {
 pub enum Right<'a> {
     /// Read a channel (`log:NAME` for a log stream).
     Subscribe(&'a str),
+    /// Read what every stream carries (the `broadcast` channel's history):
+    /// granted to whoever may subscribe to anything.
+    AnyStream,
     /// Publish to a channel.
     Publish(&'a str),
     /// `POST /api/broadcast`.
@@ -186,6 +189,7 @@ impl std::fmt::Display for Right<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Right::Subscribe(c) => write!(f, "subscribe to {c}"),
+            Right::AnyStream => f.write_str("subscribe to any channel"),
             Right::Publish(c) => write!(f, "publish to {c}"),
             Right::Broadcast => f.write_str("broadcast"),
             Right::Admin => f.write_str("use admin endpoints"),
@@ -198,6 +202,7 @@ impl Rights {
     pub fn grants(&self, right: Right<'_>) -> bool {
         match right {
             Right::Subscribe(c) => self.subscribe.allows(c),
+            Right::AnyStream => !self.subscribe.is_empty(),
             Right::Publish(c) => self.publish.allows(c),
             Right::Broadcast => self.broadcast,
             Right::Admin => self.admin,
@@ -258,10 +263,12 @@ mod tests {
         assert!(!rights.grants(Right::Publish("log:app.log")));
         assert!(rights.grants(Right::Broadcast));
         assert!(!rights.grants(Right::Admin));
+        assert!(rights.grants(Right::AnyStream));
 
         let none: Rights = serde_json::from_value(serde_json::json!({})).unwrap();
         for right in [
             Right::Subscribe("a"),
+            Right::AnyStream,
             Right::Publish("a"),
             Right::Broadcast,
             Right::Admin,

@@ -233,5 +233,6 @@ pub async fn stream_numbers(
         &caller,
         &headers,
         Box::pin(numbers),
+        true,
     )?))
 }

@@ -10,7 +10,7 @@ use regex::RegexBuilder;
 
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
-use crate::hub::{ChannelName, HistoryPage};
+use crate::hub::{ChannelKind, ChannelName, HistoryPage};
 
 /// Largest compiled size of a `q` regex, so a hostile pattern cannot take
 /// the server's memory (as `?grep=`).
@@ -75,15 +75,19 @@ impl HistoryParams {
     }
 }
 
-/// `GET /api/history`: needs the right to subscribe to the channel.
+/// `GET /api/history`: needs the right to subscribe to the channel; the
+/// `broadcast` channel, part of every stream, to any channel.
 pub async fn history(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let params = HistoryParams::parse(query.as_deref())?;
-    app.auth
-        .authorize(&caller, Right::Subscribe(params.channel.as_str()))?;
+    let right = match params.channel.kind() {
+        ChannelKind::Broadcast => Right::AnyStream,
+        _ => Right::Subscribe(params.channel.as_str()),
+    };
+    app.auth.authorize(&caller, right)?;
     let filter = move |data: &str| params.q.as_ref().is_none_or(|q| q.is_match(data));
     let page = app
         .hub

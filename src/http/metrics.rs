@@ -79,7 +79,9 @@ fn publish_errors(metrics: &Metrics) -> u64 {
 }
 
 /// `GET /metrics`: SSE when the client accepts `text/event-stream`,
-/// otherwise the Prometheus (OpenMetrics) text exposition.
+/// otherwise the Prometheus (OpenMetrics) text exposition. The SSE form
+/// carries metric samples only, never broadcasts: `--metrics-public` opens
+/// it to callers who may not read them.
 pub async fn metrics(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -98,7 +100,7 @@ pub async fn metrics(
     frames.mark_unchanged();
     let samples = watch_values(frames).boxed();
     Ok(sse_body::response(
-        app.local_sse(&caller, &headers, samples)?,
+        app.local_sse(&caller, &headers, samples, false)?,
     ))
 }
 

@@ -145,10 +145,24 @@ impl AppState {
     fn subscribe_sse(
         &self,
         caller: &Caller,
+        channels: Vec<ChannelRequest>,
+        params: SseParams,
+        framing: Framing,
+        filter_scope: FilterScope,
+    ) -> Result<SseBody, ApiError> {
+        self.open_sse(caller, channels, params, framing, filter_scope, true)
+    }
+
+    /// [`AppState::subscribe_sse`], with the broadcast channel only when
+    /// `broadcasts` is true.
+    fn open_sse(
+        &self,
+        caller: &Caller,
         mut channels: Vec<ChannelRequest>,
         params: SseParams,
         framing: Framing,
         filter_scope: FilterScope,
+        broadcasts: bool,
     ) -> Result<SseBody, ApiError> {
         let limit = self.config.max_sse_streams;
         if self.metrics.open_sse_streams.get() >= limit as i64 {
@@ -160,10 +174,12 @@ impl AppState {
                 ),
             ));
         }
-        channels.push(ChannelRequest {
-            implicit: true,
-            ..ChannelRequest::new(ChannelName::broadcast(), 0)
-        });
+        if broadcasts {
+            channels.push(ChannelRequest {
+                implicit: true,
+                ..ChannelRequest::new(ChannelName::broadcast(), 0)
+            });
+        }
         if matches!(params.start, Start::After(_)) {
             self.metrics.resumes.inc();
         }
@@ -202,19 +218,22 @@ impl AppState {
     }
 
     /// Opens an SSE response whose events are made for this connection
-    /// alone (`local`), plus broadcasts.
+    /// alone (`local`), plus broadcasts when `broadcasts` is true (not on
+    /// `/metrics`, which `--metrics-public` opens to anyone).
     fn local_sse(
         &self,
         caller: &Caller,
         headers: &HeaderMap,
         local: futures_util::stream::BoxStream<'static, bytes::Bytes>,
+        broadcasts: bool,
     ) -> Result<SseBody, ApiError> {
-        let mut body = self.subscribe_sse(
+        let mut body = self.open_sse(
             caller,
             Vec::new(),
             SseParams::parse(None, headers)?,
             Framing::Plain,
             FilterScope::AllButBroadcast,
+            broadcasts,
         )?;
         body.local = Some(local);
         Ok(body)

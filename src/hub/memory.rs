@@ -37,6 +37,11 @@
 //!   new event goes in;
 //! - `history_ttl`: the oldest while older than the ttl, by the sweep.
 //!
+//! A `reset` goes only to a channel that lost events: one evicted past the
+//! cursor, or (after an unknown id) one that holds or held events; a
+//! channel that never had an event, such as an unused `broadcast`, gets
+//! none.
+//!
 //! A channel dropped after its events were evicted leaves its
 //! `evicted_through` in `dropped_through`; a channel created later starts
 //! from there, so a resume from before it gets `too old` rather than a
@@ -98,6 +103,10 @@ pub struct MemoryHub {
     committed: AtomicU64,
     /// All channels by name.
     channels: RwLock<HashMap<ChannelName, Arc<Channel>>>,
+    /// How many channels in the map count against `max_channels` (see
+    /// [`ChannelKind::counts_toward_max_channels`]); changed only under the
+    /// map's write lock, together with the map.
+    client_channels: AtomicUsize,
     /// Source of subscriber keys.
     next_subscriber: AtomicU64,
     /// Bytes of `/events` envelopes alive (see [`StoredEvent`]).
@@ -225,6 +234,7 @@ impl MemoryHub {
             commit: Mutex::new(Ledger::default()),
             committed: AtomicU64::new(0),
             channels: RwLock::new(HashMap::new()),
+            client_channels: AtomicUsize::new(0),
             next_subscriber: AtomicU64::new(1),
             envelope_bytes: Arc::new(AtomicUsize::new(0)),
             dropped_through: AtomicU64::new(0),
@@ -355,13 +365,17 @@ impl MemoryHub {
         if let Some(ch) = channels.get(name.as_str()) {
             return Ok(ch.clone());
         }
-        if channels.len() >= self.limits.max_channels {
+        let counted = name.kind().counts_toward_max_channels();
+        if counted && self.client_channels.load(Ordering::Relaxed) >= self.limits.max_channels {
             return Err(HubError::TooManyChannels {
                 limit: self.limits.max_channels,
             });
         }
         let ch = self.new_channel(name);
         channels.insert(name.clone(), ch.clone());
+        if counted {
+            self.client_channels.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(ch)
     }
 
@@ -648,11 +662,17 @@ impl MemoryHub {
                         let inner = ch.inner.lock().expect("channel lock");
                         let evicted = ch.evicted_through.load(Ordering::Acquire);
                         sub.acked_evictions[i] = evicted;
+                        // Only a channel that holds or lost events is
+                        // reset: one that never had any missed nothing.
                         let held = match &self.log {
-                            Some(log) => !inner.events.is_empty() || log.holds_channel(&ch.name),
+                            Some(log) => {
+                                !inner.events.is_empty()
+                                    || log.holds_channel(&ch.name)
+                                    || log.dropped_any(&ch.name)
+                            }
                             None => !inner.events.is_empty() || evicted > 0,
                         };
-                        if requests[i].implicit && !held {
+                        if !held {
                             continue;
                         }
                         sub.initial.push(Delivery::Reset {
@@ -667,8 +687,8 @@ impl MemoryHub {
     }
 
     /// Registers subscriber `key` on every requested channel, creating the
-    /// missing ones, or on none: if the missing channels do not fit under
-    /// `max_channels`, nothing is created or registered. Runs under the map
+    /// missing ones, or on none: if the missing client channels do not fit
+    /// under `max_channels`, nothing is created or registered. Runs under the map
     /// lock, so no channel can be removed meanwhile.
     fn register(
         &self,
@@ -697,13 +717,16 @@ impl MemoryHub {
         let mut map = self.channels.write().expect("hub lock");
         let missing = requests
             .iter()
-            .filter(|r| !map.contains_key(r.name.as_str()))
+            .filter(|r| {
+                r.name.kind().counts_toward_max_channels() && !map.contains_key(r.name.as_str())
+            })
             .count();
-        if map.len() + missing > self.limits.max_channels {
+        if self.client_channels.load(Ordering::Relaxed) + missing > self.limits.max_channels {
             return Err(HubError::TooManyChannels {
                 limit: self.limits.max_channels,
             });
         }
+        self.client_channels.fetch_add(missing, Ordering::Relaxed);
         let found: Vec<Arc<Channel>> = requests
             .iter()
             .map(|r| {
@@ -749,6 +772,9 @@ impl MemoryHub {
             .is_some_and(|c| Arc::ptr_eq(c, ch))
         {
             map.remove(ch.name.as_str());
+            if ch.kind.counts_toward_max_channels() {
+                self.client_channels.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         self.dropped_through
             .fetch_max(ch.evicted_through.load(Ordering::Acquire), Ordering::AcqRel);
@@ -1297,6 +1323,11 @@ mod tests {
             .subscribe(&[req("a", 0), quiet.clone()], Start::After("x".into()))
             .unwrap();
         assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"]);
+        // Asked for or not, a channel that never had an event missed nothing.
+        let mut sub = hub
+            .subscribe(&[req("a", 0), req("never", 0)], Start::After("x".into()))
+            .unwrap();
+        assert_eq!(drain(&mut sub), ["reset a unknown id", "a:1"]);
         hub.publish(&n("empty"), "message", "2").unwrap();
         let mut sub = hub
             .subscribe(&[req("a", 0), quiet], Start::After("x".into()))
@@ -1433,6 +1464,20 @@ mod tests {
             hub.publish(&n("c"), "message", "x"),
             Err(HubError::TooManyChannels { limit: 2 })
         );
+        // Log streams and broadcast have their own budget.
+        hub.ensure_channel(&n("log:late")).unwrap();
+        hub.publish(&n("log:late"), "message", "line").unwrap();
+        hub.publish(&ChannelName::broadcast(), "broadcast", "{}")
+            .unwrap();
+        let quiet = [req("log:other", 0), req("broadcast", 0)];
+        drop(hub.subscribe(&quiet, Start::Now).unwrap());
+        assert!(matches!(
+            hub.subscribe(&[req("log:x", 0), req("c", 0)], Start::Now),
+            Err(HubError::TooManyChannels { limit: 2 })
+        ));
+        // A dropped client channel frees its slot.
+        assert!(hub.remove_unsubscribed(&n("a")));
+        hub.publish(&n("c"), "message", "x").unwrap();
     }
 
     #[tokio::test]
@@ -1706,7 +1751,8 @@ mod tests {
     fn the_ttl_expires_events_and_drops_one_off_channels_but_keeps_logs_and_broadcast() {
         let hub = Hub::memory(HubLimits {
             history_ttl: Duration::from_secs(60),
-            max_channels: 8,
+            // Client channels only: log:app and broadcast do not count.
+            max_channels: 6,
             ..limits(100)
         });
         let t0 = Instant::now();
@@ -1724,7 +1770,7 @@ mod tests {
         }
         assert_eq!(
             hub.publish(&n("fresh"), "message", "x"),
-            Err(HubError::TooManyChannels { limit: 8 })
+            Err(HubError::TooManyChannels { limit: 6 })
         );
         let subscribed = hub.subscribe(&[req("once0", 0)], Start::Now).unwrap();
         assert_eq!(hub.sweep(t0 + Duration::from_secs(30)), Swept::default());

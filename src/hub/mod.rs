@@ -50,7 +50,9 @@ pub struct HubLimits {
     /// Events older than this leave the history (`--history-ttl`); zero
     /// keeps them until the other limits evict them.
     pub history_ttl: Duration,
-    /// Most channels that may exist at once (`--max-channels`).
+    /// Most client channels that may exist at once (`--max-channels`); log
+    /// streams and `broadcast` do not count (see
+    /// [`ChannelKind::counts_toward_max_channels`]).
     pub max_channels: usize,
 }
 
@@ -281,6 +283,8 @@ pub struct ChannelRequest {
     pub tail: usize,
     /// Added by the server (the broadcast channel), not asked for by the
     /// client: after an unknown id it gets a `reset` only if it holds events.
+    /// (The memory hub, with or without a log, treats every channel so: a
+    /// channel that never had an event gets no `reset`.)
     pub implicit: bool,
 }
 

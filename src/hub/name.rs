@@ -44,6 +44,14 @@ impl ChannelKind {
         !matches!(self, ChannelKind::Ordinary)
     }
 
+    /// Whether the channel counts against `--max-channels`: only ordinary
+    /// channels, which clients create by publishing or subscribing. Log
+    /// streams and `broadcast` are made by the server and are never refused
+    /// because clients created many channels.
+    pub fn counts_toward_max_channels(self) -> bool {
+        matches!(self, ChannelKind::Ordinary)
+    }
+
     /// Whether clients may publish to it directly (`POST /channels/{c}`):
     /// only ordinary channels. Log channels carry files; broadcasts go
     /// through the broadcast API so that nobody can make an ordinary event
@@ -312,6 +320,9 @@ mod tests {
             assert_eq!(kind(ordinary), ChannelKind::Ordinary, "{ordinary}");
         }
         assert!(ChannelKind::Log.is_pinned() && ChannelKind::Broadcast.is_pinned());
+        assert!(ChannelKind::Ordinary.counts_toward_max_channels());
+        assert!(!ChannelKind::Log.counts_toward_max_channels());
+        assert!(!ChannelKind::Broadcast.counts_toward_max_channels());
         assert!(!ChannelKind::Ordinary.is_pinned());
         assert!(ChannelKind::Ordinary.accepts_client_publish());
         assert!(!ChannelKind::Log.accepts_client_publish());

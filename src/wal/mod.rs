@@ -16,6 +16,9 @@
 //!   [`WalOptions::segment_bytes`].
 //! - retention drops whole segments, oldest first, while the log is larger
 //!   than `--retention-bytes`; the newest segment always stays.
+//! - `dropped.json`: per channel, the newest record retention dropped, so
+//!   that after a restart only channels that lost records are reset (see
+//!   `dropped.rs`).
 //!
 //! At open every segment is read and checked. Where a record is cut short
 //! or fails its checksum (a crash in the middle of a write, or damage), the
@@ -34,13 +37,14 @@
 //! several calls rather than one long one.
 
 mod checkpoint;
+mod dropped;
 mod files;
 mod read;
 pub mod record;
 mod segment;
 mod sync;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -55,6 +59,7 @@ pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryPage, HistoryQue
 pub use record::{EncodeError, Fingerprint, NewRecord, Record, RecordView, SourcePosition};
 pub use sync::Durable;
 
+use dropped::Dropped;
 use segment::{Header, SegmentIndex};
 
 /// Largest segment: the unit of retention and of the startup scan.
@@ -241,16 +246,6 @@ struct Writer {
     buf: Vec<u8>,
 }
 
-/// What has been dropped by retention, for telling "too old" from "never".
-#[derive(Default)]
-struct Dropped {
-    /// Everything up to here was dropped before this process started (or
-    /// never existed): channels are not known for it.
-    base: u64,
-    /// Per channel, the newest record dropped while running.
-    channels: HashMap<Arc<str>, u64>,
-}
-
 /// State shared with the syncer thread.
 pub(crate) struct Shared {
     /// `DIR/log`.
@@ -265,6 +260,7 @@ pub(crate) struct Shared {
     segments: RwLock<Vec<Arc<Segment>>>,
     /// One shared copy of every channel name in the indexes.
     names: Mutex<HashSet<Arc<str>>>,
+    /// What retention dropped, per channel (kept in `dropped.json`).
     dropped: Mutex<Dropped>,
     sync: sync::SyncShared,
     /// Mirror of the writer's `last_seq`, readable without its lock.
@@ -355,6 +351,24 @@ impl Shared {
             .saturating_sub(self.opts.segment_bytes);
         while sealed > room && segments.len() > 1 {
             let oldest = segments[0].clone();
+            let through = segments[1].header.first_seq.saturating_sub(1);
+            let index = oldest.index.lock().expect("index lock");
+            // Recorded before the segment goes: after a crash the record
+            // covers at least every segment that is gone.
+            let mut dropped = self.dropped.lock().expect("dropped lock");
+            let mut recorded = dropped.clone();
+            recorded.add(
+                index
+                    .channels
+                    .iter()
+                    .map(|(name, stats)| (name, stats.last_seq)),
+                through,
+            );
+            if let Err(e) = recorded.save(&self.dir) {
+                // A restart then counts everything dropped as lost for
+                // every channel: more resets, never a silent gap.
+                tracing::warn!("cannot record what retention drops: {e}");
+            }
             match std::fs::remove_file(&oldest.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -363,12 +377,8 @@ impl Shared {
                     break;
                 }
             }
-            let index = oldest.index.lock().expect("index lock");
-            let mut dropped = self.dropped.lock().expect("dropped lock");
-            for (name, stats) in &index.channels {
-                let through = dropped.channels.entry(name.clone()).or_default();
-                *through = (*through).max(stats.last_seq);
-            }
+            *dropped = recorded;
+            drop(dropped);
             sealed -= index.valid_len;
             drop(index);
             segments.remove(0);
@@ -487,7 +497,15 @@ impl Wal {
             .map(|s| s.index.lock().expect("index lock").count)
             .sum();
         recovery.bytes = segments.iter().map(|s| s.len()).sum();
-        let base = segments[0].header.first_seq.saturating_sub(1);
+        let dropped = Dropped::load(&dir, segments[0].header.first_seq, |name| {
+            let mut names = names.lock().expect("names lock");
+            if let Some(n) = names.get(name) {
+                return n.clone();
+            }
+            let n: Arc<str> = name.into();
+            names.insert(n.clone());
+            n
+        });
         let shared = Arc::new(Shared {
             dir,
             opts,
@@ -501,10 +519,7 @@ impl Wal {
             }),
             segments: RwLock::new(segments),
             names,
-            dropped: Mutex::new(Dropped {
-                base,
-                channels: HashMap::new(),
-            }),
+            dropped: Mutex::new(dropped),
             sync: sync::SyncShared::new(last_seq),
             last_seq: AtomicU64::new(last_seq),
         });
@@ -702,6 +717,17 @@ impl Wal {
         })
     }
 
+    /// Whether retention dropped records of `channel` (or, for a log whose
+    /// dropped segments are not accounted for, of any channel).
+    pub fn dropped_any(&self, channel: &str) -> bool {
+        self.shared
+            .dropped
+            .lock()
+            .expect("dropped lock")
+            .through_of(channel)
+            > 0
+    }
+
     /// The `--fsync` policy the log was opened with.
     pub fn fsync_policy(&self) -> FsyncPolicy {
         self.shared.opts.fsync
@@ -714,15 +740,12 @@ impl Wal {
     /// # Errors
     /// Reading a segment failed.
     pub fn hidden_through(&self, channel: &str, keep: usize) -> Result<u64, WalError> {
-        let dropped = {
-            let dropped = self.shared.dropped.lock().expect("dropped lock");
-            dropped
-                .channels
-                .get(channel)
-                .copied()
-                .unwrap_or(0)
-                .max(dropped.base)
-        };
+        let dropped = self
+            .shared
+            .dropped
+            .lock()
+            .expect("dropped lock")
+            .through_of(channel);
         Ok(self
             .nth_newest(channel, (keep as u64).saturating_add(1))?
             .unwrap_or(0)

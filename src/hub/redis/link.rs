@@ -23,7 +23,7 @@ use super::{
     Line, Node, BACKOFF_MAX, BACKOFF_MIN, COMMAND_TIMEOUT, CONNECT_TIMEOUT, FEED_MIN_LEN,
     PROBE_INTERVAL, PROBE_TIMEOUT, START_TIMEOUT,
 };
-use crate::hub::{Health, HubError};
+use crate::hub::{ChannelName, Health, HubError};
 
 /// State of the command connection, shared by every task of the node.
 pub(crate) struct Link {
@@ -329,6 +329,17 @@ async fn resync(node: &Node) -> Result<(), HubError> {
     }
 }
 
+/// The `--max-channels` the publish script checks for `channel`: none for
+/// log streams and `broadcast`, which clients cannot crowd out. (The
+/// script counts every channel in Redis, log streams included, against the
+/// limit of a client channel.)
+fn channel_limit(channel: &str, max_channels: usize) -> usize {
+    match ChannelName::parse(channel) {
+        Ok(name) if !name.kind().counts_toward_max_channels() => usize::MAX,
+        _ => max_channels,
+    }
+}
+
 /// Publishes `events` of `channel` in one script call; returns the first
 /// and last numbers and the epoch they belong to. Fails at once while
 /// Redis is unreachable: an event is answered only once Redis has it.
@@ -350,7 +361,7 @@ pub(crate) async fn publish(
             .arg(channel)
             .arg(node.opts.limits.history)
             .arg(node.opts.limits.history.max(FEED_MIN_LEN))
-            .arg(node.opts.limits.max_channels)
+            .arg(channel_limit(channel, node.opts.limits.max_channels))
             .arg(node.opts.limits.history_ttl.as_millis() as u64);
         for (event_type, data) in events {
             call.arg(*event_type).arg(*data);

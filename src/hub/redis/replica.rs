@@ -183,8 +183,14 @@ impl Replica {
         if let Some(ch) = channels.get(name) {
             return Ok(ch.clone());
         }
-        if let Some(limit) = limit {
-            if channels.len() >= limit {
+        // Only client channels count (`ChannelKind::counts_toward_max_channels`);
+        // a scan, but only when a channel is created.
+        if let Some(limit) = limit.filter(|_| name.kind().counts_toward_max_channels()) {
+            let clients = channels
+                .keys()
+                .filter(|c| c.kind().counts_toward_max_channels())
+                .count();
+            if clients >= limit {
                 return Err(HubError::TooManyChannels { limit });
             }
         }
