@@ -283,6 +283,11 @@ pub struct ServeConfig {
     /// have no subscribers are removed
     #[arg(long, env = "TAILCAST_FORGET_AFTER", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub forget_after: Duration,
+    /// Follow glob matches that are symbolic links, to regular files only
+    /// (without it they are refused; a path named explicitly may always be
+    /// a link)
+    #[arg(long, env = "TAILCAST_FOLLOW_SYMLINKS")]
+    pub follow_symlinks: bool,
     /// Allowed CORS origin, repeatable or comma-separated; `*` allows any
     #[arg(
         long = "cors-origin",
@@ -419,6 +424,17 @@ pub struct ListenArgs {
     /// Shell command run before each connection; its trimmed stdout is the token
     #[arg(long, value_name = "CMD", conflicts_with_all = ["token", "token_file"])]
     pub token_command: Option<String>,
+    /// Print control characters from the stream as they are (by default
+    /// they are shown escaped, e.g. `\x1b`)
+    #[arg(long)]
+    pub raw: bool,
+    /// Longest line of the stream kept; a longer one is skipped with its
+    /// event, with a warning
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_line: usize,
+    /// Largest event data kept; a larger event is skipped, with a warning
+    #[arg(long, default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_event: usize,
 }
 
 /// `publish` options.
@@ -556,6 +572,22 @@ impl ListenArgs {
         config.max_backoff = self.max_backoff;
         config.idle_timeout = self.idle_timeout.filter(|d| !d.is_zero());
         config.token = self.token.resolve(self.token_command)?;
+        config.raw = self.raw;
+        for (setting, value) in [
+            ("--max-line", self.max_line),
+            ("--max-event", self.max_event),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    message: "must be larger than 0".into(),
+                });
+            }
+        }
+        config.limits = crate::client::parser::Limits {
+            max_line: self.max_line,
+            max_event: self.max_event,
+        };
         Ok(config)
     }
 }

@@ -183,6 +183,7 @@ async fn start_app(
     let opts = FollowOptions {
         max_line: config.max_line,
         initial_lines: config.backlog.max(config.history.min(1000)),
+        follow_symlinks: config.follow_symlinks,
         ..FollowOptions::default()
     };
     let streams = LogStreams::new(
