@@ -144,6 +144,54 @@ async fn a_publisher_without_the_right_is_refused_before_its_body_arrives_over_h
     }
 }
 
+/// Reads from `stream` into `data` until `needle` is in it; panics when
+/// the connection closes first or after [`WATCHDOG`].
+async fn read_until(stream: &mut tokio::net::tcp::OwnedReadHalf, data: &mut Vec<u8>, needle: &str) {
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !String::from_utf8_lossy(data).contains(needle) {
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            assert!(
+                n > 0,
+                "closed before {needle:?}: {:?}",
+                String::from_utf8_lossy(data)
+            );
+            data.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(WATCHDOG, read)
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?}"));
+}
+
+#[tokio::test]
+async fn a_refused_publisher_sees_its_answer_first_and_keeps_its_connection() {
+    let server = secured();
+    let (mut read, mut write) = connect(&server).await.into_split();
+    write
+        .write_all(
+            b"POST /channels/news HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+              Content-Length: 20\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut data = Vec::new();
+    read_until(&mut read, &mut data, "\"error\":\"unauthorized\"").await;
+    let answer = String::from_utf8_lossy(&data).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // The rest of the body, sent after the answer, is read and discarded:
+    // then the answer ends and the connection carries the next request.
+    write.write_all(b"twenty bytes of body").await.unwrap();
+    write
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut read, &mut data, "\"status\":\"ok\"").await;
+    let both = String::from_utf8_lossy(&data).into_owned();
+    let second = both.find("HTTP/1.1 200").expect("a second response");
+    assert!(both[..second].ends_with("\r\n0\r\n\r\n"), "{both}");
+}
+
 #[tokio::test]
 async fn a_publisher_without_the_right_is_refused_before_its_body_arrives_over_http2() {
     let server = secured();

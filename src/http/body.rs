@@ -20,14 +20,25 @@
 //!   connection, see [`ApiError`]'s response, and resets nothing but the
 //!   stream over HTTP/2).
 //!
+//! A request refused from its head is answered at once, and the rest of its
+//! body is then read and thrown away (within the same bounds) behind the
+//! answer by [`answer_then_discard`]: a client still sending sees its
+//! answer, then its upload end normally, rather than a reset that some
+//! clients report instead of the answer (curl 7.88 over HTTP/2: `(92)
+//! Stream error`) or a TCP reset that can destroy the unread answer.
+//!
 //! It does not parse anything: what the bytes mean is the endpoint's.
 
+use std::future::Future as _;
 use std::io::{self, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
-use http_body::Body as _;
+use axum::response::{IntoResponse, Response};
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 
 use super::ApiError;
@@ -152,6 +163,83 @@ pub async fn read(
     )
     .await
     .map_err(|_| BodyError::TimedOut(limits.timeout))?
+}
+
+/// `answer` (a refusal decided from the request head), whose body ends
+/// only once the unread request `body` has been read and discarded: until
+/// it ends, `max_bytes` more arrived, or `timeout` passed. Nothing is kept;
+/// the answer itself is sent at once. Its length is then not announced
+/// (HTTP/1.1: chunked): hyper stops polling a body once the announced
+/// length is written, which would cut the discarding short.
+pub fn answer_then_discard(answer: ApiError, body: Body, limits: BodyLimits) -> Response {
+    if body.is_end_stream() {
+        return answer.into_response();
+    }
+    answer.into_response().map(|answer| {
+        Body::new(ThenDiscard {
+            answer,
+            request: Some(body),
+            left: limits.max_bytes,
+            deadline: Box::pin(tokio::time::sleep(limits.timeout)),
+        })
+    })
+}
+
+/// The body of [`answer_then_discard`].
+struct ThenDiscard {
+    answer: Body,
+    /// The request body still to discard; `None` once done.
+    request: Option<Body>,
+    /// Bytes that may still be discarded.
+    left: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for ThenDiscard {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if !self.answer.is_end_stream() {
+            match Pin::new(&mut self.answer).poll_frame(cx) {
+                Poll::Ready(None) => {}
+                other => return other,
+            }
+        }
+        while let Some(request) = self.request.as_mut() {
+            let step = Pin::new(request).poll_frame(cx);
+            match step {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let len = frame.data_ref().map_or(0, Bytes::len);
+                    match self.left.checked_sub(len) {
+                        Some(left) => self.left = left,
+                        None => self.request = None,
+                    }
+                }
+                Poll::Ready(_) => self.request = None,
+                Poll::Pending => {
+                    if self.deadline.as_mut().poll(cx).is_ready() {
+                        self.request = None;
+                    } else {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.answer.is_end_stream() && self.request.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Not the answer's exact length: see `answer_then_discard`.
+        SizeHint::default()
+    }
 }
 
 /// The frame loop of [`read`].
@@ -445,6 +533,28 @@ mod tests {
             Body::from_stream(futures_util::stream::pending::<Result<Bytes, io::Error>>());
         let got = read(stalled, ContentEncoding::Identity, LIMITS).await;
         assert!(matches!(got, Err(BodyError::TimedOut(_))), "{got:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_sent_first_then_the_request_is_discarded_within_the_bounds() {
+        let refusal = || ApiError::new(StatusCode::FORBIDDEN, "forbidden", "no");
+        // A request body that never ends: the answer comes at once, and the
+        // response ends at the deadline.
+        let stalled =
+            Body::from_stream(futures_util::stream::pending::<Result<Bytes, io::Error>>());
+        let mut answer = answer_then_discard(refusal(), stalled, LIMITS).into_body();
+        let first = answer.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert!(first.starts_with(b"{\"error\":\"forbidden\""), "{first:?}");
+        let started = tokio::time::Instant::now();
+        assert!(answer.frame().await.is_none());
+        assert_eq!(started.elapsed(), LIMITS.timeout);
+        // A body over the bound is discarded no further than the bound.
+        let endless =
+            futures_util::stream::repeat_with(|| Ok::<_, io::Error>(Bytes::from_static(&[0; 100])));
+        let mut answer =
+            answer_then_discard(refusal(), Body::from_stream(endless), LIMITS).into_body();
+        assert!(answer.frame().await.unwrap().unwrap().is_data());
+        assert!(answer.frame().await.is_none());
     }
 
     #[test]

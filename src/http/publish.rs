@@ -387,12 +387,18 @@ fn parse_line(line: &str, default_type: &str) -> Result<NewEvent, ApiError> {
 /// `POST /channels/{channel}`: publish one event, or with an NDJSON body
 /// one event per line.
 ///
-/// The head is checked (see [`PublishHead`]) before the body is read.
+/// The head is checked (see [`PublishHead`]) before the body is read; a
+/// refusal is answered at once (the rest of the body is then discarded
+/// behind it, see [`body::answer_then_discard`]).
 pub async fn publish(
     State(app): State<Arc<AppState>>,
-    head: PublishHead,
+    head: Result<PublishHead, ApiError>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let head = match head {
+        Ok(head) => head,
+        Err(refused) => return Ok(body::answer_then_discard(refused, body, body_limits(&app))),
+    };
     let PublishHead {
         channel,
         default_type,
@@ -435,9 +441,13 @@ pub async fn publish(
 /// checked (see [`BroadcastHead`]) before the body is read.
 pub async fn broadcast(
     State(app): State<Arc<AppState>>,
-    head: BroadcastHead,
+    head: Result<BroadcastHead, ApiError>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let head = match head {
+        Ok(head) => head,
+        Err(refused) => return Ok(body::answer_then_discard(refused, body, body_limits(&app))),
+    };
     let body = body::read(body, head.encoding, body_limits(&app))
         .await
         .map_err(|e| app.refused(e.into()))?;
