@@ -241,6 +241,10 @@ pub struct ServeConfig {
     /// Close keep-alive connections idle between requests for this long
     #[arg(long, env = "TAILCAST_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// Answer 408 and close the connection (HTTP/2: the stream) when a
+    /// request body has not fully arrived within this time
+    #[arg(long, env = "TAILCAST_BODY_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
     /// Open SSE streams allowed; beyond it 503 with Retry-After
     #[arg(
         long = "max-connections",
@@ -968,6 +972,9 @@ impl ServeConfig {
         if self.idle_timeout.is_zero() {
             return invalid("--idle-timeout", "must be longer than 0");
         }
+        if self.body_timeout.is_zero() {
+            return invalid("--body-timeout", "must be longer than 0");
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return invalid(
                 "--tls-cert/--tls-key",
@@ -1087,6 +1094,7 @@ mod tests {
         let c = ServeConfig::from_args::<_, &str>([]).unwrap();
         assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.body_timeout, Duration::from_secs(30));
         assert_eq!(c.max_stream_channels, 64);
         assert_eq!(c.history_bytes, 64 << 20);
         assert_eq!(c.history_ttl, Duration::from_secs(3600));
@@ -1154,6 +1162,7 @@ mod tests {
             (&["--history", "0"][..], "--history"),
             (&["--max-stream-channels", "0"], "--max-stream-channels"),
             (&["--header-timeout", "0s"], "--header-timeout"),
+            (&["--body-timeout", "0s"], "--body-timeout"),
             (&["--tls-cert", "/c.pem"], "--tls-cert"),
         ] {
             let err = ServeConfig::from_args(args).unwrap_err().to_string();

@@ -10,6 +10,18 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// The event type a client sees when no `event:` line is sent.
 pub const DEFAULT_EVENT_TYPE: &str = "message";
 
+/// Event types that mean something to clients, sent by the server alone:
+/// `reset` (events were missed), `token-expired` (the stream ended because
+/// its token expired; the console and `tailcast listen` act on it) and
+/// `broadcast` (what `POST /api/broadcast` sends).
+pub const RESERVED_EVENT_TYPES: [&str; 3] = ["reset", "token-expired", "broadcast"];
+
+/// Whether `event_type` is one of [`RESERVED_EVENT_TYPES`]: no client may
+/// publish an event of that type, on any publish or ingest path.
+pub fn is_reserved_event_type(event_type: &str) -> bool {
+    RESERVED_EVENT_TYPES.contains(&event_type)
+}
+
 /// Splits `data` into lines at CRLF, lone CR and lone LF, as an SSE parser
 /// would. Always yields at least one (possibly empty) line.
 pub fn split_lines(data: &str) -> impl Iterator<Item = &str> {

@@ -536,7 +536,7 @@ async fn bulk_publish_with_a_bad_line_is_400_naming_it_and_publishes_nothing() {
     }
     // `?event=reset` is refused for the whole batch too.
     let resp = post(&server.url("/channels/strict?event=reset"), NDJSON, good).await;
-    assert_error(&resp, 400, "invalid event type");
+    assert_error(&resp, 400, "reserved event type");
     // A body with no event at all.
     let resp = post(&url, NDJSON, "\n\r\n  \n").await;
     assert_error(&resp, 400, "no events");

@@ -8,7 +8,8 @@
 //! hyper authenticate identically. It authenticates once per request; the
 //! handler then asks `app.auth.authorize(&caller, right)` for what it is
 //! about to do, before it looks anything up (so a refused request learns
-//! nothing and leaves nothing behind).
+//! nothing and leaves nothing behind). The publish endpoints ask in an
+//! extractor of their own (`publish::PublishHead`), before the body is read.
 
 use std::sync::Arc;
 

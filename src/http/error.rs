@@ -123,6 +123,14 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: the connection
+            // cannot carry another request (HTTP/2 drops the header and
+            // ends only the stream).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

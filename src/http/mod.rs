@@ -3,6 +3,7 @@
 
 mod access;
 mod assets;
+mod body;
 mod channels;
 mod demo;
 mod error;

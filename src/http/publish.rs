@@ -1,21 +1,29 @@
 //! Publishing: `POST /channels/{channel}` (one event, or one event per
 //! NDJSON line) and `POST /api/broadcast`.
 //!
-//! A publish body is parsed here, completely, into [`NewEvent`]s before
-//! anything reaches the hub: a request is either published whole or
-//! refused with nothing published. Which channels clients may publish to is
-//! the hub's [`ChannelKind::accepts_client_publish`]; this module only turns
-//! the answer into a status.
+//! Check first, body last: everything the request head decides (who the
+//! caller is, the right to publish there, the channel, `?event=`, the
+//! `Content-Encoding`) is checked by an extractor ([`PublishHead`],
+//! [`BroadcastHead`]) before one byte of the body is read, so a caller
+//! without the right gets its 401/403 whatever it sends. The body is then
+//! read by [`super::body::read`] (bounded, with a deadline, decompressed)
+//! and parsed here, completely, into [`NewEvent`]s before anything reaches
+//! the hub: a request is either published whole or refused with nothing
+//! published. NDJSON lines are counted before any is parsed. Which channels
+//! clients may publish to is the hub's
+//! [`ChannelKind::accepts_client_publish`]; this module only turns the
+//! answer into a status.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::body::{self, BodyLimits, ContentEncoding};
 use super::protocol::{BulkPublishAnswer, PublishAnswer};
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
@@ -23,9 +31,6 @@ use crate::hub::{ChannelKind, ChannelName};
 
 /// Longest event type accepted from publishers, in characters.
 pub const MAX_EVENT_TYPE: usize = 64;
-
-/// Event type the server uses to report missed events; publishers may not.
-const RESERVED_EVENT_TYPE: &str = "reset";
 
 /// Event type of `POST /api/broadcast` events.
 const BROADCAST_EVENT_TYPE: &str = "broadcast";
@@ -96,8 +101,10 @@ impl JsonEvent {
     }
 }
 
-/// Checks an event type given by a publisher.
-fn check_event_type(event: &str) -> Result<(), ApiError> {
+/// Checks an event type given by a publisher: 400 `invalid event type`
+/// (empty, too long, CR/LF/NUL) or `reserved event type` (see
+/// [`crate::sse::is_reserved_event_type`]).
+pub(super) fn check_event_type(event: &str) -> Result<(), ApiError> {
     let bad = |detail: String| Err(ApiError::bad_request("invalid event type", detail));
     if event.is_empty() {
         return bad("the event type is empty".into());
@@ -110,8 +117,14 @@ fn check_event_type(event: &str) -> Result<(), ApiError> {
     if event.contains(['\r', '\n', '\0']) {
         return bad("the event type contains CR, LF or NUL".into());
     }
-    if event == RESERVED_EVENT_TYPE {
-        return bad("`reset` is reserved for the server's missed-events notice".into());
+    if crate::sse::is_reserved_event_type(event) {
+        return Err(ApiError::bad_request(
+            "reserved event type",
+            format!(
+                "event type {event:?} is sent by the server alone ({}); choose another",
+                crate::sse::RESERVED_EVENT_TYPES.join(", ")
+            ),
+        ));
     }
     Ok(())
 }
@@ -139,16 +152,101 @@ fn publish_target(name: &str) -> Result<ChannelName, ApiError> {
     }
 }
 
-/// Turns a body rejection (too large, unreadable) into a JSON error.
-fn body_error(rejection: BytesRejection, max_body: usize) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body too large",
-            format!("the body is larger than the limit of {max_body} bytes (--max-body)"),
-        );
+/// The event type of `?event=`, checked, or the default one.
+fn query_event_type(query: Option<&str>) -> Result<String, ApiError> {
+    let query_type = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "event")
+        .map(|(_, v)| v.into_owned());
+    match query_type {
+        Some(event) => {
+            check_event_type(&event)?;
+            Ok(event)
+        }
+        None => Ok(crate::sse::DEFAULT_EVENT_TYPE.to_string()),
     }
-    ApiError::new(rejection.status(), "unreadable body", rejection.body_text())
+}
+
+/// What `POST /channels/{channel}` asks for, checked from the request head
+/// alone (the extractor runs before the body is read).
+#[derive(Debug)]
+pub struct PublishHead {
+    /// The channel, one clients may publish to.
+    channel: ChannelName,
+    /// `?event=`, or `message`.
+    default_type: String,
+    /// How the body is read (`Content-Type`).
+    format: BodyFormat,
+    /// How the body is encoded (`Content-Encoding`).
+    encoding: ContentEncoding,
+}
+
+impl FromRequestParts<Arc<AppState>> for PublishHead {
+    type Rejection = ApiError;
+
+    /// # Errors
+    /// 401/403 without the right to publish on the channel (before
+    /// anything else is looked at); 400 bad channel name or `?event=`; 403
+    /// a log stream or `broadcast`; 415 an unsupported `Content-Encoding`.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<AppState>,
+    ) -> Result<PublishHead, ApiError> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        let checked = async {
+            let Path(name) = Path::<String>::from_request_parts(parts, app)
+                .await
+                .map_err(|e| ApiError::bad_request("invalid channel name", e.body_text()))?;
+            // First: a caller without the right learns nothing about the
+            // channel, whatever it sends.
+            app.auth.authorize(&caller, Right::Publish(&name))?;
+            Ok(PublishHead {
+                channel: publish_target(&name)?,
+                default_type: query_event_type(parts.uri.query())?,
+                format: BodyFormat::of(&parts.headers),
+                encoding: ContentEncoding::of(&parts.headers)?,
+            })
+        };
+        checked.await.map_err(|e| app.refused(e))
+    }
+}
+
+/// `POST /api/broadcast` from a caller with the broadcast right, checked
+/// from the request head alone.
+#[derive(Debug)]
+pub struct BroadcastHead {
+    /// How the body is encoded (`Content-Encoding`).
+    encoding: ContentEncoding,
+}
+
+impl FromRequestParts<Arc<AppState>> for BroadcastHead {
+    type Rejection = ApiError;
+
+    /// # Errors
+    /// 401/403 without the broadcast right; 415 an unsupported
+    /// `Content-Encoding`.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<AppState>,
+    ) -> Result<BroadcastHead, ApiError> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        let checked = app
+            .auth
+            .authorize(&caller, Right::Broadcast)
+            .map_err(ApiError::from)
+            .and_then(|()| ContentEncoding::of(&parts.headers));
+        match checked {
+            Ok(encoding) => Ok(BroadcastHead { encoding }),
+            Err(e) => Err(app.refused(e)),
+        }
+    }
+}
+
+/// The bounds of a publish body: `--max-body`, `--body-timeout`.
+fn body_limits(app: &AppState) -> BodyLimits {
+    BodyLimits {
+        max_bytes: app.config.max_body,
+        timeout: app.config.body_timeout,
+    }
 }
 
 /// What a publish request asks for.
@@ -160,30 +258,34 @@ enum PublishRequest {
     Batch(Vec<NewEvent>),
 }
 
-/// Reads a publish request's body into events.
+/// Parses a publish request's body (read whole, within the limits) into
+/// events.
 ///
 /// # Errors
-/// 413 for a body over `--max-body`; 400 for a bad event type, bad JSON,
-/// a bad NDJSON line (named by its number) or a body that is not UTF-8.
+/// 413 for an NDJSON body of more than `max_events` (`--history`) lines,
+/// counted before any is parsed; 400 for a bad event type, bad JSON, a bad
+/// NDJSON line (named by its number) or a body that is not UTF-8.
 fn parse_request(
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    max_body: usize,
+    format: BodyFormat,
+    default_type: String,
+    body: Bytes,
+    max_events: usize,
 ) -> Result<PublishRequest, ApiError> {
-    let body = body.map_err(|r| body_error(r, max_body))?;
-    let query_type = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "event")
-        .map(|(_, v)| v.into_owned());
-    let default_type = match query_type {
-        Some(event) => {
-            check_event_type(&event)?;
-            event
+    match format {
+        BodyFormat::Ndjson => {
+            let lines = count_lines(&body);
+            if lines > max_events {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "batch too large",
+                    format!(
+                        "the NDJSON body holds {lines} events, more than the {max_events} \
+                         the history keeps per channel (--history): send smaller batches"
+                    ),
+                ));
+            }
+            parse_ndjson(&body, &default_type, lines).map(PublishRequest::Batch)
         }
-        None => crate::sse::DEFAULT_EVENT_TYPE.to_string(),
-    };
-    match BodyFormat::of(headers) {
-        BodyFormat::Ndjson => parse_ndjson(&body, &default_type).map(PublishRequest::Batch),
         BodyFormat::Json => {
             let event: JsonEvent = serde_json::from_slice(&body).map_err(|e| {
                 ApiError::bad_request(
@@ -205,14 +307,28 @@ fn parse_request(
     }
 }
 
+/// The non-blank lines of an NDJSON body (see [`parse_ndjson`]), counted
+/// without parsing them (one pass, no allocation).
+fn count_lines(body: &[u8]) -> usize {
+    let mut count = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        if !body[start..end].trim_ascii().is_empty() {
+            count += 1;
+        }
+        start = end + 1;
+    }
+    count
+}
+
 /// Parses an NDJSON body: one event per line, each a JSON string (the
 /// data) or an object `{"event", "data"}`. Lines are numbered from 1 and
 /// end with LF or CRLF; blank lines are skipped; the last line needs no
-/// line end.
+/// line end. `lines`: the count of [`count_lines`], for the room to keep.
 ///
 /// # Errors
 /// 400 naming the first bad line; 400 `no events` when every line is blank.
-fn parse_ndjson(body: &[u8], default_type: &str) -> Result<Vec<NewEvent>, ApiError> {
+fn parse_ndjson(body: &[u8], default_type: &str, lines: usize) -> Result<Vec<NewEvent>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         let line = 1 + memchr::memchr_iter(b'\n', &body[..e.valid_up_to()]).count();
         ApiError::bad_request(
@@ -220,7 +336,7 @@ fn parse_ndjson(body: &[u8], default_type: &str) -> Result<Vec<NewEvent>, ApiErr
             format!("line {line}: the body must be UTF-8 text"),
         )
     })?;
-    let mut events = Vec::with_capacity(memchr::memchr_iter(b'\n', body).count() + 1);
+    let mut events = Vec::with_capacity(lines);
     for (index, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim_ascii().is_empty() {
@@ -270,24 +386,30 @@ fn parse_line(line: &str, default_type: &str) -> Result<NewEvent, ApiError> {
 
 /// `POST /channels/{channel}`: publish one event, or with an NDJSON body
 /// one event per line.
+///
+/// The head is checked (see [`PublishHead`]) before the body is read; a
+/// refusal is answered at once (the rest of the body is then discarded
+/// behind it, see [`body::answer_then_discard`]).
 pub async fn publish(
     State(app): State<Arc<AppState>>,
-    caller: Caller,
-    Path(channel): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    head: Result<PublishHead, ApiError>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    // Before the body is looked at: a caller without the right learns
-    // nothing about the channel, whether one event or an NDJSON batch.
-    app.auth
-        .authorize(&caller, Right::Publish(&channel))
-        .map_err(|e| app.refused(e.into()))?;
-    let parsed = publish_target(&channel).and_then(|channel| {
-        parse_request(query.as_deref(), &headers, body, app.config.max_body)
-            .map(|request| (channel, request))
-    });
-    let (channel, request) = parsed.map_err(|e| app.refused(e))?;
+    let head = match head {
+        Ok(head) => head,
+        Err(refused) => return Ok(body::answer_then_discard(refused, body, body_limits(&app))),
+    };
+    let PublishHead {
+        channel,
+        default_type,
+        format,
+        encoding,
+    } = head;
+    let parsed = async {
+        let body = body::read(body, encoding, body_limits(&app)).await?;
+        parse_request(format, default_type, body, app.config.history)
+    };
+    let request = parsed.await.map_err(|e| app.refused(e))?;
     match request {
         PublishRequest::One(event) => {
             let published = app
@@ -315,16 +437,20 @@ pub async fn publish(
 }
 
 /// `POST /api/broadcast`: a JSON object delivered to every SSE client as
-/// `event: broadcast`, kept in channel `broadcast` for resume.
+/// `event: broadcast`, kept in channel `broadcast` for resume. The right is
+/// checked (see [`BroadcastHead`]) before the body is read.
 pub async fn broadcast(
     State(app): State<Arc<AppState>>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    head: Result<BroadcastHead, ApiError>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    app.auth
-        .authorize(&caller, Right::Broadcast)
+    let head = match head {
+        Ok(head) => head,
+        Err(refused) => return Ok(body::answer_then_discard(refused, body, body_limits(&app))),
+    };
+    let body = body::read(body, head.encoding, body_limits(&app))
+        .await
         .map_err(|e| app.refused(e.into()))?;
-    let body = body.map_err(|r| app.refused(body_error(r, app.config.max_body)))?;
     let text = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(serde_json::Value::Object(_)) => String::from_utf8_lossy(&body).trim().to_string(),
         Ok(_) => return Err(app.refused(ApiError::bad_request(
@@ -348,7 +474,7 @@ mod tests {
     use super::*;
 
     fn ndjson(body: &[u8]) -> Result<Vec<(String, String)>, String> {
-        parse_ndjson(body, "message")
+        parse_ndjson(body, "message", 0)
             .map(|events| events.into_iter().map(|e| (e.event_type, e.data)).collect())
             .map_err(|e| format!("{}: {}", e.error, e.detail))
     }
@@ -361,9 +487,20 @@ mod tests {
     fn event_types() {
         assert!(check_event_type("sensor").is_ok());
         assert!(check_event_type(&"x".repeat(64)).is_ok());
-        for bad in ["", "a\nb", "a\rb", "a\0b", "reset", &"x".repeat(65)] {
-            assert!(check_event_type(bad).is_err(), "{bad:?}");
+        for bad in ["", "a\nb", "a\rb", "a\0b", &"x".repeat(65)] {
+            assert_eq!(
+                check_event_type(bad).unwrap_err().error,
+                "invalid event type"
+            );
         }
+        for reserved in ["reset", "token-expired", "broadcast"] {
+            let refused = check_event_type(reserved).unwrap_err();
+            assert_eq!(
+                (refused.status, refused.error),
+                (StatusCode::BAD_REQUEST, "reserved event type")
+            );
+        }
+        assert!(check_event_type("Reset").is_ok());
     }
 
     #[test]
@@ -390,7 +527,7 @@ mod tests {
             (b"true", "invalid JSON: line 1: expected a JSON string or an object {\"event\", \"data\"}, got a boolean"),
             (b"{\"event\": \"x\"}", "invalid JSON: line 1: missing field `data`"),
             (b"\"a\" \"b\"", "invalid JSON: line 1: trailing characters"),
-            (b"{\"event\": \"reset\", \"data\": 1}", "invalid event type: line 1: `reset` is reserved"),
+            (b"{\"event\": \"reset\", \"data\": 1}", "reserved event type: line 1: event type \"reset\" is sent by the server alone"),
             (b"\"ok\"\n\"\xff\"", "invalid UTF-8: line 2: "),
             (b"\n\n\r\n", "no events: "),
             (b"", "no events: "),
@@ -398,6 +535,28 @@ mod tests {
             let got = ndjson(body).unwrap_err();
             assert!(got.starts_with(expected), "{body:?}: {got}");
         }
+    }
+
+    #[test]
+    fn ndjson_lines_are_counted_without_blank_ones() {
+        assert_eq!(count_lines(b""), 0);
+        assert_eq!(count_lines(b"\n \r\n\t\n"), 0);
+        assert_eq!(count_lines(b"a\n\nb\r\n  \nc"), 3);
+        assert_eq!(count_lines(b"a\nb\n"), 2);
+        assert_eq!(count_lines(&b"x\n".repeat(1000)), 1000);
+    }
+
+    #[test]
+    fn too_many_ndjson_lines_are_refused_before_parsing() {
+        let body = Bytes::from_static(b"\"a\"\n\"b\"\nnot json\n");
+        let refused =
+            parse_request(BodyFormat::Ndjson, "message".into(), body.clone(), 2).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.error),
+            (StatusCode::PAYLOAD_TOO_LARGE, "batch too large")
+        );
+        let parsed = parse_request(BodyFormat::Ndjson, "message".into(), body, 3).unwrap_err();
+        assert_eq!(parsed.error, "invalid JSON");
     }
 
     #[test]
