@@ -131,8 +131,19 @@ fn raw(addr: &str, request: &str) -> Raw {
     {
         return raw;
     }
-    let len: usize = raw.header("content-length").unwrap_or("0").parse().unwrap();
     let mut body = buf[head_end..].to_vec();
+    if raw.header("transfer-encoding") == Some("chunked") {
+        // A refusal sent before the request body was read is chunked
+        // (http::body::answer_then_discard): read to the last chunk.
+        while !body.ends_with(b"0\r\n\r\n") {
+            let n = stream.read(&mut chunk).expect("read body");
+            assert!(n > 0, "connection closed in the body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        raw.body = dechunk(&body);
+        return raw;
+    }
+    let len: usize = raw.header("content-length").unwrap_or("0").parse().unwrap();
     while body.len() < len {
         let n = stream.read(&mut chunk).expect("read body");
         assert!(n > 0, "connection closed in the body");
@@ -140,6 +151,26 @@ fn raw(addr: &str, request: &str) -> Raw {
     }
     raw.body = String::from_utf8(body).unwrap();
     raw
+}
+
+/// The data of a chunked body (RFC 9112 7.1), without extensions or
+/// trailers.
+fn dechunk(mut body: &[u8]) -> String {
+    let mut data = Vec::new();
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = std::str::from_utf8(&body[..line_end]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return String::from_utf8(data).unwrap();
+        }
+        data.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
 }
 
 /// The request text for one endpoint on one path, with `auth` headers.
