@@ -132,7 +132,7 @@ async fn a_publisher_without_the_right_is_refused_before_its_body_arrives_over_h
     for path in ["/channels/news", "/api/broadcast"] {
         let (mut read, write) = connect(&server).await.into_split();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
              Content-Length: 1048576\r\n\r\n"
         );
         let sender = trickle(write, head, 10, 1000);
@@ -170,7 +170,7 @@ async fn a_refused_publisher_sees_its_answer_first_and_keeps_its_connection() {
     let (mut read, mut write) = connect(&server).await.into_split();
     write
         .write_all(
-            b"POST /channels/news HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+            b"POST /channels/news HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Content-Length: 20\r\n\r\n",
         )
         .await
@@ -183,7 +183,7 @@ async fn a_refused_publisher_sees_its_answer_first_and_keeps_its_connection() {
     // then the answer ends and the connection carries the next request.
     write.write_all(b"twenty bytes of body").await.unwrap();
     write
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     read_until(&mut read, &mut data, "\"status\":\"ok\"").await;
@@ -214,7 +214,7 @@ async fn a_publisher_without_the_right_is_refused_before_its_body_arrives_over_h
 async fn a_trickling_body_gets_408_and_the_http1_connection_is_closed() {
     let server = Server::start_with(&[], Stdio::null(), &[("TAILCAST_BODY_TIMEOUT", "1s")]);
     let (mut read, write) = connect(&server).await.into_split();
-    let head = "POST /channels/news HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+    let head = "POST /channels/news HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
                 Content-Length: 100\r\n\r\n"
         .to_string();
     let sender = trickle(write, head, 10, 100);
@@ -259,7 +259,7 @@ async fn a_body_over_max_body_is_refused_while_it_arrives() {
     let (mut read, mut write) = connect(&server).await.into_split();
     write
         .write_all(
-            b"POST /channels/news HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+            b"POST /channels/news HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Content-Length: 2000000\r\n\r\n",
         )
         .await
@@ -271,7 +271,8 @@ async fn a_body_over_max_body_is_refused_while_it_arrives() {
     // Chunked: refused once past the bound, while the client goes on.
     let (mut read, mut write) = connect(&server).await.into_split();
     let sender = tokio::spawn(async move {
-        let head = "POST /channels/news HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+        let head =
+            "POST /channels/news HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
                     Transfer-Encoding: chunked\r\n\r\n";
         write.write_all(head.as_bytes()).await?;
         let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));

@@ -36,7 +36,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt as _;
@@ -171,8 +171,35 @@ pub async fn read(
 /// the answer itself is sent at once. Its length is then not announced
 /// (HTTP/1.1: chunked): hyper stops polling a body once the announced
 /// length is written, which would cut the discarding short.
-pub fn answer_then_discard(answer: ApiError, body: Body, limits: BodyLimits) -> Response {
+///
+/// Over HTTP/2, a body announced at [`DRAIN_FIRST_MAX`] bytes or less is
+/// read and discarded *before* the answer (within `timeout`): some clients
+/// (curl 7.88) stop sending when they see an error status before their
+/// upload is done and end the stream short of its `content-length`, which
+/// the `h2` crate answers with `PROTOCOL_ERROR`, so the client never shows
+/// the answer. A larger or unannounced body gets the answer at once.
+pub async fn answer_then_discard(
+    answer: ApiError,
+    mut body: Body,
+    limits: BodyLimits,
+    version: Version,
+) -> Response {
     if body.is_end_stream() {
+        return answer.into_response();
+    }
+    let announced = body.size_hint().exact();
+    if version >= Version::HTTP_2 && announced.is_some_and(|n| n <= DRAIN_FIRST_MAX) {
+        let drain = async {
+            let mut left = DRAIN_FIRST_MAX as usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                match left.checked_sub(len) {
+                    Some(rest) => left = rest,
+                    None => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limits.timeout, drain).await;
         return answer.into_response();
     }
     answer.into_response().map(|answer| {
@@ -184,6 +211,10 @@ pub fn answer_then_discard(answer: ApiError, body: Body, limits: BodyLimits) -> 
         })
     })
 }
+
+/// The largest announced HTTP/2 request body that [`answer_then_discard`]
+/// reads before answering.
+pub const DRAIN_FIRST_MAX: u64 = 64 * 1024;
 
 /// The body of [`answer_then_discard`].
 struct ThenDiscard {
@@ -542,7 +573,9 @@ mod tests {
         // response ends at the deadline.
         let stalled =
             Body::from_stream(futures_util::stream::pending::<Result<Bytes, io::Error>>());
-        let mut answer = answer_then_discard(refusal(), stalled, LIMITS).into_body();
+        let mut answer = answer_then_discard(refusal(), stalled, LIMITS, Version::HTTP_11)
+            .await
+            .into_body();
         let first = answer.frame().await.unwrap().unwrap().into_data().unwrap();
         assert!(first.starts_with(b"{\"error\":\"forbidden\""), "{first:?}");
         let started = tokio::time::Instant::now();
@@ -551,8 +584,14 @@ mod tests {
         // A body over the bound is discarded no further than the bound.
         let endless =
             futures_util::stream::repeat_with(|| Ok::<_, io::Error>(Bytes::from_static(&[0; 100])));
-        let mut answer =
-            answer_then_discard(refusal(), Body::from_stream(endless), LIMITS).into_body();
+        let mut answer = answer_then_discard(
+            refusal(),
+            Body::from_stream(endless),
+            LIMITS,
+            Version::HTTP_11,
+        )
+        .await
+        .into_body();
         assert!(answer.frame().await.unwrap().unwrap().is_data());
         assert!(answer.frame().await.is_none());
     }

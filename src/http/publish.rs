@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -393,11 +393,14 @@ fn parse_line(line: &str, default_type: &str) -> Result<NewEvent, ApiError> {
 pub async fn publish(
     State(app): State<Arc<AppState>>,
     head: Result<PublishHead, ApiError>,
+    version: Version,
     body: Body,
 ) -> Result<Response, ApiError> {
     let head = match head {
         Ok(head) => head,
-        Err(refused) => return Ok(body::answer_then_discard(refused, body, body_limits(&app))),
+        Err(refused) => {
+            return Ok(body::answer_then_discard(refused, body, body_limits(&app), version).await)
+        }
     };
     let PublishHead {
         channel,
@@ -442,11 +445,14 @@ pub async fn publish(
 pub async fn broadcast(
     State(app): State<Arc<AppState>>,
     head: Result<BroadcastHead, ApiError>,
+    version: Version,
     body: Body,
 ) -> Result<Response, ApiError> {
     let head = match head {
         Ok(head) => head,
-        Err(refused) => return Ok(body::answer_then_discard(refused, body, body_limits(&app))),
+        Err(refused) => {
+            return Ok(body::answer_then_discard(refused, body, body_limits(&app), version).await)
+        }
     };
     let body = body::read(body, head.encoding, body_limits(&app))
         .await

@@ -129,7 +129,18 @@ fn serve_stream(
     peer: IpAddr,
     guard: RequestGuard,
 ) -> impl std::future::Future<Output = ()> + Send {
-    let routed = conns.route(request.map(|body| Body::new(RequestBody(body))), peer);
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let request = request.map(|stream| {
+        Body::new(RequestBody {
+            stream,
+            left: announced,
+        })
+    });
+    let routed = conns.route(request, peer);
     async move {
         let _guard = guard;
         let sent = {
@@ -306,7 +317,12 @@ async fn send_within_window(
 
 /// A request body read from an HTTP/2 stream, giving window back as it is
 /// consumed.
-struct RequestBody(RecvStream);
+struct RequestBody {
+    stream: RecvStream,
+    /// What is left of the announced `content-length` (the `h2` crate
+    /// refuses a stream whose data does not match it).
+    left: Option<u64>,
+}
 
 impl HttpBody for RequestBody {
     type Data = Bytes;
@@ -316,13 +332,14 @@ impl HttpBody for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, h2::Error>>> {
-        match self.0.poll_data(cx) {
+        match self.stream.poll_data(cx) {
             Poll::Ready(Some(Ok(data))) => {
-                let _ = self.0.flow_control().release_capacity(data.len());
+                let _ = self.stream.flow_control().release_capacity(data.len());
+                self.left = self.left.map(|left| left.saturating_sub(data.len() as u64));
                 Poll::Ready(Some(Ok(http_body::Frame::data(data))))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) => match self.0.poll_trailers(cx) {
+            Poll::Ready(None) => match self.stream.poll_trailers(cx) {
                 Poll::Ready(Ok(Some(trailers))) => {
                     Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
                 }
@@ -335,7 +352,14 @@ impl HttpBody for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.stream.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.left {
+            Some(left) => http_body::SizeHint::with_exact(left),
+            None => http_body::SizeHint::default(),
+        }
     }
 }
 
