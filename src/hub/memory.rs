@@ -1583,6 +1583,42 @@ mod tests {
         assert!(batches >= 7, "{batches} batches");
     }
 
+    /// A history page looks at most `SCAN_BUDGET` bytes (plus the event
+    /// that passes it), then says where to go on.
+    #[test]
+    fn a_history_page_stops_at_the_byte_budget() {
+        let hub = hub(100);
+        let big = "x".repeat(1 << 20);
+        for i in 0..20 {
+            hub.publish(&n("a"), "message", &format!("{i} {big}"))
+                .unwrap();
+        }
+        let all = |_: &str| true;
+        let (mut before, mut seen, mut pages) = (None, Vec::new(), 0);
+        loop {
+            let page = hub.history(&n("a"), before.as_deref(), 1000, &all).unwrap();
+            pages += 1;
+            let bytes: usize = page.events.iter().map(|e| e.data.len()).sum();
+            assert!(bytes as u64 <= SCAN_BUDGET + (1 << 20) + 16, "{bytes}");
+            seen.extend(
+                page.events
+                    .iter()
+                    .map(|e| e.data.split(' ').next().unwrap().to_string()),
+            );
+            match page.next_before {
+                Some(id) => before = Some(id),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..20).rev().map(|i| i.to_string()).collect();
+        assert_eq!(seen, want);
+        assert_eq!(pages, 3);
+        // A filter that matches nothing still ends the page at the budget.
+        let none = |_: &str| false;
+        let page = hub.history(&n("a"), None, 1000, &none).unwrap();
+        assert!(page.events.is_empty() && page.next_before.is_some());
+    }
+
     #[test]
     fn data_line_breaks_are_normalised() {
         let hub = hub(10);
