@@ -31,13 +31,12 @@ impl HistoryParams {
     fn parse(query: Option<&str>, max_regex: usize) -> Result<Self, ApiError> {
         let mut channel = None;
         let mut q = None;
-        let mut q_seen = false;
         let mut before = None;
         let mut limit = DEFAULT_LIMIT;
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match &*key {
                 "channel" => channel = Some(value.into_owned()),
-                "q" => ClientRegex::take(&mut q, &mut q_seen, "q", value, max_regex)?,
+                "q" => ClientRegex::take(&mut q, "q", value, max_regex)?,
                 "before" if !value.is_empty() => before = Some(value.into_owned()),
                 "limit" => {
                     limit = match value.parse::<usize>() {

@@ -40,8 +40,8 @@ pub struct ClientRegex {
 }
 
 impl ClientRegex {
-    /// Takes the value of query parameter `name` into `slot`. An empty
-    /// value leaves no filter (it would match everything).
+    /// Takes the value of query parameter `name` into `slot` (empty or
+    /// not: `q=&q=x` is a repeat too).
     ///
     /// # Errors
     /// 400 when `name` was already given (a second regex is never
@@ -49,12 +49,11 @@ impl ClientRegex {
     /// (`--max-regex`).
     pub fn take(
         slot: &mut Option<ClientRegex>,
-        seen: &mut bool,
         name: &str,
         value: Cow<'_, str>,
         max_len: usize,
     ) -> Result<(), ApiError> {
-        if std::mem::replace(seen, true) {
+        if slot.is_some() {
             return Err(ApiError::bad_request(
                 "repeated parameter",
                 format!("give {name} at most once"),
@@ -69,11 +68,9 @@ impl ClientRegex {
                 ),
             ));
         }
-        if !value.is_empty() {
-            *slot = Some(ClientRegex {
-                source: value.into_owned(),
-            });
-        }
+        *slot = Some(ClientRegex {
+            source: value.into_owned(),
+        });
         Ok(())
     }
 
@@ -107,14 +104,15 @@ impl ClientRegex {
     }
 }
 
-/// Compiles `regex` if there is one (see [`ClientRegex::compile`]).
+/// Compiles `regex` if there is one and it is not empty (an empty one
+/// would match everything: no filter). See [`ClientRegex::compile`].
 ///
 /// # Errors
 /// As [`ClientRegex::compile`].
 pub async fn compile(regex: Option<ClientRegex>) -> Result<Option<Regex>, ApiError> {
     match regex {
-        Some(regex) => regex.compile().await.map(Some),
-        None => Ok(None),
+        Some(regex) if !regex.source.is_empty() => regex.compile().await.map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -175,7 +173,6 @@ impl SseParams {
     ) -> Result<Self, ApiError> {
         let mut params = SseParams::default();
         let mut distinct = HashSet::new();
-        let mut grep_seen = false;
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match &*key {
                 "tail" => {
@@ -187,9 +184,7 @@ impl SseParams {
                     })?;
                     params.tail = Some(n);
                 }
-                "grep" => {
-                    ClientRegex::take(&mut params.grep, &mut grep_seen, "grep", value, max_regex)?
-                }
+                "grep" => ClientRegex::take(&mut params.grep, "grep", value, max_regex)?,
                 // Decoded from percent-escapes as UTF-8 (lossily): an
                 // escaped non-ASCII byte stays non-ASCII, so never an id.
                 "lastEventId" => params.start = Start::After(value.into_owned()),
@@ -282,7 +277,11 @@ mod tests {
         // Taken as text, compiled later.
         let p = parse("grep=(", None).unwrap();
         assert_eq!(p.grep.unwrap().build().unwrap_err().error, "invalid regex");
-        assert_eq!(parse("grep=", None).unwrap().grep, None);
+        let empty = parse("grep=", None).unwrap().grep;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(compile(empty)).unwrap().is_none());
     }
 
     #[test]
