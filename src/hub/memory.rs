@@ -1583,6 +1583,23 @@ mod tests {
         assert!(batches >= 7, "{batches} batches");
     }
 
+    /// A backlog event evicted before it was handed out is reported, as a
+    /// lagging live subscriber's would be; the rest follows in order.
+    #[test]
+    fn a_tail_evicted_before_it_is_sent_gets_a_reset() {
+        let hub = hub(10);
+        for i in 0..10 {
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
+        }
+        let mut sub = hub.subscribe(&[req("a", 10)], Start::Now).unwrap();
+        for i in 10..15 {
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
+        }
+        let mut want = vec![format!("reset a {}", ResetReason::Lagged)];
+        want.extend((5..15).map(|i| format!("a:{i}")));
+        assert_eq!(drain(&mut sub), want);
+    }
+
     /// A history page looks at most `SCAN_BUDGET` bytes (plus the event
     /// that passes it), then says where to go on.
     #[test]
