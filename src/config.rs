@@ -286,6 +286,11 @@ pub struct ServeConfig {
     /// have no subscribers are removed
     #[arg(long, env = "TAILCAST_FORGET_AFTER", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub forget_after: Duration,
+    /// Follow glob matches that are symbolic links, to regular files only
+    /// (without it they are refused; a path named explicitly may always be
+    /// a link)
+    #[arg(long, env = "TAILCAST_FOLLOW_SYMLINKS")]
+    pub follow_symlinks: bool,
     /// Allowed CORS origin, repeatable or comma-separated; `*` allows any
     #[arg(
         long = "cors-origin",
@@ -294,6 +299,20 @@ pub struct ServeConfig {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// With access control off, a host name that requests may give in
+    /// `Host` besides loopback names and this server's addresses; repeatable
+    #[arg(
+        long = "allowed-host",
+        env = "TAILCAST_ALLOWED_HOST",
+        value_name = "NAME",
+        value_delimiter = ',',
+        value_parser = parse_host_name
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Name the session cookie `__Host-tailcast_token` and mark it `Secure`
+    /// (for TLS terminated by a proxy; implied by --tls-cert)
+    #[arg(long, env = "TAILCAST_COOKIE_SECURE")]
+    pub cookie_secure: bool,
     /// HMAC secret for JWTs (HS256/384/512); turns access control on
     #[arg(long, env = "TAILCAST_JWT_SECRET_FILE", value_name = "FILE")]
     pub jwt_secret_file: Option<PathBuf>,
@@ -408,6 +427,17 @@ pub struct ListenArgs {
     /// Shell command run before each connection; its trimmed stdout is the token
     #[arg(long, value_name = "CMD", conflicts_with_all = ["token", "token_file"])]
     pub token_command: Option<String>,
+    /// Print control characters from the stream as they are (by default
+    /// they are shown escaped, e.g. `\x1b`)
+    #[arg(long)]
+    pub raw: bool,
+    /// Longest line of the stream kept; a longer one is skipped with its
+    /// event, with a warning
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_line: usize,
+    /// Largest event data kept; a larger event is skipped, with a warning
+    #[arg(long, default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_event: usize,
 }
 
 /// `publish` options.
@@ -545,6 +575,22 @@ impl ListenArgs {
         config.max_backoff = self.max_backoff;
         config.idle_timeout = self.idle_timeout.filter(|d| !d.is_zero());
         config.token = self.token.resolve(self.token_command)?;
+        config.raw = self.raw;
+        for (setting, value) in [
+            ("--max-line", self.max_line),
+            ("--max-event", self.max_event),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    message: "must be larger than 0".into(),
+                });
+            }
+        }
+        config.limits = crate::client::parser::Limits {
+            max_line: self.max_line,
+            max_event: self.max_event,
+        };
         Ok(config)
     }
 }
@@ -635,6 +681,31 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(text)
         .map_err(|e| format!("{e} (expected a duration such as 300ms, 15s or 2m)"))
+}
+
+/// A host name for `--allowed-host`: letters, digits, `-` and `.` (or an
+/// IP address), without scheme or port; lowercased, a final `.` dropped.
+///
+/// # Errors
+/// Anything else, saying what to give.
+pub fn parse_host_name(text: &str) -> Result<String, String> {
+    let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bracketless = name.trim_start_matches('[').trim_end_matches(']');
+    if bracketless.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(bracketless.to_string());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "{text:?} is not a host name: give the name alone (logs.example.com), \
+             without scheme, port or path"
+        ));
+    }
+    Ok(name)
 }
 
 /// Parses `64KiB`, `1MiB`, `500kB`, or a number of bytes.
@@ -910,6 +981,13 @@ impl ServeConfig {
             );
         }
         for origin in &self.cors_origins {
+            if origin.eq_ignore_ascii_case("null") {
+                return invalid(
+                    "--cors-origin",
+                    "\"null\" is the origin of sandboxed frames and file:// pages, which any \
+                     page can claim; name the real origin (https://host[:port])",
+                );
+            }
             if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
                 return invalid(
                     "--cors-origin",
@@ -975,6 +1053,39 @@ mod tests {
         assert_eq!(c.files, [FileSpec::parse("/z.log")]);
         let c = ServeConfig::from_args(["--config", path, "--cors-origin", "http://c"]).unwrap();
         assert_eq!(c.cors_origins, ["http://c"]);
+    }
+
+    #[test]
+    fn allowed_hosts_cookie_secure_and_null_origins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "allowed-host = [\"Logs.Example.\", \"10.0.0.5\"]\ncookie-secure = true\n",
+        )
+        .unwrap();
+        let c = ServeConfig::from_args(["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.allowed_hosts, ["logs.example", "10.0.0.5"]);
+        assert!(c.cookie_secure);
+        let c = ServeConfig::from_args::<_, &str>([]).unwrap();
+        assert!(c.allowed_hosts.is_empty() && !c.cookie_secure);
+        for bad in [
+            "http://logs.example",
+            "logs.example:8000",
+            "a/b",
+            "-x.example",
+            "",
+        ] {
+            assert!(parse_host_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_host_name("[::1]"), Ok("::1".into()));
+        let err = ServeConfig::from_args(["--cors-origin", "null"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--cors-origin") && err.contains("null"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -134,6 +134,11 @@ pub struct FollowOptions {
     pub poll_interval: Duration,
     /// A last line without newline is emitted after this long without new bytes.
     pub partial_flush: Duration,
+    /// Whether a followed path that is a symbolic link is followed (to a
+    /// regular file only). Without it, the path is opened with
+    /// `O_NOFOLLOW` and a link is refused. FIFOs, sockets and devices are
+    /// refused either way.
+    pub follow_symlinks: bool,
 }
 
 impl Default for FollowOptions {
@@ -143,6 +148,7 @@ impl Default for FollowOptions {
             initial_lines: 10,
             poll_interval: Duration::from_millis(500),
             partial_flush: Duration::from_millis(500),
+            follow_symlinks: false,
         }
     }
 }
@@ -168,6 +174,13 @@ impl Default for FollowOptions {
 ///   byte arrives for `opts.partial_flush`, it is emitted as a line; a
 ///   newline arriving right after that ends it without adding an empty line,
 ///   while more text arriving becomes a new line.
+/// - Only regular files are read. A path that is a FIFO, socket or device
+///   (or, without `opts.follow_symlinks`, a symbolic link) is refused: it
+///   is reported as [`FollowState::Error`] with a text starting `refused:`
+///   and looked at again every `opts.poll_interval`. Every open (first,
+///   after rotation, on resume) uses `O_NONBLOCK` (and `O_NOFOLLOW` unless
+///   links are followed) and checks the type of what it opened, so a
+///   path replaced by a link or a FIFO later is never read or waited on.
 /// - Errors (permission denied, the path is a directory, I/O errors) are
 ///   reported as [`FollowState::Error`] and retried every
 ///   `opts.poll_interval`. Nothing here panics on bad input.
@@ -218,7 +231,8 @@ pub async fn follow_file_from(
         name.is_some() && p.file_name() == name.as_deref()
     });
     let poll_interval = opts.poll_interval.max(MIN_POLL);
-    let mut tailer = Tailer::new(path, opts.max_line, opts.initial_lines);
+    let mut tailer =
+        Tailer::new(path, opts.max_line, opts.initial_lines).follow_links(opts.follow_symlinks);
     if let Some(position) = resume {
         tailer = tailer.resume_from(position);
     }

@@ -194,6 +194,19 @@ fn sanitize(name: &str) -> String {
     out
 }
 
+/// Longest stream name: a channel name without the `log:` prefix.
+const MAX_STREAM_NAME: usize = crate::hub::MAX_CHANNEL_NAME - LOG_PREFIX.len();
+
+/// `base-N`, with `base` (a [`sanitize`]d name, so ASCII and starting with
+/// a letter or digit) cut short enough for the whole to be a valid stream
+/// name.
+fn with_suffix(base: &str, suffix: u64) -> String {
+    let tail = format!("-{suffix}");
+    let room = MAX_STREAM_NAME.saturating_sub(tail.len());
+    let kept: String = base.chars().take(room).collect();
+    format!("{kept}{tail}")
+}
+
 impl LogStreams {
     /// An empty set of streams; followers run until `shutdown`, tracked by
     /// `tracker`. Glob matches whose file has been gone for `forget_after`
@@ -298,10 +311,14 @@ impl LogStreams {
         let sink = self.sink(&stream);
         // With a write-ahead log, go on from where the previous run stopped.
         let resume = self.resume_position(&stream);
+        // A path named explicitly may be a link (to a regular file); a glob
+        // match only with --follow-symlinks.
+        let mut opts = self.inner.opts.clone();
+        opts.follow_symlinks |= !matched_by_glob;
         self.inner.tracker.spawn(follow::follow_file_from(
             path.to_path_buf(),
             resume,
-            self.inner.opts.clone(),
+            opts,
             sink,
             stream.stop.clone(),
         ));
@@ -396,18 +413,25 @@ impl LogStreams {
         })
     }
 
-    /// Registers a stream under a unique name (`-2`, `-3` on clashes).
+    /// Registers a stream under a unique name (`-2`, `-3` on clashes; a
+    /// long name is shortened to make room for the suffix, so any number
+    /// of clashes gets a name).
     fn add(&self, wanted: &str, path: &str, matched_by_glob: bool) -> Arc<LogStream> {
         let base = sanitize(wanted);
         let mut streams = self.inner.streams.lock().expect("streams lock");
         let taken = |n: &str| streams.iter().any(|s| s.name == n);
         let mut name = base.clone();
-        let mut suffix = 2;
-        while taken(&name) {
-            name = format!("{base}-{suffix}");
+        let mut suffix: u64 = 2;
+        // Ends: every suffix gives another valid name (see `with_suffix`).
+        let channel = loop {
+            if !taken(&name) {
+                if let Ok(channel) = ChannelName::log(&name) {
+                    break channel;
+                }
+            }
+            name = with_suffix(&base, suffix);
             suffix += 1;
-        }
-        let channel = ChannelName::log(&name).expect("sanitised names are valid");
+        };
         if let Err(e) = self.inner.hub.ensure_channel(&channel) {
             tracing::warn!("log stream {name}: {e}");
         }
@@ -479,5 +503,37 @@ mod tests {
             .map(|n| streams.add(n, "/x", false).name.clone())
             .collect();
         assert_eq!(names, ["a.log", "a.log-2", "a.log-3"]);
+    }
+
+    #[tokio::test]
+    async fn many_long_clashing_names_all_get_valid_unique_names() {
+        let streams = LogStreams::new(
+            Hub::memory(crate::hub::HubLimits {
+                max_channels: 10_000,
+                ..crate::hub::HubLimits::default()
+            }),
+            Arc::new(Metrics::new()),
+            FollowOptions::default(),
+            Duration::from_secs(3600),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        );
+        // Each reduces to the same 121 characters ("f" and 120 of the rest).
+        let long = format!(".{}", "x".repeat(300));
+        let mut names = std::collections::HashSet::new();
+        for i in 0..1_200 {
+            let stream = streams.add(&format!("{long}{i}"), "/x", true);
+            assert!(
+                crate::hub::validate_channel_name(stream.channel.as_str()).is_ok(),
+                "{}",
+                stream.channel.as_str()
+            );
+            assert!(names.insert(stream.name.clone()), "{} twice", stream.name);
+        }
+        assert_eq!(with_suffix("ab", 7), "ab-7");
+        assert_eq!(
+            with_suffix(&"y".repeat(200), u64::MAX).len(),
+            MAX_STREAM_NAME
+        );
     }
 }

@@ -194,7 +194,8 @@ fn endpoints() -> Vec<Endpoint> {
             body: "",
             right: sub(&["log:app.log"]),
             wrong: sub(&["log:other"]),
-            forbidden_detail: "may not subscribe to log:app.log",
+            // The refusal does not name the stream (issue 20).
+            forbidden_detail: "may not open the first log stream",
         },
         Endpoint {
             method: "GET",

@@ -114,6 +114,7 @@ fn opts() -> FollowOptions {
         initial_lines: 10,
         poll_interval: Duration::from_millis(50),
         partial_flush: Duration::from_secs(30),
+        follow_symlinks: false,
     }
 }
 

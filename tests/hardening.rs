@@ -196,7 +196,8 @@ impl RawResponse {
 /// A GET request head for `path` with extra header lines (raw bytes).
 fn get_head(version: &str, path: &str, extra: &[u8]) -> Vec<u8> {
     let mut head =
-        format!("GET {path} {version}\r\nHost: x\r\nAccept: text/event-stream\r\n").into_bytes();
+        format!("GET {path} {version}\r\nHost: localhost\r\nAccept: text/event-stream\r\n")
+            .into_bytes();
     head.extend_from_slice(extra);
     head.extend_from_slice(b"\r\n");
     head

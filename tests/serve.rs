@@ -925,7 +925,7 @@ async fn closing_an_idle_stream_unsubscribes_at_once() {
     use std::io::{Read as _, Write as _};
     let server = Server::start(&["--heartbeat", "1h", "{dir}/app.log"]);
     let mut raw = std::net::TcpStream::connect(&server.addr).unwrap();
-    raw.write_all(b"GET /realtime/gone HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw.write_all(b"GET /realtime/gone HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -979,7 +979,7 @@ async fn long_heads_and_split_requests_are_served() {
     let mut raw = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
     raw.set_nodelay(true).unwrap();
     raw.write_all(
-        b"POST /channels/split HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+        b"POST /channels/split HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
           Content-Length: 5\r\nConnection: close\r\n\r\nhe",
     )
     .await

@@ -107,7 +107,7 @@ async fn half_a_head_is_closed_after_the_header_timeout_on_the_lean_path() {
     let mut stream = connect(&server).await;
     let start = Instant::now();
     stream
-        .write_all(b"GET /events?channel=a HTTP/1.1\r\nHost: x\r\n")
+        .write_all(b"GET /events?channel=a HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .unwrap();
     let (closed, seen) = wait_closed(&mut stream).await;
@@ -140,7 +140,7 @@ async fn a_long_half_head_handed_to_hyper_is_closed_after_the_header_timeout() {
     let server = Server::start(&["--header-timeout", "1s", "--idle-timeout", "30s"]);
     let mut stream = connect(&server).await;
     let start = Instant::now();
-    let mut head = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
+    let mut head = b"GET /health HTTP/1.1\r\nHost: localhost\r\n".to_vec();
     for i in 0..40 {
         head.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "a".repeat(500)).as_bytes());
     }
@@ -165,7 +165,7 @@ async fn a_half_head_after_a_kept_alive_request_gets_the_header_timeout_not_the_
     let server = Server::start(&["--header-timeout", "1s", "--idle-timeout", "20s"]);
     let mut stream = connect(&server).await;
     stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let (head, _) = read_response(&mut stream).await;
@@ -190,7 +190,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let server = Server::start(&["--header-timeout", "1s", "--idle-timeout", "3s"]);
     let mut stream = connect(&server).await;
     stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let (head, _) = read_response(&mut stream).await;
@@ -214,7 +214,7 @@ async fn a_kept_alive_connection_is_reused_after_a_pause_longer_than_the_header_
     let mut stream = connect(&server).await;
     for _ in 0..2 {
         stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .unwrap();
         let (head, body) = read_response(&mut stream).await;
@@ -242,7 +242,7 @@ async fn a_slow_but_complete_head_within_the_timeout_is_served_on_both_paths() {
     let mut stream = connect(&server).await;
     send_slowly(
         &mut stream,
-        b"GET /health HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slow\r\n\r\n",
         Duration::from_millis(1500),
     )
     .await;
@@ -252,7 +252,7 @@ async fn a_slow_but_complete_head_within_the_timeout_is_served_on_both_paths() {
     let mut stream = connect(&server).await;
     send_slowly(
         &mut stream,
-        b"GET /realtime/slow HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+        b"GET /realtime/slow HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
         Duration::from_millis(1500),
     )
     .await;
@@ -266,13 +266,13 @@ async fn open_sse_streams_outlive_both_timeouts() {
     let server = Server::start(&["--header-timeout", "1s", "--idle-timeout", "1s"]);
     // On the lean path (HTTP/1.1) and on hyper's (HTTP/1.0).
     let mut lean = connect(&server).await;
-    lean.write_all(b"GET /realtime/news HTTP/1.1\r\nHost: x\r\n\r\n")
+    lean.write_all(b"GET /realtime/news HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     read_until(&mut lean, "retry:").await;
     let mut hyper = connect(&server).await;
     hyper
-        .write_all(b"GET /realtime/news HTTP/1.0\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /realtime/news HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let head = read_until(&mut hyper, "retry:").await;
@@ -284,7 +284,7 @@ async fn open_sse_streams_outlive_both_timeouts() {
     let mut half = connect(&server).await;
     half.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
     let mut idle = connect(&server).await;
-    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     read_response(&mut idle).await;

@@ -146,6 +146,9 @@ impl Jwks {
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .user_agent(concat!("tailcast/", env!("CARGO_PKG_VERSION")))
+            // A redirect could lead off the checked https:// URL: it is a
+            // failed fetch, never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the JWKS client: {e}"))?;
         Ok(Jwks {
@@ -215,6 +218,12 @@ impl Jwks {
             .send()
             .await
             .map_err(|e| format!("fetch failed: {}", crate::client::error_chain(&e)))?;
+        if response.status().is_redirection() {
+            return Err(format!(
+                "answered {}: redirects are not followed; give the final URL in --jwks-url",
+                response.status()
+            ));
+        }
         if !response.status().is_success() {
             return Err(format!("answered {}", response.status()));
         }
@@ -306,5 +315,55 @@ mod tests {
         assert_eq!(set.candidates(Some("ed")).len(), 1);
         assert!(set.candidates(Some("s")).is_empty());
         assert_eq!(set.candidates(None).len(), 1);
+    }
+
+    /// A local server: `/keys` answers a good document, any other path a
+    /// 302 to `/keys`.
+    async fn redirecting_server() -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = if head.starts_with(b"GET /keys ") {
+                    let body = r#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": "w2m6RsSt42bJart21ZXJ12d3IP6qF1yu5evXGVg4fXs"}]}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    format!(
+                        "HTTP/1.1 302 Found\r\nLocation: http://{addr}/keys\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                };
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_a_failed_fetch() {
+        let addr = redirecting_server().await;
+        let direct = Jwks::new(format!("http://{addr}/keys").parse().unwrap()).unwrap();
+        assert_eq!(direct.refresh().await, Ok(1));
+        let moved = Jwks::new(format!("http://{addr}/moved").parse().unwrap()).unwrap();
+        let e = moved.refresh().await.unwrap_err();
+        assert!(
+            e.contains("302") && e.contains("redirects are not followed"),
+            "{e}"
+        );
+        assert!(moved.current().is_empty());
     }
 }

@@ -6,9 +6,11 @@
 //! and is authenticated once, in one place ([`Auth::authenticate`], called
 //! by the HTTP extractor that both SSE paths go through), into a `Caller`
 //! whose rights the handlers check with [`Auth::authorize`]. A token is
-//! taken from, in this order, `Authorization: Bearer`, the
-//! `tailcast_token` cookie, and `?access_token=`; the first one found is
-//! the one used, and a bad one is refused, never treated as no token.
+//! taken from, in this order, `Authorization: Bearer`, the session cookie
+//! (`__Host-tailcast_token` or `tailcast_token`, see [`cookie_name`]), and
+//! `?access_token=`; the first one found is the one used, and a bad one is
+//! refused, never treated as no token. Channel names are validated before
+//! any right is matched against them ([`Auth::authorize`]).
 //!
 //! What this module does not do: HTTP statuses and JSON (the `http` module
 //! turns [`AuthError`] into 401/403 answers), and anything per event: a
@@ -27,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Uri};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use tokio_util::sync::CancellationToken;
@@ -37,8 +39,23 @@ pub use rights::{Pattern, PatternError, Patterns, Right, Rights};
 use jwks::{Jwks, Lookup};
 use keys::VerifyKey;
 
-/// Name of the session cookie set by `POST /api/session`.
+/// Name of the session cookie set by `POST /api/session` over plain HTTP.
 pub const COOKIE_NAME: &str = "tailcast_token";
+
+/// Name of the session cookie over HTTPS or with `--cookie-secure`: the
+/// `__Host-` prefix makes browsers take it only with `Secure`, `Path=/`
+/// and no `Domain`, so no other host or plain-HTTP page can set it.
+pub const SECURE_COOKIE_NAME: &str = "__Host-tailcast_token";
+
+/// The session cookie's name: [`SECURE_COOKIE_NAME`] when `secure` (served
+/// over HTTPS, or `--cookie-secure`), else [`COOKIE_NAME`]. Both are read.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
 
 /// Query parameter that may carry a token.
 pub const QUERY_PARAM: &str = "access_token";
@@ -173,16 +190,44 @@ fn prepare(settings: &AuthSettings) -> Result<Prepared, SettingsError> {
         )
     } else {
         let text = settings.jwks_url.as_deref().unwrap_or_default();
-        let url = reqwest::Url::parse(text)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| err("--jwks-url", format!("{text:?} is not an http(s) URL")))?;
-        PreparedKeys::Jwks(url)
+        PreparedKeys::Jwks(jwks_url(text).map_err(|message| err("--jwks-url", message))?)
     };
     Ok(Prepared {
         keys: Some(keys),
         anonymous: Patterns::new(anonymous),
     })
+}
+
+/// The URL of `--jwks-url`: `https://`, or `http://` only to a loopback
+/// host (a key set fetched in the clear could be replaced on the way).
+fn jwks_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| format!("{text:?} is not an https:// URL"))?;
+    let loopback = url.host_str().is_some_and(is_loopback_name);
+    if url.scheme() == "http" && !loopback {
+        return Err(format!(
+            "{text:?} is plain http: the key set must come over https:// \
+             (http:// only to a loopback host)"
+        ));
+    }
+    Ok(url)
+}
+
+/// Whether `host` (a name or an IP address, IPv6 possibly in brackets,
+/// no port) is this machine by definition: `localhost`, `*.localhost`
+/// (RFC 6761), 127.0.0.0/8 or `::1`.
+pub fn is_loopback_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return ip.to_canonical().is_loopback();
+    }
+    host.eq_ignore_ascii_case("localhost")
+        || host.len() > 10
+            && host.is_char_boundary(host.len() - 10)
+            && host[host.len() - 10..].eq_ignore_ascii_case(".localhost")
 }
 
 /// Settings that cannot be used; the message names the option.
@@ -268,6 +313,10 @@ pub enum AuthError {
     /// A good token (or none) without the right.
     #[error("{0}")]
     Forbidden(String),
+    /// The channel name of a right breaks the naming rules: refused before
+    /// any right is matched against it.
+    #[error("{0}")]
+    BadName(String),
 }
 
 /// Where a token was found.
@@ -275,7 +324,7 @@ pub enum AuthError {
 pub enum TokenSource {
     /// `Authorization: Bearer`.
     Header,
-    /// The `tailcast_token` cookie.
+    /// The session cookie (either name).
     Cookie,
     /// `?access_token=`.
     Query,
@@ -364,21 +413,19 @@ impl Auth {
         }
     }
 
-    /// Authenticates a request from its headers and query string: no token
-    /// is [`Caller::Anonymous`], a good one [`Caller::Token`].
+    /// Authenticates a request from its headers and URI (query string;
+    /// authority for HTTP/2's cookie origin check): no token is
+    /// [`Caller::Anonymous`], a good one [`Caller::Token`].
     ///
     /// # Errors
     /// [`AuthError::Invalid`] for a token that is not good: it is never
     /// treated as no token.
-    pub async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Caller, AuthError> {
+    pub async fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Result<Caller, AuthError> {
         let Some(verifier) = &self.verifier else {
             return Ok(Caller::Unrestricted);
         };
-        match find_token(headers, query, &verifier.cookie_origins)? {
+        let host = request_host(uri, headers);
+        match find_token(headers, uri.query(), host, &verifier.cookie_origins)? {
             None => Ok(Caller::Anonymous),
             Some((_, TokenSource::Query)) if verifier.no_query_token => Err(AuthError::Invalid(
                 "tokens in the URL (?access_token=) are refused by this server \
@@ -404,23 +451,45 @@ impl Auth {
         }
     }
 
-    /// Checks that `caller` may do `right`.
+    /// Checks that `caller` may do `right`. A channel name is validated
+    /// first: no right is ever matched against a name the hub would refuse.
     ///
     /// # Errors
+    /// [`AuthError::BadName`] for a name that breaks the naming rules,
     /// [`AuthError::Missing`] for an anonymous caller (a token may help),
     /// [`AuthError::Forbidden`] for a token without the right.
     pub fn authorize(&self, caller: &Caller, right: Right<'_>) -> Result<(), AuthError> {
+        self.authorize_as(caller, right, &right.to_string())
+    }
+
+    /// [`Auth::authorize`], with the refusal naming the action `shown`
+    /// instead of `right` (e.g. "open the first log stream", so that a
+    /// stranger does not learn the name of what it was refused).
+    ///
+    /// # Errors
+    /// As [`Auth::authorize`].
+    pub fn authorize_as(
+        &self,
+        caller: &Caller,
+        right: Right<'_>,
+        shown: &str,
+    ) -> Result<(), AuthError> {
+        if let Right::Subscribe(name) | Right::Publish(name) = right {
+            if let Err(e) = crate::hub::ChannelName::parse(name) {
+                return Err(AuthError::BadName(e.to_string()));
+            }
+        }
         if self.may(caller, right) {
             return Ok(());
         }
         match caller {
             Caller::Token(info) => Err(AuthError::Forbidden(match &info.sub {
-                Some(sub) => format!("the token of {sub:?} may not {right}"),
-                None => format!("this token may not {right}"),
+                Some(sub) => format!("the token of {sub:?} may not {shown}"),
+                None => format!("this token may not {shown}"),
             })),
             _ => Err(AuthError::Missing(format!(
-                "a token is needed to {right}: send Authorization: Bearer <token>, \
-                 the {COOKIE_NAME} cookie (POST /api/session) or ?{QUERY_PARAM}="
+                "a token is needed to {shown}: send Authorization: Bearer <token>, \
+                 the session cookie (POST /api/session) or ?{QUERY_PARAM}="
             ))),
         }
     }
@@ -453,7 +522,7 @@ impl Auth {
             (Some(v), Caller::Anonymous) if v.anonymous.is_empty() => {
                 Err(AuthError::Missing(format!(
                     "a token is needed to list streams: send Authorization: Bearer <token>, \
-                     the {COOKIE_NAME} cookie (POST /api/session) or ?{QUERY_PARAM}="
+                     the session cookie (POST /api/session) or ?{QUERY_PARAM}="
                 )))
             }
             _ => Ok(()),
@@ -622,13 +691,16 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
 }
 
 /// Finds the token of a request: bearer header, then cookie (only from
-/// the server's own origin or an explicit `--cors-origin`), then query.
+/// the server's own origin, compared with `host` (see [`request_host`]),
+/// or an explicit `--cors-origin`; `__Host-tailcast_token` before
+/// `tailcast_token`), then query.
 ///
 /// # Errors
 /// [`AuthError::Invalid`] for an empty bearer token.
 pub fn find_token(
     headers: &HeaderMap,
     query: Option<&str>,
+    host: Option<&str>,
     cookie_origins: &[String],
 ) -> Result<Option<(String, TokenSource)>, AuthError> {
     for value in headers.get_all(header::AUTHORIZATION) {
@@ -645,10 +717,12 @@ pub fn find_token(
             return Ok(Some((token.to_string(), TokenSource::Header)));
         }
     }
-    if cookie_allowed(headers, cookie_origins) {
-        if let Some(token) = cookie_value(headers, COOKIE_NAME) {
-            if !token.is_empty() {
-                return Ok(Some((token.to_string(), TokenSource::Cookie)));
+    if cookie_allowed(headers, host, cookie_origins) {
+        for name in [SECURE_COOKIE_NAME, COOKIE_NAME] {
+            if let Some(token) = cookie_value(headers, name) {
+                if !token.is_empty() {
+                    return Ok(Some((token.to_string(), TokenSource::Cookie)));
+                }
             }
         }
     }
@@ -675,21 +749,65 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Whether the cookie may be used: no `Origin` (a same-origin GET, curl),
-/// the server's own origin, or an origin listed explicitly in
-/// `--cors-origin`. With `--cors-origin '*'` any other origin's request is
-/// cross-origin and its cookie is ignored.
-fn cookie_allowed(headers: &HeaderMap, cookie_origins: &[String]) -> bool {
+/// the server's own origin (compared with `host`), or an origin listed
+/// explicitly in `--cors-origin`. With `--cors-origin '*'` any other
+/// origin's request is cross-origin and its cookie is ignored.
+fn cookie_allowed(headers: &HeaderMap, host: Option<&str>, cookie_origins: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    if cookie_origins.iter().any(|o| o == origin) {
-        return true;
+    cookie_origins.iter().any(|o| o == origin) || host.is_some_and(|h| same_origin(origin, h))
+}
+
+/// The authority a request was sent to: the URI's (HTTP/2 `:authority`, an
+/// HTTP/1.1 absolute-form target), else the `Host` header.
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+}
+
+/// Whether `origin` (`scheme://host[:port]`) is the origin of a page
+/// served from `host` (`host[:port]`, as in `Host`): same host name (any
+/// case, a final `.` ignored) and port (the scheme's default when none is
+/// written). The scheme itself is not compared: one port serves one
+/// scheme, and behind a TLS proxy the server cannot see it. `null` is
+/// never anyone's own origin.
+pub fn same_origin(origin: &str, host: &str) -> bool {
+    let (authority, default_port) = if let Some(a) = origin.strip_prefix("https://") {
+        (a, 443)
+    } else if let Some(a) = origin.strip_prefix("http://") {
+        (a, 80)
+    } else {
+        return false;
+    };
+    match (
+        split_authority(authority, default_port),
+        split_authority(host, default_port),
+    ) {
+        (Some((oh, op)), Some((hh, hp))) => op == hp && oh.eq_ignore_ascii_case(hh),
+        _ => false,
     }
-    let authority = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
+/// `host[:port]` (host possibly a bracketed IPv6 address) split into the
+/// host without brackets or final `.`, and the port (`default` when
+/// none); `None` when the port is not a number.
+pub fn split_authority(authority: &str, default: u16) -> Option<(&str, u16)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    Some((host.strip_suffix('.').unwrap_or(host), port))
 }
 
 /// `uri` with the value of every `access_token=` query parameter replaced
@@ -747,29 +865,29 @@ mod tests {
         ]);
         let q = Some("x=1&access_token=q");
         assert_eq!(
-            find_token(&all, q, &[]).unwrap(),
+            find_token(&all, q, None, &[]).unwrap(),
             Some(("h".into(), TokenSource::Header))
         );
         let cookie = headers(&[("cookie", "a=1; tailcast_token=c")]);
         assert_eq!(
-            find_token(&cookie, q, &[]).unwrap(),
+            find_token(&cookie, q, None, &[]).unwrap(),
             Some(("c".into(), TokenSource::Cookie))
         );
         assert_eq!(
-            find_token(&HeaderMap::new(), q, &[]).unwrap(),
+            find_token(&HeaderMap::new(), q, None, &[]).unwrap(),
             Some(("q".into(), TokenSource::Query))
         );
         assert_eq!(
-            find_token(&HeaderMap::new(), Some("x=1"), &[]).unwrap(),
+            find_token(&HeaderMap::new(), Some("x=1"), None, &[]).unwrap(),
             None
         );
         // Other schemes are not tokens; an empty bearer is an error.
         let basic = headers(&[("authorization", "Basic dTpw")]);
-        assert_eq!(find_token(&basic, None, &[]).unwrap(), None);
+        assert_eq!(find_token(&basic, None, None, &[]).unwrap(), None);
         let empty = headers(&[("authorization", "Bearer ")]);
-        assert!(find_token(&empty, q, &[]).is_err());
+        assert!(find_token(&empty, q, None, &[]).is_err());
         let lower = headers(&[("authorization", "bearer  t ")]);
-        assert_eq!(find_token(&lower, None, &[]).unwrap().unwrap().0, "t");
+        assert_eq!(find_token(&lower, None, None, &[]).unwrap().unwrap().0, "t");
     }
 
     #[test]
@@ -779,25 +897,74 @@ mod tests {
             ("origin", "http://127.0.0.1:8000"),
             ("cookie", "tailcast_token=c"),
         ]);
-        assert!(find_token(&own, None, &[]).unwrap().is_some());
+        assert!(find_token(&own, None, Some("127.0.0.1:8000"), &[])
+            .unwrap()
+            .is_some());
+        // No Host header over HTTP/2: the authority is passed instead.
+        assert!(find_token(&own, None, None, &[]).unwrap().is_none());
         let other = headers(&[
             ("host", "127.0.0.1:8000"),
             ("origin", "http://evil.example"),
             ("cookie", "tailcast_token=c"),
         ]);
-        assert_eq!(find_token(&other, None, &[]).unwrap(), None);
         assert_eq!(
-            find_token(&other, Some("access_token=q"), &[]).unwrap(),
+            find_token(&other, None, Some("127.0.0.1:8000"), &[]).unwrap(),
+            None
+        );
+        assert_eq!(
+            find_token(&other, Some("access_token=q"), Some("127.0.0.1:8000"), &[]).unwrap(),
             Some(("q".into(), TokenSource::Query))
         );
         let listed = ["http://evil.example".to_string()];
-        assert!(find_token(&other, None, &listed).unwrap().is_some());
+        assert!(find_token(&other, None, Some("127.0.0.1:8000"), &listed)
+            .unwrap()
+            .is_some());
         let null = headers(&[
             ("host", "h"),
             ("origin", "null"),
             ("cookie", "tailcast_token=c"),
         ]);
-        assert_eq!(find_token(&null, None, &[]).unwrap(), None);
+        assert_eq!(find_token(&null, None, Some("h"), &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn the_host_prefixed_cookie_is_read_first() {
+        let both = headers(&[(
+            "cookie",
+            "tailcast_token=plain; __Host-tailcast_token=secure",
+        )]);
+        assert_eq!(
+            find_token(&both, None, None, &[]).unwrap(),
+            Some(("secure".into(), TokenSource::Cookie))
+        );
+        assert_eq!(cookie_name(true), "__Host-tailcast_token");
+        assert_eq!(cookie_name(false), "tailcast_token");
+    }
+
+    #[test]
+    fn own_origins_compare_host_and_port() {
+        assert!(same_origin("http://127.0.0.1:8000", "127.0.0.1:8000"));
+        assert!(same_origin("https://Logs.Example", "logs.example:443"));
+        assert!(same_origin("http://localhost", "localhost."));
+        assert!(same_origin("http://[::1]:8000", "[::1]:8000"));
+        assert!(!same_origin("http://127.0.0.1:8001", "127.0.0.1:8000"));
+        assert!(!same_origin("http://evil.example", "127.0.0.1"));
+        assert!(!same_origin("null", "127.0.0.1"));
+        assert!(!same_origin("http://a:x", "a"));
+        assert_eq!(split_authority("[::1]:9", 80), Some(("::1", 9)));
+        assert_eq!(split_authority("h", 80), Some(("h", 80)));
+    }
+
+    #[test]
+    fn names_are_validated_before_rights_are_matched() {
+        let auth = Auth::off();
+        let e = auth
+            .authorize(&Caller::Unrestricted, Right::Subscribe("bad name"))
+            .unwrap_err();
+        assert!(matches!(e, AuthError::BadName(_)), "{e:?}");
+        assert!(auth
+            .authorize(&Caller::Unrestricted, Right::Publish("news"))
+            .is_ok());
     }
 
     #[test]
@@ -835,11 +1002,26 @@ mod tests {
             ..AuthSettings::default()
         };
         assert!(Auth::start(&two, token.clone()).await.is_err());
-        let bad_url = AuthSettings {
-            jwks_url: Some("ftp://x/".into()),
-            ..AuthSettings::default()
-        };
-        let e = Auth::start(&bad_url, token).await.err().unwrap();
-        assert!(e.to_string().contains("--jwks-url"), "{e}");
+        for bad in [
+            "ftp://x/",
+            "http://keys.example/jwks.json",
+            "http://10.0.0.1/k",
+        ] {
+            let bad_url = AuthSettings {
+                jwks_url: Some(bad.into()),
+                ..AuthSettings::default()
+            };
+            let e = bad_url.check().err().unwrap();
+            assert!(e.to_string().contains("--jwks-url"), "{e}");
+        }
+        for good in [
+            "https://keys.example/jwks.json",
+            "http://127.0.0.1:9/k",
+            "http://[::1]:9/k",
+            "http://localhost:9/k",
+        ] {
+            assert!(jwks_url(good).is_ok(), "{good}");
+        }
+        drop(token);
     }
 }

@@ -17,6 +17,14 @@
 //! say "stop reconnecting"). A closed stdout (`listen | head -1`) ends the
 //! loop quietly. Status messages go to stderr through `tracing`; stdout
 //! carries events only.
+//!
+//! What a stream sends cannot drive the terminal: control characters in
+//! the data (ESC, the other C0 characters but tab and newline, DEL, C1) are
+//! printed escaped (`\x1b`, `\u{9b}`), wherever stdout goes, since piped
+//! output usually ends on a terminal too; `--raw` prints them as they are,
+//! `--json` escapes them JSON's way. What the parser buffers is bounded
+//! (`--max-line`, `--max-event`): a longer line or event is skipped with a
+//! warning and the stream goes on.
 
 use std::io::{ErrorKind, Write};
 use std::time::Duration;
@@ -26,7 +34,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYP
 use reqwest::{StatusCode, Url};
 use tokio_util::sync::CancellationToken;
 
-use super::parser::{Event, Parser};
+use super::parser::{Event, Limits, Parser};
 use super::token::TokenSource;
 use super::{http_client, rejected, ClientError};
 
@@ -72,6 +80,12 @@ pub struct ListenConfig {
     /// Bearer token for every request (`--token`, `--token-file`,
     /// `--token-command`, `TAILCAST_TOKEN`).
     pub token: Option<TokenSource>,
+    /// Print control characters from the stream as they are (`--raw`)
+    /// instead of escaped.
+    pub raw: bool,
+    /// The most one line and one event may take (`--max-line`,
+    /// `--max-event`).
+    pub limits: Limits,
 }
 
 impl ListenConfig {
@@ -87,6 +101,8 @@ impl ListenConfig {
             max_backoff: DEFAULT_MAX_BACKOFF,
             idle_timeout: None,
             token: None,
+            raw: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -126,7 +142,8 @@ pub async fn run<W: Write>(
     let mut parser = match &config.last_event_id {
         Some(id) => Parser::with_last_event_id(id),
         None => Parser::new(),
-    };
+    }
+    .with_limits(config.limits);
     let mut failures: u32 = 0;
     let mut unauthorized: u32 = 0;
     loop {
@@ -311,6 +328,7 @@ async fn read_stream<W: Write>(
             Some(Ok(Some(bytes))) => {
                 healthy = true;
                 parser.push(&bytes, &mut events);
+                report_skipped(parser, config);
                 buf.clear();
                 for event in events.drain(..) {
                     if event.event_type == TOKEN_EXPIRED {
@@ -343,6 +361,50 @@ async fn read_stream<W: Write>(
     }
 }
 
+/// Warns about what the parser left out.
+fn report_skipped(parser: &mut Parser, config: &ListenConfig) {
+    let skipped = parser.take_skipped();
+    if skipped.long_lines > 0 {
+        tracing::warn!(
+            "skipping {} line(s) longer than --max-line ({} bytes) and the event(s) they belong to",
+            skipped.long_lines,
+            config.limits.max_line
+        );
+    }
+    if skipped.long_events > 0 {
+        tracing::warn!(
+            "skipped {} event(s) longer than --max-event ({} bytes)",
+            skipped.long_events,
+            config.limits.max_event
+        );
+    }
+}
+
+/// Appends `text` with every control character that could drive a
+/// terminal escaped: C0 characters but tab and newline, and DEL, as
+/// `\xHH`; C1 characters (U+0080 to U+009F) as `\u{HH}`. Everything else,
+/// backslashes included, is copied unchanged.
+pub fn escape_controls(text: &str, buf: &mut Vec<u8>) {
+    let mut rest = text;
+    while let Some(at) = rest.find(|c: char| is_escaped(c)) {
+        buf.extend_from_slice(&rest.as_bytes()[..at]);
+        let c = rest[at..].chars().next().unwrap_or_default();
+        // Writing into a Vec cannot fail.
+        let _ = if (c as u32) < 0x80 {
+            write!(buf, "\\x{:02x}", c as u32)
+        } else {
+            write!(buf, "\\u{{{:x}}}", c as u32)
+        };
+        rest = &rest[at + c.len_utf8()..];
+    }
+    buf.extend_from_slice(rest.as_bytes());
+}
+
+/// Whether `escape_controls` escapes `c`.
+fn is_escaped(c: char) -> bool {
+    c.is_control() && c != '\t' && c != '\n'
+}
+
 /// One `--json` output line, fields in this order.
 #[derive(serde::Serialize)]
 struct JsonEvent<'a> {
@@ -355,6 +417,8 @@ struct JsonEvent<'a> {
 /// Appends `event` as printed: its data and a newline, or with `--json`
 /// one line `{"id": ..., "type": ..., "data": ...}` (`id` null when the
 /// stream never set one). Skips it if `--grep` does not match its data.
+/// Control characters are escaped ([`escape_controls`]; in JSON as
+/// `\u00XX`, DEL and C1 included) unless `config.raw`.
 pub fn format_event(event: &Event, config: &ListenConfig, buf: &mut Vec<u8>) {
     if let Some(regex) = &config.grep {
         if !regex.is_match(&event.data) {
@@ -367,10 +431,26 @@ pub fn format_event(event: &Event, config: &ListenConfig, buf: &mut Vec<u8>) {
             event_type: &event.event_type,
             data: &event.data,
         };
-        // Writing JSON into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *buf, &line);
-    } else {
+        // Serializing strings cannot fail.
+        let json = serde_json::to_string(&line).unwrap_or_default();
+        if config.raw {
+            buf.extend_from_slice(json.as_bytes());
+        } else {
+            // JSON escapes C0 itself; DEL and C1 only inside strings, where
+            // `\u00XX` means the same character.
+            for c in json.chars() {
+                if is_escaped(c) {
+                    let _ = write!(buf, "\\u{:04x}", c as u32);
+                } else {
+                    let mut utf8 = [0; 4];
+                    buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+        }
+    } else if config.raw {
         buf.extend_from_slice(event.data.as_bytes());
+    } else {
+        escape_controls(&event.data, buf);
     }
     buf.push(b'\n');
 }
@@ -464,5 +544,41 @@ mod tests {
         buf.clear();
         format_event(&event, &c, &mut buf);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn control_characters_are_escaped_unless_raw() {
+        let escaped = |text: &str| {
+            let mut buf = Vec::new();
+            escape_controls(text, &mut buf);
+            String::from_utf8(buf).unwrap()
+        };
+        assert_eq!(escaped("plain \\ text"), "plain \\ text");
+        assert_eq!(escaped("a\tb\nc"), "a\tb\nc");
+        assert_eq!(escaped("\u{1b}[2J\u{7}"), "\\x1b[2J\\x07");
+        assert_eq!(escaped("\0\r\u{7f}"), "\\x00\\x0d\\x7f");
+        assert_eq!(escaped("\u{9b}\u{80}é\u{a0}"), "\\u{9b}\\u{80}é\u{a0}");
+
+        let event = Event {
+            id: "1".into(),
+            event_type: "message".into(),
+            data: "\u{1b}]0;title\u{7}\u{7f}\u{9b}".into(),
+        };
+        let mut c = config();
+        let mut buf = Vec::new();
+        format_event(&event, &c, &mut buf);
+        assert_eq!(buf, b"\\x1b]0;title\\x07\\x7f\\u{9b}\n");
+        c.json = true;
+        buf.clear();
+        format_event(&event, &c, &mut buf);
+        let line = String::from_utf8(buf.clone()).unwrap();
+        assert!(!line.trim_end().contains(char::is_control), "{line:?}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["data"], event.data.as_str());
+        c.raw = true;
+        c.json = false;
+        buf.clear();
+        format_event(&event, &c, &mut buf);
+        assert_eq!(buf, format!("{}\n", event.data).as_bytes());
     }
 }

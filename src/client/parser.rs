@@ -19,6 +19,12 @@
 //!
 //! The parser does no I/O and knows nothing of HTTP: the caller feeds it
 //! chunks and, on reconnecting, calls [`Parser::reconnect`].
+//!
+//! What it buffers is bounded (a client protection the WHATWG rules do not
+//! have): a line longer than [`Limits::max_line`] is not kept but skipped to
+//! its end, and the event it belongs to is dropped; an event whose data
+//! grows past [`Limits::max_event`] is dropped too. Both are counted
+//! ([`Parser::take_skipped`]) so the caller can say so; the stream goes on.
 
 use std::time::Duration;
 
@@ -27,6 +33,41 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The event type given to events that have no `event:` field.
 pub const DEFAULT_EVENT_TYPE: &str = crate::sse::DEFAULT_EVENT_TYPE;
+
+/// Default [`Limits::max_line`]: 1 MiB.
+pub const DEFAULT_MAX_LINE: usize = 1024 * 1024;
+
+/// Default [`Limits::max_event`]: 16 MiB.
+pub const DEFAULT_MAX_EVENT: usize = 16 * 1024 * 1024;
+
+/// The most a [`Parser`] buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest line (field name, colon and value) kept, in bytes; a longer
+    /// one is skipped to its end and its event dropped.
+    pub max_line: usize,
+    /// Largest data of one event, in bytes; a larger event is dropped.
+    pub max_event: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: DEFAULT_MAX_LINE,
+            max_event: DEFAULT_MAX_EVENT,
+        }
+    }
+}
+
+/// What a [`Parser`] left out since it was last asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Lines longer than [`Limits::max_line`] (each drops its event),
+    /// counted as soon as they pass the limit.
+    pub long_lines: u64,
+    /// Events dropped because their data passed [`Limits::max_event`].
+    pub long_events: u64,
+}
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +103,14 @@ pub struct Parser {
     last_event_id: String,
     /// The reconnection time set by the latest valid `retry:` field.
     retry: Option<Duration>,
+    limits: Limits,
+    /// The line being read passed `max_line`: its bytes are dropped up to
+    /// its end.
+    skipping_line: bool,
+    /// The event being built is dropped at its dispatch (too long, or a
+    /// line of it was).
+    dropping_event: bool,
+    skipped: Skipped,
 }
 
 impl Default for Parser {
@@ -82,7 +131,22 @@ impl Parser {
             id_buffer: String::new(),
             last_event_id: String::new(),
             retry: None,
+            limits: Limits::default(),
+            skipping_line: false,
+            dropping_event: false,
+            skipped: Skipped::default(),
         }
+    }
+
+    /// The same parser with other [`Limits`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What was left out since the last call (and resets the counts).
+    pub fn take_skipped(&mut self) -> Skipped {
+        std::mem::take(&mut self.skipped)
     }
 
     /// A parser whose last event id is already `id`, to resume a stream.
@@ -114,6 +178,8 @@ impl Parser {
         self.data.clear();
         self.event_type.clear();
         self.id_buffer.clone_from(&self.last_event_id);
+        self.skipping_line = false;
+        self.dropping_event = false;
     }
 
     /// Parses `chunk`, appending every event it completes to `out`.
@@ -139,7 +205,14 @@ impl Parser {
             }
         }
         while let Some(end) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
-            if self.line.is_empty() {
+            if self.skipping_line {
+                // The end of a line already counted as too long.
+                self.skipping_line = false;
+            } else if self.line.len() + end > self.limits.max_line {
+                self.line.clear();
+                self.skip_long_line();
+                self.skipping_line = false;
+            } else if self.line.is_empty() {
                 self.process_line(&chunk[..end], out);
             } else {
                 let mut line = std::mem::take(&mut self.line);
@@ -158,7 +231,28 @@ impl Parser {
             }
             chunk = &chunk[next..];
         }
+        if self.skipping_line {
+            return;
+        }
+        if self.line.len() + chunk.len() > self.limits.max_line {
+            self.line = Vec::new();
+            self.skip_long_line();
+            return;
+        }
         self.line.extend_from_slice(chunk);
+    }
+
+    /// A line passed `max_line`: it is counted, and dropped with its event.
+    fn skip_long_line(&mut self) {
+        self.skipping_line = true;
+        self.skipped.long_lines += 1;
+        self.drop_event();
+    }
+
+    /// The event being built will not be dispatched; its data is freed.
+    fn drop_event(&mut self) {
+        self.dropping_event = true;
+        self.data = String::new();
     }
 
     /// Applies one complete line (without its line end).
@@ -180,6 +274,11 @@ impl Parser {
         let value = String::from_utf8_lossy(value);
         match name {
             b"event" => self.event_type = value.into_owned(),
+            b"data" if self.dropping_event => {}
+            b"data" if self.data.len() + value.len() + 1 > self.limits.max_event => {
+                self.skipped.long_events += 1;
+                self.drop_event();
+            }
             b"data" => {
                 self.data.push_str(&value);
                 self.data.push('\n');
@@ -200,6 +299,11 @@ impl Parser {
     /// data, and starts a new one.
     fn dispatch(&mut self, out: &mut Vec<Event>) {
         self.last_event_id.clone_from(&self.id_buffer);
+        if std::mem::take(&mut self.dropping_event) {
+            self.data.clear();
+            self.event_type.clear();
+            return;
+        }
         if self.data.is_empty() {
             self.event_type.clear();
             return;
@@ -513,6 +617,67 @@ mod tests {
 
     /// Data made of arbitrary text pieces joined by any mix of CR, LF and
     /// CRLF.
+    fn limited(limits: Limits, chunks: &[&[u8]]) -> (Vec<Event>, Skipped, Parser) {
+        let mut parser = Parser::new().with_limits(limits);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            parser.push(chunk, &mut out);
+        }
+        let skipped = parser.take_skipped();
+        (out, skipped, parser)
+    }
+
+    #[test]
+    fn a_line_past_max_line_is_skipped_with_its_event_and_not_kept() {
+        let limits = Limits {
+            max_line: 16,
+            max_event: 1024,
+        };
+        // Within one read and across reads: nothing of it is buffered.
+        let long = format!("data: {}", "x".repeat(100));
+        let (out, skipped, parser) = limited(
+            limits,
+            &[
+                b"data: a\n",
+                &long.as_bytes()[..50],
+                &long.as_bytes()[50..],
+                b"\ndata: b\n\nid: 7\ndata: ",
+                "y".repeat(40).as_bytes(),
+                b"\n\ndata: after\n\n",
+            ],
+        );
+        assert_eq!(out, [ev("7", "message", "after")]);
+        assert_eq!(
+            skipped,
+            Skipped {
+                long_lines: 2,
+                long_events: 0
+            }
+        );
+        assert!(parser.line.capacity() <= 16, "{}", parser.line.capacity());
+        // Exactly max_line is fine.
+        let (out, skipped, _) = limited(limits, &[b"data: 0123456789\n\n"]);
+        assert_eq!(
+            (out, skipped),
+            (vec![msg("0123456789")], Skipped::default())
+        );
+    }
+
+    #[test]
+    fn an_event_past_max_event_is_dropped_and_the_stream_goes_on() {
+        let limits = Limits {
+            max_line: 64,
+            max_event: 10,
+        };
+        let (out, skipped, parser) = limited(
+            limits,
+            &[b"data: 12345\ndata: 67890\ndata: more\n\ndata: 1234\ndata: 5\n\n"],
+        );
+        assert_eq!(out, [msg("1234\n5")]);
+        assert_eq!(skipped.long_events, 1);
+        assert!(parser.data.capacity() <= 10);
+    }
+
     fn data_strategy() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
             4 => any::<String>(),

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::split::LineSplitter;
@@ -88,6 +88,8 @@ pub(crate) struct Tailer {
     buf: Box<[u8]>,
     /// Where a previous run stopped, used at the first open.
     resume: Option<FilePosition>,
+    /// A path that is a symbolic link is followed (to a regular file only).
+    follow_links: bool,
 }
 
 impl Tailer {
@@ -103,7 +105,15 @@ impl Tailer {
             state: None,
             buf: vec![0; CHUNK].into_boxed_slice(),
             resume: None,
+            follow_links: false,
         }
+    }
+
+    /// Whether a path that is a symbolic link is followed (to a regular
+    /// file only); without it, a link is refused.
+    pub(crate) fn follow_links(mut self, follow: bool) -> Self {
+        self.follow_links = follow;
+        self
     }
 
     /// Goes on from where a previous run stopped instead of joining at the
@@ -153,7 +163,7 @@ impl Tailer {
             self.open = Some(open);
             return progress;
         }
-        match id_of_path(&self.path) {
+        match id_of_path(&self.path, self.follow_links) {
             Ok(Some(id)) if id == open.id => {
                 self.set_state(FollowState::Following, out);
                 self.open = Some(open);
@@ -268,7 +278,10 @@ impl Tailer {
                 self.set_state(FollowState::Waiting, out);
             }
             Err(err) => {
-                let why = format!("cannot open {}: {err}", self.path.display());
+                let why = match err.get_ref().and_then(|e| e.downcast_ref::<Refused>()) {
+                    Some(refused) => format!("refused: {refused}"),
+                    None => format!("cannot open {}: {err}", self.path.display()),
+                };
                 self.set_state(FollowState::Error(why), out);
             }
         }
@@ -283,11 +296,8 @@ impl Tailer {
                 return Ok(open);
             }
         }
-        let mut file = File::open(&self.path)?;
+        let mut file = open_regular(&self.path, self.follow_links)?;
         let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(io::Error::other("it is a directory"));
-        }
         let pos = if self.join_at_end {
             self.initial_offset(&mut file, meta.len())?
         } else {
@@ -314,7 +324,7 @@ impl Tailer {
                 && (meta.dev(), meta.ino()) == (at.dev, at.ino)
                 && has_fingerprint(file, at.fingerprint)?)
         };
-        let file = match File::open(&self.path) {
+        let file = match open_regular(&self.path, self.follow_links) {
             Ok(file) if same(&file)? => Some(file),
             Ok(_) => None,
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,
@@ -322,7 +332,7 @@ impl Tailer {
         };
         let file = match file {
             Some(file) => file,
-            None => match previous_generation(&self.path, at, same) {
+            None => match previous_generation(&self.path, at, self.follow_links, same) {
                 Some((file, found)) => {
                     tracing::info!(
                         path = %self.path.display(),
@@ -437,6 +447,7 @@ fn has_fingerprint(file: &File, expected: Fingerprint) -> io::Result<bool> {
 fn previous_generation(
     path: &Path,
     at: &FilePosition,
+    follow_links: bool,
     same: impl Fn(&File) -> io::Result<bool>,
 ) -> Option<(File, PathBuf)> {
     let dir = match path.parent() {
@@ -448,13 +459,18 @@ fn previous_generation(
         if candidate == path {
             continue;
         }
-        let Ok(meta) = std::fs::metadata(&candidate) else {
+        let meta = if follow_links {
+            std::fs::metadata(&candidate)
+        } else {
+            std::fs::symlink_metadata(&candidate)
+        };
+        let Ok(meta) = meta else {
             continue;
         };
         if (meta.dev(), meta.ino()) != (at.dev, at.ino) {
             continue;
         }
-        if let Ok(file) = File::open(&candidate) {
+        if let Ok(file) = open_regular(&candidate, follow_links) {
             if same(&file).unwrap_or(false) {
                 return Some((file, candidate));
             }
@@ -463,8 +479,75 @@ fn previous_generation(
     None
 }
 
-fn id_of_path(path: &std::path::Path) -> io::Result<Option<(u64, u64)>> {
-    match std::fs::metadata(path) {
+/// Why a path is not followed: it is not a regular file (or a link that
+/// may not be followed). Carried inside an [`io::Error`].
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Opens `path` for reading if it is a regular file, with no check-then-open
+/// race: `O_NONBLOCK` so that a FIFO cannot block the open, `O_NOFOLLOW`
+/// unless `follow_links`, then the type of what was opened is checked
+/// (fstat). A directory is an error; a link that may not be followed, a
+/// FIFO, socket or device is a [`Refused`] error.
+fn open_regular(path: &Path, follow_links: bool) -> io::Result<File> {
+    use rustix::fs::OFlags;
+    let mut flags = OFlags::NONBLOCK;
+    if !follow_links {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path);
+    let file = match opened {
+        Err(err)
+            if !follow_links
+                && err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+        {
+            return Err(io::Error::other(Refused(
+                "it is a symbolic link (--follow-symlinks follows links to regular files)".into(),
+            )));
+        }
+        opened => opened?,
+    };
+    let kind = file.metadata()?.file_type();
+    let what = if kind.is_file() {
+        return Ok(file);
+    } else if kind.is_dir() {
+        return Err(io::Error::other("it is a directory"));
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "of an unknown type"
+    };
+    Err(io::Error::other(Refused(format!(
+        "it is {what}, not a regular file"
+    ))))
+}
+
+/// The (device, inode) the path names now: of the link itself unless
+/// links are followed, so a path replaced by a link counts as a new file.
+fn id_of_path(path: &std::path::Path, follow_links: bool) -> io::Result<Option<(u64, u64)>> {
+    let meta = if follow_links {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    };
+    match meta {
         Ok(meta) => Ok(Some((meta.dev(), meta.ino()))),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err),
@@ -525,6 +608,57 @@ mod tests {
             .open(path)
             .unwrap();
         f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn refusal(out: &[Output]) -> Option<&str> {
+        out.iter().find_map(|o| match o {
+            Output::State(FollowState::Error(why)) if why.starts_with("refused: ") => {
+                Some(why.as_str())
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_file_replaced_by_a_link_or_a_fifo_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let secret = dir.path().join("secret");
+        append(&secret, "SECRET\n");
+        append(&path, "a\n");
+        let mut tailer = Tailer::new(path.clone(), 1000, 10);
+        assert_eq!(lines(&step(&mut tailer)), ["a"]);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let out = step(&mut tailer);
+        assert!(lines(&out).is_empty(), "{out:?}");
+        assert!(
+            refusal(&out).is_some_and(|w| w.contains("symbolic link")),
+            "{out:?}"
+        );
+        append(&secret, "SECRET 2\n");
+        assert!(lines(&step(&mut tailer)).is_empty());
+
+        // A FIFO is refused at once, links followed or not: no open blocks.
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.unwrap().success());
+        let mut tailer = Tailer::new(path.clone(), 1000, 10).follow_links(true);
+        let out = step(&mut tailer);
+        assert!(refusal(&out).is_some_and(|w| w.contains("FIFO")), "{out:?}");
+        // With links followed, a link to a regular file is read.
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        assert_eq!(lines(&step(&mut tailer)), ["SECRET", "SECRET 2"]);
+        // But not one to a device.
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let mut tailer = Tailer::new(zero, 1000, 10).follow_links(true);
+        let out = step(&mut tailer);
+        assert!(
+            refusal(&out).is_some_and(|w| w.contains("character device")),
+            "{out:?}"
+        );
     }
 
     #[test]

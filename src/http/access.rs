@@ -1,6 +1,8 @@
 //! Access control at the HTTP edge: the [`Caller`] extractor every
 //! protected handler takes, and the session endpoints that set and clear
-//! the `tailcast_token` cookie.
+//! the session cookie: `__Host-tailcast_token` with `Secure` over HTTPS or
+//! with `--cookie-secure` (TLS terminated by a proxy), `tailcast_token`
+//! otherwise.
 //!
 //! The extractor runs inside the shared router, so the lean SSE path and
 //! hyper authenticate identically. It authenticates once per request; the
@@ -18,7 +20,8 @@ use axum::Json;
 
 use super::protocol::{SessionAnswer, SignedOut, TokenAnswer};
 use super::{ApiError, AppState};
-use crate::auth::{redact, Caller, TokenInfo, COOKIE_NAME};
+use crate::auth::{redact, Caller, TokenInfo};
+use crate::config::ServeConfig;
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
@@ -27,10 +30,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         app: &Arc<AppState>,
     ) -> Result<Caller, ApiError> {
-        let result = app
-            .auth
-            .authenticate(&parts.headers, parts.uri.query())
-            .await;
+        let result = app.auth.authenticate(&parts.headers, &parts.uri).await;
         // The URI may carry ?access_token=: only ever log it redacted.
         match &result {
             Ok(caller) => tracing::debug!(
@@ -90,8 +90,9 @@ pub async fn show(State(app): State<Arc<AppState>>, caller: Caller) -> Response 
 }
 
 /// `POST /api/session`: takes the token from `Authorization: Bearer`,
-/// verifies it and sets it as the `tailcast_token` cookie (HttpOnly,
-/// SameSite=Strict, Path=/, Secure over TLS) expiring with the token.
+/// verifies it and sets it as the session cookie (HttpOnly,
+/// SameSite=Strict, Path=/; see [`session_cookie`]) expiring with the
+/// token.
 /// Answers `{"sub", "exp", "rights"}`.
 pub async fn sign_in(
     State(app): State<Arc<AppState>>,
@@ -102,7 +103,7 @@ pub async fn sign_in(
             "access control is off on this server: there is nothing to sign in to",
         ));
     }
-    let token = match crate::auth::find_token(&headers, None, &[])? {
+    let token = match crate::auth::find_token(&headers, None, None, &[])? {
         Some((token, crate::auth::TokenSource::Header)) => token,
         _ => {
             return Err(crate::auth::AuthError::Missing(
@@ -121,14 +122,7 @@ pub async fn sign_in(
         .exp
         .saturating_add(crate::auth::LEEWAY_SECS + 1)
         .saturating_sub(chrono::Utc::now().timestamp().max(0) as u64);
-    let cookie = format!(
-        "{COOKIE_NAME}={token}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{}",
-        if app.config.tls_cert.is_some() {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
+    let cookie = session_cookie(&app.config, &token, max_age);
     let mut response = Json(token_answer(&info)).into_response();
     let value = HeaderValue::from_str(&cookie).map_err(|_| {
         ApiError::from(crate::auth::AuthError::Invalid(
@@ -148,17 +142,45 @@ pub async fn sign_in(
 
 /// `DELETE /api/session`: clears the cookie. Needs no token.
 pub async fn sign_out(State(app): State<Arc<AppState>>) -> Response {
-    let cookie = format!(
-        "{COOKIE_NAME}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict{}",
-        if app.config.tls_cert.is_some() {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
+    let cookie = session_cookie(&app.config, "", 0);
     let mut response = (StatusCode::OK, Json(SignedOut { signed_in: false })).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// The `Set-Cookie` value of the session cookie holding `value` for
+/// `max_age` seconds: `__Host-tailcast_token=…; Secure` when served over
+/// HTTPS (`--tls-cert`) or with `--cookie-secure`, else `tailcast_token`.
+fn session_cookie(config: &ServeConfig, value: &str, max_age: u64) -> String {
+    let secure = config.tls_cert.is_some() || config.cookie_secure;
+    format!(
+        "{}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{}",
+        crate::auth::cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_host_prefixed_and_secure_over_https_or_with_cookie_secure() {
+        let https = ServeConfig::from_args(["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        let proxied = ServeConfig::from_args(["--cookie-secure"]).unwrap();
+        for config in [https, proxied] {
+            let cookie = session_cookie(&config, "t", 60);
+            assert_eq!(
+                cookie,
+                "__Host-tailcast_token=t; Max-Age=60; Path=/; HttpOnly; SameSite=Strict; Secure"
+            );
+        }
+        let plain = ServeConfig::from_args::<_, &str>([]).unwrap();
+        assert_eq!(
+            session_cookie(&plain, "", 0),
+            "tailcast_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"
+        );
+    }
 }

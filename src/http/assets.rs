@@ -4,9 +4,15 @@
 //! script modules and style sheet from `/assets/...`, answered here from
 //! strings compiled into the binary. No file is read at run time and the
 //! page needs no network access beyond this server.
+//!
+//! The page and its assets are served with [`security_headers`]: a
+//! `Content-Security-Policy` that allows scripts, styles and connections
+//! to this server only, no inline script and no framing, plus `nosniff`
+//! and `Referrer-Policy: no-referrer`. So the page holds no inline script
+//! or style attribute (the theme is applied by `theme.js`).
 
 use axum::extract::Path;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -15,6 +21,11 @@ use super::ApiError;
 
 /// Every embedded asset: name under `/assets/`, content type, contents.
 const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "theme.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/theme.js"),
+    ),
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -50,6 +61,28 @@ const ASSETS: &[(&str, &str, &str)] = &[
 /// The `/assets/{file}` route, for merging into the main router.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/assets/{file}", get(asset))
+}
+
+/// The console's `Content-Security-Policy`: everything from this server
+/// only, no inline script or style, no plugins, never framed. `data:`
+/// images are for the page's empty favicon.
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// Adds the console's security headers (see the module header) to a
+/// response of the page or an asset.
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONSOLE_CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (HeaderName::from_static("x-frame-options"), "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
@@ -99,5 +132,12 @@ mod tests {
             !page.contains("http://") && !page.contains("https://"),
             "the page must not load anything from elsewhere"
         );
+        // The CSP allows no inline script, style or handler.
+        for script in page.split("<script").skip(1) {
+            let tag = script.split('>').next().unwrap_or_default();
+            assert!(tag.contains("src="), "inline script: <script{tag}>");
+        }
+        assert!(!page.contains("<style") && !page.contains(" style=\""));
+        assert!(!page.contains(" onclick=") && !page.contains(" onload="));
     }
 }

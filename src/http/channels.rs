@@ -74,7 +74,11 @@ pub async fn events(
             "name at least one channel: /events?channel=A&channel=log:NAME",
         ));
     }
-    // One refused channel refuses the request, naming it.
+    // Every name is validated before any right is matched against one;
+    // then one refused channel refuses the request, naming it.
+    for name in &params.channels {
+        ChannelName::parse(name)?;
+    }
     for name in &params.channels {
         app.auth.authorize(&caller, Right::Subscribe(name))?;
     }

@@ -63,6 +63,7 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden(detail) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
             }
+            AuthError::BadName(detail) => ApiError::bad_request("invalid channel name", detail),
         }
     }
 }

@@ -7,6 +7,7 @@ mod channels;
 mod demo;
 mod error;
 mod history;
+mod host;
 mod metrics;
 mod params;
 mod protocol;
@@ -28,6 +29,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use demo::spawn_demo_feed;
 pub use error::ApiError;
+pub use host::HostCheck;
 pub use metrics::spawn_host_sampler;
 use publish::NewEvent;
 pub use sse_body::{Filter, FilterScope, Framing, OpenStreamGuard, SseBody};
@@ -69,8 +71,13 @@ const CONSOLE_HTML: &str = include_str!("../../assets/console.html");
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let max_body = state.config.max_body;
-    let router = Router::new()
+    // The console: the page and its assets, with their security headers.
+    let console = Router::new()
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
+        .merge(assets::router())
+        .layer(axum::middleware::map_response(assets::security_headers));
+    let router = Router::new()
+        .merge(console)
         .route("/health", get(health))
         .route("/api/streams", get(api_streams))
         .route(
@@ -83,7 +90,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/broadcast", post(publish::broadcast))
         .route("/api/history", get(history::history))
         .merge(routes::sse_router())
-        .merge(assets::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::new(
@@ -368,6 +374,12 @@ async fn first_log(
         app.auth.authorize_listing(&caller)?;
         return Err(ApiError::not_found("this server follows no log file"));
     };
+    // A refusal must not tell a stranger the stream's name.
+    app.auth.authorize_as(
+        &caller,
+        Right::Subscribe(&format!("{LOG_PREFIX}{first}")),
+        "open the first log stream (/stream-logs)",
+    )?;
     app.log_sse(&caller, &first, query.as_deref(), &headers)
         .await
 }

@@ -39,12 +39,10 @@ pub(crate) fn parse_id(id: &str) -> Option<(u32, u64)> {
         && epoch
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let number =
-        !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) && !seq.starts_with('0');
-    if !hex || !number {
+    if !hex {
         return None;
     }
-    Some((u32::from_str_radix(epoch, 16).ok()?, seq.parse().ok()?))
+    Some((u32::from_str_radix(epoch, 16).ok()?, super::parse_seq(seq)?))
 }
 
 /// A record of the log as the event the hub first made of it (same id,

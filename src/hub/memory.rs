@@ -337,10 +337,7 @@ impl MemoryHub {
                 crate::wal::IdStatus::Unknown => None,
             };
         }
-        let seq = id.strip_prefix(self.epoch.as_str())?.strip_prefix('-')?;
-        let canonical =
-            !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) && !seq.starts_with('0');
-        canonical.then(|| seq.parse().ok()).flatten()
+        super::parse_seq(id.strip_prefix(self.epoch.as_str())?.strip_prefix('-')?)
     }
 
     fn new_channel(&self, name: &ChannelName) -> Arc<Channel> {

@@ -185,6 +185,16 @@ pub struct HistoryPage {
     pub next_before: Option<String>,
 }
 
+/// The number of an event id (the part after `-`), exactly as every
+/// backend writes it: ASCII digits, no sign, no leading zero (so never
+/// `0`), no spaces, within `u64`. `None` for anything else: an id that is
+/// not exactly one of this run is unknown, never read leniently.
+pub(crate) fn parse_seq(text: &str) -> Option<u64> {
+    let canonical =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
+    canonical.then(|| text.parse().ok()).flatten()
+}
+
 /// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
 /// starting with a letter or digit. Prefer [`ChannelName::parse`], which
 /// keeps the result.
@@ -757,6 +767,27 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_numbers_parse_only_as_written() {
+        assert_eq!(parse_seq("5"), Some(5));
+        assert_eq!(parse_seq("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "+5",
+            "-5",
+            "05",
+            "0",
+            " 5",
+            "5 ",
+            "5\n",
+            "18446744073709551616",
+            "",
+            "5é",
+            "٥",
+        ] {
+            assert_eq!(parse_seq(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn reset_reasons_are_sent_as_text() {

@@ -121,7 +121,8 @@ pub async fn run(
     };
     warn_if_public_without_auth(&listener, &state.auth);
     let log = state.hub.log().cloned();
-    let connections = Connections::new(state, demo_dir, tls, &tracker, &shutdown)?;
+    let listening = listener.local_addr().ok().map(|a| a.ip());
+    let connections = Connections::new(state, demo_dir, tls, listening, &tracker, &shutdown)?;
     ready();
     let served = serve(listener, connections.clone()).await;
     connections.hub.release_claims().await;
@@ -182,6 +183,7 @@ async fn start_app(
     let opts = FollowOptions {
         max_line: config.max_line,
         initial_lines: config.backlog.max(config.history.min(1000)),
+        follow_symlinks: config.follow_symlinks,
         ..FollowOptions::default()
     };
     let streams = LogStreams::new(
@@ -275,7 +277,8 @@ fn warn_if_public_without_auth(listener: &TcpListener, auth: &Auth) {
         tracing::warn!(
             "listening on {addr} with access control off: anyone who can reach this address \
              reads every stream and publishes to every channel; set --jwt-secret-file, \
-             --jwt-public-key or --jwks-url, or bind to 127.0.0.1 behind a proxy"
+             --jwt-public-key or --jwks-url, or bind to 127.0.0.1 behind a proxy \
+             (requests naming this server by a host name need --allowed-host NAME)"
         );
     }
 }
@@ -284,6 +287,9 @@ fn warn_if_public_without_auth(listener: &TcpListener, auth: &Auth) {
 struct Connections {
     /// The one router every request goes through, whatever the protocol.
     router: axum::Router,
+    /// `Host`/`Origin` rules with access control off, checked before
+    /// routing.
+    host_check: http::HostCheck,
     /// `--send-timeout`: on the socket, and per HTTP/2 stream.
     send_timeout: Duration,
     /// `--header-timeout` and `--idle-timeout`.
@@ -367,11 +373,13 @@ async fn open_durable_hub(
 
 impl Connections {
     /// What the connections of `state` share; starts the TLS reloader
-    /// when `tls` is given. `demo_dir` is kept until the end.
+    /// when `tls` is given. `demo_dir` is kept until the end. `listening`:
+    /// the address listened on, for the host check.
     fn new(
         state: Arc<AppState>,
         demo_dir: Option<tempfile::TempDir>,
         tls: Option<PreparedTls>,
+        listening: Option<IpAddr>,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
@@ -394,6 +402,7 @@ impl Connections {
             metrics: state.metrics.clone(),
             hub: state.hub.clone(),
             shutdown: shutdown.clone(),
+            host_check: http::HostCheck::new(config, state.auth.enabled(), listening),
             router: http::router(state),
             demo_dir: std::sync::Mutex::new(demo_dir),
         }))
@@ -407,7 +416,7 @@ impl Connections {
         shutdown: &CancellationToken,
     ) -> io::Result<Arc<Connections>> {
         let (state, demo_dir) = start_app(config, tracker, shutdown).await?;
-        Connections::new(state, demo_dir, None, tracker, shutdown)
+        Connections::new(state, demo_dir, None, None, tracker, shutdown)
     }
 
     /// Serves one accepted connection: TLS first when configured, then by
@@ -561,15 +570,23 @@ impl Connections {
     }
 
     /// Routes one request from `peer` through the router, whatever the
-    /// protocol. An SSE request (see [`routes::is_sse_request`]) first
-    /// takes a `--max-connections-per-ip` slot, held by the response body
-    /// while it streams; without one it is answered 503 unrouted.
+    /// protocol. Its host and origin are checked first (see
+    /// [`http::HostCheck`]): a refused request is answered unrouted. An
+    /// SSE request (see [`routes::is_sse_request`]) then takes a
+    /// `--max-connections-per-ip` slot, held by the response body while it
+    /// streams; without one it is answered 503 unrouted.
     ///
     /// The future is boxed: hyper keeps the service future in every
     /// connection, and the router's is ~4 KiB.
     fn route(&self, request: Request<Body>, peer: IpAddr) -> RouteFuture {
         use tower::ServiceExt as _;
 
+        if let Err(refused) =
+            self.host_check
+                .check(request.method(), request.uri(), request.headers())
+        {
+            return Box::pin(std::future::ready(refused.into_response()));
+        }
         let mut slot = None;
         if self.per_ip.enabled()
             && routes::is_sse_request(request.method(), request.uri().path(), request.headers())

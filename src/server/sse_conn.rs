@@ -14,7 +14,9 @@
 //! "Performance" section).
 //!
 //! What it does: reads the request head (512 B, growing up to
-//! [`HEAD_MAX`]) and parses it with `httparse`; a head not complete by the
+//! [`HEAD_MAX`]), looking for its end in the new bytes of each read only
+//! ([`HeadScan`]), and parses it with `httparse` when its first line and
+//! when the whole head have arrived (never once per read); a head not complete by the
 //! `--header-timeout` deadline closes the connection. A request over
 //! HTTP/1.1 with no body and no `Upgrade` that the SSE route table calls a
 //! stream ([`routes::is_sse_request`]: a `GET` of `/logs/…`,
@@ -50,6 +52,7 @@ use bytes::{Buf, Bytes};
 use futures_util::future::Either;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
 use super::Connections;
 use crate::http::routes;
@@ -89,7 +92,7 @@ where
     // Boxed, like the error answer below: reading the head happens once,
     // and its state (buffer, timers) must not size the task for the whole
     // life of the stream.
-    let request = match Box::pin(read_head(&mut io, &conns, head_deadline)).await {
+    let request = match Box::pin(read_head(&mut io, &conns.shutdown, head_deadline)).await {
         HeadRead::Lean(request) => request,
         HeadRead::Hyper(buf) => return Some(Rewind::new(io, buf)),
         HeadRead::Closed => return None,
@@ -123,11 +126,16 @@ enum HeadRead {
 }
 
 /// Reads the request head (see [`serve`]).
-async fn read_head<IO>(io: &mut IO, conns: &Connections, deadline: tokio::time::Instant) -> HeadRead
+async fn read_head<IO>(
+    io: &mut IO,
+    shutdown: &CancellationToken,
+    deadline: tokio::time::Instant,
+) -> HeadRead
 where
     IO: AsyncRead + Unpin,
 {
     let mut buf: Vec<u8> = Vec::with_capacity(HEAD_INITIAL);
+    let mut scan = HeadScan::default();
     loop {
         if buf.len() == buf.capacity() {
             if buf.len() >= HEAD_MAX {
@@ -136,7 +144,7 @@ where
             buf.reserve(buf.capacity());
         }
         let read = tokio::select! {
-            _ = conns.shutdown.cancelled() => return HeadRead::Closed,
+            _ = shutdown.cancelled() => return HeadRead::Closed,
             _ = tokio::time::sleep_until(deadline) => return HeadRead::Closed,
             read = io.read_buf(&mut buf) => read,
         };
@@ -144,12 +152,53 @@ where
             Ok(0) | Err(_) => return HeadRead::Closed,
             Ok(_) => {}
         }
+        if !scan.worth_parsing(&buf) {
+            continue;
+        }
         match parse_head(&buf) {
+            // The head has ended but does not parse as a whole yet (empty
+            // lines before the request line): hyper reads it as it likes.
+            Head::Partial if scan.ended => return HeadRead::Hyper(buf),
             Head::Partial => {}
             Head::Hyper => return HeadRead::Hyper(buf),
             // Whatever followed the head (a pipelined request) is not served.
             Head::Lean(request) => return HeadRead::Lean(request),
         }
+    }
+}
+
+/// Where the search for the end of the request head stopped, so that each
+/// read looks only at its new bytes: a head trickled in byte by byte costs
+/// linear time, not a parse of everything read after every read. The head
+/// is parsed at most twice: once when its first line has arrived (so that
+/// anything but HTTP/1.x, such as the HTTP/2 preface, goes to hyper at
+/// once) and once when it has ended.
+#[derive(Debug, Default)]
+struct HeadScan {
+    /// Bytes already looked at.
+    searched: usize,
+    /// A line feed has been seen: the first line is complete.
+    first_line: bool,
+    /// The empty line that ends a head has been seen.
+    ended: bool,
+}
+
+impl HeadScan {
+    /// Whether `buf` (the head read so far, grown since the last call) is
+    /// worth parsing now: its first line or the whole head just arrived.
+    fn worth_parsing(&mut self, buf: &[u8]) -> bool {
+        // A line end may straddle two reads: look again at the last two
+        // bytes already searched.
+        let new = &buf[self.searched.saturating_sub(2)..];
+        self.searched = buf.len();
+        let first = !self.first_line && new.contains(&b'\n');
+        self.first_line |= first;
+        // `\n\n` or `\n\r\n`: an empty line (httparse takes bare LF too).
+        self.ended = new
+            .windows(2)
+            .enumerate()
+            .any(|(i, w)| w[0] == b'\n' && (w[1] == b'\n' || new[i + 1..].starts_with(b"\r\n")));
+        first || self.ended
     }
 }
 
@@ -166,6 +215,8 @@ enum Head {
 
 /// Parses the head in `buf` (see [`Head`]).
 fn parse_head(buf: &[u8]) -> Head {
+    #[cfg(test)]
+    tests::PARSES.with(|n| n.set(n.get() + 1));
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(buf) {
@@ -449,6 +500,76 @@ forward_async_write!(Rewind);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Calls of [`parse_head`] on this thread.
+        pub(super) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A client that sends its bytes one per read.
+    struct OneByte {
+        bytes: Vec<u8>,
+        at: usize,
+    }
+
+    impl AsyncRead for OneByte {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if let Some(&b) = self.bytes.get(self.at) {
+                buf.put_slice(&[b]);
+                self.at += 1;
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Reads `head` one byte per read; returns how it ended and how many
+    /// times the head was parsed.
+    async fn trickled(head: &[u8]) -> (HeadRead, usize) {
+        let mut io = OneByte {
+            bytes: head.to_vec(),
+            at: 0,
+        };
+        PARSES.with(|n| n.set(0));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let read = read_head(&mut io, &CancellationToken::new(), deadline).await;
+        (read, PARSES.with(|n| n.get()))
+    }
+
+    #[tokio::test]
+    async fn a_head_read_byte_by_byte_is_parsed_a_bounded_number_of_times() {
+        let mut head = b"GET /realtime/news HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..50 {
+            head.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "v".repeat(200)).as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        assert!(head.len() < HEAD_MAX);
+        let (read, parses) = trickled(&head).await;
+        assert!(matches!(read, HeadRead::Lean(_)), "not served here");
+        assert!(parses <= 2, "{} bytes parsed {parses} times", head.len());
+        // Bare LF line ends too.
+        let (read, parses) = trickled(b"GET /events?channel=a HTTP/1.1\nHost: x\n\n").await;
+        assert!(matches!(read, HeadRead::Lean(_)), "not served here");
+        assert!(parses <= 2, "parsed {parses} times");
+        // Something that is not HTTP/1.1 goes to hyper as soon as its first
+        // line says so, whole.
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let (read, parses) = trickled(preface).await;
+        match read {
+            HeadRead::Hyper(bytes) => assert_eq!(bytes, b"PRI * HTTP/2.0\r\n"),
+            _ => panic!("the preface is not for the lean path"),
+        }
+        assert_eq!(parses, 1);
+        // A head over the limit goes to hyper, unparsed past its first line.
+        let mut long = b"GET /events HTTP/1.1\r\n".to_vec();
+        long.extend(std::iter::repeat_n(b'a', HEAD_MAX));
+        let (read, parses) = trickled(&long).await;
+        assert!(matches!(read, HeadRead::Hyper(b) if b.len() >= HEAD_MAX));
+        assert!(parses <= 2, "parsed {parses} times");
+    }
 
     /// A writer that takes at most `max` bytes per call and records them.
     struct Trickle {

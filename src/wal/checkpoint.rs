@@ -65,7 +65,14 @@ impl Checkpoints {
     /// The file exists but cannot be read.
     pub fn load(data_dir: &Path) -> Result<Checkpoints, WalError> {
         let path = data_dir.join(FILE_NAME);
-        let streams = match std::fs::read(&path) {
+        let read = super::files::options()
+            .read(true)
+            .open(&path)
+            .and_then(|mut file| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+            });
+        let streams = match read {
             Ok(bytes) => match serde_json::from_slice::<OnDisk>(&bytes) {
                 Ok(on_disk) if on_disk.version == VERSION => on_disk.streams,
                 Ok(on_disk) => {
@@ -78,6 +85,10 @@ impl Checkpoints {
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if super::files::is_symlink_error(&e) => {
+                set_aside(&path, "it is a symbolic link");
+                BTreeMap::new()
+            }
             Err(source) => {
                 return Err(WalError::Io {
                     context: format!("reading {}", path.display()),
@@ -148,7 +159,11 @@ impl Checkpoints {
         let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(on_disk).expect("checkpoints serialise");
         let context = format!("writing {}", tmp.display());
-        let mut file = std::fs::File::create(&tmp).map_err(io_error(context.clone()))?;
+        // A leftover temporary file (or a link planted there) goes; the new
+        // one is created exclusively, never written through a link. (The
+        // rename below replaces a link at the final path, never follows it.)
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = super::files::create_new(&tmp).map_err(io_error(context.clone()))?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_all())
             .map_err(io_error(context))?;

@@ -56,7 +56,15 @@ impl Dropped {
     pub(crate) fn load(dir: &Path, oldest_first: u64, intern: impl Fn(&str) -> Arc<str>) -> Self {
         let gone_through = oldest_first.saturating_sub(1);
         let path = dir.join(FILE_NAME);
-        let on_disk = match std::fs::read(&path) {
+        // Never read through a link (one is an error, so ignored below).
+        let read = super::files::options()
+            .read(true)
+            .open(&path)
+            .and_then(|mut file| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+            });
+        let on_disk = match read {
             Ok(bytes) => match serde_json::from_slice::<OnDisk>(&bytes) {
                 Ok(d) if d.version == VERSION => Some(d),
                 Ok(d) => {
@@ -148,7 +156,10 @@ impl Dropped {
         let tmp = dir.join(format!("{FILE_NAME}.tmp"));
         let bytes = serde_json::to_vec(&on_disk).expect("the retention record serialises");
         let context = format!("writing {}", tmp.display());
-        let mut file = std::fs::File::create(&tmp).map_err(io_error(context.clone()))?;
+        // As for the checkpoints: a leftover (or a planted link) goes, the
+        // new file is created exclusively, owner-only.
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = super::files::create_new(&tmp).map_err(io_error(context.clone()))?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_all())
             .map_err(io_error(context))?;

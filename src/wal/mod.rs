@@ -38,6 +38,7 @@
 
 mod checkpoint;
 mod dropped;
+mod files;
 mod read;
 pub mod record;
 mod segment;
@@ -428,9 +429,9 @@ impl Wal {
     /// or the newest segment cannot be repaired.
     pub fn open(data_dir: &Path, opts: WalOptions) -> Result<Wal, WalError> {
         let dir = data_dir.join(LOG_DIR);
-        std::fs::create_dir_all(&dir).map_err(io_error(format!("creating {}", dir.display())))?;
+        files::create_dir(&dir).map_err(io_error(format!("creating {}", dir.display())))?;
         let lock_path = data_dir.join(LOCK_FILE);
-        let lock = std::fs::OpenOptions::new()
+        let lock = files::options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -483,7 +484,7 @@ impl Wal {
             }));
         }
         let newest = segments.last().expect("a segment").clone();
-        let file = std::fs::OpenOptions::new()
+        let file = files::options()
             .append(true)
             .open(&newest.path)
             .map_err(io_error(format!("opening {}", newest.path.display())))?;
@@ -847,7 +848,7 @@ fn load_segments(
                     "event log: {damage} at the end of the log (a write cut short by a crash); \
                      dropping the torn tail and going on"
                 );
-                let file = std::fs::OpenOptions::new()
+                let file = files::options()
                     .write(true)
                     .open(path)
                     .map_err(io_error(format!("opening {}", path.display())))?;

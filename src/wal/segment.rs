@@ -182,7 +182,7 @@ pub(crate) fn scan(
     mut intern: impl FnMut(&str) -> Arc<str>,
     below: Option<u64>,
 ) -> Result<Scan, ScanError> {
-    let mut file = File::open(path)?;
+    let mut file = super::files::options().read(true).open(path)?;
     let file_len = file.metadata()?.len();
     let mut head = [0u8; HEADER_LEN as usize];
     if file.read_exact(&mut head).is_err() {
@@ -269,7 +269,10 @@ pub(crate) fn create(dir: &Path, header: Header) -> io::Result<(PathBuf, File)> 
     let path = dir.join(file_name(header.first_seq));
     let tmp = dir.join(format!("{}.tmp", file_name(header.first_seq)));
     {
-        let mut file = File::create(&tmp)?;
+        // A leftover (or anything planted there) goes; the new file is
+        // created exclusively, so nothing at the path is written through.
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = super::files::create_new(&tmp)?;
         io::Write::write_all(&mut file, &header.encode())?;
         file.sync_all()?;
     }
@@ -282,7 +285,7 @@ pub(crate) fn create(dir: &Path, header: Header) -> io::Result<(PathBuf, File)> 
     }
     std::fs::rename(&tmp, &path)?;
     sync_dir(dir)?;
-    let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+    let file = super::files::options().append(true).open(&path)?;
     Ok((path, file))
 }
 

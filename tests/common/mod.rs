@@ -460,7 +460,7 @@ impl StalledSubscriber {
         socket.set_recv_buffer_size(4096).unwrap();
         let mut stream = socket.connect(server.addr.parse().unwrap()).await.unwrap();
         let request =
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         eventually("stalled subscriber registered", || async {
             (stream_info(server, channel).await?["subscribers"] == 1).then_some(())

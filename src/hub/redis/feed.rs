@@ -36,7 +36,9 @@ pub(crate) async fn read(node: Arc<Node>) {
         let mut live = match conn.take() {
             Some(live) => live,
             None => match link::connect(&node, None).await {
-                Ok(fresh) => {
+                Ok(link::Conn {
+                    multiplexed: fresh, ..
+                }) => {
                     if !node.link.feed_up.swap(true, Ordering::AcqRel) {
                         tracing::info!(
                             "reading the Redis feed after number {}",

@@ -22,10 +22,7 @@ const CHUNK: usize = 512;
 /// The number of `id` if it is exactly an id of `line` (`TAG-SEQ`, the
 /// number without sign or leading zero).
 fn seq_of(line: &Line, id: &str) -> Option<u64> {
-    let seq = id.strip_prefix(&*line.tag)?.strip_prefix('-')?;
-    let canonical =
-        !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) && !seq.starts_with('0');
-    canonical.then(|| seq.parse().ok()).flatten()
+    crate::hub::parse_seq(id.strip_prefix(&*line.tag)?.strip_prefix('-')?)
 }
 
 /// Events of `channel` of the current epoch older than `before` (or the

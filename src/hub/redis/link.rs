@@ -9,13 +9,23 @@
 //! until a new connection has passed the check. A timeout is not an error
 //! the `redis` crate's connection manager reconnects on, which is why this
 //! module keeps the connection itself.
+//!
+//! The socket under each connection is ours ([`Watched`]): it records when
+//! Redis closed it. A connection whose socket has closed is never used
+//! again: `/health` says `degraded` at once, and a publish that finds it
+//! so goes once on a fresh connection (see [`publish`] for why that can
+//! never publish twice).
 
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::{AsyncConnectionConfig, ConnectionAddr, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
 
 use super::scripts::{int, items, text, unexpected};
@@ -25,11 +35,33 @@ use super::{
 };
 use crate::hub::{ChannelName, Health, HubError};
 
+/// A connection to Redis and whether its socket has closed.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    /// The connection commands are sent on.
+    pub(crate) multiplexed: MultiplexedConnection,
+    /// Set by the socket ([`Watched`]) on EOF or an error: from then on
+    /// the connection's task writes nothing more.
+    closed: Arc<AtomicBool>,
+}
+
+impl Conn {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn same(&self, other: &Conn) -> bool {
+        Arc::ptr_eq(&self.closed, &other.closed)
+    }
+}
+
 /// State of the command connection, shared by every task of the node.
 pub(crate) struct Link {
     /// The live connection; `None` while Redis is unreachable (std mutex:
     /// held only to clone or replace it).
-    conn: Mutex<Option<MultiplexedConnection>>,
+    conn: Mutex<Option<Conn>>,
+    /// One reconnection at a time from publishes (see [`reconnect`]).
+    reconnecting: tokio::sync::Mutex<()>,
     /// The epoch agreed with Redis; the feed reader follows it.
     pub(crate) line: watch::Sender<Option<Line>>,
     /// The epoch check passes on the command connection.
@@ -49,6 +81,7 @@ impl Link {
     pub(crate) fn new() -> Self {
         Link {
             conn: Mutex::new(None),
+            reconnecting: tokio::sync::Mutex::new(()),
             line: watch::Sender::new(None),
             commands_up: AtomicBool::new(false),
             feed_up: AtomicBool::new(false),
@@ -58,19 +91,51 @@ impl Link {
         }
     }
 
-    pub(crate) fn start(&self, conn: MultiplexedConnection, line: Line, seq: u64) {
+    pub(crate) fn start(&self, conn: Conn, line: Line, seq: u64) {
         *self.seen.lock().expect("seen lock") = (line.epoch.clone(), seq);
         self.line.send_replace(Some(line));
+        self.install(conn);
+    }
+
+    /// Makes `conn` (which passed the epoch check) the command connection.
+    fn install(&self, conn: Conn) {
         *self.conn.lock().expect("conn lock") = Some(conn);
         self.commands_up.store(true, Ordering::Release);
     }
 
+    /// The command connection while up. `Ok(None)`: it was up but Redis has
+    /// closed its socket (the node is now `degraded` and the supervisor
+    /// reconnects); `Err`: Redis is unreachable.
+    fn live(&self) -> Result<Option<Conn>, HubError> {
+        let conn = match &*self.conn.lock().expect("conn lock") {
+            Some(conn) if self.commands_up.load(Ordering::Acquire) => conn.clone(),
+            _ => return Err(self.unavailable()),
+        };
+        if conn.is_closed() {
+            self.down_conn(Some(&conn), "Redis closed the connection");
+            self.check_now.notify_one();
+            return Ok(None);
+        }
+        Ok(Some(conn))
+    }
+
     /// The command connection, or why there is none.
     fn conn(&self) -> Result<MultiplexedConnection, HubError> {
-        match &*self.conn.lock().expect("conn lock") {
-            Some(conn) if self.commands_up.load(Ordering::Acquire) => Ok(conn.clone()),
-            _ => Err(self.unavailable()),
+        match self.live()? {
+            Some(conn) => Ok(conn.multiplexed),
+            None => Err(self.unavailable()),
         }
+    }
+
+    /// The installed connection whatever its state (for the supervisor),
+    /// unless its socket has closed.
+    fn installed(&self) -> Option<Conn> {
+        let conn = self.conn.lock().expect("conn lock").clone()?;
+        if conn.is_closed() {
+            self.down_conn(Some(&conn), "Redis closed the connection");
+            return None;
+        }
+        Some(conn)
     }
 
     fn unavailable(&self) -> HubError {
@@ -105,11 +170,25 @@ impl Link {
     }
 
     fn down(&self, why: impl std::fmt::Display) {
+        self.down_conn(None, why);
+    }
+
+    /// Marks the command connection lost; with `failed`, only if that is
+    /// still the installed one (not one a publish has installed since).
+    fn down_conn(&self, failed: Option<&Conn>, why: impl std::fmt::Display) {
+        {
+            let mut conn = self.conn.lock().expect("conn lock");
+            if let (Some(failed), Some(current)) = (failed, conn.as_ref()) {
+                if !failed.same(current) {
+                    return;
+                }
+            }
+            *conn = None;
+        }
         if self.commands_up.swap(false, Ordering::AcqRel) {
             tracing::warn!("Redis connection lost: {why}");
         }
         self.set_problem("commands", why);
-        *self.conn.lock().expect("conn lock") = None;
     }
 
     /// A command failed: when the connection itself is gone, the node is
@@ -122,8 +201,12 @@ impl Link {
         self.check_now.notify_one();
     }
 
+    /// `ok` only while commands go through: the command connection passed
+    /// its last check and its socket is open, and the feed is read.
     pub(crate) fn health(&self) -> Health {
-        if self.commands_up.load(Ordering::Acquire) && self.feed_up.load(Ordering::Acquire) {
+        let open = self.installed().is_some();
+        if open && self.commands_up.load(Ordering::Acquire) && self.feed_up.load(Ordering::Acquire)
+        {
             Health::Ok
         } else {
             Health::Degraded(self.problem.lock().expect("problem lock").clone())
@@ -132,20 +215,122 @@ impl Link {
 }
 
 /// A connection with the node's timeouts: `response` bounds every reply
-/// (`None` for the feed, whose reads block on purpose).
+/// (`None` for the feed, whose reads block on purpose). The socket is
+/// opened here, not by the `redis` crate, so that it can tell when it
+/// closed ([`Watched`]).
 pub(crate) async fn connect(
     node: &Node,
     response: Option<Duration>,
-) -> Result<MultiplexedConnection, redis::RedisError> {
+) -> Result<Conn, redis::RedisError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(response);
-    let connecting = node
-        .client
-        .get_multiplexed_async_connection_with_config(&config);
+    let info = node.client.get_connection_info();
+    let closed = Arc::new(AtomicBool::new(false));
+    let connecting = async {
+        let socket: Box<dyn Socket> = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                tcp.set_nodelay(true)?;
+                Box::new(tcp)
+            }
+            #[cfg(unix)]
+            ConnectionAddr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+            _ => {
+                return Err(redis::RedisError::from(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "only redis:// and redis+unix:// are supported",
+                )))
+            }
+        };
+        let socket = Watched {
+            inner: socket,
+            closed: closed.clone(),
+        };
+        let (multiplexed, driver) =
+            MultiplexedConnection::new_with_config(info.redis_settings(), socket, config).await?;
+        // Ends when Redis closes the socket or every clone is dropped.
+        tokio::spawn(driver);
+        Ok(Conn {
+            multiplexed,
+            closed,
+        })
+    };
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(result) => result,
         Err(_) => Err(timed_out("connect")),
+    }
+}
+
+/// A socket to Redis.
+trait Socket: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Socket for S {}
+
+/// A socket that records when it closed: EOF or an error on a read, an
+/// error on a write. The `redis` crate's connection task stops at the
+/// first of these and writes nothing after it, so a command handed to a
+/// connection whose flag was already set never reached Redis.
+struct Watched {
+    inner: Box<dyn Socket>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Watched {
+    fn watch<T>(&self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(_)) = &result {
+            self.closed.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let room = buf.remaining();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && room > 0 && buf.filled().len() == before {
+            self.closed.store(true, Ordering::Release);
+        }
+        self.watch(result)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(result)
     }
 }
 
@@ -195,15 +380,13 @@ async fn sync(
 }
 
 /// Connects at start, retrying for up to [`START_TIMEOUT`].
-pub(crate) async fn first_connect(
-    node: &Node,
-) -> Result<(MultiplexedConnection, Line, u64), String> {
+pub(crate) async fn first_connect(node: &Node) -> Result<(Conn, Line, u64), String> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     let mut backoff = BACKOFF_MIN;
     loop {
         let attempt = async {
-            let mut conn = connect(node, Some(COMMAND_TIMEOUT)).await?;
-            let (line, seq) = sync(node, &mut conn, None).await?;
+            let conn = connect(node, Some(COMMAND_TIMEOUT)).await?;
+            let (line, seq) = sync(node, &mut conn.multiplexed.clone(), None).await?;
             Ok::<_, redis::RedisError>((conn, line, seq))
         };
         match attempt.await {
@@ -230,11 +413,13 @@ pub(crate) fn jitter(d: Duration) -> Duration {
 /// reconnects with backoff when the probe fails. Runs until shutdown.
 pub(crate) async fn supervise(node: Arc<Node>) {
     let mut backoff = BACKOFF_MIN;
-    let mut conn = node.link.conn().ok();
+    // A new connection not yet checked; otherwise the installed one (which
+    // a publish may have replaced, see `reconnect`).
+    let mut conn: Option<Conn> = None;
     let mut next_prune = tokio::time::Instant::now() + sweep_interval(&node);
     let mut next_census = tokio::time::Instant::now();
     loop {
-        let Some(mut live) = conn.take() else {
+        let Some(checked) = conn.take().or_else(|| node.link.installed()) else {
             tokio::select! {
                 _ = node.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(jitter(backoff)) => {}
@@ -246,6 +431,7 @@ pub(crate) async fn supervise(node: Arc<Node>) {
             }
             continue;
         };
+        let mut live = checked.multiplexed.clone();
         let current = node.link.line();
         match sync(&node, &mut live, current.as_ref()).await {
             Ok((line, seq)) => {
@@ -253,16 +439,12 @@ pub(crate) async fn supervise(node: Arc<Node>) {
                 if !node.link.commands_up.load(Ordering::Acquire) {
                     tracing::info!("Redis connection restored");
                 }
-                *node.link.conn.lock().expect("conn lock") = Some(live.clone());
-                node.link.commands_up.store(true, Ordering::Release);
+                node.link.install(checked);
                 backoff = BACKOFF_MIN;
                 super::claims::refresh(&node, &mut live).await;
-                conn = Some(live);
                 if tokio::time::Instant::now() >= next_census {
                     next_census = tokio::time::Instant::now() + super::census::CENSUS_EVERY;
-                    if let Some(live) = conn.as_mut() {
-                        super::census::report(&node, live).await;
-                    }
+                    super::census::report(&node, &mut live).await;
                 }
                 if tokio::time::Instant::now() >= next_prune {
                     next_prune = tokio::time::Instant::now() + sweep_interval(&node);
@@ -270,7 +452,7 @@ pub(crate) async fn supervise(node: Arc<Node>) {
                 }
             }
             Err(e) => {
-                node.link.down(e);
+                node.link.down_conn(Some(&checked), e);
                 continue;
             }
         }
@@ -340,16 +522,60 @@ fn channel_limit(channel: &str, max_channels: usize) -> usize {
     }
 }
 
+/// Replaces a command connection whose socket Redis closed, for a publish
+/// that found it so: a new connection, checked (epoch) and installed.
+/// Publishes that find the same dead connection at once share one attempt.
+async fn reconnect(node: &Node) -> Result<Conn, HubError> {
+    let _one = node.link.reconnecting.lock().await;
+    if let Ok(Some(conn)) = node.link.live() {
+        return Ok(conn);
+    }
+    let fresh = connect(node, Some(COMMAND_TIMEOUT)).await.map_err(|e| {
+        node.link.down(format!("reconnect failed: {e}"));
+        node.link.unavailable()
+    })?;
+    let current = node.link.line();
+    match sync(node, &mut fresh.multiplexed.clone(), current.as_ref()).await {
+        Ok((line, seq)) => {
+            adopt(node, line, seq);
+            node.link.install(fresh.clone());
+            tracing::info!("Redis connection restored");
+            Ok(fresh)
+        }
+        Err(e) => {
+            node.link.down(format!("reconnect failed: {e}"));
+            node.link.check_now.notify_one();
+            Err(node.link.unavailable())
+        }
+    }
+}
+
 /// Publishes `events` of `channel` in one script call; returns the first
 /// and last numbers and the epoch they belong to. Fails at once while
 /// Redis is unreachable: an event is answered only once Redis has it.
+///
+/// Retried once, on a fresh connection, only when the command connection's
+/// socket was already closed before this publish handed it anything. That
+/// cannot publish twice: the `redis` crate's connection task stops at the
+/// EOF or error that closed the socket and writes nothing after it, so the
+/// first try never left this process. A failure after the command was
+/// handed over (broken pipe, reset, timeout) is not retried: the script
+/// may have run, and only the client can decide to send again.
 pub(crate) async fn publish(
     node: &Node,
     channel: &str,
     events: &[(&str, &str)],
 ) -> Result<(u64, u64, Line), HubError> {
+    let mut reconnected = false;
     for attempt in 0..2 {
-        let mut conn = node.link.conn()?;
+        let mut conn = match node.link.live()? {
+            Some(conn) => conn.multiplexed,
+            None if !reconnected => {
+                reconnected = true;
+                reconnect(node).await?.multiplexed
+            }
+            None => return Err(node.link.unavailable()),
+        };
         let line = node.link.line().ok_or_else(|| node.link.unavailable())?;
         let mut call = node.scripts.publish.prepare_invoke();
         call.key(&node.keys.epoch)
@@ -376,7 +602,7 @@ pub(crate) async fn publish(
             Ok(Err(e)) => {
                 node.link.failed(&e);
                 return Err(HubError::Unavailable {
-                    detail: format!("Redis refused the publish: {e}"),
+                    detail: format!("Redis did not confirm the publish: {e}"),
                 });
             }
             Err(_) => {
@@ -564,6 +790,7 @@ pub(crate) async fn query<T: redis::FromRedisValue>(
 }
 
 /// The command connection (for modules that build their own commands).
+/// A connection whose socket has closed is not handed out.
 pub(crate) fn command_conn(node: &Node) -> Result<MultiplexedConnection, HubError> {
     node.link.conn()
 }

@@ -41,7 +41,9 @@
 //! epoch check as a liveness probe every [`PROBE_INTERVAL`] with a
 //! [`PROBE_TIMEOUT`], so a connection that goes silent while TCP stays up
 //! is dropped within seconds (the `redis` crate's connection manager does
-//! not reconnect on timeouts). While Redis is unreachable publishes fail at
+//! not reconnect on timeouts); a connection whose socket Redis closed is
+//! dropped at once, and a publish that finds it so is sent once on a fresh
+//! connection (nothing of it had reached Redis). While Redis is unreachable publishes fail at
 //! once (`503`), open streams stay open, `/health` says `degraded`, and the
 //! node reconnects with capped exponential backoff; the feed is then read
 //! on from where the node stopped, so nothing published meanwhile is lost.

@@ -624,10 +624,16 @@ pub(crate) fn subscribe(
     Ok(sub)
 }
 
-/// Splits `TAG-SEQ`.
+/// Splits `TAG-SEQ` if it is exactly an id as nodes write them: a tag of
+/// ASCII letters and digits, `-`, then the number as
+/// [`crate::hub::parse_seq`] reads it (no trimming, sign or leading zero).
+/// Anything else is an unknown id.
 fn parse_id(id: &str) -> Option<(&str, u64)> {
-    let (tag, seq) = id.trim().split_once('-')?;
-    Some((tag, seq.parse().ok()?))
+    let (tag, seq) = id.split_once('-')?;
+    if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some((tag, crate::hub::parse_seq(seq)?))
 }
 
 /// What one step of a subscription produced.
@@ -976,6 +982,38 @@ impl Drop for RedisSubscription {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_only_exactly_as_written() {
+        assert_eq!(parse_id("0a1b2c3d-5"), Some(("0a1b2c3d", 5)));
+        assert_eq!(
+            parse_id("0a1b2c3d-18446744073709551615"),
+            Some(("0a1b2c3d", u64::MAX))
+        );
+        for bad in [
+            "0a1b2c3d-+5",
+            "0a1b2c3d-05",
+            "0a1b2c3d-0",
+            " 0a1b2c3d-5",
+            "0a1b2c3d-5 ",
+            "0a1b2c3d- 5",
+            "0a1b2c3d-5\t",
+            "0a1b2c3d-18446744073709551616",
+            "0a1b2c3d-",
+            "0a1b2c3d--5",
+            "0a1b2c3d-5é",
+            "-5",
+            "0a1b2c3d",
+            "",
+        ] {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
         }
     }
 }
