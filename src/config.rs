@@ -269,6 +269,9 @@ pub struct ServeConfig {
         default_value_t = 64
     )]
     pub max_stream_channels: usize,
+    /// Longest regular expression a client may send (`?grep=`, `?q=`)
+    #[arg(long, env = "TAILCAST_MAX_REGEX", value_name = "SIZE", default_value = "1KiB", value_parser = parse_size)]
+    pub max_regex: usize,
     /// Largest publish body
     #[arg(long, env = "TAILCAST_MAX_BODY", value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_body: usize,
@@ -963,6 +966,9 @@ impl ServeConfig {
         if self.max_stream_channels == 0 {
             return invalid("--max-stream-channels", "must be at least 1");
         }
+        if self.max_regex == 0 {
+            return invalid("--max-regex", "must be at least 1 byte");
+        }
         if self.history_bytes == 0 {
             return invalid("--history-bytes", "must be at least 1 byte");
         }
@@ -1096,6 +1102,7 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.body_timeout, Duration::from_secs(30));
         assert_eq!(c.max_stream_channels, 64);
+        assert_eq!(c.max_regex, 1024);
         assert_eq!(c.history_bytes, 64 << 20);
         assert_eq!(c.history_ttl, Duration::from_secs(3600));
         assert_eq!(c.forget_after, Duration::from_secs(3600));
@@ -1161,6 +1168,7 @@ mod tests {
         for (args, setting) in [
             (&["--history", "0"][..], "--history"),
             (&["--max-stream-channels", "0"], "--max-stream-channels"),
+            (&["--max-regex", "0"], "--max-regex"),
             (&["--header-timeout", "0s"], "--header-timeout"),
             (&["--body-timeout", "0s"], "--body-timeout"),
             (&["--tls-cert", "/c.pem"], "--tls-cert"),

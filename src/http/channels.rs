@@ -45,9 +45,9 @@ pub async fn realtime(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     app.auth.authorize(&caller, Right::Subscribe(&channel))?;
-    let params = SseParams::parse(query.as_deref(), &headers)?;
+    let params = SseParams::parse(query.as_deref(), &headers, app.config.max_regex)?;
     let request = channel_request(&app, &channel, params.tail).await?;
-    let body = app.subscribe_one(&caller, request, params)?;
+    let body = app.subscribe_one(&caller, request, params).await?;
     Ok(sse_body::response(body))
 }
 
@@ -60,8 +60,14 @@ pub async fn events(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut params =
-        SseParams::parse_with_channels(query.as_deref(), &headers, app.config.max_stream_channels)?;
+    // Parsed before the check (it needs the channels), but nothing is
+    // compiled: `grep` is compiled by `subscribe_sse`, after it.
+    let mut params = SseParams::parse_with_channels(
+        query.as_deref(),
+        &headers,
+        app.config.max_regex,
+        app.config.max_stream_channels,
+    )?;
     if params.channels.is_empty() {
         return Err(ApiError::bad_request(
             "no channel",
@@ -80,12 +86,14 @@ pub async fn events(
     for name in std::mem::take(&mut params.channels) {
         requests.push(channel_request(&app, &name, params.tail).await?);
     }
-    let body = app.subscribe_sse(
-        &caller,
-        requests,
-        params,
-        Framing::Envelope,
-        FilterScope::AllButBroadcast,
-    )?;
+    let body = app
+        .subscribe_sse(
+            &caller,
+            requests,
+            params,
+            Framing::Envelope,
+            FilterScope::AllButBroadcast,
+        )
+        .await?;
     Ok(sse_body::response(body))
 }

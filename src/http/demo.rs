@@ -193,9 +193,9 @@ pub async fn demo_feed(
 ) -> Result<Response, ApiError> {
     app.auth
         .authorize(&caller, Right::Subscribe(DEMO_CHANNEL))?;
-    let params = SseParams::parse(query.as_deref(), &headers)?;
+    let params = SseParams::parse(query.as_deref(), &headers, app.config.max_regex)?;
     let request = ChannelRequest::new(demo_channel(), params.tail.unwrap_or(0));
-    let mut body = app.subscribe_one(&caller, request, params)?;
+    let mut body = app.subscribe_one(&caller, request, params).await?;
     let connected = Connected {
         message: "Connected to tailcast demo stream",
         timestamp: now(),

@@ -6,15 +6,11 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
-use regex::RegexBuilder;
 
+use super::params::{self, ClientRegex};
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
 use crate::hub::{ChannelKind, ChannelName, HistoryPage};
-
-/// Largest compiled size of a `q` regex, so a hostile pattern cannot take
-/// the server's memory (as `?grep=`).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Events per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -24,13 +20,15 @@ pub const MAX_LIMIT: usize = 1000;
 /// The parsed query.
 struct HistoryParams {
     channel: ChannelName,
-    q: Option<regex::Regex>,
+    /// Compiled only once the caller is authorized.
+    q: Option<ClientRegex>,
     before: Option<String>,
     limit: usize,
 }
 
 impl HistoryParams {
-    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+    /// Parses the query; `q` is taken as text, at most `max_regex` bytes.
+    fn parse(query: Option<&str>, max_regex: usize) -> Result<Self, ApiError> {
         let mut channel = None;
         let mut q = None;
         let mut before = None;
@@ -38,13 +36,7 @@ impl HistoryParams {
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match &*key {
                 "channel" => channel = Some(value.into_owned()),
-                "q" if !value.is_empty() => {
-                    let regex = RegexBuilder::new(&value)
-                        .size_limit(REGEX_SIZE_LIMIT)
-                        .build()
-                        .map_err(|e| ApiError::bad_request("invalid regex", e.to_string()))?;
-                    q = Some(regex);
-                }
+                "q" => ClientRegex::take(&mut q, "q", value, max_regex)?,
                 "before" if !value.is_empty() => before = Some(value.into_owned()),
                 "limit" => {
                     limit = match value.parse::<usize>() {
@@ -82,13 +74,14 @@ pub async fn history(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<HistoryPage>, ApiError> {
-    let params = HistoryParams::parse(query.as_deref())?;
+    let params = HistoryParams::parse(query.as_deref(), app.config.max_regex)?;
     let right = match params.channel.kind() {
         ChannelKind::Broadcast => Right::AnyStream,
         _ => Right::Subscribe(params.channel.as_str()),
     };
     app.auth.authorize(&caller, right)?;
-    let filter = move |data: &str| params.q.as_ref().is_none_or(|q| q.is_match(data));
+    let q = params::compile(params.q).await?;
+    let filter = move |data: &str| q.as_ref().is_none_or(|q| q.is_match(data));
     let page = app
         .hub
         .history(
@@ -107,23 +100,25 @@ mod tests {
 
     #[test]
     fn queries_are_checked() {
-        let p = HistoryParams::parse(Some("channel=a&q=ERR%7CWARN&before=x-1&limit=5000")).unwrap();
+        let p =
+            HistoryParams::parse(Some("channel=a&q=ERR%7CWARN&before=x-1&limit=5000"), 64).unwrap();
         assert_eq!(p.channel.as_str(), "a");
-        assert!(p.q.unwrap().is_match("WARN"));
+        assert!(p.q.is_some());
         assert_eq!(p.before.as_deref(), Some("x-1"));
         assert_eq!(p.limit, MAX_LIMIT);
         assert_eq!(
-            HistoryParams::parse(Some("channel=a")).unwrap().limit,
+            HistoryParams::parse(Some("channel=a"), 64).unwrap().limit,
             DEFAULT_LIMIT
         );
         for (bad, error) in [
             ("", "no channel"),
             ("channel=a%20b", "invalid channel name"),
-            ("channel=a&q=(", "invalid regex"),
+            ("channel=a&q=a&q=b", "repeated parameter"),
+            ("channel=a&q=aaaaaaaaa", "regex too long"),
             ("channel=a&limit=0", "invalid limit"),
             ("channel=a&limit=-1", "invalid limit"),
         ] {
-            let err = HistoryParams::parse(Some(bad)).err().unwrap();
+            let err = HistoryParams::parse(Some(bad), 8).err().unwrap();
             assert_eq!(err.error, error, "{bad}");
         }
     }

@@ -141,34 +141,44 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 
 impl AppState {
     /// Subscribes an SSE response to `channels` (plus the broadcast
-    /// channel); `?grep` filters the events in `filter_scope`.
+    /// channel); `?grep` filters the events in `filter_scope`. Call only
+    /// once the caller is authorized: the `grep` regex is compiled here.
     /// The subscriber is registered before this returns, so before the
     /// client sees the response head; [`sse_body::response`] turns it into
     /// the response.
     ///
     /// # Errors
-    /// 503 when `--max-connections` SSE streams are open; the hub's
-    /// refusals (400 bad name, 503 too many channels).
-    fn subscribe_sse(
+    /// 400 for a `grep` that does not compile; as [`AppState::open_sse`].
+    async fn subscribe_sse(
         &self,
         caller: &Caller,
         channels: Vec<ChannelRequest>,
-        params: SseParams,
+        mut params: SseParams,
         framing: Framing,
         filter_scope: FilterScope,
     ) -> Result<SseBody, ApiError> {
-        self.open_sse(caller, channels, params, framing, filter_scope, true)
+        let filter = params::compile(params.grep.take())
+            .await?
+            .map(|regex| Filter {
+                scope: filter_scope,
+                regex,
+            });
+        self.open_sse(caller, channels, params.start, framing, filter, true)
     }
 
-    /// [`AppState::subscribe_sse`], with the broadcast channel only when
-    /// `broadcasts` is true.
+    /// Subscribes an SSE response to `channels` from `start`, filtered by
+    /// `filter`, plus the broadcast channel when `broadcasts` is true.
+    ///
+    /// # Errors
+    /// 503 when `--max-connections` SSE streams are open; the hub's
+    /// refusals (400 bad name, 503 too many channels).
     fn open_sse(
         &self,
         caller: &Caller,
         mut channels: Vec<ChannelRequest>,
-        params: SseParams,
+        start: Start,
         framing: Framing,
-        filter_scope: FilterScope,
+        filter: Option<Filter>,
         broadcasts: bool,
     ) -> Result<SseBody, ApiError> {
         let limit = self.config.max_sse_streams;
@@ -187,14 +197,10 @@ impl AppState {
                 ..ChannelRequest::new(ChannelName::broadcast(), 0)
             });
         }
-        if matches!(params.start, Start::After(_)) {
+        if matches!(start, Start::After(_)) {
             self.metrics.resumes.inc();
         }
-        let subscription = self.hub.subscribe(&channels, params.start)?;
-        let filter = params.grep.map(|regex| Filter {
-            scope: filter_scope,
-            regex,
-        });
+        let subscription = self.hub.subscribe(&channels, start)?;
         Ok(SseBody {
             subscription,
             framing,
@@ -214,7 +220,7 @@ impl AppState {
 
     /// [`AppState::subscribe_sse`] for the one channel of `request`
     /// (single-channel endpoints): plain framing, `grep` over that channel.
-    fn subscribe_one(
+    async fn subscribe_one(
         &self,
         caller: &Caller,
         request: ChannelRequest,
@@ -222,6 +228,7 @@ impl AppState {
     ) -> Result<SseBody, ApiError> {
         let scope = FilterScope::Channel(request.name.clone());
         self.subscribe_sse(caller, vec![request], params, Framing::Plain, scope)
+            .await
     }
 
     /// Opens an SSE response whose events are made for this connection
@@ -234,12 +241,13 @@ impl AppState {
         local: futures_util::stream::BoxStream<'static, bytes::Bytes>,
         broadcasts: bool,
     ) -> Result<SseBody, ApiError> {
+        let params = SseParams::parse(None, headers, self.config.max_regex)?;
         let mut body = self.open_sse(
             caller,
             Vec::new(),
-            SseParams::parse(None, headers)?,
+            params.start,
             Framing::Plain,
-            FilterScope::AllButBroadcast,
+            None,
             broadcasts,
         )?;
         body.local = Some(local);
@@ -268,7 +276,7 @@ impl AppState {
     ) -> Result<Response, ApiError> {
         self.auth
             .authorize(caller, Right::Subscribe(&format!("{LOG_PREFIX}{name}")))?;
-        let params = SseParams::parse(query, headers)?;
+        let params = SseParams::parse(query, headers, self.config.max_regex)?;
         if !self.log_exists(name).await? {
             return Err(ApiError::not_found(format!(
                 "no log stream named {name:?}; see /api/streams"
@@ -278,7 +286,7 @@ impl AppState {
             ChannelName::log(name)?,
             params.tail.unwrap_or(self.config.backlog),
         );
-        let body = self.subscribe_one(caller, request, params)?;
+        let body = self.subscribe_one(caller, request, params).await?;
         Ok(sse_body::response(body))
     }
 

@@ -74,11 +74,17 @@ use super::{
     Swept,
 };
 use crate::sse::PendingEvent;
-use crate::wal::{FsyncPolicy, NewRecord, SourcePosition, Wal, WalError};
+use crate::wal::{FsyncPolicy, NewRecord, SourcePosition, Wal, WalError, SCAN_BUDGET};
 
 /// Most events handed to a subscriber per batch; bounds the work done under
 /// a channel lock and the size of one write.
 const MAX_BATCH: usize = 512;
+
+/// Most bytes of event frames handed to a subscriber per batch (the batch
+/// ends with the event that reaches it; the same figure as a batch read
+/// from the log). With [`MAX_BATCH`], what one step of a subscription
+/// (a `?tail` backlog included) holds at once.
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Most events the sweep expires per hold of the commit lock, so that a
 /// large expiry does not stall publishers.
@@ -559,11 +565,18 @@ impl MemoryHub {
             let end = inner.events.partition_point(|e| e.seq < before);
             inner.events.range(..end).cloned().collect()
         };
+        // As the log and Redis do: at most SCAN_BUDGET bytes looked at per
+        // page (plus the event that passes it), so one page never copies
+        // and serializes `limit` large events.
+        let mut scanned = 0u64;
+        let mut looked: Option<&StoredEvent> = None;
         for event in events.iter().rev() {
-            if page.events.len() == limit {
-                page.next_before = page.events.last().map(|e: &HistoryEvent| e.id.clone());
+            if page.events.len() == limit || scanned >= SCAN_BUDGET {
+                page.next_before = looked.map(|e| e.id().to_string());
                 break;
             }
+            looked = Some(event);
+            scanned += event.frame.len() as u64;
             if filter(&event.data()) {
                 page.events.push(HistoryEvent::of(event));
             }
@@ -632,12 +645,13 @@ impl MemoryHub {
             cursor: snapshot,
             lag_reason: ResetReason::Lagged,
             initial: Vec::new(),
+            backlog: None,
             catch_up: None,
         };
         match start {
             Start::Now => {
                 let tails: Vec<usize> = requests.iter().map(|r| r.tail).collect();
-                sub.initial = sub.tails(&tails, snapshot);
+                sub.backlog = sub.backlog(&tails, snapshot);
             }
             Start::After(id) => match self
                 .parse_id(&id)
@@ -909,8 +923,11 @@ pub struct MemorySubscription {
     /// Reason given for the next eviction found: "too old" right after a
     /// resume, then "lagged".
     lag_reason: ResetReason,
-    /// Deliveries decided at subscribe time (resets, backlog).
+    /// Deliveries decided at subscribe time (resets).
     initial: Vec<Delivery>,
+    /// The `?tail` backlog still to deliver, in steps (boxed: most
+    /// subscribers have none, and each costs its size).
+    backlog: Option<Box<Backlog>>,
     /// With a log, while catching up from disk (boxed: most subscribers
     /// never do, and each costs its size).
     catch_up: Option<Box<CatchUp>>,
@@ -927,6 +944,20 @@ struct CatchUp {
     quiet: bool,
 }
 
+/// A `?tail` backlog: the last events of each channel up to the subscribe
+/// snapshot, served in bounded steps like a resume (each step merges the
+/// channels in id order up to [`MAX_BATCH`] events and [`MAX_BATCH_BYTES`]),
+/// before the live events.
+struct Backlog {
+    /// Per channel, the seq of its first backlog event (`u64::MAX`: none).
+    from: Vec<u64>,
+    /// Highest seq handed out from the backlog so far.
+    done: u64,
+    /// The subscribe snapshot: the backlog ends there (the subscription's
+    /// cursor starts there).
+    through: u64,
+}
+
 /// What a subscription does next.
 enum Step {
     /// Deliver this (maybe nothing: then wait for a publish).
@@ -936,20 +967,93 @@ enum Step {
 }
 
 impl MemorySubscription {
-    /// The last `tails[i]` events of each channel up to `snapshot`, merged.
-    fn tails(&self, tails: &[usize], snapshot: u64) -> Vec<Delivery> {
+    /// The backlog of the last `tails[i]` events of each channel up to
+    /// `snapshot`, if there is one. Only where each channel's backlog
+    /// starts is kept: the events stay in the history until delivered.
+    fn backlog(&self, tails: &[usize], snapshot: u64) -> Option<Box<Backlog>> {
+        let from: Vec<u64> = self
+            .channels
+            .iter()
+            .zip(tails)
+            .map(|(ch, &tail)| {
+                if tail == 0 {
+                    return u64::MAX;
+                }
+                let inner = ch.inner.lock().expect("channel lock");
+                let end = inner.events.partition_point(|e| e.seq <= snapshot);
+                let begin = end.saturating_sub(tail);
+                inner
+                    .events
+                    .get(begin)
+                    .filter(|_| begin < end)
+                    .map_or(u64::MAX, |e| e.seq)
+            })
+            .collect();
+        let first = *from.iter().min()?;
+        (first != u64::MAX).then(|| {
+            Box::new(Backlog {
+                from,
+                done: first - 1,
+                through: snapshot,
+            })
+        })
+    }
+
+    /// The next step of the backlog, if one is left: its events in id
+    /// order, bounded like any batch. A backlog event evicted before it was
+    /// handed out is reported with a `reset` (`lagged`) for its channel,
+    /// as a resume would. Empty only when the backlog is done.
+    fn backlog_step(&mut self) -> Vec<Delivery> {
+        let Some(backlog) = self.backlog.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
         let mut events: Vec<Arc<StoredEvent>> = Vec::new();
-        for (ch, &tail) in self.channels.iter().zip(tails) {
-            if tail == 0 {
+        let mut cut: Option<u64> = None;
+        for (i, ch) in self.channels.iter().enumerate() {
+            let Some(after) = backlog.from[i].checked_sub(1) else {
+                continue;
+            };
+            let after = after.max(backlog.done);
+            if after >= backlog.through {
                 continue;
             }
             let inner = ch.inner.lock().expect("channel lock");
-            let end = inner.events.partition_point(|e| e.seq <= snapshot);
-            let begin = end.saturating_sub(tail);
-            events.extend(inner.events.range(begin..end).cloned());
+            // Evictions past the snapshot are the live part's to report.
+            let evicted = ch
+                .evicted_through
+                .load(Ordering::Acquire)
+                .min(backlog.through);
+            if evicted > after && evicted > self.acked_evictions[i] {
+                self.acked_evictions[i] = evicted;
+                out.push(Delivery::Reset {
+                    channel: ch.name.clone(),
+                    reason: ResetReason::Lagged,
+                });
+            }
+            let begin = inner.events.partition_point(|e| e.seq <= after);
+            for (taken, event) in inner.events.range(begin..).enumerate() {
+                if event.seq > backlog.through {
+                    break;
+                }
+                if taken == MAX_BATCH {
+                    let last = events.last().map_or(after, |e| e.seq);
+                    cut = Some(cut.map_or(last, |c| c.min(last)));
+                    break;
+                }
+                events.push(event.clone());
+            }
         }
         events.sort_by_key(|e| e.seq);
-        events.into_iter().map(Delivery::Event).collect()
+        if let Some(limit) = cut {
+            events.retain(|e| e.seq <= limit);
+        }
+        backlog.done = cut_at_bytes(&mut events).or(cut).unwrap_or(backlog.through);
+        if backlog.done >= backlog.through {
+            self.backlog = None;
+        }
+        out.extend(events.into_iter().map(Delivery::Event));
+        out
     }
 
     /// Deliveries ready now, without waiting (a read from the log, if one
@@ -989,6 +1093,12 @@ impl MemorySubscription {
     fn step(&mut self) -> Step {
         if !self.initial.is_empty() {
             return Step::Ready(std::mem::take(&mut self.initial));
+        }
+        if self.backlog.is_some() {
+            let batch = self.backlog_step();
+            if !batch.is_empty() {
+                return Step::Ready(batch);
+            }
         }
         let snapshot = self.hub.committed.load(Ordering::Acquire);
         if snapshot <= self.cursor {
@@ -1038,13 +1148,10 @@ impl MemorySubscription {
         if self.channels.len() > 1 {
             events.sort_by_key(|e| e.seq);
         }
-        match cut {
-            Some(limit) => {
-                events.retain(|e| e.seq <= limit);
-                self.cursor = limit;
-            }
-            None => self.cursor = snapshot,
+        if let Some(limit) = cut {
+            events.retain(|e| e.seq <= limit);
         }
+        self.cursor = cut_at_bytes(&mut events).or(cut).unwrap_or(snapshot);
         resets.extend(events.into_iter().map(Delivery::Event));
         Step::Ready(resets)
     }
@@ -1123,6 +1230,22 @@ impl MemorySubscription {
         self.lag_reason = ResetReason::Lagged;
         out
     }
+}
+
+/// Ends `events` (in id order) with the event that brings their frames to
+/// [`MAX_BATCH_BYTES`]; returns the seq of the last event kept when some
+/// were cut off (they wait for the next batch).
+fn cut_at_bytes(events: &mut Vec<Arc<StoredEvent>>) -> Option<u64> {
+    let mut bytes = 0;
+    let keep = 1 + events.iter().position(|e| {
+        bytes += e.frame.len();
+        bytes >= MAX_BATCH_BYTES
+    })?;
+    if keep == events.len() {
+        return None;
+    }
+    events.truncate(keep);
+    events.last().map(|e| e.seq)
 }
 
 /// Writes `events` (numbered from `first`) to the log as one append.
@@ -1403,6 +1526,111 @@ mod tests {
             }));
         }
         assert_eq!(seen, (0..3000).collect::<Vec<_>>());
+    }
+
+    /// `?tail` is served in steps like a resume: no first batch holds the
+    /// whole backlog.
+    #[test]
+    fn a_tail_comes_in_bounded_batches_in_order() {
+        // Over a MiB at most, plus the one event that passes it.
+        const BOUND: usize = (1 << 20) + (100 << 10) + 256;
+        let hub = hub(5000);
+        let big = "x".repeat(100 << 10);
+        for i in 0..60 {
+            let channel = n(if i % 3 == 0 { "a" } else { "b" });
+            hub.publish(&channel, "message", &format!("{i} {big}"))
+                .unwrap();
+        }
+        for i in 60..3060 {
+            hub.publish(&n("c"), "message", &i.to_string()).unwrap();
+        }
+        let mut sub = hub
+            .subscribe(
+                &[req("a", 5000), req("b", 5000), req("c", 5000)],
+                Start::Now,
+            )
+            .unwrap();
+        hub.publish(&n("a"), "message", "3060").unwrap();
+        let (mut seen, mut batches) = (Vec::new(), 0);
+        loop {
+            let b = sub.ready_batch();
+            if b.is_empty() {
+                break;
+            }
+            batches += 1;
+            let bytes: usize = b
+                .iter()
+                .map(|d| match d {
+                    Delivery::Event(e) => e.frame.len(),
+                    Delivery::Reset { .. } => panic!("unexpected reset"),
+                })
+                .sum();
+            assert!(bytes <= BOUND, "batch {batches}: {bytes} bytes");
+            assert!(
+                b.len() <= 3 * MAX_BATCH,
+                "batch {batches}: {} events",
+                b.len()
+            );
+            seen.extend(b.iter().map(|d| match d {
+                Delivery::Event(e) => e.data().split(' ').next().unwrap().parse::<u32>().unwrap(),
+                Delivery::Reset { .. } => unreachable!(),
+            }));
+        }
+        assert_eq!(seen, (0..3061).collect::<Vec<_>>());
+        assert!(batches >= 7, "{batches} batches");
+    }
+
+    /// A backlog event evicted before it was handed out is reported, as a
+    /// lagging live subscriber's would be; the rest follows in order.
+    #[test]
+    fn a_tail_evicted_before_it_is_sent_gets_a_reset() {
+        let hub = hub(10);
+        for i in 0..10 {
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
+        }
+        let mut sub = hub.subscribe(&[req("a", 10)], Start::Now).unwrap();
+        for i in 10..15 {
+            hub.publish(&n("a"), "message", &i.to_string()).unwrap();
+        }
+        let mut want = vec![format!("reset a {}", ResetReason::Lagged)];
+        want.extend((5..15).map(|i| format!("a:{i}")));
+        assert_eq!(drain(&mut sub), want);
+    }
+
+    /// A history page looks at most `SCAN_BUDGET` bytes (plus the event
+    /// that passes it), then says where to go on.
+    #[test]
+    fn a_history_page_stops_at_the_byte_budget() {
+        let hub = hub(100);
+        let big = "x".repeat(1 << 20);
+        for i in 0..20 {
+            hub.publish(&n("a"), "message", &format!("{i} {big}"))
+                .unwrap();
+        }
+        let all = |_: &str| true;
+        let (mut before, mut seen, mut pages) = (None, Vec::new(), 0);
+        loop {
+            let page = hub.history(&n("a"), before.as_deref(), 1000, &all).unwrap();
+            pages += 1;
+            let bytes: usize = page.events.iter().map(|e| e.data.len()).sum();
+            assert!(bytes as u64 <= SCAN_BUDGET + (1 << 20) + 16, "{bytes}");
+            seen.extend(
+                page.events
+                    .iter()
+                    .map(|e| e.data.split(' ').next().unwrap().to_string()),
+            );
+            match page.next_before {
+                Some(id) => before = Some(id),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..20).rev().map(|i| i.to_string()).collect();
+        assert_eq!(seen, want);
+        assert_eq!(pages, 3);
+        // A filter that matches nothing still ends the page at the budget.
+        let none = |_: &str| false;
+        let page = hub.history(&n("a"), None, 1000, &none).unwrap();
+        assert!(page.events.is_empty() && page.next_before.is_some());
     }
 
     #[test]

@@ -289,7 +289,8 @@ impl Start {
 pub struct ChannelRequest {
     /// Channel name.
     pub name: ChannelName,
-    /// Retained events to send first when starting [`Start::Now`].
+    /// Retained events to send first when starting [`Start::Now`]: handed
+    /// out in bounded batches, like a resume, before the live events.
     pub tail: usize,
     /// Added by the server (the broadcast channel), not asked for by the
     /// client: after an unknown id it gets a `reset` only if it holds events.
