@@ -6,6 +6,7 @@ pub mod config;
 pub mod follow;
 pub mod generate;
 pub mod http;
+pub mod ingest;
 pub mod hub;
 pub mod logging;
 pub mod metrics;

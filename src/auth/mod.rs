@@ -505,7 +505,7 @@ impl Auth {
                 Right::Subscribe(channel) => verifier.anonymous.allows(channel),
                 Right::AnyStream => !verifier.anonymous.is_empty(),
                 Right::Admin => false,
-                Right::Publish(_) | Right::Broadcast => false,
+                Right::Publish(_) | Right::PublishAny | Right::Broadcast => false,
             },
             Caller::Token(info) => info.rights.grants(right),
         }

@@ -8,6 +8,7 @@ mod channels;
 mod demo;
 mod error;
 mod history;
+mod ingest;
 mod host;
 mod metrics;
 mod params;
@@ -80,6 +81,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let router = Router::new()
         .merge(console)
         .route("/health", get(health))
+        .route("/ready", get(ingest::ready))
         .route("/api/streams", get(api_streams))
         .route(
             "/api/session",
