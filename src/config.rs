@@ -362,6 +362,19 @@ pub struct ServeConfig {
     /// This node's name in a Redis cluster (default: the host name)
     #[arg(long, env = "TAILCAST_NODE", value_name = "NAME", value_parser = crate::hub::redis::parse_node)]
     pub node: Option<String>,
+    /// Accept syslog (RFC 5424 and 3164; octet-counted or LF-framed) over
+    /// TCP on this address; off unless given. Anyone who can reach it
+    /// publishes to the channels of --syslog-channel
+    #[arg(long, env = "TAILCAST_SYSLOG_TCP", value_name = "HOST:PORT")]
+    pub syslog_tcp: Option<String>,
+    /// Accept syslog over UDP (one datagram, one message) on this address;
+    /// off unless given
+    #[arg(long, env = "TAILCAST_SYSLOG_UDP", value_name = "HOST:PORT")]
+    pub syslog_udp: Option<String>,
+    /// Channel of syslog messages; `{host}` and `{app}` are replaced by the
+    /// message's host and app name, reduced to channel characters
+    #[arg(long, env = "TAILCAST_SYSLOG_CHANNEL", value_name = "TEMPLATE", default_value = crate::ingest::syslog::DEFAULT_TEMPLATE, value_parser = parse_syslog_channel)]
+    pub syslog_channel: crate::ingest::syslog::ChannelTemplate,
     /// Format of the server's own log lines on stderr
     #[arg(
         long,
@@ -672,6 +685,15 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Parses a `--syslog-channel` template (see
+/// [`crate::ingest::syslog::ChannelTemplate::parse`]).
+///
+/// # Errors
+/// A template that can never give an ordinary channel name.
+fn parse_syslog_channel(text: &str) -> Result<crate::ingest::syslog::ChannelTemplate, String> {
+    crate::ingest::syslog::ChannelTemplate::parse(text)
 }
 
 /// Parses `300ms`, `15s`, `2m`, `1h` (and bare numbers, as seconds).
