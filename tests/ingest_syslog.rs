@@ -508,3 +508,136 @@ async fn a_udp_flood_of_garbage_is_counted_and_dropped() {
     // The server is unaffected: TCP still works.
     assert!(sentinel(&mut sse, &tcp, "after flood").await.is_empty());
 }
+
+/// A `redis-server` owned by the test (with an append-only file, so a
+/// restart keeps the data), stopped by its PID.
+struct Redis {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(tool("redis-server"))
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run redis-server");
+        self.child = Some(child);
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_answers(&self) {
+        eventually("redis-server answers", || async {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .ok()?;
+            s.write_all(b"PING\r\n").await.ok()?;
+            let mut buf = [0u8; 16];
+            let n = s.read(&mut buf).await.ok()?;
+            buf[..n].starts_with(b"+PONG").then_some(())
+        })
+        .await;
+    }
+
+    /// Stops Redis cleanly (SIGTERM to its PID: the append-only file is
+    /// complete) and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            send_signal(child.id(), "TERM");
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn wait_health(server: &Server, want: u16) {
+    eventually(&format!("/health {want}"), || async {
+        let (status, _) = get(&server.url("/health")).await;
+        (status == want).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_hub_refuses_tcp_waits_and_udp_drops() {
+    let mut redis = Redis::start();
+    redis.wait_answers().await;
+    let url = redis.url();
+    let (server, tcp, udp) = start(&["--redis", &url, "own={dir}/own.log"]);
+    let mut sse = Sse::connect(&server.url("/realtime/syslog")).await;
+    let mut conn = tokio::net::TcpStream::connect(&tcp).await.unwrap();
+    conn.write_all(b"<14>1 - h a - - - before\n").await.unwrap();
+    let mut last = None;
+    let got = next_messages(&mut sse, 1, &mut last).await;
+    assert_eq!(line(&got[0]), "before");
+
+    redis.stop();
+    wait_health(&server, 503).await;
+    for i in 0..5 {
+        let msg = format!("<14>1 - h a - - - during {i}\n");
+        conn.write_all(msg.as_bytes()).await.unwrap();
+    }
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket
+        .send_to(b"<14>1 - h a - - - udp during", &udp)
+        .await
+        .unwrap();
+    wait_dropped(&server, "unavailable", 1.0).await;
+
+    redis.spawn();
+    redis.wait_answers().await;
+    wait_health(&server, 200).await;
+    // Nothing the TCP sender wrote was lost: it is published once the hub
+    // takes it again, in order.
+    let got = next_in_order(&mut sse, 5, &mut last, false).await;
+    eprintln!("after the restart: {got:?}");
+    let lines: Vec<&str> = got.iter().map(line).collect();
+    assert_eq!(
+        lines,
+        ["during 0", "during 1", "during 2", "during 3", "during 4"]
+    );
+    let before = sentinel(&mut sse, &tcp, "after redis").await;
+    assert!(
+        before.is_empty(),
+        "the UDP datagram was dropped: {before:?}"
+    );
+    assert_eq!(dropped(&server, "unavailable").await, 1.0);
+}
