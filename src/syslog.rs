@@ -115,6 +115,7 @@ impl Listeners {
             template: config.syslog_channel.clone(),
             max_frame: config.max_line,
             stall: config.idle_timeout,
+            max_batch: config.history.max(1),
             shutdown: shutdown.clone(),
         });
         if let Some(tcp) = self.tcp {
@@ -136,6 +137,8 @@ struct Sink {
     max_frame: usize,
     /// `--idle-timeout`: longest time a frame may stay unfinished.
     stall: Duration,
+    /// `--history`: most events of one batch.
+    max_batch: usize,
     shutdown: CancellationToken,
 }
 
@@ -174,7 +177,9 @@ impl Sink {
                 }
                 Err(e) => {
                     tracing::warn!(%channel, "syslog: {} message(s) dropped: {e}", data.len());
-                    self.metrics.syslog_dropped("refused");
+                    for _ in data {
+                        self.metrics.syslog_dropped("refused");
+                    }
                     *done += 1;
                 }
             }
@@ -185,16 +190,19 @@ impl Sink {
         Ok(())
     }
 
-    /// `records` grouped by channel, in order of first appearance.
+    /// `records` grouped by channel, in order of first appearance, each
+    /// group at most `--history` events (a larger batch would be refused
+    /// whole: its first events would be evicted by its last); a channel's
+    /// groups keep its messages' order.
     fn group(&self, records: &[Record]) -> Vec<(ChannelName, Vec<String>)> {
         let received = ingest::now_ns();
         let mut groups: Vec<(ChannelName, Vec<String>)> = Vec::new();
         for record in records {
             let channel = self.template.channel(&record.labels);
             let data = record.event_data(received);
-            match groups.iter_mut().find(|(name, _)| *name == channel) {
-                Some((_, events)) => events.push(data),
-                None => groups.push((channel, vec![data])),
+            match groups.iter_mut().rev().find(|(name, _)| *name == channel) {
+                Some((_, events)) if events.len() < self.max_batch => events.push(data),
+                _ => groups.push((channel, vec![data])),
             }
         }
         groups

@@ -641,3 +641,28 @@ async fn while_the_hub_refuses_tcp_waits_and_udp_drops() {
     );
     assert_eq!(dropped(&server, "unavailable").await, 1.0);
 }
+
+#[tokio::test]
+async fn a_read_of_more_messages_than_the_history_holds_is_published_in_pieces() {
+    let (server, tcp, _udp) = start(&["--history", "3"]);
+    let wire: String = (0..10)
+        .map(|i| format!("<14>1 - h a - - - many {i}\n"))
+        .collect();
+    let mut conn = tokio::net::TcpStream::connect(&tcp).await.unwrap();
+    conn.write_all(wire.as_bytes()).await.unwrap();
+    conn.shutdown().await.unwrap();
+    eventually("10 messages published", || async {
+        let n = metric(&server, "tailcast_syslog_messages_total").await;
+        (n >= 10.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric(&server, "tailcast_syslog_messages_total").await,
+        10.0
+    );
+    assert_eq!(dropped(&server, "refused").await, 0.0);
+    let mut sse = Sse::connect(&server.url("/realtime/syslog?tail=3")).await;
+    let got = next_messages(&mut sse, 3, &mut None).await;
+    let lines: Vec<&str> = got.iter().map(line).collect();
+    assert_eq!(lines, ["many 7", "many 8", "many 9"]);
+}
