@@ -317,6 +317,21 @@ async fn the_channel_template_names_channels_by_host_and_app() {
         assert!(stderr.contains("--syslog-channel"), "{stderr}");
         assert!(out.stdout.is_empty(), "no listening line for {bad}");
     }
+
+    // An address that cannot be bound: refused at start, no listening line.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_tailcast"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--syslog-tcp", &addr])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--syslog-tcp: cannot listen on"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no listening line");
 }
 
 /// An rsyslogd configuration: two files tailed by imfile, one forwarded
