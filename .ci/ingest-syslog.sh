@@ -5,12 +5,15 @@
 #   - rsyslogd (Debian rsyslog): run by the tests as an unprivileged
 #     foreground process with their own configuration (imfile -> omfwd);
 #     the system service is never started.
+#   - redis-server (Debian redis-server, also installed by .ci/run for the
+#     Redis tests): the back-pressure test stops and restarts its own.
 # Idempotent: a second run with everything in place only checks it.
 set -euo pipefail
 
 need=()
 command -v logger >/dev/null 2>&1 || need+=(bsdutils)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 
 if [ "${#need[@]}" -gt 0 ]; then
     echo "ingest-syslog: installing ${need[*]}"
@@ -31,4 +34,5 @@ fi
 rsyslogd=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
 logger --version | head -n 1
 "$rsyslogd" -v | head -n 1
+redis-server --version
 echo "ingest-syslog: ready (logger $(command -v logger), rsyslogd $rsyslogd)"

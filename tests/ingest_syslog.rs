@@ -2,8 +2,9 @@
 //! driven by real clients: util-linux `logger` (RFC 5424 and 3164; TCP
 //! with LF and octet-counted framing; UDP) and Debian's `rsyslogd` run
 //! unprivileged in the foreground (`imfile` tailing a file, `omfwd`
-//! forwarding with both framings). Install them with
-//! `.ci/ingest-syslog.sh`; a missing tool fails the test.
+//! forwarding with both framings); `redis-server` for the back-pressure
+//! test. Install them with `.ci/ingest-syslog.sh`; a missing tool fails
+//! the test.
 //!
 //! Bad input (garbage, oversize frames, a lying octet count, a stalled
 //! frame, a UDP flood of garbage) closes that connection only, is counted
@@ -29,7 +30,7 @@ fn tool(name: &str) -> PathBuf {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("{name} is not installed: run .ci/ingest-syslog.sh (apt-get install rsyslog bsdutils)")
+            panic!("{name} is not installed: run .ci/ingest-syslog.sh (apt-get install rsyslog bsdutils redis-server)")
         })
 }
 
