@@ -179,7 +179,7 @@ pub async fn read(
 /// the `h2` crate answers with `PROTOCOL_ERROR`, so the client never shows
 /// the answer. A larger or unannounced body gets the answer at once.
 pub async fn answer_then_discard(
-    answer: ApiError,
+    answer: impl IntoResponse,
     mut body: Body,
     limits: BodyLimits,
     version: Version,

@@ -539,7 +539,7 @@ mod json {
     }
 
     #[derive(Deserialize, Default)]
-    #[serde(default)]
+    #[serde(default, rename = "ExportLogsServiceRequest")]
     pub(super) struct Request {
         #[serde(
             rename = "resourceLogs",
