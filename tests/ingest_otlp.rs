@@ -12,6 +12,7 @@
 //! modules under `target/ingest-otlp/`); built with
 //! `TAILCAST_SKIP_INTEROP=1` they are ignored.
 
+mod client_support;
 mod common;
 
 use std::io::Write as _;
@@ -107,7 +108,9 @@ async fn send_sentinel(server: &Server, channel: &str, line: &str) {
     assert_eq!(resp.status(), 200, "the sentinel is taken");
 }
 
-/// Asserts the frames' ids are consecutive.
+/// Asserts the frames' ids are consecutive: the records of one request.
+/// (Ids count every event of the server, the demo stream's too, so the
+/// events of separate requests are only in increasing order.)
 fn assert_consecutive(frames: &[Frame]) {
     for pair in frames.windows(2) {
         assert_eq!(
@@ -115,6 +118,13 @@ fn assert_consecutive(frames: &[Frame]) {
             pair[0].seq() + 1,
             "consecutive ids: {pair:?}"
         );
+    }
+}
+
+/// Asserts the frames' ids increase.
+fn assert_increasing(frames: &[Frame]) {
+    for pair in frames.windows(2) {
+        assert!(pair[1].seq() > pair[0].seq(), "increasing ids: {pair:?}");
     }
 }
 
@@ -188,9 +198,13 @@ fn check_python_labels(data: &Value, service: &str, i: usize) {
 }
 
 /// The Python SDK's records, in order, on channel `service`.
-fn check_python_events(frames: &[Frame], service: &str, count: usize) {
+fn check_python_events(frames: &[Frame], service: &str, count: usize, one_request: bool) {
     assert_eq!(frames.len(), count, "{frames:?}");
-    assert_consecutive(frames);
+    if one_request {
+        assert_consecutive(frames);
+    } else {
+        assert_increasing(frames);
+    }
     let levels = ["info", "warning", "error"];
     for (i, frame) in frames.iter().enumerate() {
         assert_eq!(frame.event_type(), "message");
@@ -219,10 +233,12 @@ fn check_python_events(frames: &[Frame], service: &str, count: usize) {
 async fn python_sdk_protobuf_plain_and_gzip() {
     require_tools();
     let server = Server::start(&[]);
-    let endpoint = server.url("/v1/logs");
     for (service, compression, mode) in
         [("py-plain", "none", "simple"), ("py-gzip", "gzip", "batch")]
     {
+        // Through a recording proxy: the request heads show what was sent.
+        let proxy = client_support::Proxy::start(server.addr.parse().unwrap()).await;
+        let endpoint = proxy.url("/v1/logs");
         let mut sse = Sse::connect(&server.url(&format!("/realtime/{service}"))).await;
         assert_eq!(sse.status, 200);
         let mut cmd = tokio::process::Command::new(python());
@@ -233,7 +249,23 @@ async fn python_sdk_protobuf_plain_and_gzip() {
         let exports = out.lines().filter(|l| l.ends_with("SUCCESS")).count();
         assert_eq!(exports, if mode == "simple" { 7 } else { 1 }, "{out}");
         let frames = events_before_sentinel(&server, &mut sse, service, "end").await;
-        check_python_events(&frames, service, 7);
+        check_python_events(&frames, service, 7, mode == "batch");
+        let heads = proxy.heads();
+        assert!(!heads.is_empty());
+        for head in &heads {
+            assert!(head.starts_with("post /v1/logs "), "{head}");
+            assert!(
+                head.contains("content-type: application/x-protobuf"),
+                "{head}"
+            );
+            let gzipped = head.contains("content-encoding: gzip");
+            assert_eq!(gzipped, compression == "gzip", "{head}");
+        }
+        println!(
+            "{service}: {} connection(s), content-encoding gzip: {}",
+            heads.len(),
+            compression == "gzip"
+        );
         println!(
             "{service}: {} events, first {}",
             frames.len(),
@@ -250,12 +282,21 @@ async fn python_sdk_protobuf_plain_and_gzip() {
 async fn node_sdk_otlp_json() {
     require_tools();
     let server = Server::start(&[]);
+    let proxy = client_support::Proxy::start(server.addr.parse().unwrap()).await;
     let mut sse = Sse::connect(&server.url("/realtime/node-json")).await;
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(scripts().join("otel_node.cjs"))
         .args(["node-json", "5"])
         .env("NODE_PATH", node_modules());
-    let out = run_client(cmd, &server.url("/v1/logs")).await;
+    let out = run_client(cmd, &proxy.url("/v1/logs")).await;
+    let heads = proxy.heads();
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.contains("content-type: application/json"))
+            && !heads.is_empty(),
+        "{heads:?}"
+    );
     assert!(
         out.contains("export 5 records: code 0") && out.contains("done 5"),
         "{out}"
@@ -443,7 +484,8 @@ async fn answers_in_the_request_content_type_and_compressed_bodies() {
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert_eq!(resp.text().await.unwrap(), "{}");
     let frames = events_before_sentinel(&server, &mut sse, "shapes", "end").await;
-    assert_consecutive(&frames);
+    assert_consecutive(&frames[..2]);
+    assert_increasing(&frames);
     let data: Vec<Value> = frames.iter().map(Frame::json).collect();
     assert_eq!(
         data,

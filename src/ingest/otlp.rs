@@ -1105,7 +1105,79 @@ mod tests {
         );
     }
 
+    /// `field` (length-delimited) holding `inner`, as protobuf bytes.
+    fn wrap(field: u32, inner: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        prost::encoding::encode_key(field, prost::encoding::WireType::LengthDelimited, &mut out);
+        prost::encoding::encode_varint(inner.len() as u64, &mut out);
+        out.extend_from_slice(inner);
+        out
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // Built by hand: encoding (or dropping) so deep a message would
+        // itself overflow the test's stack.
+        let mut value = wrap(1, b"leaf");
+        for _ in 0..10_000 {
+            value = wrap(5, &wrap(1, &value));
+        }
+        let body = wrap(1, &wrap(2, &wrap(2, &wrap(5, &value))));
+        assert!(invalid(parse_protobuf(&body)).contains("recursion"));
+        let json = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{}"x"{}}}]}}]}}]}}"#,
+            r#"{"arrayValue":{"values":["#.repeat(10_000),
+            "]}}".repeat(10_000)
+        );
+        assert!(invalid(parse_json(json.as_bytes())).contains("recursion"));
+        // Within the limits, nested values render as JSON.
+        let mut value = AnyValue {
+            value: Some(Value::IntValue(1)),
+        };
+        for _ in 0..20 {
+            value = AnyValue {
+                value: Some(Value::ArrayValue(ArrayValue {
+                    values: vec![value],
+                })),
+            };
+        }
+        let log = LogRecord {
+            body: Some(value),
+            ..Default::default()
+        };
+        let records = parse_protobuf(&request(vec![], vec![log]).encode_to_vec()).unwrap();
+        assert_eq!(
+            records[0].line,
+            format!("{}1{}", "[".repeat(20), "]".repeat(20))
+        );
+    }
+
     proptest! {
+        #[test]
+        fn mutated_requests_never_panic(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let mut pb = request(
+                vec![kv("service.name", text("svc"))],
+                vec![LogRecord {
+                    body: Some(AnyValue { value: Some(text("hello")) }),
+                    attributes: vec![kv("n", Value::IntValue(-5)), kv("d", Value::DoubleValue(1.5))],
+                    trace_id: vec![7; 16],
+                    ..Default::default()
+                }],
+            )
+            .encode_to_vec();
+            let mut js = br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"12","severityNumber":9,"traceId":"0a0b","body":{"kvlistValue":{"values":[{"key":"a","value":{"doubleValue":"NaN"}}]}}}]}]}]}"#.to_vec();
+            for (at, byte) in &flips {
+                let i = at.index(pb.len());
+                pb[i] = *byte;
+                let j = at.index(js.len());
+                js[j] = *byte;
+            }
+            let _ = parse_protobuf(&pb);
+            let _ = parse_json(&js);
+        }
+
         #[test]
         fn hostile_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_protobuf(&bytes);
