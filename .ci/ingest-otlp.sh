@@ -5,8 +5,8 @@
 #     (protobuf, with and without gzip) in target/ingest-otlp/venv
 #   - Node:   @opentelemetry/sdk-logs + @opentelemetry/exporter-logs-otlp-http
 #     (OTLP JSON) in target/ingest-otlp/node/node_modules
-# Versions are pinned in tests/ingest_otlp/requirements.txt and
-# tests/ingest_otlp/package.json. Idempotent: a second run with everything
+# Versions are pinned in tests/ingest_otlp/requirements.txt (pip freeze)
+# and tests/ingest_otlp/package.json with its package-lock.json (npm ci). Idempotent: a second run with everything
 # in place only checks it. Needs python3 and node/npm (Debian: apt-get
 # install python3 nodejs npm); installs python3-venv with apt-get when the
 # venv module is missing.
@@ -39,11 +39,11 @@ if ! "$venv/bin/python" -c "$py_check" >/dev/null 2>&1 \
 fi
 
 mkdir -p "$node_dir"
-if ! cmp -s "$spec/package.json" "$node_dir/package.json" \
+if ! cmp -s "$spec/package-lock.json" "$node_dir/package-lock.json" \
     || [ ! -f "$node_dir/node_modules/@opentelemetry/exporter-logs-otlp-http/package.json" ]; then
     echo "ingest-otlp: installing npm packages"
-    cp "$spec/package.json" "$node_dir/package.json"
-    (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error)
+    cp "$spec/package.json" "$spec/package-lock.json" "$node_dir/"
+    (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 "$venv/bin/python" -c "$py_check"
