@@ -301,3 +301,42 @@ pub async fn otlp_logs(
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use prost::Message as _;
+
+    async fn answer(error: ApiError, format: OtlpFormat) -> (Response, Vec<u8>) {
+        let (parts, body) = OtlpError { error, format }.into_response().into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        (Response::from_parts(parts, Body::empty()), bytes)
+    }
+
+    #[tokio::test]
+    async fn otlp_errors_keep_status_and_headers_with_a_status_body() {
+        let busy = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try later");
+        let (response, body) = answer(busy(), OtlpFormat::Protobuf).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/x-protobuf"
+        );
+        let status = ingest::otlp::proto::Status::decode(&body[..]).unwrap();
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (14, "unavailable: try later")
+        );
+
+        let (response, body) = answer(busy(), OtlpFormat::Json).await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body, br#"{"code":14,"message":"unavailable: try later"}"#);
+
+        let (response, body) =
+            answer(ApiError::bad_request("bad", "x"), OtlpFormat::Unsupported).await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(body, br#"{"error":"bad","detail":"x"}"#);
+    }
+}

@@ -18,7 +18,8 @@
 //! - `line`: the body; a string body as it is, any other body as compact
 //!   JSON text (see [`value_json`]), no body as `""`;
 //! - `level`: `severity_text` in lower case, else `severity_number` mapped
-//!   to `trace`/`debug`/`info`/`warn`/`error`/`fatal`, else none;
+//!   to `trace`/`debug`/`info`/`warn`/`error`/`fatal`, else a `level` or
+//!   `severity` label in lower case, else none;
 //! - `labels`: the resource's attributes, then the record's (a record
 //!   attribute wins over a resource attribute of the same key, and a later
 //!   duplicate over an earlier one), then `trace_id` and `span_id` as
@@ -319,10 +320,17 @@ fn record(resource: &Labels, log: proto::LogRecord) -> Record {
         Some(other) => value_json(&other).to_string(),
         None => String::new(),
     };
+    let level = level(&log.severity_text, log.severity_number).or_else(|| {
+        ["level", "severity"]
+            .iter()
+            .filter_map(|key| labels.get(*key))
+            .map(|text| text.trim().to_lowercase())
+            .find(|text| !text.is_empty())
+    });
     Record {
         time_ns,
         line,
-        level: level(&log.severity_text, log.severity_number),
+        level,
         labels,
     }
 }
@@ -905,6 +913,35 @@ mod tests {
         assert_eq!(records[2].time_ns, None);
         assert_eq!(records[2].line, "");
         assert_eq!(records[2].level.as_deref(), Some("fatal"));
+        let by_label = request(
+            vec![kv("severity", text("NOTICE"))],
+            vec![
+                LogRecord::default(),
+                LogRecord {
+                    attributes: vec![kv("level", text("Debug"))],
+                    ..Default::default()
+                },
+                LogRecord {
+                    severity_number: 13,
+                    attributes: vec![kv("level", text("x"))],
+                    ..Default::default()
+                },
+            ],
+        )
+        .encode_to_vec();
+        let levels: Vec<_> = parse_protobuf(&by_label)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.level)
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                Some("notice".into()),
+                Some("debug".into()),
+                Some("warn".into())
+            ]
+        );
         assert_eq!(
             crate::ingest::channel_for(None, &records[0].labels).to_string(),
             "checkout"
