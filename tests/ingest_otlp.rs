@@ -483,6 +483,20 @@ async fn answers_in_the_request_content_type_and_compressed_bodies() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert_eq!(resp.text().await.unwrap(), "{}");
+    // A request without records is taken, and publishes nothing.
+    for (content_type, body) in [
+        ("application/x-protobuf", &b""[..]),
+        ("application/json", b"{}"),
+    ] {
+        let resp = client()
+            .post(server.url("/v1/logs?channel=shapes"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "empty {content_type}");
+    }
     let frames = events_before_sentinel(&server, &mut sse, "shapes", "end").await;
     assert_consecutive(&frames[..2]);
     assert_increasing(&frames);

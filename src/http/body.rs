@@ -165,7 +165,8 @@ pub async fn read(
     .map_err(|_| BodyError::TimedOut(limits.timeout))?
 }
 
-/// `answer` (a refusal decided from the request head), whose body ends
+/// `answer` (a refusal decided from the request head: an [`ApiError`], or
+/// another response such as an OTLP error), whose body ends
 /// only once the unread request `body` has been read and discarded: until
 /// it ends, `max_bytes` more arrived, or `timeout` passed. Nothing is kept;
 /// the answer itself is sent at once. Its length is then not announced
