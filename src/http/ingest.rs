@@ -11,11 +11,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
+use axum::response::{IntoResponse, Response};
 
-use super::body::BodyLimits;
+use super::body::{self, BodyLimits, ContentEncoding};
 use super::publish::NewEvent;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
@@ -160,4 +162,181 @@ pub async fn commit_records(
 /// `GET /ready`: 200 once the server serves (Vector's health check).
 pub async fn ready() -> &'static str {
     "ready\n"
+}
+
+/// How an OTLP answer is encoded: as the request was (OTLP/HTTP asks the
+/// answer, error or not, to be in the request's content type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OtlpFormat {
+    /// `application/x-protobuf`.
+    Protobuf,
+    /// `application/json` (OTLP JSON).
+    Json,
+    /// Anything else: refused with 415 and tailcast's own error JSON.
+    Unsupported,
+}
+
+impl OtlpFormat {
+    fn of(headers: &HeaderMap) -> OtlpFormat {
+        match header_text(headers, header::CONTENT_TYPE, true).as_str() {
+            "application/x-protobuf" | "application/protobuf" => OtlpFormat::Protobuf,
+            "application/json" => OtlpFormat::Json,
+            _ => OtlpFormat::Unsupported,
+        }
+    }
+}
+
+/// An OTLP error answer: the status and headers of the [`ApiError`]
+/// (`Retry-After`, `WWW-Authenticate`, ...), with a `google.rpc.Status`
+/// body in the request's content type, as the OTLP/HTTP specification
+/// asks.
+struct OtlpError {
+    error: ApiError,
+    format: OtlpFormat,
+}
+
+impl IntoResponse for OtlpError {
+    fn into_response(self) -> Response {
+        let code = grpc_code(self.error.status);
+        let message = format!("{}: {}", self.error.error, self.error.detail);
+        let format = self.format;
+        let mut response = self.error.into_response();
+        let (content_type, bytes) = match format {
+            OtlpFormat::Protobuf => (
+                "application/x-protobuf",
+                ingest::otlp::status_protobuf(code, &message),
+            ),
+            OtlpFormat::Json => (
+                "application/json",
+                ingest::otlp::status_json(code, &message).into_bytes(),
+            ),
+            OtlpFormat::Unsupported => return response,
+        };
+        let headers = response.headers_mut();
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        *response.body_mut() = Body::from(bytes);
+        response
+    }
+}
+
+/// The `google.rpc.Code` closest to an HTTP status.
+fn grpc_code(status: StatusCode) -> i32 {
+    match status.as_u16() {
+        400 | 413 | 415 => 3, // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        403 => 7,             // PERMISSION_DENIED
+        404 => 5,             // NOT_FOUND
+        408 => 4,             // DEADLINE_EXCEEDED
+        429 => 8,             // RESOURCE_EXHAUSTED
+        503 => 14,            // UNAVAILABLE
+        _ => 2,               // UNKNOWN
+    }
+}
+
+/// `POST /v1/logs`: OTLP/HTTP logs, an `ExportLogsServiceRequest` as
+/// protobuf (`application/x-protobuf`) or OTLP JSON (`application/json`),
+/// optionally gzip, deflate or zstd (`Content-Encoding`).
+///
+/// The head is checked ([`IngestHead`]: 401/403), then the content type
+/// (415), before the body is read; a refusal is answered at once and the
+/// rest of the body discarded behind it. Then the body is read (413 on
+/// its decoded size, 408), parsed (400 naming what is wrong) and
+/// committed all or nothing (503 with `Retry-After` when the hub cannot
+/// take it). Success: `200` with an empty `ExportLogsServiceResponse` in
+/// the request's content type; errors carry a `google.rpc.Status` in it.
+pub async fn otlp_logs(
+    State(app): State<Arc<AppState>>,
+    head: Result<IngestHead, ApiError>,
+    headers: HeaderMap,
+    version: Version,
+    body: Body,
+) -> Response {
+    let format = OtlpFormat::of(&headers);
+    let otlp_error = |error: ApiError| OtlpError { error, format };
+    let refused_from_head = match (head, format) {
+        (Err(refused), _) => Err(refused),
+        (Ok(_), OtlpFormat::Unsupported) => Err(app.refused(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported content type",
+            "send OTLP logs as application/x-protobuf or application/json",
+        ))),
+        (Ok(head), _) => match ContentEncoding::of(&headers) {
+            Ok(encoding) => Ok((head, encoding)),
+            Err(e) => Err(app.refused(e)),
+        },
+    };
+    let (head, encoding) = match refused_from_head {
+        Ok(checked) => checked,
+        Err(refused) => {
+            return body::answer_then_discard(otlp_error(refused), body, body_limits(&app), version)
+                .await
+        }
+    };
+    let parsed = async {
+        let bytes = body::read(body, encoding, body_limits(&app)).await?;
+        let records = match format {
+            OtlpFormat::Json => ingest::otlp::parse_json(&bytes),
+            _ => ingest::otlp::parse_protobuf(&bytes),
+        };
+        records.map_err(|e| ApiError::bad_request("invalid OTLP logs", e.to_string()))
+    };
+    let records = match parsed.await {
+        Ok(records) => records,
+        Err(e) => return otlp_error(app.refused(e)).into_response(),
+    };
+    if let Err(e) = commit_records(&app, &head, records).await {
+        return otlp_error(e).into_response();
+    }
+    match format {
+        OtlpFormat::Json => (
+            [(header::CONTENT_TYPE, "application/json")],
+            ingest::otlp::RESPONSE_JSON,
+        )
+            .into_response(),
+        _ => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            ingest::otlp::response_protobuf(),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use prost::Message as _;
+
+    async fn answer(error: ApiError, format: OtlpFormat) -> (Response, Vec<u8>) {
+        let (parts, body) = OtlpError { error, format }.into_response().into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        (Response::from_parts(parts, Body::empty()), bytes)
+    }
+
+    #[tokio::test]
+    async fn otlp_errors_keep_status_and_headers_with_a_status_body() {
+        let busy = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try later");
+        let (response, body) = answer(busy(), OtlpFormat::Protobuf).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/x-protobuf"
+        );
+        let status = ingest::otlp::proto::Status::decode(&body[..]).unwrap();
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (14, "unavailable: try later")
+        );
+
+        let (response, body) = answer(busy(), OtlpFormat::Json).await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body, br#"{"code":14,"message":"unavailable: try later"}"#);
+
+        let (response, body) =
+            answer(ApiError::bad_request("bad", "x"), OtlpFormat::Unsupported).await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(body, br#"{"error":"bad","detail":"x"}"#);
+    }
 }

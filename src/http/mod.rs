@@ -82,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(console)
         .route("/health", get(health))
         .route("/ready", get(ingest::ready))
+        .route("/v1/logs", post(ingest::otlp_logs))
         .route("/api/streams", get(api_streams))
         .route(
             "/api/session",

@@ -16,6 +16,8 @@ use serde::Serialize;
 
 use crate::hub::{ChannelKind, ChannelName, MAX_CHANNEL_NAME};
 
+pub mod otlp;
+
 /// String labels of a record (Loki stream labels, OTLP resource and record
 /// attributes, syslog fields), sorted by name.
 pub type Labels = BTreeMap<String, String>;
