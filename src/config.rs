@@ -286,6 +286,16 @@ pub struct ServeConfig {
         default_value_t = 10_000
     )]
     pub max_channels: usize,
+    /// Most channels first created by ingest from log shippers (Loki, OTLP,
+    /// shipper NDJSON, syslog) that may exist at once; they do not count
+    /// against --max-channels
+    #[arg(
+        long,
+        env = "TAILCAST_MAX_INGEST_CHANNELS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub max_ingest_channels: usize,
     /// Glob-matched log streams whose file has been gone this long and that
     /// have no subscribers are removed
     #[arg(long, env = "TAILCAST_FORGET_AFTER", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
@@ -962,6 +972,9 @@ impl ServeConfig {
         }
         if self.max_channels == 0 {
             return invalid("--max-channels", "must be at least 1");
+        }
+        if self.max_ingest_channels == 0 {
+            return invalid("--max-ingest-channels", "must be at least 1");
         }
         if self.max_stream_channels == 0 {
             return invalid("--max-stream-channels", "must be at least 1");

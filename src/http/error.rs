@@ -79,6 +79,11 @@ impl From<HubError> for ApiError {
                 "too many channels",
                 e.to_string(),
             ),
+            HubError::TooManyIngestChannels { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many ingest channels",
+                e.to_string(),
+            ),
             HubError::BatchTooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "batch too large",
