@@ -144,3 +144,15 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_ingest_budget_is_a_503_to_retry() {
+        let answer = ApiError::from(HubError::TooManyIngestChannels { limit: 3 }).into_response();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers()[header::RETRY_AFTER], "5");
+    }
+}

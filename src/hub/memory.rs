@@ -1,7 +1,8 @@
 //! The in-memory hub backend.
 //!
 //! Ordering: one hub-wide sequence numbers every event. A publish encodes
-//! its event first, then takes the `commit` lock, gives the event the next
+//! its event first (a batch, which may span several channels: every
+//! event), then takes the `commit` lock, gives the event the next
 //! number (writing the id into the room left in front of the frame),
 //! appends it to the channel's history and only then advances `committed`.
 //! So every event numbered at or below `committed` is already in its
