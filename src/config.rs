@@ -1115,6 +1115,7 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.body_timeout, Duration::from_secs(30));
         assert_eq!(c.max_stream_channels, 64);
+        assert_eq!((c.max_channels, c.max_ingest_channels), (10_000, 10_000));
         assert_eq!(c.max_regex, 1024);
         assert_eq!(c.history_bytes, 64 << 20);
         assert_eq!(c.history_ttl, Duration::from_secs(3600));
@@ -1181,6 +1182,7 @@ mod tests {
         for (args, setting) in [
             (&["--history", "0"][..], "--history"),
             (&["--max-stream-channels", "0"], "--max-stream-channels"),
+            (&["--max-ingest-channels", "0"], "--max-ingest-channels"),
             (&["--max-regex", "0"], "--max-regex"),
             (&["--header-timeout", "0s"], "--header-timeout"),
             (&["--body-timeout", "0s"], "--body-timeout"),

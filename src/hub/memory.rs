@@ -2314,6 +2314,55 @@ mod tests {
     }
 
     #[test]
+    fn multi_channel_batches_in_opposite_orders_neither_deadlock_nor_interleave() {
+        let hub = hub(100_000);
+        let done = within(Duration::from_secs(60), move || {
+            let mut sub = hub
+                .subscribe(&[req("x", 0), req("y", 0)], Start::Now)
+                .unwrap();
+            let writers: Vec<_> = [("x", "y"), ("y", "x")]
+                .into_iter()
+                .map(|(first, second)| {
+                    let hub = hub.clone();
+                    std::thread::spawn(move || {
+                        let (first, second) = (n(first), n(second));
+                        let seq = |id: &str| id.split_once('-').unwrap().1.parse::<u64>().unwrap();
+                        for i in 0..300 {
+                            let events: Vec<(&ChannelName, &str, &str)> = (0..10)
+                                .map(|j| {
+                                    let ch = if j % 2 == 0 { &first } else { &second };
+                                    (ch, "message", if i % 2 == 0 { "even" } else { "odd" })
+                                })
+                                .collect();
+                            let batch = hub.publish_multi(&events, Creator::Ingest).unwrap();
+                            assert_eq!(seq(&batch.last_id) - seq(&batch.first_id), 9);
+                        }
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer.join().unwrap();
+            }
+            // Every id from the first to the last, once, in order.
+            let mut seqs = Vec::new();
+            loop {
+                let batch = sub.ready_batch();
+                if batch.is_empty() {
+                    break;
+                }
+                seqs.extend(batch.iter().map(|d| match d {
+                    Delivery::Event(e) => e.seq,
+                    _ => panic!("not an event"),
+                }));
+            }
+            assert_eq!(seqs.len(), 6000);
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+            true
+        });
+        assert!(done);
+    }
+
+    #[test]
     fn any_id_not_exactly_of_this_run_is_unknown() {
         let hub = hub(100);
         let epoch = epoch_of(&hub);
