@@ -286,6 +286,16 @@ pub struct ServeConfig {
         default_value_t = 10_000
     )]
     pub max_channels: usize,
+    /// Most channels first created by ingest from log shippers (Loki, OTLP,
+    /// shipper NDJSON, syslog) that may exist at once; they do not count
+    /// against --max-channels
+    #[arg(
+        long,
+        env = "TAILCAST_MAX_INGEST_CHANNELS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub max_ingest_channels: usize,
     /// Glob-matched log streams whose file has been gone this long and that
     /// have no subscribers are removed
     #[arg(long, env = "TAILCAST_FORGET_AFTER", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
@@ -985,6 +995,9 @@ impl ServeConfig {
         if self.max_channels == 0 {
             return invalid("--max-channels", "must be at least 1");
         }
+        if self.max_ingest_channels == 0 {
+            return invalid("--max-ingest-channels", "must be at least 1");
+        }
         if self.max_stream_channels == 0 {
             return invalid("--max-stream-channels", "must be at least 1");
         }
@@ -1124,6 +1137,7 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.body_timeout, Duration::from_secs(30));
         assert_eq!(c.max_stream_channels, 64);
+        assert_eq!((c.max_channels, c.max_ingest_channels), (10_000, 10_000));
         assert_eq!(c.max_regex, 1024);
         assert_eq!(c.history_bytes, 64 << 20);
         assert_eq!(c.history_ttl, Duration::from_secs(3600));
@@ -1190,6 +1204,7 @@ mod tests {
         for (args, setting) in [
             (&["--history", "0"][..], "--history"),
             (&["--max-stream-channels", "0"], "--max-stream-channels"),
+            (&["--max-ingest-channels", "0"], "--max-ingest-channels"),
             (&["--max-regex", "0"], "--max-regex"),
             (&["--header-timeout", "0s"], "--header-timeout"),
             (&["--body-timeout", "0s"], "--body-timeout"),

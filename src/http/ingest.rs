@@ -18,10 +18,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 
 use super::body::{self, BodyLimits, ContentEncoding};
-use super::publish::NewEvent;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
-use crate::hub::{ChannelKind, ChannelName};
+use crate::hub::{ChannelKind, ChannelName, Creator};
 use crate::ingest::{self, Record};
 
 /// An ingest request whose caller may push, checked from the head alone.
@@ -129,31 +128,36 @@ pub async fn commit_records(
     records: Vec<Record>,
 ) -> Result<Committed, ApiError> {
     let received = ingest::now_ns();
-    let mut groups: Vec<(ChannelName, Vec<NewEvent>)> = Vec::new();
+    let mut events: Vec<(ChannelName, String)> = Vec::with_capacity(records.len());
     for record in &records {
         record
             .check()
             .map_err(|e| app.refused(ApiError::bad_request("invalid records", e.to_string())))?;
         let channel = ingest::channel_for(head.channel.as_ref(), &record.labels);
-        let event = NewEvent {
-            event_type: ingest::EVENT_TYPE.to_string(),
-            data: record.event_data(received),
-        };
-        match groups.iter_mut().find(|(name, _)| *name == channel) {
-            Some((_, events)) => events.push(event),
-            None => groups.push((channel, vec![event])),
+        events.push((channel, record.event_data(received)));
+    }
+    let mut authorized: std::collections::HashSet<&ChannelName> = Default::default();
+    for (channel, _) in &events {
+        if !authorized.contains(channel) {
+            app.auth
+                .authorize(&head.caller, Right::Publish(channel))
+                .map_err(|e| app.refused(e.into()))?;
+            authorized.insert(channel);
         }
     }
-    for (channel, _) in &groups {
-        app.auth
-            .authorize(&head.caller, Right::Publish(channel))
-            .map_err(|e| app.refused(e.into()))?;
-    }
-    // Not yet atomic across channels: one batch per channel (see the
-    // ingest issue: a hub-wide batch of several channels).
-    for (channel, events) in &groups {
-        app.publish_batch(channel, events).await?;
-    }
+    let events: Vec<(&ChannelName, &str, &str)> = events
+        .iter()
+        .map(|(channel, data)| (channel, ingest::EVENT_TYPE, data.as_str()))
+        .collect();
+    // One unit across channels: consecutive ids in record order, all or
+    // nothing; channels it creates are on the ingest budget.
+    let batch = app
+        .hub
+        .publish_multi(&events, Creator::Ingest)
+        .await
+        .map_err(|e| app.refused(e.into()))?;
+    app.metrics.events_published.inc_by(batch.count as u64);
+    app.hub.flush().await?;
     Ok(Committed {
         records: records.len(),
     })

@@ -196,6 +196,7 @@ async fn start_app(
         history_bytes: config.history_bytes,
         history_ttl: config.history_ttl,
         max_channels: config.max_channels,
+        max_ingest_channels: config.max_ingest_channels,
     };
     let hub = match (&config.redis, &config.data_dir) {
         (Some(url), _) => {
