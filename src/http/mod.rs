@@ -8,8 +8,8 @@ mod channels;
 mod demo;
 mod error;
 mod history;
-mod ingest;
 mod host;
+mod ingest;
 mod metrics;
 mod params;
 mod protocol;
@@ -82,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(console)
         .route("/health", get(health))
         .route("/ready", get(ingest::ready))
+        .route("/loki/api/v1/push", post(ingest::loki_push))
         .route("/api/streams", get(api_streams))
         .route(
             "/api/session",

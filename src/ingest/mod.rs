@@ -8,6 +8,8 @@
 //! of a record is decided here ([`channel_for`]), once, for every
 //! protocol.
 
+pub mod loki;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -105,8 +107,7 @@ impl Record {
 /// `ns` nanoseconds since the Unix epoch as RFC 3339 UTC with nine
 /// fraction digits, e.g. `2026-12-07T06:00:00.123456789Z`.
 pub fn rfc3339_nanos(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns)
-        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// Now, in nanoseconds since the Unix epoch.
@@ -211,7 +212,9 @@ mod tests {
 
     #[test]
     fn too_many_labels_are_refused() {
-        let many: Labels = (0..=MAX_LABELS).map(|i| (i.to_string(), String::new())).collect();
+        let many: Labels = (0..=MAX_LABELS)
+            .map(|i| (i.to_string(), String::new()))
+            .collect();
         let record = Record {
             labels: many,
             ..Record::default()
