@@ -255,9 +255,9 @@ fn record(
     let mut labels = labels.clone();
     for (name, value) in metadata {
         labels.entry(name).or_insert(value);
-        if labels.len() > MAX_LABELS {
-            return Err(IngestError::TooManyLabels(labels.len()));
-        }
+    }
+    if labels.len() > MAX_LABELS {
+        return Err(IngestError::TooManyLabels(labels.len()));
     }
     let level = LEVEL_LABELS
         .iter()
