@@ -628,9 +628,15 @@ async fn bad_bodies_get_their_status_and_publish_nothing() {
     let (_, data) = next_record(&mut sse).await;
     assert_eq!(data["line"], "caf\u{fffd}");
 
-    // The server is unaffected.
+    // The server is unaffected, and its peak memory shows that neither
+    // the 1 GiB snappy claim nor the 64 MiB gzip bomb was decompressed.
     let (status, _) = common::get(&server.url("/health")).await;
     assert_eq!(status, 200);
+    let peak_kib: u64 = common::proc_status_field(server.pid(), "VmHWM:")
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    eprintln!("server peak RSS after the bad bodies: {peak_kib} KiB");
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

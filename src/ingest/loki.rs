@@ -641,6 +641,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn hostile_label_strings_are_read_in_linear_time() {
+        // Each quote here would rescan the rest of the text if the check
+        // for a closing quote were not bounded by the next quote: 10^10
+        // steps; bounded, a few milliseconds.
+        let n = 100_000;
+        for text in [
+            format!("{{a=\"{}\"}}", "\", ".repeat(n)),
+            format!("{{a=\"{}\"}}", "\"}".repeat(n)),
+            format!("{{a=\"{}\"}}", "\\\", b=".repeat(n)),
+            format!("{{a=\"{}", "\", bbbbbbbb ".repeat(n)),
+        ] {
+            let started = std::time::Instant::now();
+            let _ = parse_labels(&text);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{:?}",
+                &text[..40]
+            );
+        }
+    }
+
     fn push(streams: Vec<StreamAdapter>) -> Vec<u8> {
         PushRequest { streams }.encode_to_vec()
     }
