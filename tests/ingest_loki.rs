@@ -640,6 +640,42 @@ async fn bad_bodies_get_their_status_and_publish_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_label_stream_is_refused() {
+    // About 14 MiB of label string, about 4.6 MiB snappy-compressed.
+    let labels = format!(
+        "{{channel=\"bad\", {}}}",
+        (0..1_000_000)
+            .map(|i| format!("l{i}=\"v\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let body = snappy(&pb_stream(&labels, &[pb_entry(1, b"never", &[])]));
+    let protobuf = [("content-type", "application/x-protobuf")];
+
+    // Within --max-body once decompressed: 400, naming the count.
+    let server = Server::start(&["--max-body", "32MiB", "{dir}/app.log"]);
+    let mut sse = Sse::connect(&server.url("/realtime/bad")).await;
+    let (status, text) = push(&server, &protobuf, body.clone()).await;
+    eprintln!(
+        "a million labels ({} bytes on the wire): {status} {text}",
+        body.len()
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("1000001 labels"), "{text}");
+    push_sentinel(&server, "bad", "after a million labels", &[]).await;
+    assert_eq!(
+        next_record(&mut sse).await.1["line"],
+        "after a million labels"
+    );
+
+    // With the default --max-body (1 MiB), the body is refused before
+    // anything is parsed: 413.
+    let server = Server::start(&["{dir}/app.log"]);
+    let (status, text) = push(&server, &protobuf, body).await;
+    assert_eq!(status, 413, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_credentials_carry_a_token_on_the_loki_path_only() {
     let server = secured();
     let reader = token(json!({"subscribe": ["*"]}));
