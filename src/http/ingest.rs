@@ -15,7 +15,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 
-use super::body::{BodyLimits, ContentEncoding};
+use super::body::BodyLimits;
 use super::publish::NewEvent;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
@@ -184,6 +184,9 @@ pub async fn loki_push(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<axum::response::Response, ApiError> {
+    // Imports here rather than at the top: each protocol's handler is
+    // appended to this file on its own branch.
+    use super::body::ContentEncoding;
     use axum::response::IntoResponse as _;
     use ingest::loki::{self, Format, SnappyError};
 

@@ -272,6 +272,8 @@ fn record(
     })
 }
 
+/// `bytes` as text, invalid UTF-8 replaced by U+FFFD (without a copy when
+/// it is valid).
 fn lossy(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
@@ -472,11 +474,11 @@ fn read_value(inner: &str, from: usize, end: usize) -> Option<(String, usize)> {
     let mut i = from;
     while i < end {
         match b[i] {
-            b'"' if closes(b, i, end) => return Some((bytes_text(value), i + 1)),
+            b'"' if closes(b, i, end) => return Some((lossy(value), i + 1)),
             b'\\' if i + 1 < end => match b[i + 1] {
                 b'"' if closes(b, i + 1, end) => {
                     value.push(b'\\');
-                    return Some((bytes_text(value), i + 2));
+                    return Some((lossy(value), i + 2));
                 }
                 b'"' => {
                     value.push(b'"');
@@ -545,11 +547,6 @@ fn skip_name(b: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
-}
-
-/// Bytes cut from a `&str` only at ASCII characters, so valid UTF-8.
-fn bytes_text(bytes: Vec<u8>) -> String {
-    lossy(bytes)
 }
 
 /// At most 80 characters of `text`, for an error message.
