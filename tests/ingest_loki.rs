@@ -714,7 +714,7 @@ async fn basic_credentials_carry_a_token_on_the_loki_path_only() {
             403,
         ),
         (
-            "a token signed by someone else",
+            "a tampered token",
             vec![("authorization", basic(&pusher.replace('.', ".x")))],
             401,
         ),
