@@ -306,6 +306,100 @@ pub async fn otlp_logs(
     }
 }
 
+/// `POST /loki/api/v1/push`: Loki push, protobuf (snappy block-compressed,
+/// with or without `Content-Encoding: snappy`) or JSON (optionally gzip,
+/// deflate, zstd or snappy), answered `204` once every record is
+/// committed.
+///
+/// The head is checked (see [`IngestHead`]) before the body is read; a
+/// refusal is answered at once and the rest of the body discarded behind
+/// it.
+///
+/// # Errors
+/// 415 for a `Content-Type` other than JSON or protobuf, or an unknown
+/// `Content-Encoding`; 413 for a body over `--max-body` (on the wire,
+/// decompressed, or as a snappy header claims before decompressing); 400
+/// for a body that does not parse (naming what and where) or a record
+/// with too many labels; then as [`commit_records`].
+pub async fn loki_push(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    head: Result<IngestHead, ApiError>,
+    version: axum::http::Version,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<axum::response::Response, ApiError> {
+    // Imports here rather than at the top: each protocol's handler is
+    // appended to this file on its own branch.
+    use super::body::ContentEncoding;
+    use axum::response::IntoResponse as _;
+    use ingest::loki::{self, Format, SnappyError};
+
+    let head = match head {
+        Ok(head) => head,
+        Err(refused) => {
+            return Ok(
+                super::body::answer_then_discard(refused, body, body_limits(&app), version).await,
+            )
+        }
+    };
+    let limits = body_limits(&app);
+    let parsed = async {
+        let format = Format::of(&head.content_type).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported content type",
+                format!(
+                    "Content-Type {:?}: send application/x-protobuf (snappy-compressed PushRequest) \
+                     or application/json",
+                    head.content_type
+                ),
+            )
+        })?;
+        // `snappy` is Loki's own content coding: the body is read as it
+        // is and decompressed here, where its claimed size is checked first.
+        let snappy = head.content_encoding == "snappy";
+        let encoding = if snappy {
+            ContentEncoding::Identity
+        } else {
+            ContentEncoding::of(&headers).map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported content encoding",
+                    format!(
+                        "Content-Encoding {:?}: send the body with snappy, gzip, deflate, zstd or none",
+                        head.content_encoding
+                    ),
+                )
+            })?
+        };
+        let bytes = super::body::read(body, encoding, limits).await?;
+        let bytes = if snappy || format == Format::Protobuf {
+            loki::unsnap(&bytes, limits.max_bytes)
+                .map_err(|e| match e {
+                    SnappyError::TooLarge { .. } => ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body too large",
+                        e.to_string(),
+                    ),
+                    SnappyError::Corrupt(_) => {
+                        ApiError::bad_request("invalid Loki push", e.to_string())
+                    }
+                })?
+                .into()
+        } else {
+            bytes
+        };
+        match format {
+            Format::Protobuf => loki::parse_protobuf(&bytes),
+            Format::Json => loki::parse_json(&bytes),
+        }
+        .map_err(|e| ApiError::bad_request("invalid Loki push", e.to_string()))
+    };
+    let records = parsed.await.map_err(|e| app.refused(e))?;
+    commit_records(&app, &head, records).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

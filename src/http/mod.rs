@@ -83,6 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ingest::ready))
         .route("/v1/logs", post(ingest::otlp_logs))
+        .route("/loki/api/v1/push", post(ingest::loki_push))
         .route("/api/streams", get(api_streams))
         .route(
             "/api/session",

@@ -8,6 +8,8 @@
 //! of a record is decided here ([`channel_for`]), once, for every
 //! protocol.
 
+pub mod loki;
+pub mod otlp;
 pub mod syslog;
 
 use std::collections::BTreeMap;
@@ -15,8 +17,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::hub::{ChannelKind, ChannelName, MAX_CHANNEL_NAME};
-
-pub mod otlp;
 
 /// String labels of a record (Loki stream labels, OTLP resource and record
 /// attributes, syslog fields), sorted by name.
