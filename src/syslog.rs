@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServeConfig;
-use crate::hub::{ChannelName, Hub, HubError};
+use crate::hub::{ChannelName, Creator, Hub, HubError};
 use crate::ingest::syslog::{parse_message, ChannelTemplate, FrameError, Framer};
 use crate::ingest::{self, Record};
 use crate::metrics::Metrics;
@@ -161,11 +161,12 @@ impl Sink {
         done: &mut usize,
     ) -> Result<(), Refusal> {
         while let Some((channel, data)) = groups.get(*done) {
-            let events: Vec<(&str, &str)> = data
+            let events: Vec<(&ChannelName, &str, &str)> = data
                 .iter()
-                .map(|d| (ingest::EVENT_TYPE, d.as_str()))
+                .map(|d| (channel, ingest::EVENT_TYPE, d.as_str()))
                 .collect();
-            match self.hub.publish_batch(channel, &events).await {
+            // Syslog channels count against --max-ingest-channels.
+            match self.hub.publish_multi(&events, Creator::Ingest).await {
                 Ok(batch) => {
                     self.metrics.events_published.inc_by(batch.count as u64);
                     self.metrics.syslog_messages.inc_by(batch.count as u64);

@@ -768,3 +768,73 @@ async fn basic_credentials_carry_a_token_on_the_loki_path_only() {
         .iter()
         .all(|line| !line.contains(&pusher)));
 }
+
+/// Ingest channels have their own budget: clients at `--max-channels`
+/// do not stop ingest, and ingest over `--max-ingest-channels` is a 503
+/// with `Retry-After` that publishes nothing, not even the records of
+/// channels that exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_has_its_own_channel_budget() {
+    let server = Server::start(&[
+        "{dir}/app.log",
+        "--max-channels",
+        "1",
+        "--max-ingest-channels",
+        "2",
+    ]);
+    let client = common::client();
+    let publish = |channel: &str| {
+        client
+            .post(server.url(&format!("/channels/{channel}")))
+            .body("x")
+            .send()
+    };
+    assert_eq!(publish("c1").await.unwrap().status(), 200);
+    assert_eq!(
+        publish("c2").await.unwrap().status(),
+        503,
+        "clients at their limit"
+    );
+    let streams = |jobs: &[&str]| {
+        let streams: Vec<Value> = jobs
+            .iter()
+            .map(|job| json!({"stream": {"job": job}, "values": [["1", format!("to {job}")]]}))
+            .collect();
+        json!({ "streams": streams }).to_string().into_bytes()
+    };
+    let headers = [("content-type", "application/json")];
+    let (status, text) = push(&server, &headers, streams(&["a", "b"])).await;
+    assert_eq!(
+        status, 204,
+        "ingest is not refused for the clients' channels: {text}"
+    );
+    let response = common::client()
+        .post(server.url(PUSH))
+        .header("content-type", "application/json")
+        .body(streams(&["a", "c"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "a third ingest channel");
+    assert_eq!(response.headers()["retry-after"], "5");
+    let history = common::client()
+        .get(server.url("/api/history?channel=a"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let history: Value = serde_json::from_str(&history).unwrap();
+    let lines: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "the refused request published nothing on a: {lines:?}"
+    );
+}
