@@ -85,7 +85,7 @@ const MAX_BATCH: usize = 512;
 /// ends with the event that reaches it; the same figure as a batch read
 /// from the log). With [`MAX_BATCH`], what one step of a subscription
 /// (a `?tail` backlog included) holds at once.
-const MAX_BATCH_BYTES: usize = 1 << 20;
+pub(super) const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Most events the sweep expires per hold of the commit lock, so that a
 /// large expiry does not stall publishers.

@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use super::link;
 use super::scripts::Entry;
 use super::{Line, Node};
+use crate::hub::memory::MAX_BATCH_BYTES;
 use crate::hub::{
     ChannelInfo, ChannelName, ChannelRequest, Delivery, HistoryUsage, HubError, ResetReason, Start,
     StoredEvent, Swept,
@@ -527,6 +528,9 @@ enum Pending {
     /// A `Last-Event-ID` above what this node has read: valid if Redis
     /// has given that number out, else unknown.
     Validate(u64),
+    /// The rest of a tail, in id order, handed out in bounded steps
+    /// ([`tail_step`]) like a resume.
+    TailRest(Vec<Arc<StoredEvent>>),
 }
 
 /// A subscriber on this node: a cursor into the replica (and, below its
@@ -692,18 +696,28 @@ impl RedisSubscription {
                 Step::Ready(resets)
             };
         }
+        if let Pending::TailRest(rest) = &mut self.pending {
+            let batch = tail_step(rest);
+            if rest.is_empty() {
+                self.pending = Pending::Nothing;
+            }
+            return Step::Ready(batch);
+        }
         match self.pending.clone() {
-            Pending::Nothing => {}
+            Pending::Nothing | Pending::TailRest(_) => {}
             Pending::Tails(tails) => {
                 return match self.tails(&tails).await {
                     Ok(_) if self.generation_changed() => Step::Again,
-                    Ok(batch) => {
+                    Ok(mut events) => {
                         self.pending = Pending::Nothing;
-                        if batch.is_empty() {
-                            Step::Again
-                        } else {
-                            Step::Ready(batch)
+                        if events.is_empty() {
+                            return Step::Again;
                         }
+                        let batch = tail_step(&mut events);
+                        if !events.is_empty() {
+                            self.pending = Pending::TailRest(events);
+                        }
+                        Step::Ready(batch)
                     }
                     Err(_) => Step::Retry,
                 }
@@ -729,8 +743,9 @@ impl RedisSubscription {
         self.collect().await
     }
 
-    /// The last events of each channel up to the cursor, merged.
-    async fn tails(&mut self, tails: &[usize]) -> Result<Vec<Delivery>, HubError> {
+    /// The last events of each channel up to the cursor, merged in id
+    /// order.
+    async fn tails(&mut self, tails: &[usize]) -> Result<Vec<Arc<StoredEvent>>, HubError> {
         let upto = self.cursor;
         let line = self.node.replica.line();
         let mut events: Vec<Arc<StoredEvent>> = Vec::new();
@@ -775,7 +790,7 @@ impl RedisSubscription {
         for event in &events {
             self.mark_delivered(&event.channel);
         }
-        Ok(events.into_iter().map(Delivery::Event).collect())
+        Ok(events)
     }
 
     fn mark_delivered(&mut self, channel: &ChannelName) {
@@ -986,6 +1001,27 @@ impl Drop for RedisSubscription {
     }
 }
 
+/// Splits the first step off a tail (`rest`, in id order): at most
+/// [`MAX_BATCH`] events and about [`MAX_BATCH_BYTES`] of frames, at least
+/// one event. The same bounds as the memory hub's backlog, so that a slow
+/// reader of a long tail never holds one huge batch.
+fn tail_step(rest: &mut Vec<Arc<StoredEvent>>) -> Vec<Delivery> {
+    let mut bytes = 0;
+    let mut take = 0;
+    for event in rest.iter() {
+        if take == MAX_BATCH || (take > 0 && bytes + event.frame.len() > MAX_BATCH_BYTES) {
+            break;
+        }
+        bytes += event.frame.len();
+        take += 1;
+    }
+    let later = rest.split_off(take);
+    std::mem::replace(rest, later)
+        .into_iter()
+        .map(Delivery::Event)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1015,5 +1051,57 @@ mod tests {
         ] {
             assert_eq!(parse_id(bad), None, "{bad:?}");
         }
+    }
+
+    fn event(seq: u64, size: usize) -> Arc<StoredEvent> {
+        let frame = bytes::Bytes::from(vec![b'x'; size]);
+        Arc::new(StoredEvent::new(
+            seq,
+            ChannelName::parse("a").unwrap(),
+            frame,
+            size,
+            Arc::new(AtomicUsize::new(0)),
+        ))
+    }
+
+    fn seqs(batch: &[Delivery]) -> Vec<u64> {
+        batch
+            .iter()
+            .map(|d| match d {
+                Delivery::Event(e) => e.seq,
+                _ => panic!("not an event"),
+            })
+            .collect()
+    }
+
+    /// A long tail is handed out in bounded steps, in order, none lost.
+    #[test]
+    fn a_tail_comes_in_bounded_steps() {
+        let mut rest: Vec<_> = (1..=40).map(|seq| event(seq, 300 << 10)).collect();
+        let mut seen = Vec::new();
+        let mut steps = 0;
+        while !rest.is_empty() {
+            let batch = tail_step(&mut rest);
+            let bytes: usize = batch
+                .iter()
+                .map(|d| match d {
+                    Delivery::Event(e) => e.frame.len(),
+                    _ => 0,
+                })
+                .sum();
+            assert!(bytes <= MAX_BATCH_BYTES, "step of {bytes} bytes");
+            seen.extend(seqs(&batch));
+            steps += 1;
+        }
+        assert_eq!(seen, (1..=40).collect::<Vec<_>>());
+        assert_eq!(steps, 14, "three 300 KiB events per 1 MiB step");
+        // Many small events: MAX_BATCH per step.
+        let mut rest: Vec<_> = (1..=1200).map(|seq| event(seq, 10)).collect();
+        assert_eq!(tail_step(&mut rest).len(), MAX_BATCH);
+        assert_eq!(rest.len(), 1200 - MAX_BATCH);
+        // One event over the byte bound still goes, alone.
+        let mut rest = vec![event(1, 3 << 20), event(2, 10)];
+        assert_eq!(seqs(&tail_step(&mut rest)), [1]);
+        assert_eq!(seqs(&tail_step(&mut rest)), [2]);
     }
 }
