@@ -286,6 +286,16 @@ pub struct ServeConfig {
         default_value_t = 10_000
     )]
     pub max_channels: usize,
+    /// Most channels first created by ingest from log shippers (Loki, OTLP,
+    /// shipper NDJSON, syslog) that may exist at once; they do not count
+    /// against --max-channels
+    #[arg(
+        long,
+        env = "TAILCAST_MAX_INGEST_CHANNELS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub max_ingest_channels: usize,
     /// Glob-matched log streams whose file has been gone this long and that
     /// have no subscribers are removed
     #[arg(long, env = "TAILCAST_FORGET_AFTER", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
@@ -362,6 +372,19 @@ pub struct ServeConfig {
     /// This node's name in a Redis cluster (default: the host name)
     #[arg(long, env = "TAILCAST_NODE", value_name = "NAME", value_parser = crate::hub::redis::parse_node)]
     pub node: Option<String>,
+    /// Accept syslog (RFC 5424 and 3164; octet-counted or LF-framed) over
+    /// TCP on this address; off unless given. Anyone who can reach it
+    /// publishes to the channels of --syslog-channel
+    #[arg(long, env = "TAILCAST_SYSLOG_TCP", value_name = "HOST:PORT")]
+    pub syslog_tcp: Option<String>,
+    /// Accept syslog over UDP (one datagram, one message) on this address;
+    /// off unless given
+    #[arg(long, env = "TAILCAST_SYSLOG_UDP", value_name = "HOST:PORT")]
+    pub syslog_udp: Option<String>,
+    /// Channel of syslog messages; `{host}` and `{app}` are replaced by the
+    /// message's host and app name, reduced to channel characters
+    #[arg(long, env = "TAILCAST_SYSLOG_CHANNEL", value_name = "TEMPLATE", default_value = crate::ingest::syslog::DEFAULT_TEMPLATE, value_parser = parse_syslog_channel)]
+    pub syslog_channel: crate::ingest::syslog::ChannelTemplate,
     /// Format of the server's own log lines on stderr
     #[arg(
         long,
@@ -674,6 +697,15 @@ pub enum ConfigError {
     },
 }
 
+/// Parses a `--syslog-channel` template (see
+/// [`crate::ingest::syslog::ChannelTemplate::parse`]).
+///
+/// # Errors
+/// A template that can never give an ordinary channel name.
+fn parse_syslog_channel(text: &str) -> Result<crate::ingest::syslog::ChannelTemplate, String> {
+    crate::ingest::syslog::ChannelTemplate::parse(text)
+}
+
 /// Parses `300ms`, `15s`, `2m`, `1h` (and bare numbers, as seconds).
 ///
 /// # Errors
@@ -963,6 +995,9 @@ impl ServeConfig {
         if self.max_channels == 0 {
             return invalid("--max-channels", "must be at least 1");
         }
+        if self.max_ingest_channels == 0 {
+            return invalid("--max-ingest-channels", "must be at least 1");
+        }
         if self.max_stream_channels == 0 {
             return invalid("--max-stream-channels", "must be at least 1");
         }
@@ -1102,6 +1137,7 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.body_timeout, Duration::from_secs(30));
         assert_eq!(c.max_stream_channels, 64);
+        assert_eq!((c.max_channels, c.max_ingest_channels), (10_000, 10_000));
         assert_eq!(c.max_regex, 1024);
         assert_eq!(c.history_bytes, 64 << 20);
         assert_eq!(c.history_ttl, Duration::from_secs(3600));
@@ -1168,6 +1204,7 @@ mod tests {
         for (args, setting) in [
             (&["--history", "0"][..], "--history"),
             (&["--max-stream-channels", "0"], "--max-stream-channels"),
+            (&["--max-ingest-channels", "0"], "--max-ingest-channels"),
             (&["--max-regex", "0"], "--max-regex"),
             (&["--header-timeout", "0s"], "--header-timeout"),
             (&["--body-timeout", "0s"], "--body-timeout"),

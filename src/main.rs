@@ -207,9 +207,15 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     // Said once the server has started, so that a refusal at start (a log
     // stream claimed by another node, Redis unreachable) is never preceded
     // by a "listening" line.
-    let banner = move || {
+    let banner = move |started: &tailcast::server::Started| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "tailcast listening on {scheme}://{addr}");
+        if let Some(tcp) = started.syslog_tcp {
+            let _ = writeln!(out, "syslog listening on tcp://{tcp}");
+        }
+        if let Some(udp) = started.syslog_udp {
+            let _ = writeln!(out, "syslog listening on udp://{udp}");
+        }
         if demo {
             let _ = writeln!(out, "demo mode: a generated log is served as stream `demo`");
             let _ = writeln!(

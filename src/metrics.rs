@@ -16,6 +16,14 @@ pub struct StatusLabel {
     pub status: u16,
 }
 
+/// Label of `tailcast_syslog_dropped_total`: why syslog input was dropped.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// `oversize`, `bad_frame`, `unparsable`, `stalled`, `truncated`,
+    /// `refused`, `unavailable` or `connection_limit`.
+    pub reason: String,
+}
+
 /// All of the server's metrics. Cloning the handles is cheap; they share
 /// their values.
 pub struct Metrics {
@@ -42,6 +50,11 @@ pub struct Metrics {
     pub lines_read: Counter,
     /// Rotations and truncations of followed files.
     pub rotations: Counter,
+    /// Syslog messages published.
+    pub syslog_messages: Counter,
+    /// Syslog input dropped (TCP: the connection closed; UDP: the
+    /// datagram), by reason.
+    pub syslog_dropped: Family<ReasonLabel, Counter>,
     registry: Registry,
 }
 
@@ -67,6 +80,8 @@ impl Metrics {
             publish_errors: Family::default(),
             lines_read: Counter::default(),
             rotations: Counter::default(),
+            syslog_messages: Counter::default(),
+            syslog_dropped: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -120,6 +135,16 @@ impl Metrics {
             "Rotations and truncations seen",
             m.rotations.clone(),
         );
+        registry.register(
+            "syslog_messages",
+            "Syslog messages published",
+            m.syslog_messages.clone(),
+        );
+        registry.register(
+            "syslog_dropped",
+            "Syslog input dropped by reason (TCP: the connection closed)",
+            m.syslog_dropped.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -133,6 +158,15 @@ impl Metrics {
                     .get()
             })
             .sum()
+    }
+
+    /// Counts syslog input dropped for `reason` (see [`ReasonLabel`]).
+    pub fn syslog_dropped(&self, reason: &str) {
+        self.syslog_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

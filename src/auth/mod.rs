@@ -8,8 +8,10 @@
 //! whose rights the handlers check with [`Auth::authorize`]. A token is
 //! taken from, in this order, `Authorization: Bearer`, the session cookie
 //! (`__Host-tailcast_token` or `tailcast_token`, see [`cookie_name`]), and
-//! `?access_token=`; the first one found is the one used, and a bad one is
-//! refused, never treated as no token. Channel names are validated before
+//! `?access_token=`, and on the Loki push path only ([`BASIC_AUTH_PATHS`])
+//! the password of `Authorization: Basic` (what Promtail, Grafana Alloy,
+//! Vector and winston-loki send); the first one found is the one used, and
+//! a bad one is refused, never treated as no token. Channel names are validated before
 //! any right is matched against them ([`Auth::authorize`]).
 //!
 //! What this module does not do: HTTP statuses and JSON (the `http` module
@@ -425,7 +427,13 @@ impl Auth {
             return Ok(Caller::Unrestricted);
         };
         let host = request_host(uri, headers);
-        match find_token(headers, uri.query(), host, &verifier.cookie_origins)? {
+        let found = match find_token(headers, uri.query(), host, &verifier.cookie_origins)? {
+            None if BASIC_AUTH_PATHS.contains(&uri.path()) => {
+                basic_password(headers)?.map(|token| (token, TokenSource::Header))
+            }
+            found => found,
+        };
+        match found {
             None => Ok(Caller::Anonymous),
             Some((_, TokenSource::Query)) if verifier.no_query_token => Err(AuthError::Invalid(
                 "tokens in the URL (?access_token=) are refused by this server \
@@ -505,7 +513,7 @@ impl Auth {
                 Right::Subscribe(channel) => verifier.anonymous.allows(channel),
                 Right::AnyStream => !verifier.anonymous.is_empty(),
                 Right::Admin => false,
-                Right::Publish(_) | Right::Broadcast => false,
+                Right::Publish(_) | Right::PublishAny | Right::Broadcast => false,
             },
             Caller::Token(info) => info.rights.grants(right),
         }
@@ -736,6 +744,49 @@ pub fn find_token(
     Ok(None)
 }
 
+/// Paths where `Authorization: Basic` carries a token as its password
+/// (the user name is ignored): Loki push, whose clients can send Basic
+/// credentials but not a bearer token. Nowhere else: a browser may keep
+/// Basic credentials and send them on its own, cross-site too, which
+/// bearer tokens never are.
+pub const BASIC_AUTH_PATHS: [&str; 1] = ["/loki/api/v1/push"];
+
+/// The password of the request's `Authorization: Basic` credentials, if it
+/// has any.
+///
+/// # Errors
+/// [`AuthError::Invalid`] for credentials that are not base64 of
+/// `user:password` or have an empty password (never quoting them).
+pub fn basic_password(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
+    use base64::Engine as _;
+    for value in headers.get_all(header::AUTHORIZATION) {
+        let Ok(value) = value.to_str() else { continue };
+        let Some((scheme, rest)) = value.trim().split_once(' ') else {
+            continue;
+        };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            continue;
+        }
+        let rest = rest.trim();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(rest))
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| {
+                AuthError::Invalid("the Basic credentials are not base64 of user:password".into())
+            })?;
+        let password = decoded.split_once(':').map_or("", |(_, p)| p);
+        if password.is_empty() {
+            return Err(AuthError::Invalid(
+                "the Basic credentials have no password: send the token as the password".into(),
+            ));
+        }
+        return Ok(Some(password.to_string()));
+    }
+    Ok(None)
+}
+
 /// The value of cookie `name`, if the request carries it.
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -888,6 +939,25 @@ mod tests {
         assert!(find_token(&empty, q, None, &[]).is_err());
         let lower = headers(&[("authorization", "bearer  t ")]);
         assert_eq!(find_token(&lower, None, None, &[]).unwrap().unwrap().0, "t");
+    }
+
+    #[test]
+    fn basic_credentials_carry_a_token_as_password() {
+        // "loki:tok.en" and "user:" in base64.
+        let basic = headers(&[("authorization", "Basic bG9raTp0b2suZW4=")]);
+        assert_eq!(basic_password(&basic).unwrap().as_deref(), Some("tok.en"));
+        let unpadded = headers(&[("authorization", "basic bG9raTp0b2suZW4")]);
+        assert_eq!(
+            basic_password(&unpadded).unwrap().as_deref(),
+            Some("tok.en")
+        );
+        assert!(basic_password(&headers(&[("authorization", "Basic dXNlcjo=")])).is_err());
+        assert!(basic_password(&headers(&[("authorization", "Basic !!")])).is_err());
+        assert_eq!(
+            basic_password(&headers(&[("authorization", "Bearer t")])).unwrap(),
+            None
+        );
+        assert_eq!(basic_password(&HeaderMap::new()).unwrap(), None);
     }
 
     #[test]

@@ -178,6 +178,10 @@ pub enum Right<'a> {
     AnyStream,
     /// Publish to a channel.
     Publish(&'a str),
+    /// Publish to some channel (an ingest request, whose channels come
+    /// from its records, checked from its head): granted to whoever may
+    /// publish anywhere; each channel is checked again once known.
+    PublishAny,
     /// `POST /api/broadcast`.
     Broadcast,
     /// `/metrics`, file paths.
@@ -191,6 +195,7 @@ impl std::fmt::Display for Right<'_> {
             Right::Subscribe(c) => write!(f, "subscribe to {c}"),
             Right::AnyStream => f.write_str("subscribe to any channel"),
             Right::Publish(c) => write!(f, "publish to {c}"),
+            Right::PublishAny => f.write_str("publish"),
             Right::Broadcast => f.write_str("broadcast"),
             Right::Admin => f.write_str("use admin endpoints"),
         }
@@ -204,6 +209,7 @@ impl Rights {
             Right::Subscribe(c) => self.subscribe.allows(c),
             Right::AnyStream => !self.subscribe.is_empty(),
             Right::Publish(c) => self.publish.allows(c),
+            Right::PublishAny => !self.publish.is_empty(),
             Right::Broadcast => self.broadcast,
             Right::Admin => self.admin,
         }

@@ -165,7 +165,8 @@ pub async fn read(
     .map_err(|_| BodyError::TimedOut(limits.timeout))?
 }
 
-/// `answer` (a refusal decided from the request head), whose body ends
+/// `answer` (a refusal decided from the request head: an [`ApiError`], or
+/// another response such as an OTLP error), whose body ends
 /// only once the unread request `body` has been read and discarded: until
 /// it ends, `max_bytes` more arrived, or `timeout` passed. Nothing is kept;
 /// the answer itself is sent at once. Its length is then not announced
@@ -179,7 +180,7 @@ pub async fn read(
 /// the `h2` crate answers with `PROTOCOL_ERROR`, so the client never shows
 /// the answer. A larger or unannounced body gets the answer at once.
 pub async fn answer_then_discard(
-    answer: ApiError,
+    answer: impl IntoResponse,
     mut body: Body,
     limits: BodyLimits,
     version: Version,

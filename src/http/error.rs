@@ -79,6 +79,11 @@ impl From<HubError> for ApiError {
                 "too many channels",
                 e.to_string(),
             ),
+            HubError::TooManyIngestChannels { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many ingest channels",
+                e.to_string(),
+            ),
             HubError::BatchTooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "batch too large",
@@ -137,5 +142,17 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_ingest_budget_is_a_503_to_retry() {
+        let answer = ApiError::from(HubError::TooManyIngestChannels { limit: 3 }).into_response();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers()[header::RETRY_AFTER], "5");
     }
 }

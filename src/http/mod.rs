@@ -9,6 +9,7 @@ mod demo;
 mod error;
 mod history;
 mod host;
+mod ingest;
 mod metrics;
 mod params;
 mod protocol;
@@ -80,6 +81,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let router = Router::new()
         .merge(console)
         .route("/health", get(health))
+        .route("/ready", get(ingest::ready))
+        .route("/v1/logs", post(ingest::otlp_logs))
+        .route("/loki/api/v1/push", post(ingest::loki_push))
         .route("/api/streams", get(api_streams))
         .route(
             "/api/session",

@@ -44,12 +44,16 @@ pub struct NewEvent {
     pub data: String,
 }
 
-/// How a publish body is read, from its `Content-Type`.
+/// How a publish body is read, from its `Content-Type`. Shippers (Vector's
+/// and Fluent Bit's `http` outputs, syslog-ng's `http()`) send their
+/// records as they are: a JSON object without `data` is published whole
+/// (see [`parse_value`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BodyFormat {
     /// Anything not JSON: the body is the data.
     Text,
-    /// `application/json` or `*+json`: `{"event", "data"}`.
+    /// `application/json` or `*+json`: `{"event", "data"}`, or an array
+    /// of values (see [`parse_value`]), one event per element.
     Json,
     /// `application/x-ndjson` (or `application/ndjson`): one event per
     /// line.
@@ -80,6 +84,21 @@ impl BodyFormat {
 struct JsonEvent {
     event: Option<String>,
     data: serde_json::Value,
+}
+
+/// What of a JSON object decides how it is published: whether it has
+/// `data`, and its `event` if that is text (the rest is skipped, not kept).
+#[derive(serde::Deserialize)]
+struct ObjectShape {
+    #[serde(default)]
+    event: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    data: bool,
+}
+
+/// `true` for a field that is there, whatever its value (`null` too).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| true)
 }
 
 impl JsonEvent {
@@ -275,22 +294,30 @@ fn parse_request(
         BodyFormat::Ndjson => {
             let lines = count_lines(&body);
             if lines > max_events {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "batch too large",
-                    format!(
-                        "the NDJSON body holds {lines} events, more than the {max_events} \
-                         the history keeps per channel (--history): send smaller batches"
-                    ),
-                ));
+                return Err(too_many(format!("{lines} events"), max_events));
             }
             parse_ndjson(&body, &default_type, lines).map(PublishRequest::Batch)
         }
         BodyFormat::Json => {
-            let event: JsonEvent = serde_json::from_slice(&body).map_err(|e| {
+            let text = std::str::from_utf8(&body).map_err(|e| {
+                ApiError::bad_request("invalid UTF-8", format!("the body must be UTF-8 text: {e}"))
+            })?;
+            if text.trim_ascii_start().starts_with('[') {
+                let elements = count_elements(text.as_bytes(), max_events);
+                if elements > max_events {
+                    return Err(too_many(
+                        format!("more than {max_events} events"),
+                        max_events,
+                    ));
+                }
+                return parse_array(text, &default_type, elements).map(PublishRequest::Batch);
+            }
+            // One object keeps its meaning: `{"event", "data"}`, `data`
+            // required (shippers send arrays or NDJSON).
+            let event: JsonEvent = serde_json::from_str(text).map_err(|e| {
                 ApiError::bad_request(
                     "invalid JSON",
-                    format!("expected {{\"event\": ..., \"data\": ...}}: {e}"),
+                    format!("expected {{\"event\": ..., \"data\": ...}} or an array: {e}"),
                 )
             })?;
             event.into_event(&default_type).map(PublishRequest::One)
@@ -305,6 +332,83 @@ fn parse_request(
             }))
         }
     }
+}
+
+/// 413: a batch of more events than the history keeps per channel.
+fn too_many(what: String, max_events: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "batch too large",
+        format!(
+            "the body holds {what}, more than the {max_events} events \
+             the history keeps per channel (--history): send smaller batches"
+        ),
+    )
+}
+
+/// The elements of a JSON array body, counted without parsing it (one
+/// pass, no allocation): commas at the top level of the array, outside
+/// strings. Stops counting past `max` (the body is then refused whole). A
+/// body that is not valid JSON is counted approximately and then refused
+/// by the parser.
+fn count_elements(body: &[u8], max: usize) -> usize {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut count, mut seen) = (0usize, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => {
+                count += 1;
+                if count > max {
+                    return count;
+                }
+            }
+            _ => {}
+        }
+        if !seen && !b.is_ascii_whitespace() && (depth > 1 || (depth == 1 && b != b'[')) {
+            seen = true;
+        }
+    }
+    count + usize::from(seen)
+}
+
+/// Parses a JSON array body: one event per element (see [`parse_value`]),
+/// in order. `elements`: the count of [`count_elements`], for the room to
+/// keep.
+///
+/// # Errors
+/// 400 for a body that is not a JSON array, naming the first bad element
+/// (numbered from 1); 400 `no events` for an empty array.
+fn parse_array(text: &str, default_type: &str, elements: usize) -> Result<Vec<NewEvent>, ApiError> {
+    let values: Vec<&serde_json::value::RawValue> = serde_json::from_str(text).map_err(|e| {
+        ApiError::bad_request("invalid JSON", format!("expected a JSON array: {e}"))
+    })?;
+    let mut events = Vec::with_capacity(elements.min(values.len()));
+    for (index, value) in values.iter().enumerate() {
+        let event = parse_value(value.get(), default_type).map_err(|mut e| {
+            e.detail = format!("element {}: {}", index + 1, e.detail);
+            e
+        })?;
+        events.push(event);
+    }
+    if events.is_empty() {
+        return Err(ApiError::bad_request(
+            "no events",
+            "the JSON array is empty: send one JSON string or object per element",
+        ));
+    }
+    Ok(events)
 }
 
 /// The non-blank lines of an NDJSON body (see [`parse_ndjson`]), counted
@@ -357,17 +461,48 @@ fn parse_ndjson(body: &[u8], default_type: &str, lines: usize) -> Result<Vec<New
     Ok(events)
 }
 
-/// Parses one non-blank NDJSON line.
+/// Parses one non-blank NDJSON line (see [`parse_value`]).
 fn parse_line(line: &str, default_type: &str) -> Result<NewEvent, ApiError> {
+    parse_value(line.trim_ascii(), default_type)
+}
+
+/// One JSON value of a publish body (an NDJSON line, or an element of a
+/// JSON array) as an event:
+/// - a string is the data;
+/// - an object with `data` is `{"event", "data"}` (non-string data is sent
+///   as compact JSON; `event`, if given, is the type);
+/// - an object without `data` is a shipper's record, published whole: its
+///   compact JSON text (keys in the order sent) is the data, with the
+///   default type. If its `event` names a reserved type, it is refused
+///   all the same, so a record can never look like one.
+///
+/// # Errors
+/// 400 `invalid JSON` for bad JSON or another kind of value; 400 for a bad
+/// or reserved event type.
+fn parse_value(text: &str, default_type: &str) -> Result<NewEvent, ApiError> {
     let invalid = |e: serde_json::Error| ApiError::bad_request("invalid JSON", e.to_string());
-    match line.trim_ascii_start().as_bytes()[0] {
+    match text.as_bytes().first().copied().unwrap_or(b' ') {
         b'"' => Ok(NewEvent {
             event_type: default_type.to_string(),
-            data: serde_json::from_str(line).map_err(invalid)?,
+            data: serde_json::from_str(text).map_err(invalid)?,
         }),
-        b'{' => serde_json::from_str::<JsonEvent>(line)
-            .map_err(invalid)?
-            .into_event(default_type),
+        b'{' => {
+            let shape: ObjectShape = serde_json::from_str(text).map_err(invalid)?;
+            if shape.data {
+                return serde_json::from_str::<JsonEvent>(text)
+                    .map_err(invalid)?
+                    .into_event(default_type);
+            }
+            if let Some(serde_json::Value::String(event)) = &shape.event {
+                if crate::sse::is_reserved_event_type(event) {
+                    check_event_type(event)?;
+                }
+            }
+            Ok(NewEvent {
+                event_type: default_type.to_string(),
+                data: compact_json(text),
+            })
+        }
         first => {
             let what = match first {
                 b'[' => "an array",
@@ -378,10 +513,34 @@ fn parse_line(line: &str, default_type: &str) -> Result<NewEvent, ApiError> {
             };
             Err(ApiError::bad_request(
                 "invalid JSON",
-                format!("expected a JSON string or an object {{\"event\", \"data\"}}, got {what}"),
+                format!("expected a JSON string or object, got {what}"),
             ))
         }
     }
+}
+
+/// Valid JSON `text` without the whitespace between its tokens (strings,
+/// their escapes and the order of keys as sent).
+fn compact_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `POST /channels/{channel}`: publish one event, or with an NDJSON body
@@ -478,6 +637,8 @@ pub async fn broadcast(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prop_assert;
+    use proptest::prop_assert_eq;
 
     fn ndjson(body: &[u8]) -> Result<Vec<(String, String)>, String> {
         parse_ndjson(body, "message", 0)
@@ -527,13 +688,35 @@ mod tests {
     fn a_bad_ndjson_line_is_named() {
         for (body, expected) in [
             (&b"\"a\"\n{\"data\": 1\n"[..], "invalid JSON: line 2: "),
-            (b"\n\n42\n", "invalid JSON: line 3: expected a JSON string or an object {\"event\", \"data\"}, got a number"),
-            (b"[1]", "invalid JSON: line 1: expected a JSON string or an object {\"event\", \"data\"}, got an array"),
-            (b"\"a\"\nnull", "invalid JSON: line 2: expected a JSON string or an object {\"event\", \"data\"}, got null"),
-            (b"true", "invalid JSON: line 1: expected a JSON string or an object {\"event\", \"data\"}, got a boolean"),
-            (b"{\"event\": \"x\"}", "invalid JSON: line 1: missing field `data`"),
+            (
+                b"\n\n42\n",
+                "invalid JSON: line 3: expected a JSON string or object, got a number",
+            ),
+            (
+                b"[1]",
+                "invalid JSON: line 1: expected a JSON string or object, got an array",
+            ),
+            (
+                b"\"a\"\nnull",
+                "invalid JSON: line 2: expected a JSON string or object, got null",
+            ),
+            (
+                b"true",
+                "invalid JSON: line 1: expected a JSON string or object, got a boolean",
+            ),
+            (
+                b"{\"event\": \"reset\", \"message\": \"x\"}",
+                "reserved event type: line 1: ",
+            ),
+            (
+                b"{\"data\": 1, \"event\": 2}",
+                "invalid JSON: line 1: invalid type: integer `2`",
+            ),
             (b"\"a\" \"b\"", "invalid JSON: line 1: trailing characters"),
-            (b"{\"event\": \"reset\", \"data\": 1}", "reserved event type: line 1: event type \"reset\" is sent by the server alone"),
+            (
+                b"{\"event\": \"reset\", \"data\": 1}",
+                "reserved event type: line 1: event type \"reset\" is sent by the server alone",
+            ),
             (b"\"ok\"\n\"\xff\"", "invalid UTF-8: line 2: "),
             (b"\n\n\r\n", "no events: "),
             (b"", "no events: "),
@@ -541,6 +724,148 @@ mod tests {
             let got = ndjson(body).unwrap_err();
             assert!(got.starts_with(expected), "{body:?}: {got}");
         }
+    }
+
+    #[test]
+    fn objects_without_data_are_published_whole() {
+        // Vector's `http` sink (json codec, newline_delimited framing) and
+        // Fluent Bit's `http` output (`format json_lines`).
+        let body = b"{\"message\":\"x\",\"host\":\"h\",\"timestamp\":\"2026-12-07T06:00:00Z\"}\n\
+            { \"date\": 1733550000.100000, \"log\": \"a \\\" b\" , \"event\": \"login\" }\n\
+            {\"data\": null}";
+        assert_eq!(
+            ndjson(body).unwrap(),
+            [
+                pair(
+                    "message",
+                    r#"{"message":"x","host":"h","timestamp":"2026-12-07T06:00:00Z"}"#
+                ),
+                pair(
+                    "message",
+                    r#"{"date":1733550000.100000,"log":"a \" b","event":"login"}"#
+                ),
+                pair("message", "null"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_json_array_is_one_event_per_element() {
+        let parse = |body: &'static [u8], max| {
+            parse_request(
+                BodyFormat::Json,
+                "message".into(),
+                Bytes::from_static(body),
+                max,
+            )
+        };
+        // Fluent Bit's `http` output with `format json`.
+        let fluent = br#"[{"date":1733550000.100000,"log":"x"},{"date":1733550001.5,"log":"y"}]"#;
+        let Ok(PublishRequest::Batch(events)) = parse(fluent, 10) else {
+            panic!("a batch")
+        };
+        let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(
+            data,
+            [
+                r#"{"date":1733550000.100000,"log":"x"}"#,
+                r#"{"date":1733550001.5,"log":"y"}"#
+            ]
+        );
+        let Ok(PublishRequest::Batch(mixed)) =
+            parse(b" [\"s\", {\"event\": \"t\", \"data\": [1, 2]}]\n", 10)
+        else {
+            panic!("a batch")
+        };
+        assert_eq!(
+            (mixed[1].event_type.as_str(), mixed[1].data.as_str()),
+            ("t", "[1,2]")
+        );
+        for (body, max, error, detail) in [
+            (
+                &br#"[1,2,3]"#[..],
+                2,
+                "batch too large",
+                "more than 2 events",
+            ),
+            (b"[]", 2, "no events", ""),
+            (
+                b"[\"a\", 7]",
+                5,
+                "invalid JSON",
+                "element 2: expected a JSON string or object, got a number",
+            ),
+            (
+                b"[\"a\", {\"event\": \"reset\", \"data\": 1}]",
+                5,
+                "reserved event type",
+                "element 2: ",
+            ),
+            (b"[\"a\"", 5, "invalid JSON", "expected a JSON array"),
+        ] {
+            let Err(e) = parse(body, max) else {
+                panic!("{body:?} refused")
+            };
+            assert_eq!(e.error, error, "{body:?}: {}", e.detail);
+            assert!(e.detail.contains(detail), "{body:?}: {}", e.detail);
+        }
+        // One object keeps its meaning: `data` required.
+        let Ok(PublishRequest::One(one)) = parse(b"{\"data\": {\"m\": 1}}", 1) else {
+            panic!("one event")
+        };
+        assert_eq!(one.data, r#"{"m":1}"#);
+        let Err(e) = parse(b"{\"message\": \"m\"}", 1) else {
+            panic!("refused")
+        };
+        assert_eq!(e.error, "invalid JSON");
+    }
+
+    #[test]
+    fn array_elements_are_counted_at_the_top_level_only() {
+        assert_eq!(count_elements(b"[]", 10), 0);
+        assert_eq!(count_elements(b" [ ] ", 10), 0);
+        assert_eq!(count_elements(b"[1]", 10), 1);
+        assert_eq!(count_elements(br#"[{"a":[1,2],"b":"x,]\","},"y,"]"#, 10), 2);
+        assert_eq!(
+            count_elements(&[&b"["[..], &b"1,".repeat(1000), b"1]"].concat(), 10),
+            11
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_json_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let body = Bytes::from(body);
+            let _ = parse_request(BodyFormat::Json, "message".into(), body.clone(), 8);
+            let _ = parse_request(BodyFormat::Ndjson, "message".into(), body, 8);
+        }
+
+        #[test]
+        fn compact_text_is_the_same_json(value in proptest_json()) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            let compact = compact_json(&pretty);
+            prop_assert_eq!(serde_json::from_str::<serde_json::Value>(&compact).unwrap(), value);
+            prop_assert!(!compact.contains('\n'));
+            let elements = format!("[{compact},{pretty}]");
+            prop_assert_eq!(count_elements(elements.as_bytes(), 10), 2);
+        }
+    }
+
+    fn proptest_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[ -~\\n\\t\"\\\\é,\\[\\]{}]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-z ,\"]{0,4}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]

@@ -275,6 +275,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_of_several_channels_is_logged_in_record_order() {
+        for warm_bytes in [0, 1 << 20] {
+            let dir = tempfile::tempdir().unwrap();
+            let hub = open(dir.path(), 100, warm_bytes);
+            let start = hub.publish(&n("a"), "message", "0").await.unwrap().id;
+            let (a, b) = (n("a"), n("b"));
+            let batch = hub
+                .publish_multi(
+                    &[
+                        (&a, "message", "1"),
+                        (&b, "message", "2"),
+                        (&a, "message", "3"),
+                    ],
+                    crate::hub::Creator::Ingest,
+                )
+                .await
+                .unwrap();
+            assert_eq!(seq(&batch.first_id), seq(&start) + 1);
+            assert_eq!(seq(&batch.last_id), seq(&start) + 3);
+            drop(hub);
+            // After a restart, from the log (or the warmed memory).
+            let hub = open(dir.path(), 100, warm_bytes);
+            let both = [req("a", 0), req("b", 0)];
+            let mut sub = hub.subscribe(&both, Start::After(start)).unwrap();
+            assert_eq!(drain(&mut sub), ["a:1", "b:2", "a:3"], "warm {warm_bytes}");
+        }
+    }
+
+    #[tokio::test]
     async fn the_memory_is_warmed_from_the_newest_events() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100, 1 << 20);

@@ -1,7 +1,8 @@
 //! The in-memory hub backend.
 //!
 //! Ordering: one hub-wide sequence numbers every event. A publish encodes
-//! its event first, then takes the `commit` lock, gives the event the next
+//! its event first (a batch, which may span several channels: every
+//! event), then takes the `commit` lock, gives the event the next
 //! number (writing the id into the room left in front of the frame),
 //! appends it to the channel's history and only then advances `committed`.
 //! So every event numbered at or below `committed` is already in its
@@ -69,9 +70,9 @@ use tokio::sync::Notify;
 use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
 use super::{
-    Batch, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Delivery, HistoryEvent,
-    HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason, Start, StoredEvent,
-    Swept,
+    Batch, Budget, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Creator, Delivery,
+    HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason, Start,
+    StoredEvent, Swept,
 };
 use crate::sse::PendingEvent;
 use crate::wal::{FsyncPolicy, NewRecord, SourcePosition, Wal, WalError, SCAN_BUDGET};
@@ -110,9 +111,11 @@ pub struct MemoryHub {
     /// All channels by name.
     channels: RwLock<HashMap<ChannelName, Arc<Channel>>>,
     /// How many channels in the map count against `max_channels` (see
-    /// [`ChannelKind::counts_toward_max_channels`]); changed only under the
-    /// map's write lock, together with the map.
+    /// [`super::Creator::budget`]); changed only under the map's write
+    /// lock, together with the map.
     client_channels: AtomicUsize,
+    /// The same for `max_ingest_channels`.
+    ingest_channels: AtomicUsize,
     /// Source of subscriber keys.
     next_subscriber: AtomicU64,
     /// Bytes of `/events` envelopes alive (see [`StoredEvent`]).
@@ -165,6 +168,8 @@ impl Ledger {
 struct Channel {
     name: ChannelName,
     kind: ChannelKind,
+    /// The limit it counts against, decided by who created it.
+    budget: Budget,
     /// `seq` of the newest evicted event (everything at or below it is
     /// gone). Written under the channel lock and the commit lock.
     evicted_through: AtomicU64,
@@ -241,6 +246,7 @@ impl MemoryHub {
             committed: AtomicU64::new(0),
             channels: RwLock::new(HashMap::new()),
             client_channels: AtomicUsize::new(0),
+            ingest_channels: AtomicUsize::new(0),
             next_subscriber: AtomicU64::new(1),
             envelope_bytes: Arc::new(AtomicUsize::new(0)),
             dropped_through: AtomicU64::new(0),
@@ -288,7 +294,16 @@ impl MemoryHub {
                 let pending = PendingEvent::encode(&record.event_type, &record.data);
                 let cost = pending.allocated() + EVENT_OVERHEAD;
                 // Restored with its own number: nothing goes to the log.
-                let _ = hub.insert(&name, vec![pending], cost, Some((seq, published)), None);
+                // (Who created it is not in the log: it counts as a
+                // client's.)
+                let _ = hub.insert(
+                    &[&name],
+                    vec![(0, pending)],
+                    cost,
+                    Some((seq, published)),
+                    None,
+                    Creator::Client,
+                );
             }
             after = batch.scanned_through.max(after + 1).min(last);
         }
@@ -340,10 +355,11 @@ impl MemoryHub {
         super::parse_seq(id.strip_prefix(self.epoch.as_str())?.strip_prefix('-')?)
     }
 
-    fn new_channel(&self, name: &ChannelName) -> Arc<Channel> {
+    fn new_channel(&self, name: &ChannelName, budget: Budget) -> Arc<Channel> {
         Arc::new(Channel {
             name: name.clone(),
             kind: name.kind(),
+            budget,
             evicted_through: AtomicU64::new(if self.log.is_some() {
                 // Older events of the channel may be on disk.
                 self.committed.load(Ordering::Acquire)
@@ -359,32 +375,79 @@ impl MemoryHub {
         })
     }
 
-    /// The channel called `name`, created if needed.
-    fn channel(&self, name: &ChannelName) -> Result<Arc<Channel>, HubError> {
-        if let Some(ch) = self.channels.read().expect("hub lock").get(name.as_str()) {
-            return Ok(ch.clone());
+    /// The counter of channels on `budget`, if it has one.
+    fn counter(&self, budget: Budget) -> Option<&AtomicUsize> {
+        match budget {
+            Budget::Free => None,
+            Budget::Client => Some(&self.client_channels),
+            Budget::Ingest => Some(&self.ingest_channels),
         }
-        let mut channels = self.channels.write().expect("hub lock");
-        if let Some(ch) = channels.get(name.as_str()) {
-            return Ok(ch.clone());
+    }
+
+    /// The channels called `names` (distinct), the missing ones created on
+    /// `creator`'s budget: all of them, or none created when the missing
+    /// ones do not fit under their limit (the map's write lock is held
+    /// while checking and creating).
+    fn channels_for(
+        &self,
+        names: &[&ChannelName],
+        creator: Creator,
+    ) -> Result<Vec<Arc<Channel>>, HubError> {
+        {
+            let map = self.channels.read().expect("hub lock");
+            let found: Option<Vec<Arc<Channel>>> =
+                names.iter().map(|n| map.get(n.as_str()).cloned()).collect();
+            if let Some(found) = found {
+                return Ok(found);
+            }
         }
-        let counted = name.kind().counts_toward_max_channels();
-        if counted && self.client_channels.load(Ordering::Relaxed) >= self.limits.max_channels {
-            return Err(HubError::TooManyChannels {
-                limit: self.limits.max_channels,
+        let mut map = self.channels.write().expect("hub lock");
+        self.make_missing(&mut map, names.iter().copied(), creator)?;
+        Ok(names
+            .iter()
+            .map(|n| map.get(n.as_str()).expect("just made").clone())
+            .collect())
+    }
+
+    /// Creates those of `names` that `map` lacks, on `creator`'s budget,
+    /// or none if they do not fit under its limit. The caller holds the
+    /// map's write lock.
+    fn make_missing<'a>(
+        &self,
+        map: &mut HashMap<ChannelName, Arc<Channel>>,
+        names: impl Iterator<Item = &'a ChannelName>,
+        creator: Creator,
+    ) -> Result<(), HubError> {
+        let mut seen = HashSet::new();
+        let missing: Vec<&ChannelName> = names
+            .filter(|n| !map.contains_key(n.as_str()) && seen.insert(n.as_str()))
+            .collect();
+        let counted = missing
+            .iter()
+            .filter(|n| creator.budget(n.kind()) != Budget::Free)
+            .count();
+        let (budget, limit) = match creator {
+            Creator::Client => (Budget::Client, self.limits.max_channels),
+            Creator::Ingest => (Budget::Ingest, self.limits.max_ingest_channels),
+        };
+        let counter = self.counter(budget).expect("a counted budget");
+        if counted > 0 && counter.load(Ordering::Relaxed) + counted > limit {
+            return Err(match creator {
+                Creator::Client => HubError::TooManyChannels { limit },
+                Creator::Ingest => HubError::TooManyIngestChannels { limit },
             });
         }
-        let ch = self.new_channel(name);
-        channels.insert(name.clone(), ch.clone());
-        if counted {
-            self.client_channels.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(counted, Ordering::Relaxed);
+        for name in missing {
+            let ch = self.new_channel(name, creator.budget(name.kind()));
+            map.insert(name.clone(), ch);
         }
-        Ok(ch)
+        Ok(())
     }
 
     /// See [`super::Hub::ensure_channel`].
     pub fn ensure_channel(&self, name: &ChannelName) -> Result<(), HubError> {
-        self.channel(name).map(drop)
+        self.channels_for(&[name], Creator::Client).map(drop)
     }
 
     /// See [`super::Hub::publish`].
@@ -408,28 +471,58 @@ impl MemoryHub {
     ) -> Result<Published, HubError> {
         let pending = PendingEvent::encode(event_type, data);
         let cost = pending.allocated() + EVENT_OVERHEAD;
-        let appended = self.insert(channel, vec![pending], cost, None, source)?;
+        let appended = self.insert(
+            &[channel],
+            vec![(0, pending)],
+            cost,
+            None,
+            source,
+            Creator::Client,
+        )?;
         Ok(Published {
             id: self.id_of(appended.first),
             subscribers: appended.subscribers,
         })
     }
 
-    /// See [`super::Hub::publish_batch`].
+    /// See [`super::Hub::publish_batch`]: the one-channel case of
+    /// [`MemoryHub::publish_multi`].
     pub fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
         &self,
         channel: &ChannelName,
         events: &[(T, D)],
     ) -> Result<Batch, HubError> {
+        let events: Vec<(&ChannelName, &str, &str)> = events
+            .iter()
+            .map(|(t, d)| (channel, t.as_ref(), d.as_ref()))
+            .collect();
+        self.publish_multi(&events, Creator::Client)
+    }
+
+    /// See [`super::Hub::publish_multi`].
+    pub fn publish_multi(
+        &self,
+        events: &[(&ChannelName, &str, &str)],
+        creator: Creator,
+    ) -> Result<Batch, HubError> {
         if events.is_empty() {
             return Err(HubError::EmptyBatch);
         }
-        let pending: Vec<PendingEvent> = events
+        let (names, of) = super::group_channels(events);
+        let pending: Vec<(usize, PendingEvent)> = events
             .iter()
-            .map(|(event_type, data)| PendingEvent::encode(event_type.as_ref(), data.as_ref()))
+            .zip(of)
+            .map(|((_, event_type, data), c)| (c, PendingEvent::encode(event_type, data)))
             .collect();
-        let cost: usize = pending.iter().map(|p| p.allocated() + EVENT_OVERHEAD).sum();
-        if events.len() > self.limits.history
+        let cost: usize = pending
+            .iter()
+            .map(|(_, p)| p.allocated() + EVENT_OVERHEAD)
+            .sum();
+        let mut per_channel = vec![0usize; names.len()];
+        for (c, _) in &pending {
+            per_channel[*c] += 1;
+        }
+        if per_channel.iter().any(|n| *n > self.limits.history)
             || (events.len() > 1 && cost > self.limits.history_bytes)
         {
             return Err(HubError::BatchTooLarge {
@@ -439,7 +532,7 @@ impl MemoryHub {
                 max_bytes: self.limits.history_bytes,
             });
         }
-        let appended = self.insert(channel, pending, cost, None, None)?;
+        let appended = self.insert(&names, pending, cost, None, None, creator)?;
         Ok(Batch {
             first_id: self.id_of(appended.first),
             last_id: self.id_of(appended.last),
@@ -448,29 +541,36 @@ impl MemoryHub {
         })
     }
 
-    /// Numbers `events` consecutively and appends them to `name`'s history
-    /// (see the module docs), making room for `cost` bytes first. Only
-    /// numbering, the log's write and insertion happen under the commit
-    /// lock: the events come encoded. `restore` gives the number and time
-    /// of an event read back from the log at start (it is not written
-    /// again); `source` goes into the log with a single event.
+    /// Numbers `events` consecutively and appends each to the history of
+    /// its channel (an index into `names`, which are distinct; see the
+    /// module docs), making room for `cost` bytes first. Channels missing
+    /// are created on `creator`'s budget. Only numbering, the log's write
+    /// and insertion happen under the commit lock, with every channel of
+    /// the batch locked (holders of `commit` may lock several): the events
+    /// come encoded. `restore` gives the number and time of an event read
+    /// back from the log at start (it is not written again); `source` goes
+    /// into the log with a single event.
     fn insert(
         &self,
-        name: &ChannelName,
-        events: Vec<PendingEvent>,
+        names: &[&ChannelName],
+        events: Vec<(usize, PendingEvent)>,
         cost: usize,
         restore: Option<(u64, Instant)>,
         source: Option<SourcePosition>,
+        creator: Creator,
     ) -> Result<Appended, HubError> {
         let mut events = Some(events);
         loop {
-            let ch = self.channel(name)?;
+            let chs = self.channels_for(names, creator)?;
             let mut ledger = self.commit.lock().expect("commit lock");
             self.make_room(&mut ledger, cost);
-            let mut inner = ch.inner.lock().expect("channel lock");
-            if inner.removed {
-                // Dropped between the lookup and the lock: committing here
-                // would lose the event. Look the name up again.
+            let mut inners: Vec<_> = chs
+                .iter()
+                .map(|ch| ch.inner.lock().expect("channel lock"))
+                .collect();
+            if inners.iter().any(|inner| inner.removed) {
+                // Dropped between the lookup and the lock: committing there
+                // would lose the event. Look the names up again.
                 continue;
             }
             let (first, published) = match restore {
@@ -487,11 +587,12 @@ impl MemoryHub {
             };
             if let (Some(log), None) = (&self.log, restore) {
                 // Into the log before anyone can see it; refused whole.
-                log_events(log, name, first, &events, source)?;
+                log_events(log, names, first, &events, source)?;
             }
             let mut seq = first - 1;
-            for pending in events {
+            for (c, pending) in events {
                 seq += 1;
+                let (ch, inner) = (&chs[c], &mut inners[c]);
                 let allocated = pending.allocated();
                 let frame = pending.with_id(IdText::new(&epoch, seq).as_str());
                 let event = Arc::new(StoredEvent::new(
@@ -511,7 +612,7 @@ impl MemoryHub {
                     channel: ch.clone(),
                 });
                 if inner.events.len() > self.limits.history {
-                    ch.evict_front(&mut inner, &mut ledger);
+                    ch.evict_front(inner, &mut ledger);
                 }
             }
             if restore.is_none() {
@@ -519,13 +620,17 @@ impl MemoryHub {
             }
             ledger.compact();
             drop(ledger);
-            for notify in inner.subscribers.values() {
-                notify.notify_one();
+            let mut subscribers = 0;
+            for inner in &inners {
+                subscribers += inner.subscribers.len();
+                for notify in inner.subscribers.values() {
+                    notify.notify_one();
+                }
             }
             return Ok(Appended {
                 first,
                 last: seq,
-                subscribers: inner.subscribers.len(),
+                subscribers,
             });
         }
     }
@@ -726,25 +831,10 @@ impl MemoryHub {
             }
         }
         let mut map = self.channels.write().expect("hub lock");
-        let missing = requests
-            .iter()
-            .filter(|r| {
-                r.name.kind().counts_toward_max_channels() && !map.contains_key(r.name.as_str())
-            })
-            .count();
-        if self.client_channels.load(Ordering::Relaxed) + missing > self.limits.max_channels {
-            return Err(HubError::TooManyChannels {
-                limit: self.limits.max_channels,
-            });
-        }
-        self.client_channels.fetch_add(missing, Ordering::Relaxed);
+        self.make_missing(&mut map, requests.iter().map(|r| &r.name), Creator::Client)?;
         let found: Vec<Arc<Channel>> = requests
             .iter()
-            .map(|r| {
-                map.entry(r.name.clone())
-                    .or_insert_with(|| self.new_channel(&r.name))
-                    .clone()
-            })
+            .map(|r| map.get(r.name.as_str()).expect("just made").clone())
             .collect();
         enlist(&found);
         Ok(found)
@@ -783,8 +873,8 @@ impl MemoryHub {
             .is_some_and(|c| Arc::ptr_eq(c, ch))
         {
             map.remove(ch.name.as_str());
-            if ch.kind.counts_toward_max_channels() {
-                self.client_channels.fetch_sub(1, Ordering::Relaxed);
+            if let Some(counter) = self.counter(ch.budget) {
+                counter.fetch_sub(1, Ordering::Relaxed);
             }
         }
         self.dropped_through
@@ -1248,25 +1338,27 @@ fn cut_at_bytes(events: &mut Vec<Arc<StoredEvent>>) -> Option<u64> {
     events.last().map(|e| e.seq)
 }
 
-/// Writes `events` (numbered from `first`) to the log as one append.
+/// Writes `events` (numbered from `first`, each of the channel its index
+/// in `names` says) to the log as one append.
 fn log_events(
     log: &Wal,
-    channel: &ChannelName,
+    names: &[&ChannelName],
     first: u64,
-    events: &[PendingEvent],
+    events: &[(usize, PendingEvent)],
     source: Option<SourcePosition>,
 ) -> Result<(), HubError> {
     let time_ms = now_ms();
-    let fields: Vec<_> = events.iter().map(|e| e.fields()).collect();
+    let fields: Vec<_> = events.iter().map(|(_, e)| e.fields()).collect();
     let data: Vec<_> = fields.iter().map(|f| f.data()).collect();
     let records: Vec<NewRecord<'_>> = fields
         .iter()
         .zip(&data)
+        .zip(events)
         .enumerate()
-        .map(|(i, (f, data))| NewRecord {
+        .map(|(i, ((f, data), (c, _)))| NewRecord {
             seq: first + i as u64,
             time_ms,
-            channel,
+            channel: names[*c].as_str(),
             event_type: f.event_type,
             data,
             source: if events.len() == 1 { source } else { None },
@@ -2088,6 +2180,115 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_several_channels_gets_consecutive_ids_in_record_order() {
+        let hub = hub(5);
+        let mut sub = hub
+            .subscribe(&[req("a", 0), req("b", 0)], Start::Now)
+            .unwrap();
+        let (a, b) = (n("a"), n("b"));
+        let batch = hub
+            .publish_multi(
+                &[
+                    (&a, "message", "1"),
+                    (&b, "message", "2"),
+                    (&a, "message", "3"),
+                    (&b, "message", "4"),
+                ],
+                Creator::Ingest,
+            )
+            .unwrap();
+        assert_eq!((batch.count, batch.subscribers), (4, 2));
+        let seq = |id: &str| id.split_once('-').unwrap().1.parse::<u64>().unwrap();
+        assert_eq!(seq(&batch.last_id) - seq(&batch.first_id), 3);
+        let got = sub.ready_batch();
+        assert_eq!(data_of(&got), ["a:1", "b:2", "a:3", "b:4"]);
+        let ids: Vec<u64> = got
+            .iter()
+            .map(|d| match d {
+                Delivery::Event(e) => e.seq,
+                _ => panic!("not an event"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            (seq(&batch.first_id)..=seq(&batch.last_id)).collect::<Vec<_>>()
+        );
+        // More of one channel than the history keeps: refused whole.
+        let mut six: Vec<(&ChannelName, &str, &str)> = vec![(&b, "message", "x")];
+        six.extend([(&a, "message", "y"); 6]);
+        assert!(matches!(
+            hub.publish_multi(&six, Creator::Ingest),
+            Err(HubError::BatchTooLarge { max_events: 5, .. })
+        ));
+        assert!(sub.ready_batch().is_empty());
+    }
+
+    #[test]
+    fn a_batch_refused_for_its_second_channel_publishes_nothing() {
+        let hub = Hub::memory(HubLimits {
+            max_channels: 2,
+            max_ingest_channels: 2,
+            ..limits(10)
+        });
+        let mut sub = hub.subscribe(&[req("a", 0)], Start::Now).unwrap();
+        hub.publish(&n("b"), "message", "x").unwrap();
+        let before = hub.committed.load(Ordering::Acquire);
+        let (a, c) = (n("a"), n("c"));
+        assert_eq!(
+            hub.publish_multi(
+                &[(&a, "message", "1"), (&c, "message", "2")],
+                Creator::Client
+            ),
+            Err(HubError::TooManyChannels { limit: 2 })
+        );
+        assert!(sub.ready_batch().is_empty(), "nothing of it reached a");
+        assert_eq!(hub.committed.load(Ordering::Acquire), before);
+        assert_eq!(names(&hub), ["a", "b"], "and it created no channel");
+    }
+
+    #[test]
+    fn ingest_channels_have_their_own_budget() {
+        let hub = Hub::memory(HubLimits {
+            max_channels: 2,
+            max_ingest_channels: 2,
+            ..limits(10)
+        });
+        hub.publish(&n("a"), "message", "x").unwrap();
+        hub.publish(&n("b"), "message", "x").unwrap();
+        // Clients are at their limit; ingest still creates its channels,
+        // and may publish to clients' channels.
+        let (a, i1, i2, i3) = (n("a"), n("i1"), n("i2"), n("i3"));
+        hub.publish_multi(
+            &[(&i1, "message", "1"), (&a, "message", "2")],
+            Creator::Ingest,
+        )
+        .unwrap();
+        hub.publish_multi(&[(&i2, "message", "3")], Creator::Ingest)
+            .unwrap();
+        assert_eq!(
+            hub.publish(&n("c"), "message", "x"),
+            Err(HubError::TooManyChannels { limit: 2 })
+        );
+        // Ingest at its limit: nothing of a refused request is published.
+        let before = hub.committed.load(Ordering::Acquire);
+        assert_eq!(
+            hub.publish_multi(
+                &[(&i1, "message", "4"), (&i3, "message", "5")],
+                Creator::Ingest
+            ),
+            Err(HubError::TooManyIngestChannels { limit: 2 })
+        );
+        assert_eq!(hub.committed.load(Ordering::Acquire), before);
+        // Clients subscribing to an ingest channel do not move it to their
+        // budget; a dropped ingest channel frees an ingest slot.
+        drop(hub.subscribe(&[req("i2", 0)], Start::Now).unwrap());
+        assert!(hub.remove_unsubscribed(&i2));
+        hub.publish_multi(&[(&i3, "message", "6")], Creator::Ingest)
+            .unwrap();
+        assert_eq!(names(&hub), ["a", "b", "i1", "i3"]);
+    }
+
+    #[test]
     fn batches_are_never_interleaved_with_other_publishes() {
         let hub = hub(100_000);
         let done = within(Duration::from_secs(60), move || {
@@ -2107,6 +2308,55 @@ mod tests {
                 assert_eq!(seq(&batch.last_id) - seq(&batch.first_id), 9);
             }
             single.join().unwrap();
+            true
+        });
+        assert!(done);
+    }
+
+    #[test]
+    fn multi_channel_batches_in_opposite_orders_neither_deadlock_nor_interleave() {
+        let hub = hub(100_000);
+        let done = within(Duration::from_secs(60), move || {
+            let mut sub = hub
+                .subscribe(&[req("x", 0), req("y", 0)], Start::Now)
+                .unwrap();
+            let writers: Vec<_> = [("x", "y"), ("y", "x")]
+                .into_iter()
+                .map(|(first, second)| {
+                    let hub = hub.clone();
+                    std::thread::spawn(move || {
+                        let (first, second) = (n(first), n(second));
+                        let seq = |id: &str| id.split_once('-').unwrap().1.parse::<u64>().unwrap();
+                        for i in 0..300 {
+                            let events: Vec<(&ChannelName, &str, &str)> = (0..10)
+                                .map(|j| {
+                                    let ch = if j % 2 == 0 { &first } else { &second };
+                                    (ch, "message", if i % 2 == 0 { "even" } else { "odd" })
+                                })
+                                .collect();
+                            let batch = hub.publish_multi(&events, Creator::Ingest).unwrap();
+                            assert_eq!(seq(&batch.last_id) - seq(&batch.first_id), 9);
+                        }
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer.join().unwrap();
+            }
+            // Every id from the first to the last, once, in order.
+            let mut seqs = Vec::new();
+            loop {
+                let batch = sub.ready_batch();
+                if batch.is_empty() {
+                    break;
+                }
+                seqs.extend(batch.iter().map(|d| match d {
+                    Delivery::Event(e) => e.seq,
+                    _ => panic!("not an event"),
+                }));
+            }
+            assert_eq!(seqs.len(), 6000);
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
             true
         });
         assert!(done);

@@ -52,19 +52,25 @@ pub struct HubLimits {
     pub history_ttl: Duration,
     /// Most client channels that may exist at once (`--max-channels`); log
     /// streams and `broadcast` do not count (see
-    /// [`ChannelKind::counts_toward_max_channels`]).
+    /// [`ChannelKind::counts_toward_max_channels`]), nor channels first
+    /// created by ingest (see [`Creator`]).
     pub max_channels: usize,
+    /// Most channels first created by ingest from log shippers that may
+    /// exist at once (`--max-ingest-channels`), a budget of their own so
+    /// that neither crowds out the other.
+    pub max_ingest_channels: usize,
 }
 
 impl Default for HubLimits {
     /// The documented defaults: 10,000 events per channel, 64 MiB, 1 h,
-    /// 10,000 channels.
+    /// 10,000 client channels, 10,000 ingest channels.
     fn default() -> Self {
         HubLimits {
             history: 10_000,
             history_bytes: 64 * 1024 * 1024,
             history_ttl: Duration::from_secs(3600),
             max_channels: 10_000,
+            max_ingest_channels: 10_000,
         }
     }
 }
@@ -96,6 +102,13 @@ pub enum HubError {
     /// Creating one more channel would pass `--max-channels`.
     #[error("too many channels: the limit is {limit}")]
     TooManyChannels {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Creating one more channel for ingest would pass
+    /// `--max-ingest-channels`.
+    #[error("too many ingest channels: the limit is {limit} (--max-ingest-channels)")]
+    TooManyIngestChannels {
         /// The configured limit.
         limit: usize,
     },
@@ -139,6 +152,42 @@ pub enum HubError {
     /// An id given as a position (`before=`) is not one of this hub's.
     #[error("unknown event id {0:?}")]
     UnknownId(String),
+}
+
+/// Who asks for a channel that does not exist yet. It decides the budget
+/// the new channel counts against for as long as it exists, whoever uses
+/// it later: see [`Creator::budget`], the one place of that rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creator {
+    /// A client publishing or subscribing: `--max-channels`.
+    Client,
+    /// Ingest from log shippers (Loki, OTLP, shipper NDJSON, syslog):
+    /// `--max-ingest-channels`.
+    Ingest,
+}
+
+/// Which limit a channel counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// None: log streams and `broadcast`.
+    Free,
+    /// `--max-channels`.
+    Client,
+    /// `--max-ingest-channels`.
+    Ingest,
+}
+
+impl Creator {
+    /// The budget of a channel of `kind` that this creator makes: log
+    /// streams and `broadcast` count nowhere; an ordinary channel counts
+    /// against its creator's limit.
+    pub(crate) fn budget(self, kind: ChannelKind) -> Budget {
+        match self {
+            _ if !kind.counts_toward_max_channels() => Budget::Free,
+            Creator::Client => Budget::Client,
+            Creator::Ingest => Budget::Ingest,
+        }
+    }
 }
 
 /// Whether the hub can serve everything now.
@@ -329,8 +378,28 @@ pub struct Batch {
     pub last_id: String,
     /// Events published.
     pub count: usize,
-    /// Subscribers of the channel at publish time.
+    /// Subscribers of the channel (of all its channels for
+    /// [`Hub::publish_multi`]) at publish time.
     pub subscribers: usize,
+}
+
+/// `events` of [`Hub::publish_multi`] as the distinct channels (in order
+/// of first appearance) and, per event, the index of its channel.
+pub(crate) fn group_channels<'a>(
+    events: &[(&'a ChannelName, &str, &str)],
+) -> (Vec<&'a ChannelName>, Vec<usize>) {
+    let mut names: Vec<&ChannelName> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let of = events
+        .iter()
+        .map(|(name, _, _)| {
+            *index.entry(name.as_str()).or_insert_with(|| {
+                names.push(name);
+                names.len() - 1
+            })
+        })
+        .collect();
+    (names, of)
 }
 
 /// What `/api/streams` shows of a channel.
@@ -566,6 +635,34 @@ impl Hub {
         match self {
             Hub::Memory(hub) => hub.publish_batch(channel, events),
             Hub::Redis(hub) => hub.publish_batch(channel, events).await,
+        }
+    }
+
+    /// Publishes `events` (each a channel, an event type and its data) of
+    /// one or more channels as one unit: they get consecutive ids in the
+    /// given order, no other event of any channel comes between them, and
+    /// with a write-ahead log they are written in one append. All or
+    /// nothing: on error nothing is published. A channel that does not
+    /// exist yet is created on `creator`'s budget. [`Hub::publish_batch`]
+    /// is its one-channel case.
+    ///
+    /// The returned batch counts the subscribers of every channel.
+    ///
+    /// # Errors
+    /// [`HubError::EmptyBatch`]; [`HubError::BatchTooLarge`] if the history
+    /// could not hold the whole batch (more events of one channel than
+    /// `--history`, or more bytes than `--history-bytes`); too many
+    /// channels ([`HubError::TooManyChannels`] or
+    /// [`HubError::TooManyIngestChannels`], nothing created); Redis
+    /// unavailable.
+    pub async fn publish_multi(
+        &self,
+        events: &[(&ChannelName, &str, &str)],
+        creator: Creator,
+    ) -> Result<Batch, HubError> {
+        match self {
+            Hub::Memory(hub) => hub.publish_multi(events, creator),
+            Hub::Redis(hub) => hub.publish_multi(events, creator).await,
         }
     }
 

@@ -97,7 +97,8 @@ const TASK_GRACE: Duration = Duration::from_secs(1);
 /// listening; every connection is TLS when it is given. `ready` is called
 /// once everything has started (the event log opened, Redis reached, log
 /// streams claimed), just before the first connection is accepted: a
-/// server that fails to start never says it is ready.
+/// server that fails to start never says it is ready. It is told the
+/// addresses of the other listeners ([`Started`]).
 ///
 /// # Errors
 /// The demo's temporary folder cannot be created, or serving fails.
@@ -106,7 +107,7 @@ pub async fn run(
     config: ServeConfig,
     tls: Option<PreparedTls>,
     shutdown: CancellationToken,
-    ready: impl FnOnce(),
+    ready: impl FnOnce(&Started),
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     let (state, demo_dir) = match start_app(config, &tracker, &shutdown).await {
@@ -119,11 +120,33 @@ pub async fn run(
             return Err(e);
         }
     };
+    // The syslog listeners bind once the hub has started, and serve from
+    // here on: a refusal to bind is a refusal to start.
+    let syslog = match crate::syslog::Listeners::bind(&state.config).await {
+        Ok(syslog) => syslog,
+        Err(e) => {
+            shutdown.cancel();
+            tracker.close();
+            let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
+            return Err(e);
+        }
+    };
+    let started = Started {
+        syslog_tcp: syslog.tcp_addr(),
+        syslog_udp: syslog.udp_addr(),
+    };
+    syslog.start(
+        &state.config,
+        state.hub.clone(),
+        state.metrics.clone(),
+        &tracker,
+        &shutdown,
+    );
     warn_if_public_without_auth(&listener, &state.auth);
     let log = state.hub.log().cloned();
     let listening = listener.local_addr().ok().map(|a| a.ip());
     let connections = Connections::new(state, demo_dir, tls, listening, &tracker, &shutdown)?;
-    ready();
+    ready(&started);
     let served = serve(listener, connections.clone()).await;
     connections.hub.release_claims().await;
     tracker.close();
@@ -140,6 +163,16 @@ pub async fn run(
     }
     drop(connections.demo_dir.lock().ok().and_then(|mut d| d.take()));
     served
+}
+
+/// What [`run`] listens on besides its HTTP listener, told to its `ready`
+/// callback.
+#[derive(Debug, Clone, Default)]
+pub struct Started {
+    /// `--syslog-tcp`, bound.
+    pub syslog_tcp: Option<std::net::SocketAddr>,
+    /// `--syslog-udp`, bound.
+    pub syslog_udp: Option<std::net::SocketAddr>,
 }
 
 /// Builds the application state and starts its tasks on `tracker`: access
@@ -163,6 +196,7 @@ async fn start_app(
         history_bytes: config.history_bytes,
         history_ttl: config.history_ttl,
         max_channels: config.max_channels,
+        max_ingest_channels: config.max_ingest_channels,
     };
     let hub = match (&config.redis, &config.data_dir) {
         (Some(url), _) => {

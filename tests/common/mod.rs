@@ -690,3 +690,58 @@ pub async fn events_until(sse: &mut Sse, sentinel: &str) -> Vec<Frame> {
         before.push(e);
     }
 }
+
+impl Server {
+    /// Like [`Server::start`], and also returns the `extra` stdout lines
+    /// that follow the listening line (e.g. `syslog listening on
+    /// tcp://ADDR`).
+    pub fn start_reading_lines(args: &[&str], extra: usize) -> (Server, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &d)).collect();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
+            .arg("serve")
+            .arg("--addr")
+            .arg("127.0.0.1:0")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tailcast");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let errors = BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in errors.lines() {
+                let Ok(line) = line else { return };
+                eprintln!("[tailcast] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut lines = Vec::new();
+        for _ in 0..=extra {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            lines.push(line.trim().to_string());
+        }
+        let addr = lines[0]
+            .strip_prefix("tailcast listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {:?}", lines[0]))
+            .to_string();
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        let server = Server {
+            child,
+            addr,
+            dir,
+            stderr,
+        };
+        (server, lines.split_off(1))
+    }
+}

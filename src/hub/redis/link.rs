@@ -33,7 +33,7 @@ use super::{
     Line, Node, BACKOFF_MAX, BACKOFF_MIN, COMMAND_TIMEOUT, CONNECT_TIMEOUT, FEED_MIN_LEN,
     PROBE_INTERVAL, PROBE_TIMEOUT, START_TIMEOUT,
 };
-use crate::hub::{ChannelName, Health, HubError};
+use crate::hub::{Budget, ChannelName, Creator, Health, HubError};
 
 /// A connection to Redis and whether its socket has closed.
 #[derive(Clone)]
@@ -511,14 +511,22 @@ async fn resync(node: &Node) -> Result<(), HubError> {
     }
 }
 
-/// The `--max-channels` the publish script checks for `channel`: none for
-/// log streams and `broadcast`, which clients cannot crowd out. (The
-/// script counts every channel in Redis, log streams included, against the
-/// limit of a client channel.)
-fn channel_limit(channel: &str, max_channels: usize) -> usize {
+/// The limit the publish script checks for creating `channel`: none for
+/// log streams and `broadcast`, which clients cannot crowd out;
+/// `--max-channels` for a client's channel. The script counts every
+/// channel in Redis, log streams and ingest channels included, so an
+/// ingest channel gets `--max-channels` plus `--max-ingest-channels`:
+/// client channels alone cannot crowd it out.
+fn channel_limit(channel: &str, creator: Creator, limits: &super::super::HubLimits) -> usize {
     match ChannelName::parse(channel) {
-        Ok(name) if !name.kind().counts_toward_max_channels() => usize::MAX,
-        _ => max_channels,
+        Ok(name) => match creator.budget(name.kind()) {
+            Budget::Free => usize::MAX,
+            Budget::Client => limits.max_channels,
+            Budget::Ingest => limits
+                .max_channels
+                .saturating_add(limits.max_ingest_channels),
+        },
+        Err(_) => limits.max_channels,
     }
 }
 
@@ -566,6 +574,21 @@ pub(crate) async fn publish(
     channel: &str,
     events: &[(&str, &str)],
 ) -> Result<(u64, u64, Line), HubError> {
+    let events: Vec<(usize, &str, &str)> = events.iter().map(|(t, d)| (0, *t, *d)).collect();
+    publish_multi(node, &[channel], &events, Creator::Client).await
+}
+
+/// [`publish`] for events of several channels (`channels` distinct; each
+/// event names its channel by index) in one script call: consecutive
+/// numbers in the given order, all or nothing. Channels missing are
+/// created on `creator`'s budget.
+pub(crate) async fn publish_multi(
+    node: &Node,
+    channels: &[&str],
+    events: &[(usize, &str, &str)],
+    creator: Creator,
+) -> Result<(u64, u64, Line), HubError> {
+    let limits = &node.opts.limits;
     let mut reconnected = false;
     for attempt in 0..2 {
         let mut conn = match node.link.live()? {
@@ -581,16 +604,21 @@ pub(crate) async fn publish(
         call.key(&node.keys.epoch)
             .key(&node.keys.seq)
             .key(node.keys.feed(&line.tag))
-            .key(node.keys.channel(channel))
-            .key(&node.keys.channels)
-            .arg(&*line.epoch)
-            .arg(channel)
-            .arg(node.opts.limits.history)
-            .arg(node.opts.limits.history.max(FEED_MIN_LEN))
-            .arg(channel_limit(channel, node.opts.limits.max_channels))
-            .arg(node.opts.limits.history_ttl.as_millis() as u64);
-        for (event_type, data) in events {
-            call.arg(*event_type).arg(*data);
+            .key(&node.keys.channels);
+        for channel in channels {
+            call.key(node.keys.channel(channel));
+        }
+        call.arg(&*line.epoch)
+            .arg(limits.history)
+            .arg(limits.history.max(FEED_MIN_LEN))
+            .arg(limits.history_ttl.as_millis() as u64)
+            .arg(channels.len());
+        for channel in channels {
+            call.arg(*channel)
+                .arg(channel_limit(channel, creator, limits));
+        }
+        for (index, event_type, data) in events {
+            call.arg(index + 1).arg(*event_type).arg(*data);
         }
         let reply = match tokio::time::timeout(
             COMMAND_TIMEOUT,
@@ -625,8 +653,13 @@ pub(crate) async fn publish(
             }
             Some("full") if attempt == 0 && prune(node).await > 0 => {}
             Some("full") => {
-                return Err(HubError::TooManyChannels {
-                    limit: node.opts.limits.max_channels,
+                return Err(match creator {
+                    Creator::Client => HubError::TooManyChannels {
+                        limit: limits.max_channels,
+                    },
+                    Creator::Ingest => HubError::TooManyIngestChannels {
+                        limit: limits.max_ingest_channels,
+                    },
                 })
             }
             Some("epoch") | Some("behind") if attempt == 0 => resync(node).await?,

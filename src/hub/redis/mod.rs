@@ -65,8 +65,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    Batch, ChannelInfo, ChannelName, ChannelRequest, Health, HistoryPage, HistoryUsage, HubError,
-    HubLimits, Published, Start, Swept,
+    Batch, ChannelInfo, ChannelName, ChannelRequest, Creator, Health, HistoryPage, HistoryUsage,
+    HubError, HubLimits, Published, Start, Swept,
 };
 
 pub use claims::LogOwner;
@@ -336,6 +336,55 @@ impl RedisHub {
             last_id: line.id(last),
             count: events.len(),
             subscribers: self.subscribers(channel),
+        })
+    }
+
+    /// See [`super::Hub::publish_multi`]: one script call, consecutive ids
+    /// in the given order, all or nothing.
+    ///
+    /// # Errors
+    /// Empty batch, more events of one channel than `--history`, too many
+    /// channels, or Redis unavailable.
+    pub async fn publish_multi(
+        &self,
+        events: &[(&ChannelName, &str, &str)],
+        creator: Creator,
+    ) -> Result<Batch, HubError> {
+        if events.is_empty() {
+            return Err(HubError::EmptyBatch);
+        }
+        let limits = &self.node.opts.limits;
+        let (names, of) = super::group_channels(events);
+        let mut per_channel = vec![0usize; names.len()];
+        for c in &of {
+            per_channel[*c] += 1;
+        }
+        let bytes: usize = events.iter().map(|(_, t, d)| t.len() + d.len()).sum();
+        if per_channel.iter().any(|n| *n > limits.history) || bytes > limits.history_bytes {
+            return Err(HubError::BatchTooLarge {
+                events: events.len(),
+                bytes,
+                max_events: limits.history,
+                max_bytes: limits.history_bytes,
+            });
+        }
+        let normalized: Vec<(usize, &str, std::borrow::Cow<'_, str>)> = events
+            .iter()
+            .zip(&of)
+            .map(|((_, t, d), c)| (*c, *t, normalize(d)))
+            .collect();
+        let triples: Vec<(usize, &str, &str)> = normalized
+            .iter()
+            .map(|(c, t, d)| (*c, *t, d.as_ref()))
+            .collect();
+        let channels: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        let (first, last, line) =
+            link::publish_multi(&self.node, &channels, &triples, creator).await?;
+        Ok(Batch {
+            first_id: line.id(first),
+            last_id: line.id(last),
+            count: events.len(),
+            subscribers: channels.iter().map(|c| self.subscribers(c)).sum(),
         })
     }
 
