@@ -1,6 +1,6 @@
 //! `tailcast-load`: the load generator of tailcast's benchmark.
 //!
-//! Three modes, all against a server on this machine (non-loopback targets
+//! Modes, all against a server on this machine (non-loopback targets
 //! are refused), every loop bounded in count and time:
 //! - `fanout`: N SSE subscribers on one channel, one publisher POSTing
 //!   numbered, timestamped events at a given rate (each POST sent when the
