@@ -186,8 +186,17 @@ impl Publisher {
     /// # Errors
     /// IO failure, time-out (30 s) or a malformed answer.
     pub fn post(&mut self, path: &str, body: &[u8]) -> Result<u16> {
+        self.post_as(path, "text/plain", body)
+    }
+
+    /// POSTs `body` with `content_type` to `path` and waits for the
+    /// answer. Returns the status code.
+    ///
+    /// # Errors
+    /// IO failure, time-out (30 s) or a malformed answer.
+    pub fn post_as(&mut self, path: &str, content_type: &str, body: &[u8]) -> Result<u16> {
         let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             self.target.host,
             body.len()
         )

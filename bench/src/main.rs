@@ -1,6 +1,6 @@
 //! `tailcast-load`: the load generator of tailcast's benchmark.
 //!
-//! Three modes, all against a server on this machine (non-loopback targets
+//! Modes, all against a server on this machine (non-loopback targets
 //! are refused), every loop bounded in count and time:
 //! - `fanout`: N SSE subscribers on one channel, one publisher POSTing
 //!   numbered, timestamped events at a given rate (each POST sent when the
@@ -10,6 +10,10 @@
 //!   appends numbered, timestamped lines to the followed file.
 //! - `idle`: N SSE connections that receive nothing; reports the server's
 //!   resident memory per connection (`VmRSS` before and after).
+//! - `ingest`: one client pushing batches of numbered log records (Loki
+//!   protobuf, OTLP protobuf or syslog over TCP) as fast as answers come,
+//!   while SSE subscribers on the records' channel check that each one
+//!   arrives once and in order. Reports records/s committed and delivered.
 //!
 //! Subscribers are raw tokio `TcpStream`s with a hand-written HTTP head,
 //! chunked and SSE decoder (see [`sse`]), one lightweight task each on a
@@ -20,6 +24,7 @@
 //! pacing does not queue behind thousands of subscriber tasks.
 
 mod http;
+mod ingest;
 mod sse;
 mod stats;
 mod transport;
@@ -64,6 +69,41 @@ enum Mode {
     /// Concurrent publishers, no subscriber: acknowledged publishes per
     /// second and their latency (e.g. `--data-dir` with `--fsync always`).
     Publish(PublishArgs),
+    /// One log shipper pushing batches at max rate, subscribers receiving
+    /// every record.
+    Ingest(IngestArgs),
+}
+
+#[derive(Args, Clone)]
+struct IngestArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Protocol the records are pushed with.
+    #[arg(long, value_enum)]
+    protocol: ingest::Protocol,
+    /// Records per request (per write, for syslog).
+    #[arg(long, default_value_t = 1000)]
+    batch: u64,
+    /// Records in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Bytes per log line (at least the record's number).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// The server's `--syslog-tcp` address (loopback), for syslog-tcp.
+    #[arg(long)]
+    syslog: Option<String>,
+    /// Subscribers on `--sub-path`, each of which must receive every record.
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
+    /// Seconds to wait for the last deliveries after the last push.
+    #[arg(long, default_value_t = 60.0)]
+    drain_timeout: f64,
+    /// Request bodies built before the first push (all of them when there
+    /// are no more batches); a builder thread makes the rest during the
+    /// run, this many ahead.
+    #[arg(long, default_value_t = 4096)]
+    prebuild: usize,
 }
 
 #[derive(Args, Clone)]
@@ -314,6 +354,19 @@ async fn run(mode: Mode) -> Result<bool> {
             let r = idle(&a, nofile).await?;
             (r, a.common.check, a.common.json_out)
         }
+        Mode::Ingest(a) => {
+            let r = ingest_run(&a, nofile).await?;
+            let text = serde_json::to_string_pretty(&r)?;
+            println!("{text}");
+            if let Some(path) = &a.common.json_out {
+                std::fs::write(path, format!("{text}\n"))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if !r.problems.is_empty() {
+                eprintln!("problems: {}", r.problems.join("; "));
+            }
+            return Ok(r.problems.is_empty() || !a.common.check);
+        }
         Mode::Publish(_) => unreachable!("publish runs without the runtime"),
     };
     let text = serde_json::to_string_pretty(&report)?;
@@ -402,6 +455,35 @@ struct Shared {
     /// Microseconds since `base` of the newest delivery.
     last_delivery_us: AtomicU64,
     connect_slots: Semaphore,
+    /// `ingest` mode: when each batch was sent.
+    clock: Option<IngestClock>,
+}
+
+/// When each batch of an `ingest` run was sent, so that a subscriber can
+/// tell a record's latency from its number alone.
+struct IngestClock {
+    batch: u64,
+    /// Microseconds since `base`, per batch.
+    sent_us: Vec<AtomicU64>,
+}
+
+/// The sequence number and send time of an event's data: `"<seq> <micros>
+/// ..."` (fanout, follow), or in `ingest` mode the JSON object of an
+/// ingested record whose `line` starts with `"<seq> "`.
+fn parse_event(shared: &Shared, data: &[u8]) -> Option<(u64, u64)> {
+    let Some(clock) = &shared.clock else {
+        return parse_data(data);
+    };
+    const KEY: &[u8] = b"\"line\":\"";
+    let at = data.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let line = &data[at..];
+    let end = line.iter().position(|b| !b.is_ascii_digit())?;
+    let seq: u64 = std::str::from_utf8(&line[..end]).ok()?.parse().ok()?;
+    let sent = clock
+        .sent_us
+        .get(usize::try_from(seq / clock.batch).ok()?)?
+        .load(Ordering::Acquire);
+    Some((seq, sent))
 }
 
 /// Parses `"<seq> <micros> ..."`.
@@ -467,7 +549,7 @@ async fn subscriber(
         if !pending.is_empty() {
             let mut on_event = |ty: &[u8], data: &[u8]| {
                 if ty.is_empty() || ty == b"message" {
-                    match parse_data(data) {
+                    match parse_event(&shared, data) {
                         Some((seq, sent_us)) => {
                             let now = shared.base.elapsed().as_micros() as u64;
                             local.push(now.saturating_sub(sent_us));
@@ -636,7 +718,7 @@ async fn connect_all(
     Ok(handles)
 }
 
-fn new_shared(concurrency: usize) -> Arc<Shared> {
+fn new_shared(concurrency: usize, clock: Option<IngestClock>) -> Arc<Shared> {
     Arc::new(Shared {
         base: Instant::now(),
         latencies: Mutex::new(Histogram::default()),
@@ -646,6 +728,7 @@ fn new_shared(concurrency: usize) -> Arc<Shared> {
         deliveries: AtomicU64::new(0),
         last_delivery_us: AtomicU64::new(0),
         connect_slots: Semaphore::new(concurrency.max(1)),
+        clock,
     })
 }
 
@@ -768,7 +851,7 @@ async fn load(common: &Common, load: &LoadArgs, source: Source, nofile: u64) -> 
         bail!("--events and --subscribers must be at least 1");
     }
     let target = Target::parse(&common.target, common.ca.as_deref())?;
-    let shared = new_shared(common.connect_concurrency);
+    let shared = new_shared(common.connect_concurrency, None);
     let (stop_tx, stop) = watch::channel(false);
     let mut report = Report {
         label: common.label.clone(),
@@ -973,7 +1056,7 @@ async fn idle(args: &IdleArgs, nofile: u64) -> Result<Report> {
     if n == 0 {
         bail!("--connections must be at least 1");
     }
-    let shared = new_shared(common.connect_concurrency);
+    let shared = new_shared(common.connect_concurrency, None);
     let (stop_tx, stop) = watch::channel(false);
     let mut report = Report {
         label: common.label.clone(),
@@ -1011,6 +1094,379 @@ async fn idle(args: &IdleArgs, nofile: u64) -> Result<Report> {
         report.rss_before_kib,
         report.rss_connected_kib,
         report.rss_per_connection_kib
+    );
+    Ok(report)
+}
+
+/// The JSON report of an `ingest` run.
+#[derive(Debug, Default, Serialize)]
+struct IngestReport {
+    label: String,
+    mode: &'static str,
+    protocol: &'static str,
+    target: String,
+    sub_path: String,
+    subscribers: usize,
+    records: u64,
+    batch: u64,
+    line_bytes: usize,
+    /// Seconds spent building the request bodies before the run.
+    build_s: f64,
+    /// Mean request body size, bytes (as sent: compressed for Loki).
+    body_bytes: u64,
+    /// Records the server answered 2xx for (syslog: written to the socket).
+    committed: u64,
+    /// Requests answered 429 or 503 and sent again.
+    retries: u64,
+    /// Other non-2xx answers.
+    push_errors: u64,
+    /// Records answered per second, first request to last answer (syslog:
+    /// written into the socket per second, which is no commit).
+    committed_per_s: f64,
+    /// Round trip of one request (HTTP) or one write (syslog).
+    push_latency: Option<Latency>,
+    /// Records each subscriber received per second, first push to last
+    /// delivery: the end-to-end rate (for syslog the rate to compare with
+    /// its target, as syslog has no answers).
+    delivered_per_s: f64,
+    deliveries: u64,
+    lost: u64,
+    duplicates: u64,
+    reordered: u64,
+    foreign: u64,
+    resets: u64,
+    subscriber_errors: u64,
+    /// From the send of a record's batch to its delivery.
+    latency: Option<Latency>,
+    rss_before_kib: Option<u64>,
+    rss_connected_kib: Option<u64>,
+    rss_end_kib: Option<u64>,
+    /// CPU seconds the server used from the first push to the end of the
+    /// drain.
+    server_cpu_s: Option<f64>,
+    /// CPU seconds this tool used over the same time.
+    load_cpu_s: Option<f64>,
+    /// Wall-clock seconds from the first push to the end of the drain.
+    load_s: f64,
+    /// Server CPU microseconds per record.
+    server_cpu_us_per_record: Option<f64>,
+    problems: Vec<String>,
+}
+
+/// What the pushing thread reports.
+struct PushResult {
+    committed: u64,
+    retries: u64,
+    errors: u64,
+    start_us: u64,
+    end_us: u64,
+    rtt: Histogram,
+    error: Option<String>,
+}
+
+/// Pushes every batch, each request sent when the previous one was
+/// answered; runs on its own thread.
+fn push_all(
+    a: &IngestArgs,
+    target: &Target,
+    bodies: &std::sync::mpsc::Receiver<Vec<u8>>,
+    shared: &Shared,
+) -> PushResult {
+    let clock = shared.clock.as_ref().expect("ingest clock");
+    let mut result = PushResult {
+        committed: 0,
+        retries: 0,
+        errors: 0,
+        start_us: shared.base.elapsed().as_micros() as u64,
+        end_us: 0,
+        rtt: Histogram::default(),
+        error: None,
+    };
+    let batches = a.records.div_ceil(a.batch);
+    let deadline = Instant::now() + PHASE_LIMIT;
+    let outcome = (|| -> Result<()> {
+        match a.protocol.http() {
+            Some((path, content_type)) => {
+                let mut publisher = http::Publisher::connect(target)?;
+                for b in 0..batches as usize {
+                    let body = bodies.recv().context("the body builder stopped")?;
+                    let count = a.batch.min(a.records - b as u64 * a.batch);
+                    loop {
+                        if Instant::now() > deadline {
+                            bail!("pushing took longer than {PHASE_LIMIT:?}");
+                        }
+                        let t = Instant::now();
+                        clock.sent_us[b]
+                            .store(shared.base.elapsed().as_micros() as u64, Ordering::Release);
+                        let status = publisher.post_as(path, content_type, &body)?;
+                        result.rtt.record(t.elapsed().as_micros() as u64);
+                        match status {
+                            200..=299 => {
+                                result.committed += count;
+                                break;
+                            }
+                            429 | 503 => {
+                                // The hub cannot take them now: retry, as a shipper does.
+                                result.retries += 1;
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            _ => {
+                                result.errors += 1;
+                                bail!("{path} answered {status}");
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                let addr = a
+                    .syslog
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("syslog-tcp needs --syslog ADDR"))?;
+                let addr: std::net::SocketAddr = addr
+                    .parse()
+                    .with_context(|| format!("--syslog {addr:?} is not IP:PORT"))?;
+                if !addr.ip().is_loopback() {
+                    bail!("--syslog {addr} is not a loopback address");
+                }
+                let mut stream =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                        .with_context(|| format!("cannot connect to syslog {addr}"))?;
+                stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+                for b in 0..batches {
+                    if Instant::now() > deadline {
+                        bail!("pushing took longer than {PHASE_LIMIT:?}");
+                    }
+                    let count = a.batch.min(a.records - b * a.batch);
+                    let buf = bodies.recv().context("the body builder stopped")?;
+                    let t = Instant::now();
+                    clock.sent_us[b as usize]
+                        .store(shared.base.elapsed().as_micros() as u64, Ordering::Release);
+                    stream.write_all(&buf)?;
+                    result.rtt.record(t.elapsed().as_micros() as u64);
+                    result.committed += count;
+                }
+                stream.flush()?;
+                // Closed when dropped; the server publishes what it read.
+            }
+        }
+        Ok(())
+    })();
+    result.end_us = shared.base.elapsed().as_micros() as u64;
+    if let Err(e) = outcome {
+        result.error = Some(format!("{e:#}"));
+    }
+    result
+}
+
+/// Runs `ingest` mode.
+async fn ingest_run(a: &IngestArgs, nofile: u64) -> Result<IngestReport> {
+    let common = &a.common;
+    if a.records == 0 || a.batch == 0 || a.subscribers == 0 {
+        bail!("--records, --batch and --subscribers must be at least 1");
+    }
+    let _ = nofile;
+    let target = Target::parse(&common.target, common.ca.as_deref())?;
+    let batches = a.records.div_ceil(a.batch);
+    let clock = IngestClock {
+        batch: a.batch,
+        sent_us: (0..batches).map(|_| AtomicU64::new(0)).collect(),
+    };
+    let mut report = IngestReport {
+        label: common.label.clone(),
+        mode: "ingest",
+        protocol: a.protocol.name(),
+        target: common.target.clone(),
+        sub_path: common.sub_path.clone(),
+        subscribers: a.subscribers,
+        records: a.records,
+        batch: a.batch,
+        line_bytes: a.size,
+        ..IngestReport::default()
+    };
+
+    // Bodies are built ahead by their own thread: all of them before the
+    // first push when there are at most --prebuild, so that the pushing
+    // thread only sends.
+    let t = Instant::now();
+    let ahead = a.prebuild.max(1);
+    let (body_tx, bodies) = std::sync::mpsc::sync_channel::<Vec<u8>>(ahead);
+    let built = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let builder = {
+        let (a, built) = (a.clone(), built.clone());
+        std::thread::Builder::new()
+            .name("build".into())
+            .spawn(move || {
+                for b in 0..batches {
+                    let first = b * a.batch;
+                    let body = ingest::http_body(
+                        a.protocol,
+                        first,
+                        a.batch.min(a.records - first),
+                        a.size,
+                    );
+                    built.1.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    built.0.fetch_add(1, Ordering::Release);
+                    if body_tx.send(body).is_err() {
+                        return;
+                    }
+                }
+            })
+            .context("cannot start the body builder")?
+    };
+    let prefill = batches.min(ahead as u64);
+    let build_deadline = Instant::now() + PHASE_LIMIT;
+    while built.0.load(Ordering::Acquire) < prefill {
+        if builder.is_finished() || Instant::now() > build_deadline {
+            bail!("the body builder stopped early");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    report.build_s = round2(t.elapsed().as_secs_f64());
+
+    let shared = new_shared(common.connect_concurrency, Some(clock));
+    let (stop_tx, stop) = watch::channel(false);
+    report.rss_before_kib = rss(&common.server_pids);
+    let handles = connect_all(&shared, common, a.subscribers, a.records, &stop).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report.rss_connected_kib = rss(&common.server_pids);
+
+    let cpu_start = (
+        cpu(&common.server_pids),
+        cpu(&[std::process::id()]),
+        Instant::now(),
+    );
+    eprintln!(
+        "ingest: sending {} records ({} bodies, {prefill} built ahead in {} s)",
+        a.records,
+        a.protocol.name(),
+        report.build_s
+    );
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let pusher = {
+        let (a, target, shared) = (a.clone(), target.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("push".into())
+            .spawn(move || {
+                let r = push_all(&a, &target, &bodies, &shared);
+                let _ = done_tx.send(r);
+            })
+            .context("cannot start the pushing thread")?
+    };
+    let push_deadline = Instant::now() + PHASE_LIMIT + Duration::from_secs(30);
+    let pushed = loop {
+        match tokio::time::timeout(Duration::from_millis(200), &mut done_rx).await {
+            Ok(r) => break r.map_err(|_| anyhow!("the pushing thread died"))?,
+            Err(_) if Instant::now() > push_deadline => {
+                let _ = stop_tx.send(true);
+                bail!("pushing did not finish in time");
+            }
+            Err(_) => {}
+        }
+    };
+    let _ = pusher.join();
+    let _ = builder.join();
+    report.body_bytes = built.1.load(Ordering::Relaxed) / built.0.load(Ordering::Relaxed).max(1);
+
+    let drain_deadline =
+        Instant::now() + Duration::from_secs_f64(a.drain_timeout.clamp(0.0, 600.0));
+    while shared.complete.load(Ordering::Acquire) < a.subscribers
+        && handles.iter().any(|h| !h.is_finished())
+        && Instant::now() < drain_deadline
+    {
+        let _ = tokio::time::timeout(Duration::from_millis(50), shared.progress.notified()).await;
+    }
+    report.rss_end_kib = rss(&common.server_pids);
+    report.load_s = round2(cpu_start.2.elapsed().as_secs_f64());
+    if let (Some(x), Some(y)) = (cpu_start.0, cpu(&common.server_pids)) {
+        report.server_cpu_s = Some(round2(y - x));
+        report.server_cpu_us_per_record = Some(round2((y - x) * 1e6 / a.records as f64));
+    }
+    if let (Some(x), Some(y)) = (cpu_start.1, cpu(&[std::process::id()])) {
+        report.load_cpu_s = Some(round2(y - x));
+    }
+    let _ = stop_tx.send(true);
+
+    let mut subscriber_errors = Vec::new();
+    for h in handles {
+        match h.await {
+            Ok(Ok(t)) => {
+                report.lost += a.records - t.unique;
+                report.duplicates += t.duplicates;
+                report.reordered += t.reordered;
+                report.foreign += t.foreign;
+                report.resets += t.resets;
+            }
+            Ok(Err(e)) => {
+                report.lost += a.records;
+                subscriber_errors.push(format!("{e:#}"));
+            }
+            Err(e) => {
+                report.lost += a.records;
+                subscriber_errors.push(e.to_string());
+            }
+        }
+    }
+    report.subscriber_errors = subscriber_errors.len() as u64;
+    report.committed = pushed.committed;
+    report.retries = pushed.retries;
+    report.push_errors = pushed.errors;
+    let push_s = pushed.end_us.saturating_sub(pushed.start_us) as f64 / 1e6;
+    report.committed_per_s = round2(pushed.committed as f64 / push_s.max(1e-9));
+    report.push_latency = Some(pushed.rtt.summary());
+    report.deliveries = shared.deliveries.load(Ordering::Relaxed);
+    let span_s = shared
+        .last_delivery_us
+        .load(Ordering::Relaxed)
+        .saturating_sub(pushed.start_us) as f64
+        / 1e6;
+    report.delivered_per_s =
+        round2(report.deliveries as f64 / a.subscribers as f64 / span_s.max(1e-9));
+    report.latency = Some(shared.latencies.lock().expect("histogram lock").summary());
+
+    if let Some(e) = pushed.error {
+        report.problems.push(format!("push: {e}"));
+    }
+    if pushed.committed < a.records {
+        report.problems.push(format!(
+            "{} of {} records committed",
+            pushed.committed, a.records
+        ));
+    }
+    for (what, n) in [
+        ("lost", report.lost),
+        ("duplicated", report.duplicates),
+        ("reordered", report.reordered),
+        ("foreign", report.foreign),
+        ("reset", report.resets),
+    ] {
+        if n > 0 {
+            report.problems.push(format!("{n} deliveries {what}"));
+        }
+    }
+    if let Some(first) = subscriber_errors.first() {
+        report.problems.push(format!(
+            "{} subscriber errors, first: {first}",
+            subscriber_errors.len()
+        ));
+    }
+    eprintln!(
+        "{} ingest {}: {} records in batches of {} to {} subs: committed {:.0}/s, delivered {:.0}/s, lost {}, dup {}, reorder {}, latency p50 {} ms p99 {} ms, CPU server {:?} s load {:?} s of {} s",
+        report.label,
+        report.protocol,
+        a.records,
+        a.batch,
+        a.subscribers,
+        report.committed_per_s,
+        report.delivered_per_s,
+        report.lost,
+        report.duplicates,
+        report.reordered,
+        report.latency.as_ref().map_or(0.0, |l| l.p50_ms),
+        report.latency.as_ref().map_or(0.0, |l| l.p99_ms),
+        report.server_cpu_s,
+        report.load_cpu_s,
+        report.load_s,
     );
     Ok(report)
 }
