@@ -156,7 +156,7 @@ pub enum HubError {
 
 /// Who asks for a channel that does not exist yet. It decides the budget
 /// the new channel counts against for as long as it exists, whoever uses
-/// it later: see [`Creator::budget`], the one place of that rule.
+/// it later: see `Creator::budget`, the one place of that rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Creator {
     /// A client publishing or subscribing: `--max-channels`.
