@@ -65,13 +65,7 @@ impl Checkpoints {
     /// The file exists but cannot be read.
     pub fn load(data_dir: &Path) -> Result<Checkpoints, WalError> {
         let path = data_dir.join(FILE_NAME);
-        let read = super::files::options()
-            .read(true)
-            .open(&path)
-            .and_then(|mut file| {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
-            });
+        let read = super::files::read_no_follow(&path);
         let streams = match read {
             Ok(bytes) => match serde_json::from_slice::<OnDisk>(&bytes) {
                 Ok(on_disk) if on_disk.version == VERSION => on_disk.streams,

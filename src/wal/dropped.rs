@@ -57,13 +57,7 @@ impl Dropped {
         let gone_through = oldest_first.saturating_sub(1);
         let path = dir.join(FILE_NAME);
         // Never read through a link (one is an error, so ignored below).
-        let read = super::files::options()
-            .read(true)
-            .open(&path)
-            .and_then(|mut file| {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
-            });
+        let read = super::files::read_no_follow(&path);
         let on_disk = match read {
             Ok(bytes) => match serde_json::from_slice::<OnDisk>(&bytes) {
                 Ok(d) if d.version == VERSION => Some(d),

@@ -31,6 +31,14 @@ pub(crate) fn create_new(path: &Path) -> io::Result<File> {
     options().write(true).create_new(true).open(path)
 }
 
+/// The whole of `path`, never read through a symbolic link (one is an
+/// error, see [`is_symlink_error`]).
+pub(crate) fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut options().read(true).open(path)?, &mut bytes)?;
+    Ok(bytes)
+}
+
 /// Whether `err` is the refusal of `O_NOFOLLOW` to open a symbolic link.
 pub(crate) fn is_symlink_error(err: &io::Error) -> bool {
     err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
