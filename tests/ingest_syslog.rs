@@ -35,8 +35,16 @@ fn tool(name: &str) -> PathBuf {
 }
 
 /// A server with syslog over TCP and UDP; returns it with both addresses.
+/// It follows a quiet file, so no demo stream takes ids between the
+/// messages a test sends.
 fn start(args: &[&str]) -> (Server, String, String) {
-    let mut all = vec!["--syslog-tcp", "127.0.0.1:0", "--syslog-udp", "127.0.0.1:0"];
+    let mut all = vec![
+        "{dir}/quiet.log",
+        "--syslog-tcp",
+        "127.0.0.1:0",
+        "--syslog-udp",
+        "127.0.0.1:0",
+    ];
     all.extend_from_slice(args);
     let (server, lines) = Server::start_reading_lines(&all, 2);
     let tcp = lines[0]
