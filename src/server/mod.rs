@@ -670,7 +670,7 @@ mod tests {
     /// What an idle plaintext SSE connection costs in its task: the
     /// future of [`Connections::serve_connection`] is allocated once per
     /// connection for its whole life. Guards the lean path's memory
-    /// (README "Performance": KiB per idle connection).
+    /// (docs/performance.md: KiB per idle connection).
     #[tokio::test]
     async fn a_plaintext_connection_task_stays_small() {
         let tracker = TaskTracker::new();
