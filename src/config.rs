@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::logging::LogFormat;
+use crate::units::{parse_duration, parse_size};
+
 /// Where `serve` listens unless told otherwise, and where `health` asks.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 
@@ -399,15 +402,6 @@ pub struct ServeConfig {
     pub config: Option<PathBuf>,
 }
 
-/// Format of the server's own log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (tracing-subscriber's JSON format).
-    Json,
-}
-
 /// `generate` options.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -706,19 +700,6 @@ fn parse_syslog_channel(text: &str) -> Result<crate::ingest::syslog::ChannelTemp
     crate::ingest::syslog::ChannelTemplate::parse(text)
 }
 
-/// Parses `300ms`, `15s`, `2m`, `1h` (and bare numbers, as seconds).
-///
-/// # Errors
-/// A message saying what format is expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{e} (expected a duration such as 300ms, 15s or 2m)"))
-}
-
 /// A host name for `--allowed-host`: letters, digits, `-` and `.` (or an
 /// IP address), without scheme or port; lowercased, a final `.` dropped.
 ///
@@ -742,22 +723,6 @@ pub fn parse_host_name(text: &str) -> Result<String, String> {
         ));
     }
     Ok(name)
-}
-
-/// Parses `64KiB`, `1MiB`, `500kB`, or a number of bytes.
-///
-/// # Errors
-/// A message saying what format is expected.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let bytes = match text.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => text
-            .parse::<bytesize::ByteSize>()
-            .map_err(|e| format!("{e} (expected a size such as 64KiB or 1MiB)"))?
-            .as_u64(),
-    };
-    usize::try_from(bytes).map_err(|_| "size too large".to_string())
 }
 
 /// Parses a `[NAME=]PATH` argument (never fails; see [`FileSpec::parse`]).
@@ -947,6 +912,22 @@ fn file_arguments(
 }
 
 impl ServeConfig {
+    /// The access-control part of the serve settings.
+    pub fn auth_settings(&self) -> crate::auth::AuthSettings {
+        crate::auth::AuthSettings {
+            jwt_secret_file: self.jwt_secret_file.clone(),
+            jwt_public_key: self.jwt_public_key.clone(),
+            jwks_url: self.jwks_url.clone(),
+            jwt_audience: self.jwt_audience.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            anonymous_subscribe: self.anonymous_subscribe.clone(),
+            no_query_token: self.no_query_token,
+            metrics_public: self.metrics_public,
+            cors_origins: self.cors_origins.clone(),
+            jwks_refresh: None,
+        }
+    }
+
     /// The settings `tailcast serve ARGS...` would get (environment
     /// variables and `--config` included), checked.
     ///
@@ -1044,19 +1025,6 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("fast").is_err());
-        assert_eq!(parse_size("64KiB"), Ok(65536));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("big").is_err());
-    }
 
     #[test]
     fn file_specs() {

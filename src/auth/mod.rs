@@ -99,22 +99,6 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
-    /// The access-control part of the serve settings.
-    pub fn from_config(config: &crate::config::ServeConfig) -> AuthSettings {
-        AuthSettings {
-            jwt_secret_file: config.jwt_secret_file.clone(),
-            jwt_public_key: config.jwt_public_key.clone(),
-            jwks_url: config.jwks_url.clone(),
-            jwt_audience: config.jwt_audience.clone(),
-            jwt_issuer: config.jwt_issuer.clone(),
-            anonymous_subscribe: config.anonymous_subscribe.clone(),
-            no_query_token: config.no_query_token,
-            metrics_public: config.metrics_public,
-            cors_origins: config.cors_origins.clone(),
-            jwks_refresh: None,
-        }
-    }
-
     /// Whether a key is configured, i.e. access control is on.
     pub fn enabled(&self) -> bool {
         self.jwt_secret_file.is_some() || self.jwt_public_key.is_some() || self.jwks_url.is_some()

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Auth, AuthSettings};
+use crate::auth::Auth;
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, routes, ApiError, AppState};
@@ -187,7 +187,7 @@ async fn start_app(
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> io::Result<(Arc<AppState>, Option<tempfile::TempDir>)> {
-    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
+    let auth = Auth::start(&config.auth_settings(), shutdown.clone())
         .await
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let metrics = Arc::new(Metrics::new());

@@ -85,7 +85,7 @@ impl FromStr for FsyncPolicy {
         if text.eq_ignore_ascii_case("always") {
             return Ok(FsyncPolicy::Always);
         }
-        match crate::config::parse_duration(text) {
+        match crate::units::parse_duration(text) {
             Ok(interval) if !interval.is_zero() => Ok(FsyncPolicy::Every(interval)),
             _ => Err(format!(
                 "{text:?}: expected `always` or an interval such as 1s"
