@@ -912,6 +912,18 @@ fn file_arguments(
 }
 
 impl ServeConfig {
+    /// The hub's limits (`--history`, `--history-bytes`, `--history-ttl`,
+    /// `--max-channels`, `--max-ingest-channels`).
+    pub fn hub_limits(&self) -> crate::hub::HubLimits {
+        crate::hub::HubLimits {
+            history: self.history,
+            history_bytes: self.history_bytes,
+            history_ttl: self.history_ttl,
+            max_channels: self.max_channels,
+            max_ingest_channels: self.max_ingest_channels,
+        }
+    }
+
     /// The access-control part of the serve settings.
     pub fn auth_settings(&self) -> crate::auth::AuthSettings {
         crate::auth::AuthSettings {
@@ -1025,6 +1037,14 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `HubLimits::default()` (used by tests and benches) is the binary's
+    /// defaults, not a second copy that can drift.
+    #[test]
+    fn the_hub_defaults_are_the_flags_defaults() {
+        let config = ServeConfig::from_args::<_, &str>([]).unwrap();
+        assert_eq!(config.hub_limits(), crate::hub::HubLimits::default());
+    }
 
     #[test]
     fn file_specs() {

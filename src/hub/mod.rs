@@ -62,8 +62,9 @@ pub struct HubLimits {
 }
 
 impl Default for HubLimits {
-    /// The documented defaults: 10,000 events per channel, 64 MiB, 1 h,
-    /// 10,000 client channels, 10,000 ingest channels.
+    /// The defaults of `tailcast serve` (10,000 events per channel, 64 MiB,
+    /// 1 h, 10,000 client channels, 10,000 ingest channels; a config test
+    /// checks they equal the flags' defaults).
     fn default() -> Self {
         HubLimits {
             history: 10_000,

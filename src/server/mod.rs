@@ -191,13 +191,7 @@ async fn start_app(
         .await
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
-    let limits = HubLimits {
-        history: config.history,
-        history_bytes: config.history_bytes,
-        history_ttl: config.history_ttl,
-        max_channels: config.max_channels,
-        max_ingest_channels: config.max_ingest_channels,
-    };
+    let limits = config.hub_limits();
     let hub = match (&config.redis, &config.data_dir) {
         (Some(url), _) => {
             let options = crate::hub::redis::RedisOptions {
