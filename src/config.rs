@@ -250,12 +250,12 @@ pub struct ServeConfig {
     pub body_timeout: Duration,
     /// Open SSE streams allowed; beyond it 503 with Retry-After
     #[arg(
-        long = "max-connections",
+        long,
         env = "TAILCAST_MAX_CONNECTIONS",
         value_name = "N",
         default_value_t = 100_000
     )]
-    pub max_sse_streams: usize,
+    pub max_connections: usize,
     /// Open SSE streams allowed per client IP address; beyond it 503 (0: no limit)
     #[arg(
         long,
@@ -982,7 +982,7 @@ impl ServeConfig {
                 "must be at least 4 bytes (one UTF-8 character)",
             );
         }
-        if self.max_sse_streams == 0 {
+        if self.max_connections == 0 {
             return invalid("--max-connections", "must be at least 1");
         }
         if self.max_channels == 0 {

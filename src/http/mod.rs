@@ -185,7 +185,7 @@ impl AppState {
         filter: Option<Filter>,
         broadcasts: bool,
     ) -> Result<SseBody, ApiError> {
-        let limit = self.config.max_sse_streams;
+        let limit = self.config.max_connections;
         if self.metrics.open_sse_streams.get() >= limit as i64 {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
