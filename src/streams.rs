@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::FileSpec;
-use crate::follow::{self, FilePosition, Fingerprint, FollowOptions, FollowState, LineSink};
+use crate::follow::{self, FilePosition, FollowOptions, FollowState, LineSink};
 use crate::hub::{ChannelName, Hub, LogPublisher, LOG_PREFIX};
 use crate::metrics::Metrics;
-use crate::wal::{FileCheckpoint, SourcePosition};
+use crate::wal::FileCheckpoint;
 
 /// How often changed follower checkpoints are saved (with `--data-dir`);
 /// they are saved once more at shutdown. Between saves, the positions
@@ -109,19 +109,10 @@ impl HubSink {
         if status.forgotten {
             return;
         }
-        let source = position.map(|p| SourcePosition {
-            dev: p.dev,
-            ino: p.ino,
-            offset: p.offset,
-            fingerprint: crate::wal::Fingerprint {
-                len: p.fingerprint.len,
-                crc: p.fingerprint.crc,
-            },
-        });
-        match self.publisher.publish(line, source) {
+        match self.publisher.publish(line, position) {
             Ok(_) => {
                 self.metrics.events_published.inc();
-                if let (Some(log), Some(position)) = (self.hub.log(), source) {
+                if let (Some(log), Some(position)) = (self.hub.log(), position) {
                     log.checkpoints().set(
                         &self.stream.name,
                         FileCheckpoint {
@@ -343,15 +334,7 @@ impl LogStreams {
         };
         let position = newest.or(saved.map(|c| c.position))?;
         tracing::info!(stream = %stream.name, offset = position.offset, "resuming from checkpoint");
-        Some(FilePosition {
-            dev: position.dev,
-            ino: position.ino,
-            offset: position.offset,
-            fingerprint: Fingerprint {
-                len: position.fingerprint.len,
-                crc: position.fingerprint.crc,
-            },
-        })
+        Some(position)
     }
 
     /// Forgets the glob matches whose file has been gone since before

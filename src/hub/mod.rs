@@ -483,7 +483,7 @@ impl LogPublisher {
     pub fn publish(
         &self,
         line: &str,
-        source: Option<crate::wal::SourcePosition>,
+        source: Option<crate::follow::FilePosition>,
     ) -> Result<(), HubError> {
         match self {
             LogPublisher::Memory { hub, channel } => hub

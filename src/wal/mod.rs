@@ -56,7 +56,7 @@ use std::time::Duration;
 
 pub use checkpoint::{Checkpoints, FileCheckpoint};
 pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryPage, HistoryQuery, SCAN_BUDGET};
-pub use record::{EncodeError, Fingerprint, NewRecord, Record, RecordView, SourcePosition};
+pub use record::{EncodeError, NewRecord, Record, RecordView};
 pub use sync::Durable;
 
 use dropped::Dropped;
