@@ -75,7 +75,8 @@ async function main() {
       window.__frames = 0;
       window.__inserts = 0;
       new MutationObserver((records) => {
-        for (const r of records) if (r.addedNodes.length && r.target.classList.contains("log")) window.__inserts++;
+        // Into a view: its `.log` (before virtualisation) or its `.rows` block.
+        for (const r of records) if (r.addedNodes.length && (r.target.classList.contains("log") || r.target.classList.contains("rows"))) window.__inserts++;
       }).observe(document.getElementById("panes"), { childList: true, subtree: true });
       const count = () => {
         window.__frames++;
