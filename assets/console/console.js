@@ -186,6 +186,7 @@ function layoutPanes() {
   const host = $("panes");
   host.replaceChildren();
   host.className = `panes ${app.view}`;
+  for (const pane of app.panes.values()) pane.dispose();
   app.panes = new Map();
   if (!app.selected.length) {
     const empty = document.createElement("div");

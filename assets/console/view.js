@@ -114,7 +114,14 @@ export class Pane {
       if (!line || !line._record || getSelection().toString()) return;
       this.toggle(line._record);
     });
-    new ResizeObserver(() => this.scheduleDraw()).observe(this.log);
+    this.resize = new ResizeObserver(() => this.scheduleDraw());
+    this.resize.observe(this.log);
+  }
+
+  /** Lets go of the page (the view is being replaced). */
+  dispose() {
+    this.resize.disconnect();
+    this.drawn.clear();
   }
 
   setFollow(on) {
