@@ -675,7 +675,6 @@ function updateSearchCount() {
 
 function applySearch() {
   const text = $("search").value;
-  const old = app.current;
   app.current = null;
   if (!text) app.search = null;
   else {
@@ -683,8 +682,8 @@ function applySearch() {
     app.search = { text, re: new RegExp(literal, "gi"), test: new RegExp(literal, "i") };
   }
   hits = null;
-  if (old) for (const pane of app.panes.values()) pane.redrawRecord(old);
-  for (const pane of app.panes.values()) pane.rerender();
+  // The search hides nothing: the same rows, drawn with the new marks.
+  for (const pane of app.panes.values()) pane.redraw();
   updateSearchCount();
 }
 
@@ -722,7 +721,7 @@ function setColumns(columns) {
   renderColumnsDialog();
   for (const pane of app.panes.values()) {
     renderColumnsHead(pane);
-    pane.rerender();
+    pane.redraw();
   }
 }
 
@@ -790,7 +789,7 @@ function setUtc(on) {
   $("download-zone").textContent = on ? "UTC" : `the browser's zone (${Intl.DateTimeFormat().resolvedOptions().timeZone || "local"})`;
   for (const pane of app.panes.values()) {
     renderColumnsHead(pane);
-    pane.rerender();
+    pane.redraw();
   }
 }
 

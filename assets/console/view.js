@@ -111,7 +111,7 @@ export class Pane {
     // A click on a row expands it (the whole JSON object, or the whole line); again folds it.
     this.log.addEventListener("click", (e) => {
       const line = e.target.closest(".line");
-      if (!line || !line._record || getSelection().toString()) return;
+      if (!line || !line._record || line._record.kind === "marker" || getSelection().toString()) return;
       this.toggle(line._record);
     });
     this.resize = new ResizeObserver(() => this.scheduleDraw());
@@ -272,6 +272,15 @@ export class Pane {
     this.drawn.clear();
     this.block.replaceChildren();
     this.ctx.onRows(this);
+    this.draw();
+  }
+
+  /** Draws every row again (same rows; the columns, times or highlights changed). */
+  redraw() {
+    this.drawn.clear();
+    this.block.replaceChildren();
+    for (const r of this.rows) if (r.open) r.h = 0;
+    this.tops = null;
     this.draw();
   }
 
