@@ -2,13 +2,17 @@
 //
 // Data flow: one SseClient on `/events?channel=…` carries every selected
 // stream (so a page never runs into the browser's six-connections-per-host
-// limit); each event becomes a record, queued on the pane that shows its
-// stream; once per animation frame each pane appends its queued records as
-// one DocumentFragment and drops what is past the cap. Nothing touches the
-// DOM per event.
+// limit); each event becomes a record (text, parsed JSON, level, time,
+// message), queued on the pane that shows its stream; once per animation
+// frame each pane (view.js, a virtualised list) takes its queued records
+// in, drops what is past the cap and redraws the rows near its viewport in
+// one DOM write. Nothing touches the DOM per event. This module decides
+// what the panes show: filters (source, level, regex), the highlight
+// search, columns, time zone; and runs downloads.
 //
-// The page state that a link should keep (selected streams, view mode) is
-// in the URL hash: `#streams=log:app.log,news&view=split`.
+// The page state that a link should keep (selected streams, view mode,
+// columns) is in the URL hash:
+// `#streams=log:app.log,news&view=split&cols=time,labels.host,message`.
 
 import { SseClient } from "./sse.js";
 import { parseJsonLine, stripAnsi } from "./render.js";
