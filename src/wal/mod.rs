@@ -55,7 +55,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub use checkpoint::{Checkpoints, FileCheckpoint};
-pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryPage, HistoryQuery, SCAN_BUDGET};
+pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryQuery, LogPage, SCAN_BUDGET};
 pub use record::{EncodeError, NewRecord, Record, RecordView};
 pub use sync::Durable;
 

@@ -422,7 +422,7 @@ fn history(
     before: u64,
     limit: usize,
     filter: &dyn Fn(&RecordView<'_>) -> bool,
-) -> HistoryPage {
+) -> LogPage {
     wal.history(&HistoryQuery {
         channel,
         after: 0,
@@ -494,7 +494,7 @@ fn history_pages_newest_first_with_a_filter() {
     assert_eq!(page.records.len(), 2997);
     assert_eq!(
         history(&wal, "nothing", u64::MAX, 10, &all),
-        HistoryPage::default()
+        LogPage::default()
     );
 }
 
