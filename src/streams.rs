@@ -112,7 +112,7 @@ impl HubSink {
         match self.publisher.publish(line, position) {
             Ok(_) => {
                 self.metrics.events_published.inc();
-                if let (Some(log), Some(position)) = (self.hub.log(), position) {
+                if let (Some(log), Some(position)) = (self.hub.wal(), position) {
                     log.checkpoints().set(
                         &self.stream.name,
                         FileCheckpoint {
@@ -210,7 +210,7 @@ impl LogStreams {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
-        if let Some(log) = hub.log().cloned() {
+        if let Some(log) = hub.wal().cloned() {
             let token = shutdown.clone();
             tracker.spawn(async move {
                 let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -320,7 +320,7 @@ impl LogStreams {
     /// stored with its newest line in the event log, else its saved
     /// checkpoint; none if the stream followed another path then.
     fn resume_position(&self, stream: &LogStream) -> Option<FilePosition> {
-        let log = self.inner.hub.log()?;
+        let log = self.inner.hub.wal()?;
         let saved = log.checkpoints().get(&stream.name);
         if saved.as_ref().is_some_and(|c| c.path != stream.path) {
             return None;

@@ -328,7 +328,7 @@ impl MemoryHub {
     }
 
     /// The write-ahead log, if the hub has one.
-    pub fn log(&self) -> Option<&Arc<Wal>> {
+    pub fn wal(&self) -> Option<&Arc<Wal>> {
         self.log.as_ref()
     }
 

@@ -573,9 +573,9 @@ impl Hub {
     }
 
     /// The write-ahead log, if the hub has one (never with Redis).
-    pub fn log(&self) -> Option<&Arc<crate::wal::Wal>> {
+    pub fn wal(&self) -> Option<&Arc<crate::wal::Wal>> {
         match self {
-            Hub::Memory(hub) => hub.log(),
+            Hub::Memory(hub) => hub.wal(),
             Hub::Redis(_) => None,
         }
     }

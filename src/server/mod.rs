@@ -143,7 +143,7 @@ pub async fn run(
         &shutdown,
     );
     warn_if_public_without_auth(&listener, &state.auth);
-    let log = state.hub.log().cloned();
+    let log = state.hub.wal().cloned();
     let listening = listener.local_addr().ok().map(|a| a.ip());
     let connections = Connections::new(state, demo_dir, tls, listening, &tracker, &shutdown)?;
     ready(&started);
