@@ -198,10 +198,16 @@ async fn start_app(
         max_channels: config.max_channels,
         max_ingest_channels: config.max_ingest_channels,
     };
-    let hub = match (&config.redis, &config.data_dir) {
-        (Some(url), _) => {
+    let redis = match (&config.redis, &config.redis_cluster) {
+        (Some(url), _) => Some((url, false)),
+        (None, Some(seeds)) => Some((seeds, true)),
+        (None, None) => None,
+    };
+    let hub = match (redis, &config.data_dir) {
+        (Some((url, cluster)), _) => {
             let options = crate::hub::redis::RedisOptions {
                 url: url.clone(),
+                cluster,
                 prefix: config.redis_prefix.clone(),
                 node: config.node.clone().unwrap_or_else(host_name),
                 limits,

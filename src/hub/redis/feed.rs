@@ -93,6 +93,15 @@ pub(crate) async fn read(node: Arc<Node>) {
             Ok(Err(e)) => fail(&node, &e),
             Err(_) => fail(&node, &link::timed_out("feed read")),
         }
+        if conn.is_none() {
+            // The read failed on a connection that was made (e.g. a
+            // cluster answering CLUSTERDOWN): back off before the next.
+            tokio::select! {
+                _ = node.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(jitter(backoff)) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
     }
 }
 
