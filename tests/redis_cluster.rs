@@ -49,6 +49,8 @@ fn cli(port: u16, args: &[&str]) -> String {
 struct Cluster {
     dir: tempfile::TempDir,
     ports: Vec<u16>,
+    /// The cluster bus port of each node.
+    bus: HashMap<u16, u16>,
     children: HashMap<u16, Child>,
 }
 
@@ -57,6 +59,7 @@ impl Cluster {
         let mut cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
             ports: (0..6).map(|_| free_port()).collect(),
+            bus: HashMap::new(),
             children: HashMap::new(),
         };
         for port in cluster.ports.clone() {
@@ -79,9 +82,13 @@ impl Cluster {
     fn spawn(&mut self, port: u16) {
         let dir = self.dir.path().join(port.to_string());
         std::fs::create_dir_all(&dir).unwrap();
+        // The bus port is given (by default it is the port + 10000, which
+        // may be taken, or above 65535 for a high free port).
+        let bus = *self.bus.entry(port).or_insert_with(free_port);
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-port", &bus.to_string()])
             .args(["--cluster-config-file", "nodes.conf"])
             .args(["--cluster-node-timeout", "1000"])
             .args(["--cluster-replica-validity-factor", "0"])
