@@ -756,8 +756,21 @@ async fn a_promoted_replica_that_missed_writes_never_reuses_an_id() {
     for i in 0..5 {
         given.insert(publish_ok(&a, "k1", &format!("r{i}")).await);
     }
-    let acked = cli(primary, &["WAIT", "1", "5000"]);
-    assert_eq!(acked.trim(), "1", "the replica has the first events");
+    // The replica has the first events: it is online and acknowledged the
+    // primary's whole replication stream.
+    eventually("the replica caught up", || async {
+        let info = cli(primary, &["INFO", "replication"]);
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+        };
+        let offset = field("master_repl_offset:")?;
+        let replica = field("slave0:")?;
+        (replica.contains("state=online") && replica.contains(&format!("offset={offset},")))
+            .then_some(())
+    })
+    .await;
     // The replica stops receiving: the next events exist on the primary
     // only, and their ids are handed out.
     send_signal(cluster.children[&replica].id(), "STOP");

@@ -161,6 +161,13 @@ impl Link {
         }
     }
 
+    /// Cluster mode: `host:port` of the primary the command connection
+    /// goes to (while it has one).
+    pub(crate) fn primary_addr(&self) -> Option<String> {
+        let conn = self.conn.lock().expect("conn lock");
+        conn.as_ref()?.primary().map(|p| p.addr.clone())
+    }
+
     /// The current epoch.
     pub(crate) fn line(&self) -> Option<Line> {
         self.line.borrow().clone()

@@ -807,6 +807,25 @@ mod tests {
     }
 
     #[test]
+    fn redis_cluster_comes_from_flags_and_the_config_file_and_excludes_redis() {
+        use crate::config::ServeConfig;
+        let c = ServeConfig::from_args(["--redis-cluster", "redis://a:1,redis://b:2"]).unwrap();
+        assert_eq!(c.redis_cluster.as_deref(), Some("redis://a:1,redis://b:2"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "redis-cluster = \"redis://10.0.0.5:6379\"\n").unwrap();
+        let c = ServeConfig::from_args(["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.redis_cluster.as_deref(), Some("redis://10.0.0.5:6379"));
+        for bad in [
+            &["--redis-cluster", "redis://a:1", "--redis", "redis://b:1"][..],
+            &["--redis-cluster", "redis://a:1", "--data-dir", "/d"],
+            &["--redis-cluster", "http://a:1"],
+        ] {
+            assert!(ServeConfig::from_args(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn cluster_seed_lists_are_checked() {
         assert_eq!(
             parse_cluster_urls("redis://a:1, redis://b:2").unwrap(),
