@@ -181,19 +181,19 @@ text = open(sys.argv[1]).read()
 print(re.search(r'pub const PUBLISH: &str = r#"(.*?)"#;', text, re.S).group(1))
 EOF_LUA
 SHA="$(redis-cli -p "$PRIMARY" SCRIPT LOAD "$(cat "$WORK/publish.lua")")"
-redis-cli -p "$PRIMARY" SET '{bench}:epoch' 'e:0' >/dev/null
+redis-cli -p "$PRIMARY" SET '{tailcast}:bench-epoch' 'e:0' >/dev/null
 DATA="$(printf 'x%.0s' $(seq 64))"
 ceiling() { # events-per-call requests
     local per="$1" n="$2" events=()
     for _ in $(seq "$per"); do events+=(1 message "$DATA"); done
     redis-benchmark -p "$PRIMARY" -c 50 -P 16 -n "$n" --csv \
-        EVALSHA "$SHA" 5 '{bench}:epoch' '{bench}:seq' '{bench}:feed:e' '{bench}:channels' '{bench}:ch:c' \
+        EVALSHA "$SHA" 5 '{tailcast}:bench-epoch' '{tailcast}:bench-seq' '{tailcast}:bench-feed' '{tailcast}:bench-channels' '{tailcast}:bench-ch' \
         e:0 1000 10000 0 1 c 1000000 "${events[@]}" | tail -1 | cut -d, -f2 | tr -d '"'
 }
 if [ "$QUICK" = 1 ]; then N1=20000; N100=500; else N1=200000; N100=5000; fi
 CALLS1="$(ceiling 1 "$N1")"
 CALLS100="$(ceiling 100 "$N100")"
-SEQ="$(redis-cli -p "$PRIMARY" GET '{bench}:seq')"
+SEQ="$(redis-cli -p "$PRIMARY" GET '{tailcast}:bench-seq')"
 printf '%s\n%s\n%s\n' "$CALLS1" "$CALLS100" "$SEQ" >"$WORK/ceiling"
 stop_all
 
