@@ -403,6 +403,19 @@ async fn two_nodes_on_a_cluster_share_channels_resume_broadcast_and_logs() {
     assert_eq!(datas, (3..9).map(|i| format!("e{i}")).collect::<Vec<_>>());
     println!("cross-node multiplexed resume from {last}: {datas:?}");
 
+    // History published on one node is read on the other from the
+    // channel's stream in the cluster, newest first.
+    let (status, body) = get(&a.url("/api/history?channel=x&limit=2")).await;
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let newest: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(newest, ["end2", "e8"]);
+
     // Broadcasts reach clients on both nodes.
     let mut on_a = Sse::connect(&a.url("/realtime/quiet")).await;
     let mut on_b = Sse::connect(&b.url("/events?channel=other")).await;

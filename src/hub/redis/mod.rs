@@ -1,7 +1,8 @@
 //! The Redis backend: many nodes, one set of channels.
 //!
-//! Every node started with the same `--redis` URL and `--redis-prefix`
-//! shares channels. Redis holds what must be agreed on: the numbering, the
+//! Every node started with the same `--redis` URL (or the same Redis
+//! Cluster, `--redis-cluster`, see `cluster`) and `--redis-prefix` shares
+//! channels. Redis holds what must be agreed on: the numbering, the
 //! history of each channel and the feed every node reads. Each node keeps
 //! a replica in memory (the same cursor-and-history design as the memory
 //! hub) and fans events out to its own subscribers from it.
@@ -52,6 +53,9 @@
 //! once (`503`), open streams stay open, `/health` says `degraded`, and the
 //! node reconnects with capped exponential backoff; the feed is then read
 //! on from where the node stopped, so nothing published meanwhile is lost.
+//! With `--redis-cluster`, a redirection (`MOVED`, `CLUSTERDOWN`, ...) is
+//! handled like a lost connection, and a change of primary is checked
+//! before the node uses it (a new epoch unless proven lossless).
 
 mod census;
 mod claims;
