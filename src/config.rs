@@ -369,6 +369,11 @@ pub struct ServeConfig {
     /// (`redis://[user:pass@]host:port[/db]`); not with --data-dir
     #[arg(long, env = "TAILCAST_REDIS", value_name = "URL", value_parser = crate::hub::redis::parse_url, conflicts_with = "data_dir")]
     pub redis: Option<String>,
+    /// Redis Cluster seed nodes (`redis://host:port[,redis://host:port...]`):
+    /// share channels through a Redis or Valkey cluster; every key under
+    /// the hash tag `{--redis-prefix}`; not with --redis or --data-dir
+    #[arg(long, env = "TAILCAST_REDIS_CLUSTER", value_name = "URLS", value_parser = crate::hub::redis::parse_cluster_urls, conflicts_with_all = ["redis", "data_dir"])]
+    pub redis_cluster: Option<String>,
     /// Namespace of tailcast's keys in Redis
     #[arg(long, env = "TAILCAST_REDIS_PREFIX", value_name = "PREFIX", default_value = "tailcast", value_parser = crate::hub::redis::parse_prefix)]
     pub redis_prefix: String,

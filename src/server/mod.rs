@@ -192,10 +192,16 @@ async fn start_app(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
     let limits = config.hub_limits();
-    let hub = match (&config.redis, &config.data_dir) {
-        (Some(url), _) => {
+    let redis = match (&config.redis, &config.redis_cluster) {
+        (Some(url), _) => Some((url, false)),
+        (None, Some(seeds)) => Some((seeds, true)),
+        (None, None) => None,
+    };
+    let hub = match (redis, &config.data_dir) {
+        (Some((url, cluster)), _) => {
             let options = crate::hub::redis::RedisOptions {
                 url: url.clone(),
+                cluster,
                 prefix: config.redis_prefix.clone(),
                 node: config.node.clone().unwrap_or_else(host_name),
                 limits,
