@@ -77,6 +77,7 @@ mod send_timeout;
 mod sse_conn;
 mod timeouts;
 pub mod tls;
+mod tls_stream;
 
 use guarded::GuardedBody;
 use per_ip::PerIpStreams;
@@ -487,7 +488,7 @@ impl Connections {
         handshake.then(move |stream| match stream {
             None => Either::Left(std::future::ready(())),
             Some(stream) => {
-                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let h2 = stream.alpn_protocol() == Some(b"h2");
                 Either::Right(self.serve_protocol(stream, peer, accepted, h2))
             }
         })
@@ -501,12 +502,12 @@ impl Connections {
         peer: IpAddr,
         accepted: tokio::time::Instant,
         tls: Arc<Certificates>,
-    ) -> Option<tokio_rustls::server::TlsStream<SendTimeoutIo>> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+    ) -> Option<tls_stream::TlsStream<SendTimeoutIo>> {
         let deadline = accepted + self.timeouts.header;
+        let handshake = tls_stream::accept(io, tls.current());
         tokio::select! {
             _ = self.shutdown.cancelled() => None,
-            handshake = tokio::time::timeout_at(deadline, acceptor.accept(io)) => match handshake {
+            handshake = tokio::time::timeout_at(deadline, handshake) => match handshake {
                 Ok(Ok(stream)) => Some(stream),
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
