@@ -7,7 +7,7 @@
 # Loopback only. Writes bench/results/<stamp>.json and .md and copies them
 # to bench/results/latest.{json,md}.
 #
-# TLS and HTTP/2 variants (tailcast only; certificate made here with
+# TLS and HTTP/2 variants (tailcast and Nchan; certificate made here with
 # openssl): fanout1k-tls, idle10k-tls (HTTP/1.1 over TLS), fanout1k-h2,
 # idle10k-h2 (HTTP/2 over TLS, 100 streams per connection).
 #
@@ -18,6 +18,9 @@
 #   --quick   tiny sizes, a smoke test of the script itself
 #   --soak    also run tailcast 100 subscribers at 1,000 events/s for
 #             SECONDS, sampling its RSS every 10 s (memory flatness)
+# TAILCAST_BIN=path runs that tailcast binary (e.g. an older build kept
+# aside, to compare builds in one session) instead of building this
+# checkout; tailcast-load is still built from it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,7 +43,7 @@ while [ $# -gt 0 ]; do
 done
 
 LOAD="$CARGO_TARGET_DIR/release/tailcast-load"
-TAILCAST="$CARGO_TARGET_DIR/release/tailcast"
+TAILCAST="${TAILCAST_BIN:-$CARGO_TARGET_DIR/release/tailcast}"
 VENV="${TAILCAST_BENCH_VENV:-$CARGO_TARGET_DIR/peers-venv}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tailcast-compare.XXXXXX")"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -72,7 +75,10 @@ log() { echo "[compare] $*" >&2; }
 
 # --- tools and peers -------------------------------------------------------
 log "building tailcast and tailcast-load (release)"
-(cd "$ROOT" && cargo build --release --quiet -p tailcast --bin tailcast && cargo build --release --quiet -p tailcast-load)
+if [ -z "${TAILCAST_BIN:-}" ]; then
+    (cd "$ROOT" && cargo build --release --quiet -p tailcast --bin tailcast)
+fi
+(cd "$ROOT" && cargo build --release --quiet -p tailcast-load)
 
 need_nchan() { [[ " $SERVERS " == *" nchan "* ]]; }
 need_fastapi() { [[ " $SERVERS " == *" fastapi "* ]]; }
@@ -156,11 +162,18 @@ start_tailcast() { # [tls]
     PIDS=("$SERVER_PID")
 }
 
-start_nchan() {
-    local dir="$WORK/nchan"
+start_nchan() { # [tls]
+    local dir="$WORK/nchan" listen="" tls=""
     rm -rf "$dir" && mkdir -p "$dir"
     PORT="$(free_port)"
-    sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$PORT#g" "$ROOT/bench/peers/nchan/nginx.conf.in" > "$dir/nginx.conf"
+    if [ "${1:-}" = tls ]; then
+        make_certificate
+        listen="ssl http2"
+        tls="ssl_certificate $WORK/pki/cert.pem; ssl_certificate_key $WORK/pki/key.pem;"
+        tls+=" ssl_protocols TLSv1.2 TLSv1.3;"
+    fi
+    sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$PORT#g" -e "s#@LISTEN@#$listen#g" -e "s#@TLS@#$tls#g" \
+        "$ROOT/bench/peers/nchan/nginx.conf.in" > "$dir/nginx.conf"
     "${PIN_SERVER[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' 2> "$dir/stderr" &
     SERVER_PID=$!
     wait_port "$PORT"
@@ -222,8 +235,10 @@ scenario_args() {
 run_one() { # server scenario
     local server="$1" scenario="$2" args extra=()
     args="$(scenario_args "$scenario")"
-    if [[ "$scenario" == follow* || "$scenario" == soak || "$scenario" == *-tls || "$scenario" == *-h2 ]] \
-        && [ "$server" != tailcast ]; then
+    if [[ "$scenario" == follow* || "$scenario" == soak ]] && [ "$server" != tailcast ]; then
+        return 0
+    fi
+    if [[ "$scenario" == *-tls || "$scenario" == *-h2 ]] && [ "$server" = fastapi ]; then
         return 0
     fi
     local target="http://127.0.0.1" tls=()
