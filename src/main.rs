@@ -191,6 +191,10 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     tailcast::auth::AuthSettings::from_config(&config)
         .check()
         .map_err(|e| e.to_string())?;
+    // So is a bad alerts file.
+    if let Some(path) = &config.alerts {
+        tailcast::alerts::rules::load(path).map_err(|e| e.to_string())?;
+    }
     // So is a bad certificate or key.
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
