@@ -235,7 +235,13 @@ fn check(r: RawRule) -> Result<Rule, String> {
                 .size_limit(REGEX_SIZE_LIMIT)
                 .dfa_size_limit(REGEX_SIZE_LIMIT)
                 .build()
-                .map_err(|e| format!("match: {}", e.to_string().replace('\n', " ")))?,
+                .map_err(|e| {
+                    let text = e.to_string();
+                    format!(
+                        "match: {}",
+                        text.split_whitespace().collect::<Vec<_>>().join(" ")
+                    )
+                })?,
         ),
     };
     let min_level = match &r.min_level {
