@@ -213,9 +213,24 @@ window = "0s"
         r#"{"time":"2026-12-07T06:00:00Z","line":"out of memory","level":"fatal","labels":{"host":"a"}}"#,
     )
     .await;
-    let bodies = hook.wait("/errors", 2).await;
+    // An ingested record (Loki push): its level label is the record's
+    // level, its line the message.
+    let push = json!({"streams": [{"stream": {"channel": "web-3", "level": "error"},
+        "values": [["1765087200000000000", "db down"], ["1765087200000000001", "db fine"]]}]});
+    let response = client()
+        .post(server.url("/loki/api/v1/push"))
+        .header("content-type", "application/json")
+        .body(push.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let bodies = hook.wait("/errors", 4).await;
     eprintln!("errors rule sent: {bodies:#?}");
-    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    assert_eq!(bodies.len(), 4, "{bodies:#?}");
+    assert_eq!(bodies[2]["channel"], "web-3");
+    assert_eq!(bodies[2]["line"], "db down");
+    assert_eq!(bodies[3]["line"], "db fine");
     assert_eq!(bodies[0]["rule"], "errors");
     assert_eq!(bodies[0]["kind"], "match");
     assert_eq!(bodies[0]["channel"], "web-1");
@@ -244,20 +259,20 @@ window = "0s"
     assert!(slack[0]["blocks"].is_array());
     // Nothing else arrived: the matches above were the last events.
     let view = api_alerts(&server).await;
-    assert_eq!(rule(&view, "errors")["counts"]["matched"], 2);
+    assert_eq!(rule(&view, "errors")["counts"]["matched"], 4);
     assert_eq!(rule(&view, "panics")["counts"]["matched"], 1);
     eventually("sent counted", || async {
         let view = api_alerts(&server).await;
-        (rule(&view, "errors")["counts"]["sent"] == 2).then_some(())
+        (rule(&view, "errors")["counts"]["sent"] == 4).then_some(())
     })
     .await;
-    assert_eq!(hook.received().len(), 3);
+    assert_eq!(hook.received().len(), 5);
     let metrics = get(&server.url("/metrics")).await.1;
     assert!(
-        metrics.contains("tailcast_alerts_fired_total{rule=\"errors\"} 2"),
+        metrics.contains("tailcast_alerts_fired_total{rule=\"errors\"} 4"),
         "{metrics}"
     );
-    assert!(metrics.contains("tailcast_alerts_sent_total{rule=\"errors\"} 2"));
+    assert!(metrics.contains("tailcast_alerts_sent_total{rule=\"errors\"} 4"));
 }
 
 #[tokio::test]

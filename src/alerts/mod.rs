@@ -164,6 +164,9 @@ pub fn start(
         alerts.rule_count(),
         alerts.inner.path.display()
     );
+    // Both drop reasons are exported from the start, at zero.
+    metrics.alerts_dropped("queue_full", 0);
+    metrics.alerts_dropped("outbox_full", 0);
     let hangup = hangup_listener();
     tracker.spawn(alerts.clone().run(rx, hangup));
     let sink = AlertSink {
@@ -585,6 +588,41 @@ window = "0s"
             (counts["matched"].as_u64(), counts["fired"].as_u64()),
             (Some(5), Some(4))
         );
+    }
+
+    #[tokio::test]
+    async fn the_sink_never_waits_and_counts_what_does_not_fit() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let metrics = Arc::new(Metrics::new());
+        let sink = AlertSink {
+            tx,
+            shared: Arc::default(),
+            metrics: metrics.clone(),
+        };
+        for n in 0..5 {
+            sink.committed(vec![event(n, "a", "x"), event(n, "a", "y")]);
+        }
+        // Two batches fit; three were dropped, six events.
+        assert_eq!(sink.shared.dropped.load(Ordering::Relaxed), 6);
+        assert!(metrics
+            .render()
+            .contains("tailcast_alerts_dropped_total{reason=\"queue_full\"} 6"));
+        let queued = sink.shared.bytes.load(Ordering::Relaxed);
+        assert_eq!(
+            queued,
+            2 * (2 * (event(0, "a", "x").frame.len() + EVENT_OVERHEAD))
+        );
+        // The events are the hub's own, shared, not copies.
+        let stored = event(9, "a", "big");
+        drop(rx.recv().await);
+        sink.committed(vec![stored.clone()]);
+        let _ = rx.recv().await;
+        let got = rx.recv().await.unwrap();
+        assert!(Arc::ptr_eq(&got[0], &stored));
+        // Bounded in bytes as well as in batches.
+        let huge = event(10, "a", &"z".repeat(QUEUE_BYTES));
+        sink.committed(vec![huge]);
+        assert_eq!(sink.shared.dropped.load(Ordering::Relaxed), 7);
     }
 
     #[tokio::test]
