@@ -53,6 +53,9 @@ pub const QUEUE_BATCHES: usize = 4096;
 /// eviction from the history, so the queue is bounded in bytes too.
 pub const QUEUE_BYTES: usize = 32 << 20;
 
+/// Events matched between two yields of the alert task.
+const MATCH_SLICE: usize = 256;
+
 /// What one queued event is counted as besides its frame.
 const EVENT_OVERHEAD: usize = 64;
 
@@ -234,7 +237,13 @@ impl Alerts {
                     let Some(batch) = batch else { return };
                     let bytes: usize = batch.iter().map(|e| e.frame.len() + EVENT_OVERHEAD).sum();
                     self.inner.queue.bytes.fetch_sub(bytes, Ordering::AcqRel);
-                    self.process(&batch);
+                    // A large batch (an ingest request) is matched in
+                    // slices, letting the runtime's other tasks run between
+                    // them.
+                    for slice in batch.chunks(MATCH_SLICE) {
+                        self.process(slice);
+                        tokio::task::yield_now().await;
+                    }
                 }
                 _ = sleep_until(deadline) => self.end_windows(Instant::now()),
                 _ = hung_up(&mut hangup) => self.reload(),
