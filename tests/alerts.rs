@@ -189,7 +189,7 @@ window = "0s"
 
 [[rule]]
 name = "panics"
-channels = ["log:app"]
+channels = ["log:app", "broadcast"]
 match = "(?i)panic"
 webhook = "{panics}"
 format = "slack"
@@ -257,16 +257,30 @@ window = "0s"
         "{text}"
     );
     assert!(slack[0]["blocks"].is_array());
+    // A broadcast is an event like any other; its `message` is the line.
+    let (status, _) = post(
+        &server.url("/api/broadcast"),
+        "application/json",
+        r#"{"message":"PANIC drill at noon"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let slack = hook.wait("/panics", 2).await;
+    let text = slack[1]["text"].as_str().unwrap();
+    assert!(
+        text.contains("`broadcast`") && text.contains("PANIC drill at noon"),
+        "{text}"
+    );
     // Nothing else arrived: the matches above were the last events.
     let view = api_alerts(&server).await;
     assert_eq!(rule(&view, "errors")["counts"]["matched"], 4);
-    assert_eq!(rule(&view, "panics")["counts"]["matched"], 1);
+    assert_eq!(rule(&view, "panics")["counts"]["matched"], 2);
     eventually("sent counted", || async {
         let view = api_alerts(&server).await;
         (rule(&view, "errors")["counts"]["sent"] == 4).then_some(())
     })
     .await;
-    assert_eq!(hook.received().len(), 5);
+    assert_eq!(hook.received().len(), 6);
     let metrics = get(&server.url("/metrics")).await.1;
     assert!(
         metrics.contains("tailcast_alerts_fired_total{rule=\"errors\"} 4"),

@@ -59,10 +59,12 @@ const MATCH_SLICE: usize = 256;
 /// What one queued event is counted as besides its frame.
 const EVENT_OVERHEAD: usize = 64;
 
-/// Event types never alerted on: the protocol's own (`reset`, ...) and
-/// the demo's `heartbeat`.
+/// Event types never alerted on: the protocol's own signals (`reset`,
+/// `token-expired`; the server makes them per connection, they should
+/// never reach the hub) and the demo stream's `heartbeat`. Broadcasts
+/// (`broadcast`) are alerted on like any event.
 fn is_internal(event_type: &str) -> bool {
-    crate::sse::is_reserved_event_type(event_type) || event_type == "heartbeat"
+    matches!(event_type, "reset" | "token-expired" | "heartbeat")
 }
 
 /// The queue between the hub and the alert task, as the hub sees it.
