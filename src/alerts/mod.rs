@@ -5,11 +5,12 @@
 //! process commits (a [`CommitTap`]) to [`AlertSink`], which only tries to
 //! queue the shared events (no copy) on a bounded channel and counts what
 //! does not fit (`tailcast_alerts_dropped_total{reason="queue_full"}`); it
-//! never waits. One task ([`Engine`]) reads that queue, matches each event
-//! against the rules (channel patterns, level, regex: see [`rules`] and
-//! [`level`]), applies each rule's window and hands notifications to the
-//! rule's outbox, which its own task delivers ([`webhook`]). Without
-//! `--alerts` there is no tap, and the hub does no alert work at all.
+//! never waits. One task (started by [`start`]) reads that queue, matches
+//! each event against the rules (channel patterns, level, regex: see
+//! [`rules`] and [`level`]), applies each rule's window and hands
+//! notifications to the rule's outbox, which its own task delivers
+//! ([`webhook`]). Without `--alerts` there is no tap, and the hub does no
+//! alert work at all.
 //!
 //! Windows: the first match of a rule sends at once and opens a window;
 //! further matches in the window are held back and counted; when the
@@ -22,7 +23,7 @@
 //! event is so alerted on once in the cluster (log streams are published
 //! by the one node that holds their claim).
 //!
-//! SIGHUP re-reads the file ([`Engine`]): a good file replaces the rules
+//! SIGHUP re-reads the file: a good file replaces the rules
 //! (a rule that keeps its name keeps its counts, window and outbox); a bad
 //! one is logged and the rules in use stay.
 

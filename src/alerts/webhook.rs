@@ -73,7 +73,7 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// Cuts `line` to [`MAX_LINE`] bytes.
+    /// Cuts `line` to 4 KiB (at a character boundary, `…` appended).
     pub fn cut(line: &str) -> String {
         if line.len() <= MAX_LINE {
             return line.to_string();
