@@ -763,3 +763,71 @@ async fn with_redis_an_event_is_alerted_once_in_the_cluster() {
     assert_eq!(rule(&api_alerts(&a).await, "once")["counts"]["matched"], 1);
     assert_eq!(rule(&api_alerts(&b).await, "once")["counts"]["matched"], 1);
 }
+
+#[tokio::test]
+async fn sighup_reloads_both_the_rules_and_the_tls_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    let rules = dir.path().join("alerts.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"r\"\nchannels = [\"a\"]\nwebhook = \"http://127.0.0.1:9/\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--alerts"])
+        .arg(&rules)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("-")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = Arc::new(Mutex::new(Vec::<String>::new()));
+    let errors = std::io::BufReader::new(child.stderr.take().unwrap());
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in errors.lines().map_while(Result::ok) {
+            eprintln!("[tailcast] {line}");
+            sink.lock().unwrap().push(line);
+        }
+    });
+    listening_address(&mut child, "https");
+    let child = Kill(child);
+    wait_signal_handlers(child.0.id()).await;
+    send_signal(child.0.id(), "HUP");
+    for needle in ["TLS certificate reloaded", "alerts: 1 rules reloaded"] {
+        eventually(needle, || async {
+            stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+                .then_some(())
+        })
+        .await;
+    }
+    let lines = stderr.lock().unwrap().clone();
+    eprintln!(
+        "after one SIGHUP: {:?}",
+        lines
+            .iter()
+            .filter(|l| l.contains("reloaded"))
+            .collect::<Vec<_>>()
+    );
+}
