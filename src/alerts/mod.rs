@@ -133,6 +133,8 @@ struct Inner {
     /// The last reload: when, and the error if it was refused.
     reload: Mutex<Option<(String, Option<String>)>>,
     client: reqwest::Client,
+    /// Bytes waiting in all outboxes (see [`webhook::ALL_OUTBOXES_BYTES`]).
+    outbox_bytes: Arc<AtomicUsize>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -160,6 +162,7 @@ pub fn start(
         metrics: metrics.clone(),
         reload: Mutex::new(None),
         client: webhook::client(),
+        outbox_bytes: Arc::default(),
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
     });
@@ -366,9 +369,10 @@ impl Alerts {
             body: note.render(active.rule.format),
             target: active.rule.target.clone(),
         };
-        if active.outbox.push(pending) {
-            active.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            self.inner.metrics.alerts_dropped("outbox_full", 1);
+        let dropped = active.outbox.push(pending);
+        if dropped > 0 {
+            active.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+            self.inner.metrics.alerts_dropped("outbox_full", dropped);
         }
     }
 
@@ -388,7 +392,7 @@ impl Alerts {
                 None => {
                     let active = Active {
                         stats: Arc::default(),
-                        outbox: Arc::default(),
+                        outbox: Arc::new(Outbox::new(self.inner.outbox_bytes.clone())),
                         window: Window::default(),
                         rule,
                     };
@@ -474,6 +478,8 @@ impl Alerts {
                 "bytes": self.inner.queue.bytes.load(Ordering::Relaxed),
                 "max_bytes": QUEUE_BYTES,
                 "dropped_events": self.inner.queue.dropped.load(Ordering::Relaxed),
+                "outbox_bytes": self.inner.outbox_bytes.load(Ordering::Relaxed),
+                "max_outbox_bytes": webhook::ALL_OUTBOXES_BYTES,
             },
             "last_reload": reload.map(|(time, error)| serde_json::json!({
                 "time": time, "ok": error.is_none(), "error": error,
@@ -519,6 +525,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             reload: Mutex::new(None),
             client: webhook::client(),
+            outbox_bytes: Arc::default(),
             tracker,
             shutdown: CancellationToken::new(),
         });

@@ -17,7 +17,7 @@
 //! are logged without their URL.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,15 @@ use crate::metrics::Metrics;
 /// Most notifications waiting per rule; when full, the oldest is dropped
 /// (and counted in `tailcast_alerts_dropped_total{reason="outbox_full"}`).
 pub const OUTBOX_CAPACITY: usize = 256;
+
+/// Most bytes of notification bodies waiting per rule (oldest dropped
+/// first, as for [`OUTBOX_CAPACITY`]). A body carries at most 4 KiB of
+/// line, escaped.
+pub const OUTBOX_BYTES: usize = 1 << 20;
+
+/// Most bytes of notification bodies waiting in all outboxes together;
+/// past it a rule drops its own oldest, or, with none, the new one.
+pub const ALL_OUTBOXES_BYTES: usize = 64 << 20;
 
 /// Tries per notification, the first included.
 pub const MAX_ATTEMPTS: u32 = 6;
@@ -178,11 +187,14 @@ pub struct Pending {
     pub target: Arc<Target>,
 }
 
-/// One rule's queue of notifications (see the module docs).
-#[derive(Default)]
+/// One rule's queue of notifications (see the module docs), bounded in
+/// count and bytes, its own and all outboxes' together.
 pub struct Outbox {
-    /// Oldest first (std mutex: never held across an `.await`).
-    queue: Mutex<VecDeque<Pending>>,
+    /// Oldest first, and the bytes of their bodies (std mutex: never held
+    /// across an `.await`).
+    queue: Mutex<(VecDeque<Pending>, usize)>,
+    /// Bytes waiting in all outboxes (shared by every rule's).
+    all: Arc<AtomicUsize>,
     /// Woken on push and close.
     ready: tokio::sync::Notify,
     /// No more pushes: the task ends once the queue is empty.
@@ -190,22 +202,52 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Queues `pending`; returns whether an older one was dropped to make
-    /// room.
-    pub fn push(&self, pending: Pending) -> bool {
-        let dropped = {
-            let mut queue = self.queue.lock().expect("outbox lock");
-            let dropped = queue.len() >= OUTBOX_CAPACITY && queue.pop_front().is_some();
+    /// An empty outbox counting its bytes in `all`, the figure every
+    /// outbox shares.
+    pub fn new(all: Arc<AtomicUsize>) -> Outbox {
+        Outbox {
+            queue: Mutex::default(),
+            all,
+            ready: tokio::sync::Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues `pending`, dropping the oldest to make room (see
+    /// [`OUTBOX_CAPACITY`], [`OUTBOX_BYTES`], [`ALL_OUTBOXES_BYTES`]);
+    /// returns how many were dropped (the new one included, when even an
+    /// empty outbox has no room for it).
+    pub fn push(&self, pending: Pending) -> u64 {
+        let size = pending.body.len();
+        let mut dropped = 0;
+        {
+            let mut guard = self.queue.lock().expect("outbox lock");
+            let (queue, bytes) = &mut *guard;
+            let full = |queue: &VecDeque<Pending>, bytes: usize| {
+                queue.len() >= OUTBOX_CAPACITY
+                    || bytes + size > OUTBOX_BYTES
+                    || self.all.load(Ordering::Acquire) + size > ALL_OUTBOXES_BYTES
+            };
+            while full(queue, *bytes) {
+                let Some(old) = queue.pop_front() else { break };
+                *bytes -= old.body.len();
+                self.all.fetch_sub(old.body.len(), Ordering::AcqRel);
+                dropped += 1;
+            }
+            if full(queue, *bytes) {
+                return dropped + 1;
+            }
+            *bytes += size;
+            self.all.fetch_add(size, Ordering::AcqRel);
             queue.push_back(pending);
-            dropped
-        };
+        }
         self.ready.notify_one();
         dropped
     }
 
     /// Notifications waiting.
     pub fn len(&self) -> usize {
-        self.queue.lock().expect("outbox lock").len()
+        self.queue.lock().expect("outbox lock").0.len()
     }
 
     /// Whether none is waiting.
@@ -220,7 +262,11 @@ impl Outbox {
     }
 
     pub(super) fn pop(&self) -> Option<Pending> {
-        self.queue.lock().expect("outbox lock").pop_front()
+        let mut guard = self.queue.lock().expect("outbox lock");
+        let pending = guard.0.pop_front()?;
+        guard.1 -= pending.body.len();
+        self.all.fetch_sub(pending.body.len(), Ordering::AcqRel);
+        Some(pending)
     }
 }
 
@@ -423,25 +469,47 @@ mod tests {
         assert!(cut.len() <= MAX_LINE + "…".len() && cut.ends_with('…'));
     }
 
+    fn pending(body: Vec<u8>) -> Pending {
+        Pending {
+            body: body.into(),
+            target: Arc::new(Target {
+                url: "http://h/".parse().unwrap(),
+                headers: vec![],
+                timeout: Duration::from_secs(1),
+            }),
+        }
+    }
+
     #[test]
     fn a_full_outbox_drops_the_oldest() {
-        let outbox = Outbox::default();
-        let target = Arc::new(Target {
-            url: "http://h/".parse().unwrap(),
-            headers: vec![],
-            timeout: Duration::from_secs(1),
-        });
+        let all = Arc::new(AtomicUsize::new(0));
+        let outbox = Outbox::new(all.clone());
         for i in 0..OUTBOX_CAPACITY {
-            assert!(!outbox.push(Pending {
-                body: Bytes::from(i.to_string()),
-                target: target.clone()
-            }));
+            assert_eq!(outbox.push(pending(i.to_string().into_bytes())), 0);
         }
-        assert!(outbox.push(Pending {
-            body: Bytes::from_static(b"new"),
-            target
-        }));
+        assert_eq!(outbox.push(pending(b"new".to_vec())), 1);
         assert_eq!(outbox.len(), OUTBOX_CAPACITY);
         assert_eq!(&outbox.pop().unwrap().body[..], b"1");
+        while outbox.pop().is_some() {}
+        assert_eq!(all.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn outboxes_are_bounded_in_bytes_each_and_together() {
+        let all = Arc::new(AtomicUsize::new(0));
+        let one = Outbox::new(all.clone());
+        let body = || vec![b'x'; 300 * 1024];
+        assert_eq!(one.push(pending(body())), 0);
+        assert_eq!(one.push(pending(body())), 0);
+        assert_eq!(one.push(pending(body())), 0);
+        // A fourth would pass 1 MiB: the oldest goes.
+        assert_eq!(one.push(pending(body())), 1);
+        assert_eq!((one.len(), all.load(Ordering::Relaxed)), (3, 900 * 1024));
+        // All outboxes together: another rule's push finds no room left
+        // and, having nothing of its own to drop, drops the new one.
+        all.store(ALL_OUTBOXES_BYTES, Ordering::Relaxed);
+        let other = Outbox::new(all.clone());
+        assert_eq!(other.push(pending(b"x".to_vec())), 1);
+        assert_eq!(other.len(), 0);
     }
 }
