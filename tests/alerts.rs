@@ -831,3 +831,41 @@ async fn sighup_reloads_both_the_rules_and_the_tls_certificate() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn with_data_dir_events_restored_at_start_are_not_alerted_again() {
+    let hook = Receiver::start().await;
+    let rules = format!(
+        "[[rule]]\nname = \"d\"\nchannels = [\"disk\"]\nwebhook = \"{}\"\nwindow = \"0s\"\n",
+        hook.url("/d")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let mut first = server_with(&rules, &["--data-dir", data], &[]);
+    let one = publish(&first, "disk", "before the restart").await;
+    hook.wait("/d", 1).await;
+    first.terminate(DEADLINE).await.expect("stopped");
+    let second = server_with(&rules, &["--data-dir", data], &[]);
+    // The restored event is there for subscribers...
+    let mut sse = Sse::connect(&second.url("/realtime/disk?tail=1")).await;
+    assert_eq!(sse.next_event().await.data(), "before the restart");
+    // ...but only the new one is notified.
+    let two = publish(&second, "disk", "after the restart").await;
+    let bodies = hook.wait("/d", 2).await;
+    eventually("sent counted", || async {
+        let view = api_alerts(&second).await;
+        (rule(&view, "d")["counts"]["sent"] == 1).then_some(())
+    })
+    .await;
+    let bodies_now = hook.bodies("/d");
+    eprintln!(
+        "notified after a restart: {:?}",
+        bodies_now.iter().map(|b| &b["id"]).collect::<Vec<_>>()
+    );
+    assert_eq!(bodies_now.len(), 2);
+    assert_eq!(
+        (&bodies[0]["id"], &bodies[1]["id"]),
+        (&one["id"], &two["id"])
+    );
+}
