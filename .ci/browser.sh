@@ -60,4 +60,4 @@ if [ "${1:-}" = "--bench" ]; then
 fi
 
 cd tests/browser
-node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout console.test.mjs tls.test.mjs
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout ansi.test.mjs fields.test.mjs console.test.mjs viewer.test.mjs tls.test.mjs

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks deploy/compose*.yaml: they parse as YAML, and their Traefik setup,
-mounts and tailcast commands are what the README promises. Called by
+mounts and tailcast commands are what docs/deploy.md promises. Called by
 .ci/deploy-check.sh; needs PyYAML. Exits 1 with one line per problem."""
 
 import argparse

@@ -9,7 +9,7 @@
 #   3. the Dockerfile's final stage has no toolchain, a non-root user, and a
 #      HEALTHCHECK run by the binary itself.
 # Building and running the image is not part of this check (no Docker daemon
-# and no registry here); see README "Deploy" for what was run by hand.
+# and no registry here); see docs/deploy.md for what was run by hand.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

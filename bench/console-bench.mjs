@@ -12,9 +12,16 @@
 // input event's timestamp), frames per second, main-thread long tasks
 // (> 50 ms), DOM insertions into the log per frame; and from outside, how
 // long the last line took to show and playwright's click round trip.
-// Printed, and written as JSON to test-artifacts/console-bench.json. The
-// exit status is 0 unless the run itself failed (the last line never
+// Then a second phase: the keep is raised to 100,000 and 100,000 lines are
+// written at once; measured: how long until all are retained, the JS heap
+// and DOM node count with them (after a garbage collection, through the
+// DevTools protocol), and how long typing a filter takes to show its first
+// frame. Printed, and written as JSON to test-artifacts/console-bench.json.
+// The exit status is 0 unless the run itself failed (the last line never
 // shown, the cap not kept): speed never fails it.
+//
+// The view's retained count is read from the pane head ("shown / kept"),
+// so the same script measures the console before and after virtualisation.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -30,6 +37,14 @@ const RATE = option("rate", 2000);
 const SECONDS = option("seconds", 10);
 const CAP = option("cap", 1000);
 const TOTAL = RATE * SECONDS;
+const BIG = option("big", 100000);
+
+/** The pane head's "shown / kept" figures. */
+async function paneCounts(page) {
+  const text = await page.locator(".pane .pane-head .count").first().textContent();
+  const [shown, kept] = text.split("/").map((s) => Number(s.replace(/\D/g, "")));
+  return { shown, kept };
+}
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -60,7 +75,8 @@ async function main() {
       window.__frames = 0;
       window.__inserts = 0;
       new MutationObserver((records) => {
-        for (const r of records) if (r.addedNodes.length && r.target.classList.contains("log")) window.__inserts++;
+        // Into a view: its `.log` (before virtualisation) or its `.rows` block.
+        for (const r of records) if (r.addedNodes.length && (r.target.classList.contains("log") || r.target.classList.contains("rows"))) window.__inserts++;
       }).observe(document.getElementById("panes"), { childList: true, subtree: true });
       const count = () => {
         window.__frames++;
@@ -101,7 +117,7 @@ async function main() {
     const caughtUp = (Date.now() - start) / 1000;
     const stats = await page.evaluate(
       (since) => ({
-        lines: document.querySelectorAll(".pane .line").length,
+        dom_rows: document.querySelectorAll(".pane .line").length,
         longTasks: window.__longTasks.filter((e) => e.start >= since),
         clicks: window.__clicks,
         frames: window.__frames,
@@ -110,6 +126,7 @@ async function main() {
       }),
       t0,
     );
+    stats.lines = (await paneCounts(page)).kept;
     const long = stats.longTasks;
     const longTotal = long.reduce((s, e) => s + e.duration, 0);
     const frameMs = stats.clicks.map((c) => c.frame);
@@ -120,7 +137,8 @@ async function main() {
       lines_written: TOTAL,
       write_s: writeSeconds,
       last_line_shown_after_s: caughtUp,
-      dom_lines: stats.lines,
+      kept_lines: stats.lines,
+      dom_rows: stats.dom_rows,
       frames_per_s: stats.frames / (stats.elapsed / 1000),
       dom_insertions: stats.inserts,
       frames: stats.frames,
@@ -139,11 +157,54 @@ async function main() {
     console.log(`  long tasks ${long.length}, ${longTotal.toFixed(0)} ms (${(100 * figures.long_task_share).toFixed(1)} % of ${(stats.elapsed / 1000).toFixed(1)} s), longest ${figures.long_task_max_ms.toFixed(0)} ms`);
     console.log(`  click → next frame: median ${figures.click_to_frame_median_ms.toFixed(0)} ms (${frameMs.map((v) => v.toFixed(0)).join(" ")})`);
     console.log(`  click round trip via playwright: ${clickTimes.join(" ")} ms`);
+    if (stats.lines !== Math.min(CAP, TOTAL)) throw new Error(`the view holds ${stats.lines} lines, not the cap of ${CAP}`);
+
+    // Phase 2: 100,000 lines kept.
+    await page.fill("#cap", String(BIG));
+    await page.press("#cap", "Enter");
+    await page.click("#clear");
+    const b0 = Date.now();
+    const big = [];
+    for (let i = 0; i < BIG; i++) big.push(`2024-01-01 12:00:00,000 - big - ${i % 10 === 0 ? "ERROR" : "INFO"} - row ${i} ${"y".repeat(60)}`);
+    appendLines(file, big);
+    await waitFor(async () => (await paneCounts(page)).kept === BIG, { message: `${BIG} lines kept`, timeout: 300000, interval: 250 });
+    figures.big_lines = BIG;
+    figures.big_all_kept_after_s = (Date.now() - b0) / 1000;
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send("HeapProfiler.enable");
+    await cdp.send("HeapProfiler.collectGarbage");
+    await cdp.send("Performance.enable");
+    const metrics = Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
+    figures.big_js_heap_mb = metrics.JSHeapUsedSize / 1048576;
+    figures.big_dom_nodes = metrics.Nodes;
+    figures.big_dom_rows = await page.evaluate(() => document.querySelectorAll(".pane .line").length);
+    // Typing a filter: from the input event to the next frame after the view changed.
+    await page.evaluate(() => {
+      window.__filterFrame = null;
+      const input = document.getElementById("filter");
+      input.addEventListener("input", (e) => {
+        const t0 = e.timeStamp;
+        const counts = document.querySelector(".pane .pane-head .count");
+        const before = counts.textContent;
+        new MutationObserver((_, obs) => {
+          if (counts.textContent === before) return;
+          obs.disconnect();
+          requestAnimationFrame(() => (window.__filterFrame = performance.now() - t0));
+        }).observe(counts, { childList: true, characterData: true, subtree: true });
+      }, { once: true });
+    });
+    await page.fill("#filter", "row 4242 ");
+    const filterMs = await waitFor(() => page.evaluate(() => window.__filterFrame), { message: "filter applied", timeout: 120000 });
+    figures.big_filter_to_frame_ms = filterMs;
+    const c1 = Date.now();
+    await page.click("#theme");
+    figures.big_click_round_trip_ms = Date.now() - c1;
+    console.log(`  ${BIG} lines kept after ${figures.big_all_kept_after_s.toFixed(1)} s: JS heap ${figures.big_js_heap_mb.toFixed(1)} MB, ${figures.big_dom_nodes} DOM nodes (${figures.big_dom_rows} rows)`);
+    console.log(`  typing a filter over ${BIG} lines → next frame: ${filterMs.toFixed(0)} ms; a click's round trip ${figures.big_click_round_trip_ms} ms`);
     const out = path.join(ROOT, "test-artifacts", "console-bench.json");
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, `${JSON.stringify(figures, null, 2)}\n`);
     console.log(`  figures: ${out}`);
-    if (stats.lines !== Math.min(CAP, TOTAL)) throw new Error(`the view holds ${stats.lines} lines, not the cap of ${CAP}`);
   } finally {
     await browser.close();
     await server.stop();

@@ -4,24 +4,20 @@
 //! server's `/health`, for container health checks where no curl exists).
 //!
 //! Completions and the man page are built from the same clap definition as
-//! the parser ([`Cli`]), so they never drift from the real flags. The
+//! the parser (the caller passes `Cli::command()`), so they never drift from the real flags. The
 //! probe is a plain HTTP client: it knows nothing of the server's
 //! internals, only the `/health` answer of the contract.
 
 use std::time::Duration;
-
-use clap::CommandFactory;
-
-use crate::config::Cli;
 
 /// The completion script for `shell`, for a binary named `tailcast`.
 ///
 /// Built in memory, because `clap_complete` panics on a failed write (a
 /// closed pipe); the caller writes the bytes and decides what a closed
 /// pipe means.
-pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+pub fn completions(mut cli: clap::Command, shell: clap_complete::Shell) -> Vec<u8> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "tailcast", &mut script);
+    clap_complete::generate(shell, &mut cli, "tailcast", &mut script);
     script
 }
 
@@ -41,8 +37,8 @@ Every option shown above with [env: ...] may be set by that variable instead. Fo
 /// The man page of `tailcast` as roff: the top-level page, then one
 /// section per subcommand with its synopsis, description and options (so
 /// one page documents every flag), then the environment and exit status.
-pub fn man_page() -> Vec<u8> {
-    let mut cli = Cli::command().disable_help_subcommand(true);
+pub fn man_page(cli: clap::Command) -> Vec<u8> {
+    let mut cli = cli.disable_help_subcommand(true);
     cli.build();
     let mut page = Vec::new();
     let top = clap_mangen::Man::new(cli.clone());
@@ -201,7 +197,7 @@ pub async fn check_health(check: &HealthCheck) -> Result<String, HealthError> {
     let url = &check.url;
     let unreachable = |e: reqwest::Error| HealthError::Unreachable {
         url: url.clone(),
-        reason: error_chain(&e.without_url()),
+        reason: crate::errors::chain(&e.without_url()),
     };
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -241,22 +237,6 @@ pub async fn check_health(check: &HealthCheck) -> Result<String, HealthError> {
         Some(other) => Err(unhealthy(format!("status {other:?}"))),
         None => Err(unhealthy(format!("no \"status\" in {report}"))),
     }
-}
-
-/// An error and its causes on one line: reqwest's own message is only
-/// "error sending request", the reason (connection refused...) is below.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

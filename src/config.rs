@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::logging::LogFormat;
+use crate::units::{parse_duration, parse_size};
+
 /// Where `serve` listens unless told otherwise, and where `health` asks.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 
@@ -247,12 +250,12 @@ pub struct ServeConfig {
     pub body_timeout: Duration,
     /// Open SSE streams allowed; beyond it 503 with Retry-After
     #[arg(
-        long = "max-connections",
+        long,
         env = "TAILCAST_MAX_CONNECTIONS",
         value_name = "N",
         default_value_t = 100_000
     )]
-    pub max_sse_streams: usize,
+    pub max_connections: usize,
     /// Open SSE streams allowed per client IP address; beyond it 503 (0: no limit)
     #[arg(
         long,
@@ -366,6 +369,11 @@ pub struct ServeConfig {
     /// (`redis://[user:pass@]host:port[/db]`); not with --data-dir
     #[arg(long, env = "TAILCAST_REDIS", value_name = "URL", value_parser = crate::hub::redis::parse_url, conflicts_with = "data_dir")]
     pub redis: Option<String>,
+    /// Redis Cluster seed nodes (`redis://host:port[,redis://host:port...]`):
+    /// share channels through a Redis or Valkey cluster; every key under
+    /// the hash tag `{--redis-prefix}`; not with --redis or --data-dir
+    #[arg(long, env = "TAILCAST_REDIS_CLUSTER", value_name = "URLS", value_parser = crate::hub::redis::parse_cluster_urls, conflicts_with_all = ["redis", "data_dir"])]
+    pub redis_cluster: Option<String>,
     /// Namespace of tailcast's keys in Redis
     #[arg(long, env = "TAILCAST_REDIS_PREFIX", value_name = "PREFIX", default_value = "tailcast", value_parser = crate::hub::redis::parse_prefix)]
     pub redis_prefix: String,
@@ -401,15 +409,6 @@ pub struct ServeConfig {
     /// and `files = [...]`
     #[arg(long, env = "TAILCAST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-}
-
-/// Format of the server's own log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (tracing-subscriber's JSON format).
-    Json,
 }
 
 /// `generate` options.
@@ -710,19 +709,6 @@ fn parse_syslog_channel(text: &str) -> Result<crate::ingest::syslog::ChannelTemp
     crate::ingest::syslog::ChannelTemplate::parse(text)
 }
 
-/// Parses `300ms`, `15s`, `2m`, `1h` (and bare numbers, as seconds).
-///
-/// # Errors
-/// A message saying what format is expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{e} (expected a duration such as 300ms, 15s or 2m)"))
-}
-
 /// A host name for `--allowed-host`: letters, digits, `-` and `.` (or an
 /// IP address), without scheme or port; lowercased, a final `.` dropped.
 ///
@@ -746,22 +732,6 @@ pub fn parse_host_name(text: &str) -> Result<String, String> {
         ));
     }
     Ok(name)
-}
-
-/// Parses `64KiB`, `1MiB`, `500kB`, or a number of bytes.
-///
-/// # Errors
-/// A message saying what format is expected.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let bytes = match text.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => text
-            .parse::<bytesize::ByteSize>()
-            .map_err(|e| format!("{e} (expected a size such as 64KiB or 1MiB)"))?
-            .as_u64(),
-    };
-    usize::try_from(bytes).map_err(|_| "size too large".to_string())
 }
 
 /// Parses a `[NAME=]PATH` argument (never fails; see [`FileSpec::parse`]).
@@ -951,6 +921,34 @@ fn file_arguments(
 }
 
 impl ServeConfig {
+    /// The hub's limits (`--history`, `--history-bytes`, `--history-ttl`,
+    /// `--max-channels`, `--max-ingest-channels`).
+    pub fn hub_limits(&self) -> crate::hub::HubLimits {
+        crate::hub::HubLimits {
+            history: self.history,
+            history_bytes: self.history_bytes,
+            history_ttl: self.history_ttl,
+            max_channels: self.max_channels,
+            max_ingest_channels: self.max_ingest_channels,
+        }
+    }
+
+    /// The access-control part of the serve settings.
+    pub fn auth_settings(&self) -> crate::auth::AuthSettings {
+        crate::auth::AuthSettings {
+            jwt_secret_file: self.jwt_secret_file.clone(),
+            jwt_public_key: self.jwt_public_key.clone(),
+            jwks_url: self.jwks_url.clone(),
+            jwt_audience: self.jwt_audience.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            anonymous_subscribe: self.anonymous_subscribe.clone(),
+            no_query_token: self.no_query_token,
+            metrics_public: self.metrics_public,
+            cors_origins: self.cors_origins.clone(),
+            jwks_refresh: None,
+        }
+    }
+
     /// The settings `tailcast serve ARGS...` would get (environment
     /// variables and `--config` included), checked.
     ///
@@ -993,7 +991,7 @@ impl ServeConfig {
                 "must be at least 4 bytes (one UTF-8 character)",
             );
         }
-        if self.max_sse_streams == 0 {
+        if self.max_connections == 0 {
             return invalid("--max-connections", "must be at least 1");
         }
         if self.max_channels == 0 {
@@ -1049,17 +1047,12 @@ impl ServeConfig {
 mod tests {
     use super::*;
 
+    /// `HubLimits::default()` (used by tests and benches) is the binary's
+    /// defaults, not a second copy that can drift.
     #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("fast").is_err());
-        assert_eq!(parse_size("64KiB"), Ok(65536));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("big").is_err());
+    fn the_hub_defaults_are_the_flags_defaults() {
+        let config = ServeConfig::from_args::<_, &str>([]).unwrap();
+        assert_eq!(config.hub_limits(), crate::hub::HubLimits::default());
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub enum FollowState {
 /// The identity of a file's first bytes: the CRC32C of its first `len`
 /// bytes (at most 256). With the device and inode it tells the same file
 /// from a new one that got a reused inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
     /// How many leading bytes were hashed (0 for an empty file).
     pub len: u32,
@@ -83,15 +83,17 @@ impl Fingerprint {
     /// The fingerprint of a file that starts with `first_bytes`.
     pub fn of(first_bytes: &[u8]) -> Fingerprint {
         Fingerprint {
-            len: first_bytes.len() as u32,
+            len: u32::try_from(first_bytes.len()).unwrap_or(u32::MAX),
             crc: crc32c::crc32c(first_bytes),
         }
     }
 }
 
 /// Where in which file a line ended: enough to go on from there after a
-/// restart, exactly once ([`follow_file_from`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// restart, exactly once ([`follow_file_from`]). With `--data-dir` it is
+/// stored with the line's record and in the checkpoints, so the follower's
+/// position and the published lines never disagree after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FilePosition {
     /// The file's device.
     pub dev: u64,

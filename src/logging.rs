@@ -8,7 +8,14 @@
 
 use std::io::IsTerminal;
 
-use crate::config::LogFormat;
+/// Format of the server's own log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
+}
 
 /// The filter used when `TAILCAST_LOG` is unset or invalid.
 const DEFAULT_FILTER: &str = "tailcast=info";

@@ -4,10 +4,12 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::CommandFactory;
 use tailcast::cli_tools::{self, HealthCheck};
 use tailcast::client::{ListenConfig, PublishConfig};
-use tailcast::config::{CliError, Command, GenerateArgs, LogFormat, ServeConfig};
+use tailcast::config::{Cli, CliError, Command, GenerateArgs, ServeConfig};
 use tailcast::logging;
+use tailcast::logging::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 /// After a shutdown signal, the process exits by this deadline even if a
@@ -34,8 +36,10 @@ fn main() -> ExitCode {
         Err(CliError::Config(e)) => return fail(e.to_string()),
     };
     let job = match cli.command {
-        Command::Completions(args) => return print(&cli_tools::completions(args.shell)),
-        Command::Man => return print(&cli_tools::man_page()),
+        Command::Completions(args) => {
+            return print(&cli_tools::completions(Cli::command(), args.shell))
+        }
+        Command::Man => return print(&cli_tools::man_page(Cli::command())),
         Command::Serve(config) => Ok(Job::Serve(config)),
         Command::Generate(args) => Ok(Job::Generate(args)),
         Command::Listen(args) => args.resolve().map(Job::Listen),
@@ -188,9 +192,7 @@ fn fail(message: String) -> ExitCode {
 async fn serve(config: ServeConfig) -> Result<(), String> {
     // Key files and patterns are checked before listening, so a bad one is
     // one error line, not a server that refuses everyone.
-    tailcast::auth::AuthSettings::from_config(&config)
-        .check()
-        .map_err(|e| e.to_string())?;
+    config.auth_settings().check().map_err(|e| e.to_string())?;
     // So is a bad alerts file.
     if let Some(path) = &config.alerts {
         tailcast::alerts::rules::load(path).map_err(|e| e.to_string())?;

@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::FileSpec;
-use crate::follow::{self, FilePosition, Fingerprint, FollowOptions, FollowState, LineSink};
+use crate::follow::{self, FilePosition, FollowOptions, FollowState, LineSink};
 use crate::hub::{ChannelName, Hub, LogPublisher, LOG_PREFIX};
 use crate::metrics::Metrics;
-use crate::wal::{FileCheckpoint, SourcePosition};
+use crate::wal::FileCheckpoint;
 
 /// How often changed follower checkpoints are saved (with `--data-dir`);
 /// they are saved once more at shutdown. Between saves, the positions
@@ -109,19 +109,10 @@ impl HubSink {
         if status.forgotten {
             return;
         }
-        let source = position.map(|p| SourcePosition {
-            dev: p.dev,
-            ino: p.ino,
-            offset: p.offset,
-            fingerprint: crate::wal::Fingerprint {
-                len: p.fingerprint.len,
-                crc: p.fingerprint.crc,
-            },
-        });
-        match self.publisher.publish(line, source) {
+        match self.publisher.publish(line, position) {
             Ok(_) => {
                 self.metrics.events_published.inc();
-                if let (Some(log), Some(position)) = (self.hub.log(), source) {
+                if let (Some(log), Some(position)) = (self.hub.wal(), position) {
                     log.checkpoints().set(
                         &self.stream.name,
                         FileCheckpoint {
@@ -219,7 +210,7 @@ impl LogStreams {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
-        if let Some(log) = hub.log().cloned() {
+        if let Some(log) = hub.wal().cloned() {
             let token = shutdown.clone();
             tracker.spawn(async move {
                 let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -329,7 +320,7 @@ impl LogStreams {
     /// stored with its newest line in the event log, else its saved
     /// checkpoint; none if the stream followed another path then.
     fn resume_position(&self, stream: &LogStream) -> Option<FilePosition> {
-        let log = self.inner.hub.log()?;
+        let log = self.inner.hub.wal()?;
         let saved = log.checkpoints().get(&stream.name);
         if saved.as_ref().is_some_and(|c| c.path != stream.path) {
             return None;
@@ -343,15 +334,7 @@ impl LogStreams {
         };
         let position = newest.or(saved.map(|c| c.position))?;
         tracing::info!(stream = %stream.name, offset = position.offset, "resuming from checkpoint");
-        Some(FilePosition {
-            dev: position.dev,
-            ino: position.ino,
-            offset: position.offset,
-            fingerprint: Fingerprint {
-                len: position.fingerprint.len,
-                crc: position.fingerprint.crc,
-            },
-        })
+        Some(position)
     }
 
     /// Forgets the glob matches whose file has been gone since before

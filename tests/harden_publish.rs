@@ -490,3 +490,62 @@ async fn reserved_event_types_cannot_be_published() {
     .await;
     assert_eq!(status, 200, "{answer}");
 }
+
+/// A client that sends its whole body before it reads (Python's
+/// `http.client` and `requests` do) must still see the 413 of a body over
+/// `--max-body`, not a broken pipe or a reset: the server reads and throws
+/// away what follows the answer (up to 64 MiB, within `--body-timeout`)
+/// before it closes, as nginx's lingering close does.
+#[tokio::test]
+async fn a_client_that_sends_its_whole_oversized_body_first_still_reads_its_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        dir,
+        &["--max-body", "64KiB", "{dir}/quiet.log"],
+        Stdio::null(),
+        &[],
+    );
+    let body = vec![b'x'; 20 << 20];
+    for (what, head) in [
+        (
+            "announced",
+            "POST /channels/news HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+             Content-Length: 20971520\r\n\r\n"
+                .to_string(),
+        ),
+        (
+            "gzip, announced",
+            "POST /channels/news HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+             Content-Encoding: gzip\r\nContent-Length: 20971520\r\n\r\n"
+                .to_string(),
+        ),
+    ] {
+        let mut stream = connect(&server).await;
+        let send = async {
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(&body).await?;
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await? {
+                    0 => break,
+                    n => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer).into_owned())
+        };
+        let answer = tokio::time::timeout(WATCHDOG, send)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no answer"))
+            .unwrap_or_else(|e| panic!("{what}: the upload failed instead of reading a 413: {e}"));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{what}: {answer:?}");
+    }
+    // Nothing of either body was published.
+    let (status, answer) = post(&server.url("/channels/news"), "text/plain", "sentinel").await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["id"].as_str().unwrap();
+    assert!(
+        id.ends_with("-1"),
+        "the sentinel is the first event: {answer}"
+    );
+}

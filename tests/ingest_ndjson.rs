@@ -413,6 +413,7 @@ async fn redis_multi_channel_publish_is_one_unit() {
         RedisHub::connect(
             RedisOptions {
                 url: format!("redis://127.0.0.1:{}", redis.port),
+                cluster: false,
                 prefix: "ingest-test".into(),
                 node: "n1".into(),
                 limits,

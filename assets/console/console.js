@@ -2,24 +2,29 @@
 //
 // Data flow: one SseClient on `/events?channel=…` carries every selected
 // stream (so a page never runs into the browser's six-connections-per-host
-// limit); each event becomes a record, queued on the pane that shows its
-// stream; once per animation frame each pane appends its queued records as
-// one DocumentFragment and drops what is past the cap. Nothing touches the
-// DOM per event.
+// limit); each event becomes a record (text, parsed JSON, level, time,
+// message), queued on the pane that shows its stream; once per animation
+// frame each pane (view.js, a virtualised list) takes its queued records
+// in, drops what is past the cap and redraws the rows near its viewport in
+// one DOM write. Nothing touches the DOM per event. This module decides
+// what the panes show: filters (source, level, regex), the highlight
+// search, columns, time zone; and runs downloads.
 //
-// The page state that a link should keep (selected streams, view mode) is
-// in the URL hash: `#streams=log:app.log,news&view=split`.
+// The page state that a link should keep (selected streams, view mode,
+// columns) is in the URL hash:
+// `#streams=log:app.log,news&view=split&cols=time,labels.host,message`.
 
 import { SseClient } from "./sse.js";
-import { detectLevel, fillText, parseJsonLine, streamHue, stripAnsi } from "./render.js";
+import { parseJsonLine, stripAnsi } from "./render.js";
 import { Sparkline, formatBytes } from "./charts.js";
 import { fetchHistory } from "./history.js";
+import { DEFAULT_COLUMNS, collectPaths, detectLevel, jsonMessage, jsonTime, levelRank, parseColumns } from "./fields.js";
+import { MERGED, Pane, buildLine, label, sourceColour } from "./view.js";
+import { downloadHistory, downloadShown } from "./download.js";
 
 const $ = (id) => document.getElementById(id);
 const MIN_CAP = 100;
 const MAX_CAP = 100000;
-/** The pane key of the merged view. */
-const MERGED = "*";
 
 // ---------------------------------------------------------------- settings
 
@@ -67,6 +72,20 @@ const app = {
   lastSeq: new Map(),
   /** Arrival numbers of records loaded from history go down from here. */
   earlySeq: 0,
+  /** The columns shown, in order (built-ins and dotted JSON paths). */
+  columns: parseColumns(saved("columns", "")) || [...DEFAULT_COLUMNS],
+  /** Times in UTC (else the browser's zone). */
+  utc: saved("utc", "0") === "1",
+  /** Lowest level shown (fields.js levelRank), 0: every line. */
+  minLevel: 0,
+  /** Streams of the merged view hidden by the source filter. */
+  hiddenSources: new Set(),
+  /** The highlight search: `{re, text}` or null. */
+  search: null,
+  /** The search's current match (a record). */
+  current: null,
+  /** Dotted paths seen in JSON lines: the column picker's suggestions. */
+  paths: new Set(),
 };
 
 /** Lines asked for per "load earlier lines". */
@@ -77,272 +96,84 @@ function clampCap(n) {
 }
 
 // ------------------------------------------------------------------- panes
+//
+// The views themselves are view.js's `Pane` (a virtualised list); what
+// they show is decided here: `visible` (every filter), the columns,
+// `marks` (filter and search highlights), the source tags.
 
-/** One scrolling log view: the merged view, or one stream's column. */
-class Pane {
-  constructor(key, title) {
-    this.key = key;
-    this.records = [];
-    this.pending = [];
-    this.follow = true;
-    this.unseen = 0;
-    this.root = document.createElement("div");
-    this.root.className = "pane";
-    this.root.dataset.pane = key;
-    const head = document.createElement("div");
-    head.className = "pane-head";
-    this.titleEl = document.createElement("span");
-    this.titleEl.className = "title";
-    this.titleEl.textContent = title;
-    this.countEl = document.createElement("span");
-    this.countEl.className = "count";
-    this.earlier = document.createElement("button");
-    this.earlier.className = "earlier small";
-    this.earlier.textContent = "⤒ earlier";
-    this.earlier.title = "Load earlier lines from the server's history (also when scrolled to the top)";
-    this.earlier.onclick = () => this.loadEarlier();
-    head.append(this.titleEl, this.countEl, this.earlier);
-    this.log = document.createElement("div");
-    this.log.className = "log";
-    this.log.tabIndex = 0;
-    this.jump = document.createElement("button");
-    this.jump.className = "jump";
-    this.jump.hidden = true;
-    this.jump.title = "Jump to the latest line (End)";
-    this.jump.onclick = () => this.toBottom();
-    this.root.append(head, this.log, this.jump);
-
-    // Auto-scroll: off as soon as the user scrolls up, on again at the bottom.
-    this.log.addEventListener("wheel", (e) => {
-      if (e.deltaY < 0) this.setFollow(false);
-    }, { passive: true });
-    this.log.addEventListener("scroll", () => {
-      const gap = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight;
-      if (gap <= 8) this.setFollow(true);
-      else if (this.log.scrollTop < this.lastTop - 2) this.setFollow(false);
-      // Scrolled up to the top of a view that overflows: fetch what came before.
-      if (this.log.scrollTop <= 4 && this.log.scrollTop < this.lastTop) this.loadEarlier();
-      this.lastTop = this.log.scrollTop;
-    }, { passive: true });
-    this.lastTop = 0;
-    // A click on a JSON line pretty-prints just that line.
-    this.log.addEventListener("click", (e) => {
-      const line = e.target.closest(".line.json");
-      if (!line || getSelection().toString()) return;
-      const record = line._record;
-      record.pretty = !(record.pretty ?? app.pretty);
-      line.replaceWith(buildLine(record, this));
-    });
-  }
-
-  setFollow(on) {
-    if (this.follow === on) return;
-    this.follow = on;
-    if (on) this.unseen = 0;
-    this.updateJump();
-  }
-
-  updateJump() {
-    this.jump.hidden = this.follow;
-    this.jump.textContent = this.unseen ? `↓ ${this.unseen.toLocaleString()} new` : "↓ Jump to latest";
-  }
-
-  toBottom() {
-    this.setFollow(true);
-    this.log.scrollTop = this.log.scrollHeight;
-  }
-
-  /** The streams this pane shows. */
-  streams() {
-    return this.key === MERGED ? app.selected : [this.key];
-  }
-
-  /**
-   * Fetches the lines before the oldest one shown from `/api/history` and
-   * puts them on top, keeping the view where it is. Never past the cap: a
-   * full view asks for a larger "keep" first.
-   */
-  async loadEarlier() {
-    if (this.loading || this.exhausted) return;
-    this.flushPendingIntoRecords();
-    const room = app.cap - this.records.length;
-    if (room <= 0) {
-      this.setEarlier("view full: raise keep", true);
-      return;
-    }
-    const oldest = this.records.find((r) => r.id && r.kind !== "marker");
-    this.loading = true;
-    this.setEarlier("loading…", true);
-    try {
-      const page = await fetchHistory(this.streams(), {
-        before: oldest ? oldest.id : null,
-        limit: Math.min(EARLIER_PAGE, room),
-      });
-      // Lines that arrived live meanwhile are not shown twice.
-      const known = new Set([...this.records, ...this.pending].map((r) => r.id));
-      const events = page.events.filter((e) => !known.has(e.id)).reverse();
-      // Arrival numbers below every record so far keep merged views in order.
-      const base = app.earlySeq - events.length;
-      app.earlySeq = base;
-      this.prepend(
-        events.map((e, i) => {
-          const record = historyRecord(e);
-          record.n = base + i;
-          return record;
-        }),
-      );
-      this.exhausted = !page.more;
-      this.setEarlier(this.exhausted ? "start of history" : "⤒ earlier", this.exhausted);
-    } catch (e) {
-      this.setEarlier("⤒ earlier", false);
-      this.earlier.title = `Loading earlier lines failed: ${e.message}`;
-    } finally {
-      this.loading = false;
-    }
-  }
-
-  setEarlier(text, disabled) {
-    this.earlier.textContent = text;
-    this.earlier.disabled = disabled;
-  }
-
-  /** Puts `records` (oldest first, all older than what is shown) on top. */
-  prepend(records) {
-    if (!records.length) return;
-    const height = this.log.scrollHeight;
-    this.records.unshift(...records);
-    const frag = document.createDocumentFragment();
-    for (const r of records) if (visible(r)) frag.appendChild(buildLine(r, this));
-    this.log.insertBefore(frag, this.log.firstChild);
-    this.log.scrollTop += this.log.scrollHeight - height;
-    this.lastTop = this.log.scrollTop;
-    this.updateCount();
-  }
-
-  /** Queues a record; at most `cap` wait, since older ones would be dropped anyway. */
-  add(record) {
-    this.pending.push(record);
-    if (this.pending.length > app.cap * 2) this.pending.splice(0, this.pending.length - app.cap);
-  }
-
-  /** Appends the queued records in one DOM write and enforces the cap. */
-  flush() {
-    if (!this.pending.length) return;
-    let batch = this.pending;
-    this.pending = [];
-    if (batch.length > app.cap) batch = batch.slice(-app.cap);
-    for (const r of batch) this.records.push(r);
-    this.dropOldest(this.records.length - app.cap);
-    const frag = document.createDocumentFragment();
-    let added = 0;
-    for (const r of batch) {
-      if (!visible(r)) continue;
-      frag.appendChild(buildLine(r, this));
-      added++;
-    }
-    if (added) {
-      this.log.appendChild(frag);
-      if (this.follow) this.log.scrollTop = this.log.scrollHeight;
-      else {
-        this.unseen += added;
-        this.updateJump();
-      }
-    }
-    this.updateCount();
-  }
-
-  /** Forgets the `n` oldest records and removes their lines in one go. */
-  dropOldest(n) {
-    if (n <= 0) return;
-    const gone = this.records.splice(0, n);
-    let shown = 0;
-    for (const r of gone) if (r.el && r.el.parentNode === this.log) shown++;
-    if (!shown) return;
-    // The oldest shown lines are the first children: one Range removes them.
-    const range = document.createRange();
-    range.setStartBefore(this.log.firstChild);
-    range.setEndAfter(this.log.children[shown - 1]);
-    range.deleteContents();
-  }
-
-  /** Rebuilds every line (filter, pretty or cap changed). */
-  rerender() {
-    this.flushPendingIntoRecords();
-    this.dropOldest(this.records.length - app.cap);
-    const frag = document.createDocumentFragment();
-    for (const r of this.records) if (visible(r)) frag.appendChild(buildLine(r, this));
-    this.log.replaceChildren(frag);
-    if (this.follow) this.log.scrollTop = this.log.scrollHeight;
-    this.updateCount();
-  }
-
-  flushPendingIntoRecords() {
-    for (const r of this.pending) this.records.push(r);
-    this.pending = [];
-  }
-
-  clear() {
-    this.records = [];
-    this.pending = [];
-    this.exhausted = false;
-    this.setEarlier("⤒ earlier", false);
-    this.log.replaceChildren();
-    this.unseen = 0;
-    this.setFollow(true);
-    this.updateCount();
-  }
-
-  updateCount() {
-    this.countEl.textContent = `${this.log.childElementCount.toLocaleString()} / ${this.records.length.toLocaleString()}`;
-  }
-}
-
+/** Whether record `r` passes the filters: source, level, regex. */
 function visible(r) {
-  return !app.filter || r.kind === "marker" || app.filter.test.test(r.plain);
+  if (r.kind === "marker") return true;
+  if (app.hiddenSources.size && app.hiddenSources.has(r.stream)) return false;
+  if (app.minLevel && levelRank(r.level) < app.minLevel) return false;
+  return !app.filter || app.filter.test.test(r.plain);
 }
 
-/** Short label of a stream: `log:app.log` → `app.log`. */
-const label = (name) => (name.startsWith("log:") ? name.slice(4) : name);
-
-/** The DOM of one record. */
-function buildLine(r, pane) {
-  const div = document.createElement("div");
-  r.el = div;
-  div._record = r;
-  let cls = "line";
-  if (r.kind === "marker") cls += ` marker ${r.markerClass || ""}`;
-  if (r.kind === "broadcast") cls += " broadcast";
-  if (r.level) cls += ` lvl-${r.level}`;
-  if (r.json === undefined && r.kind !== "marker") r.json = parseJsonLine(r.plain) ?? null;
-  const pretty = r.json && (r.pretty ?? app.pretty);
-  if (r.json) cls += pretty ? " json pretty" : " json";
-  div.className = cls;
-  div.dataset.stream = r.stream;
-  if (r.kind === "marker") {
-    div.textContent = r.text;
-    return div;
-  }
-  // In the merged view with several streams, each line says where it came from.
-  if (pane.key === MERGED && (app.selected.length > 1 || r.kind === "broadcast")) {
-    const tag = document.createElement("span");
-    tag.className = "tag";
-    tag.textContent = label(r.stream);
-    tag.style.background = `hsl(${streamHue(r.stream)} 50% 36%)`;
-    div.appendChild(tag);
-  }
-  if (r.type !== "message" && !(r.kind === "broadcast" && r.type === "broadcast")) {
-    const type = document.createElement("span");
-    type.className = "type";
-    type.textContent = `[${r.type}]`;
-    div.appendChild(type);
-  }
-  const text = document.createElement("span");
-  text.className = "text";
-  fillText(text, pretty ? JSON.stringify(r.json, null, 2) : r.text, app.filter && app.filter.mark);
-  div.appendChild(text);
-  if (r.id) div.title = `id ${r.id}`;
-  return div;
+/** Highlights of a row: the regex filter's, then the search's. */
+function marks() {
+  const list = [];
+  if (app.filter) list.push({ re: app.filter.mark, cls: "" });
+  if (app.search) list.push({ re: app.search.re, cls: "hit" });
+  return list;
 }
+
+/** Whether rows of `pane` carry a source tag: several streams merged, or a broadcast. */
+function showSource(pane, r) {
+  return pane.key === MERGED && (app.selected.length > 1 || (r && r.kind === "broadcast"));
+}
+
+/**
+ * Fetches the lines before the oldest one kept from `/api/history` and
+ * puts them on top, keeping the view where it is. Never past the cap: a
+ * full view asks for a larger "keep" first.
+ */
+async function loadEarlier(pane) {
+  if (pane.loading || pane.exhausted) return;
+  pane.flushPendingIntoRecords();
+  const room = app.cap - pane.records.length;
+  if (room <= 0) {
+    pane.setEarlier("view full: raise keep", true);
+    return;
+  }
+  const oldest = pane.records.find((r) => r.id && r.kind !== "marker");
+  pane.loading = true;
+  pane.setEarlier("loading…", true);
+  try {
+    const page = await fetchHistory(pane.streams(app.selected), {
+      before: oldest ? oldest.id : null,
+      limit: Math.min(EARLIER_PAGE, room),
+    });
+    // Lines that arrived live meanwhile are not shown twice.
+    const known = new Set([...pane.records, ...pane.pending].map((r) => r.id));
+    const events = page.events.filter((e) => !known.has(e.id)).reverse();
+    // Arrival numbers below every record so far keep merged views in order.
+    const base = app.earlySeq - events.length;
+    app.earlySeq = base;
+    pane.prepend(
+      events.map((e, i) => {
+        const record = historyRecord(e);
+        record.n = base + i;
+        return record;
+      }),
+    );
+    pane.exhausted = !page.more;
+    pane.setEarlier(pane.exhausted ? "start of history" : "⤒ earlier", pane.exhausted);
+  } catch (e) {
+    pane.setEarlier("⤒ earlier", false);
+    pane.earlier.title = `Loading earlier lines failed: ${e.message}`;
+  } finally {
+    pane.loading = false;
+  }
+}
+
+/** The context the panes read (see view.js). */
+Object.assign(app, {
+  visible,
+  marks,
+  showSource,
+  loadEarlier,
+  onRows: () => searchStale(),
+});
 
 /** Builds the panes for the current selection and view, keeping the lines. */
 function layoutPanes() {
@@ -359,6 +190,7 @@ function layoutPanes() {
   const host = $("panes");
   host.replaceChildren();
   host.className = `panes ${app.view}`;
+  for (const pane of app.panes.values()) pane.dispose();
   app.panes = new Map();
   if (!app.selected.length) {
     const empty = document.createElement("div");
@@ -373,12 +205,58 @@ function layoutPanes() {
   const keys = app.view === "split" ? app.selected : [MERGED];
   for (const key of keys) {
     const title = key === MERGED ? app.selected.map(label).join(" + ") : label(key);
-    const pane = new Pane(key, title);
+    const pane = new Pane(key, title, app);
     app.panes.set(key, pane);
     host.appendChild(pane.root);
   }
+  for (const name of [...app.hiddenSources]) if (!app.selected.includes(name)) app.hiddenSources.delete(name);
   for (const r of unique) for (const pane of panesFor(r.stream)) pane.records.push(r);
-  for (const pane of app.panes.values()) pane.rerender();
+  for (const pane of app.panes.values()) {
+    renderSources(pane);
+    renderColumnsHead(pane);
+    pane.rerender();
+  }
+}
+
+/**
+ * The source filter of a merged view of several streams: one button per
+ * stream, in its colour; a click hides or shows its lines (the lines are
+ * kept, and the connection stays as it is).
+ */
+function renderSources(pane) {
+  pane.sourcesEl.replaceChildren();
+  if (pane.key !== MERGED || app.selected.length < 2) return;
+  for (const name of app.selected) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "src small";
+    b.dataset.source = name;
+    b.textContent = label(name);
+    b.style.background = sourceColour(name);
+    const on = !app.hiddenSources.has(name);
+    b.setAttribute("aria-pressed", String(on));
+    b.title = on ? `Hide the lines of ${name}` : `Show the lines of ${name}`;
+    b.onclick = () => {
+      if (app.hiddenSources.has(name)) app.hiddenSources.delete(name);
+      else app.hiddenSources.add(name);
+      renderSources(pane);
+      pane.rerender();
+    };
+    pane.sourcesEl.appendChild(b);
+  }
+}
+
+/** The column titles above a view's rows. */
+function renderColumnsHead(pane) {
+  const cells = [];
+  for (const col of app.columns) {
+    if (col === "source" && !showSource(pane, null)) continue;
+    const span = document.createElement("span");
+    span.className = { time: "cell c-time", level: "cell c-level", source: "tag c-source", message: "text" }[col] || "cell c-field";
+    span.textContent = col === "time" ? `time (${app.utc ? "UTC" : "local"})` : col;
+    cells.push(span);
+  }
+  pane.colsHead.replaceChildren(...cells);
 }
 
 /** The panes that show `stream`; broadcasts and unknown streams go to all. */
@@ -503,11 +381,21 @@ function onEvent(ev, client, dedupe) {
 /** A record for an event of `/api/history`. */
 function historyRecord(e) {
   const kind = e.event === "broadcast" || e.channel === "broadcast" ? "broadcast" : "line";
-  return makeRecord(e.channel, e.event, e.data, e.id, kind);
+  return makeRecord(e.channel, e.event, e.data, e.id, kind, true);
 }
 
-function makeRecord(stream, type, text, id, kind) {
+function makeRecord(stream, type, text, id, kind, fromHistory = false) {
   const plain = stripAnsi(text);
+  const json = kind === "marker" ? null : parseJsonLine(plain) ?? null;
+  if (json && app.paths.size < 200) collectPaths(json, app.paths);
+  const own = json ? jsonTime(json) : null;
+  const level = kind === "marker" ? "" : detectLevel(plain, json);
+  let levelText = level;
+  if (json && typeof json === "object" && !Array.isArray(json)) {
+    const v = json.level ?? json.severity ?? json.lvl ?? json.levelname;
+    if (typeof v === "string" || typeof v === "number") levelText = String(v);
+  }
+  const message = json ? jsonMessage(json) ?? text : text;
   return {
     n: app.seq++,
     stream,
@@ -516,8 +404,15 @@ function makeRecord(stream, type, text, id, kind) {
     plain,
     id,
     kind,
-    level: kind === "marker" ? "" : detectLevel(plain),
-    el: null,
+    json,
+    level,
+    levelText,
+    message,
+    // The record's own time, else when this page received it (history: unknown).
+    time: own ?? (fromHistory ? null : Date.now()),
+    timeReceived: own === null,
+    open: !!(json && app.pretty),
+    h: 0,
   };
 }
 
@@ -551,7 +446,7 @@ async function runSearch(more) {
     const page = await fetchHistory(streams, { before: search.before, q: search.q, limit: 100 });
     const frag = document.createDocumentFragment();
     const pane = { key: MERGED };
-    for (const e of page.events) frag.appendChild(buildLine(historyRecord(e), pane));
+    for (const e of page.events) frag.appendChild(buildLine(historyRecord(e), pane, app));
     $("history-results").appendChild(frag);
     search.before = page.before;
     search.count += page.events.length;
@@ -696,13 +591,14 @@ function readHash() {
   const q = new URLSearchParams(location.hash.slice(1));
   const streams = q.get("streams");
   const view = q.get("view");
-  return { streams: streams ? streams.split(",").filter(Boolean) : null, view };
+  return { streams: streams ? streams.split(",").filter(Boolean) : null, view, columns: parseColumns(q.get("cols")) };
 }
 
 function writeHash() {
   const q = new URLSearchParams();
   if (app.selected.length) q.set("streams", app.selected.join(","));
   if (app.view !== "merged") q.set("view", app.view);
+  if (app.columns.join() !== DEFAULT_COLUMNS.join()) q.set("cols", app.columns.join(","));
   history.replaceState(null, "", `#${q.toString().replace(/%2C/g, ",").replace(/%3A/g, ":")}`);
 }
 
@@ -727,6 +623,216 @@ function applyFilter() {
     }
   }
   for (const pane of app.panes.values()) pane.rerender();
+}
+
+function setMinLevel(value) {
+  app.minLevel = Math.max(0, Math.min(4, Number(value) || 0));
+  $("min-level").value = String(app.minLevel);
+  for (const pane of app.panes.values()) pane.rerender();
+}
+
+// ------------------------------------------------------------ highlight
+//
+// The highlight search marks matches (plain text, any case) without
+// hiding rows; Enter / n goes to the next matching row, Shift+Enter / N
+// to the previous one, across the views in order.
+
+/** The matching rows `[{pane, i}]`; null when stale (rows changed). */
+let hits = null;
+let hitsTimer = 0;
+
+function searchStale() {
+  if (!app.search) return;
+  hits = null;
+  // The count follows new lines, at most twice a second.
+  if (!hitsTimer) hitsTimer = setTimeout(() => {
+    hitsTimer = 0;
+    updateSearchCount();
+  }, 500);
+}
+
+/** The text a row shows (what the highlight marks). */
+const shownText = (r) => (r.open && r.json ? JSON.stringify(r.json, null, 2) : stripAnsi(r.message));
+
+function findHits() {
+  if (hits) return hits;
+  hits = [];
+  if (!app.search) return hits;
+  const test = app.search.test;
+  for (const pane of app.panes.values()) {
+    pane.rows.forEach((r, i) => {
+      if (r.kind !== "marker" && test.test(shownText(r))) hits.push({ pane, i, r });
+    });
+  }
+  return hits;
+}
+
+function updateSearchCount() {
+  if (!app.search) {
+    $("search-count").textContent = "";
+    return;
+  }
+  const list = findHits();
+  const at = list.findIndex((h) => h.r === app.current);
+  $("search-count").textContent = list.length ? `${at >= 0 ? at + 1 : "–"} / ${list.length.toLocaleString()}` : "no match";
+}
+
+function applySearch() {
+  const text = $("search").value;
+  app.current = null;
+  if (!text) app.search = null;
+  else {
+    const literal = text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    app.search = { text, re: new RegExp(literal, "gi"), test: new RegExp(literal, "i") };
+  }
+  hits = null;
+  // The search hides nothing: the same rows, drawn with the new marks.
+  for (const pane of app.panes.values()) pane.redraw();
+  updateSearchCount();
+}
+
+/** Moves to the next (`step` 1) or previous (-1) matching row. */
+function gotoHit(step) {
+  if (!app.search) return;
+  const list = findHits();
+  if (!list.length) {
+    updateSearchCount();
+    return;
+  }
+  let at = list.findIndex((h) => h.r === app.current);
+  if (at < 0) {
+    // From the rows in view: the first match below the top (or above, going back).
+    at = step > 0 ? -1 : list.length;
+  }
+  at = (at + step + list.length) % list.length;
+  const old = app.current;
+  const hit = list[at];
+  app.current = hit.r;
+  for (const pane of app.panes.values()) {
+    if (old) pane.redrawRecord(old);
+    pane.redrawRecord(hit.r);
+  }
+  hit.pane.reveal(hit.i);
+  updateSearchCount();
+}
+
+// --------------------------------------------------------------- columns
+
+function setColumns(columns) {
+  app.columns = columns.length ? columns : [...DEFAULT_COLUMNS];
+  save("columns", app.columns.join(","));
+  writeHash();
+  renderColumnsDialog();
+  for (const pane of app.panes.values()) {
+    renderColumnsHead(pane);
+    pane.redraw();
+  }
+}
+
+function renderColumnsDialog() {
+  const list = $("columns-list");
+  list.replaceChildren();
+  app.columns.forEach((col, i) => {
+    const li = document.createElement("li");
+    li.dataset.column = col;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = col;
+    const button = (text, title, act, disabled) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "icon small";
+      b.textContent = text;
+      b.title = title;
+      b.disabled = disabled;
+      b.dataset.act = act;
+      b.onclick = () => {
+        const next = [...app.columns];
+        if (act === "hide") next.splice(i, 1);
+        else {
+          const j = act === "up" ? i - 1 : i + 1;
+          [next[i], next[j]] = [next[j], next[i]];
+        }
+        setColumns(next);
+      };
+      return b;
+    };
+    li.append(name, button("↑", `Move ${col} left`, "up", i === 0), button("↓", `Move ${col} right`, "down", i === app.columns.length - 1), button("✕", `Hide ${col}`, "hide", app.columns.length === 1));
+    list.appendChild(li);
+  });
+  const options = $("columns-paths");
+  options.replaceChildren();
+  for (const path of [...DEFAULT_COLUMNS, ...[...app.paths].sort()]) {
+    if (app.columns.includes(path)) continue;
+    const o = document.createElement("option");
+    o.value = path;
+    options.appendChild(o);
+  }
+}
+
+function addColumn(e) {
+  e.preventDefault();
+  const input = $("columns-field");
+  const cols = parseColumns(input.value.trim());
+  if (!cols) {
+    input.classList.add("invalid");
+    return;
+  }
+  input.classList.remove("invalid");
+  input.value = "";
+  setColumns([...app.columns.filter((c) => !cols.includes(c)), ...cols]);
+}
+
+// ------------------------------------------------------------ time zone
+
+function setUtc(on) {
+  app.utc = on;
+  save("utc", on ? "1" : "0");
+  $("tz").textContent = on ? "UTC" : "Local";
+  $("tz").setAttribute("aria-pressed", String(on));
+  $("download-zone").textContent = on ? "UTC" : `the browser's zone (${Intl.DateTimeFormat().resolvedOptions().timeZone || "local"})`;
+  for (const pane of app.panes.values()) {
+    renderColumnsHead(pane);
+    pane.redraw();
+  }
+}
+
+// -------------------------------------------------------------- download
+
+async function runDownload(e) {
+  e.preventDefault();
+  const what = new FormData($("download-form")).get("what");
+  const format = $("download-format").value;
+  const status = $("download-status");
+  status.className = "muted small";
+  const streams = [...app.selected];
+  try {
+    if (what === "history") {
+      if (!streams.length) throw new Error("pick a stream first");
+      status.textContent = "fetching…";
+      const res = await downloadHistory(streams, {
+        format,
+        utc: app.utc,
+        keep: visible,
+        toRecord: historyRecord,
+        progress: (n) => (status.textContent = `fetching… ${n.toLocaleString()} events`),
+      });
+      status.textContent = `${res.lines.toLocaleString()} lines of ${res.looked.toLocaleString()}${res.complete ? "" : " (stopped at the limit)"}`;
+    } else {
+      const rows = [];
+      for (const pane of app.panes.values()) {
+        pane.flush();
+        for (const r of pane.rows) rows.push(r);
+      }
+      // Side by side: every view's lines, in arrival order, once each.
+      const unique = [...new Set(rows)].sort((a, b) => a.n - b.n);
+      const n = downloadShown(unique, streams, { format, utc: app.utc });
+      status.textContent = `${n.toLocaleString()} lines`;
+    }
+  } catch (err) {
+    status.className = "error-text small";
+    status.textContent = err.message;
+  }
 }
 
 // --------------------------------------------------------------- publish
@@ -929,7 +1035,7 @@ function updateStatus() {
   $("rate").textContent = app.rate.toLocaleString();
   $("total").textContent = app.total.toLocaleString();
   let shown = 0;
-  for (const pane of app.panes.values()) shown += pane.log.childElementCount;
+  for (const pane of app.panes.values()) shown += pane.rows.length;
   $("shown").textContent = shown.toLocaleString();
 }
 
@@ -946,7 +1052,12 @@ function setPretty(on) {
   save("pretty", on ? "1" : "0");
   $("pretty").setAttribute("aria-pressed", String(on));
   for (const pane of app.panes.values()) {
-    for (const r of pane.records) delete r.pretty;
+    for (const r of pane.records) {
+      if (r.json) {
+        r.open = on;
+        r.h = 0;
+      }
+    }
     pane.rerender();
   }
 }
@@ -984,6 +1095,40 @@ function bindControls() {
     filterTimer = setTimeout(applyFilter, 80);
   });
   $("filter-case").onchange = applyFilter;
+  $("min-level").onchange = (e) => setMinLevel(e.target.value);
+
+  let searchTimer = 0;
+  $("search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(applySearch, 80);
+  });
+  $("search").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      clearTimeout(searchTimer);
+      if (($("search").value || null) !== (app.search ? app.search.text : null)) applySearch();
+      gotoHit(e.shiftKey ? -1 : 1);
+    } else if (e.key === "Escape") {
+      $("search").value = "";
+      applySearch();
+      $("search").blur();
+    }
+  });
+  $("search-next").onclick = () => gotoHit(1);
+  $("search-prev").onclick = () => gotoHit(-1);
+
+  $("columns-btn").onclick = () => {
+    renderColumnsDialog();
+    $("columns-dialog").showModal();
+  };
+  $("columns-add").addEventListener("submit", addColumn);
+  $("columns-reset").onclick = () => setColumns([...DEFAULT_COLUMNS]);
+  $("tz").onclick = () => setUtc(!app.utc);
+  $("download-btn").onclick = () => {
+    $("download-status").textContent = "";
+    $("download-dialog").showModal();
+  };
+  $("download-form").addEventListener("submit", runDownload);
 
   $("cap").value = app.cap;
   $("cap").addEventListener("change", () => {
@@ -1027,7 +1172,8 @@ function onKey(e) {
     $("filter").blur();
     return;
   }
-  if (typing || e.ctrlKey || e.metaKey || e.altKey || $("help-dialog").open || $("history-dialog").open || $("signin").open) return;
+  const dialogs = ["help-dialog", "history-dialog", "signin", "columns-dialog", "download-dialog"];
+  if (typing || e.ctrlKey || e.metaKey || e.altKey || dialogs.some((id) => $(id).open)) return;
   switch (e.key) {
     case "p":
     case " ":
@@ -1050,6 +1196,15 @@ function onKey(e) {
       break;
     case "t":
       $("theme").click();
+      break;
+    case "n":
+      gotoHit(1);
+      break;
+    case "N":
+      gotoHit(-1);
+      break;
+    case "u":
+      setUtc(!app.utc);
       break;
     case "s":
       setView(app.view === "split" ? "merged" : "split");
@@ -1080,6 +1235,8 @@ async function main() {
 
   const hash = readHash();
   if (hash.view) app.view = hash.view === "split" ? "split" : "merged";
+  if (hash.columns) app.columns = hash.columns;
+  setUtc(app.utc);
   $("view-mode").value = app.view;
   fetch("/api/session", { cache: "no-store" })
     .then((r) => (r.ok ? r.json() : null))
@@ -1092,6 +1249,7 @@ async function main() {
     const h = readHash();
     if (h.view && h.view !== app.view) setView(h.view);
     if (h.streams && h.streams.join() !== app.selected.join()) select(h.streams);
+    if (h.columns && h.columns.join() !== app.columns.join()) setColumns(h.columns);
   });
 }
 

@@ -1,114 +1,11 @@
-// Turning one log line into DOM: ANSI colours, level colours, filter
-// highlight and pretty JSON. Pure functions of the text, no global state.
+// Turning one log line into DOM: ANSI colours (parsed by ansi.js), level
+// colours, filter highlight and pretty JSON. Pure functions of the text,
+// no global state. Text always goes in with textContent / text nodes,
+// never as markup.
 
-const ESC = "\x1b";
+import { parseAnsi, stripAnsi } from "./ansi.js";
 
-/** Matches CSI sequences (colours and cursor moves) and OSC sequences. */
-const ANSI_RE = /\x1b\[([0-9;?]*)([A-Za-z])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?/g;
-
-/** The 16 basic colours as CSS classes: ansi-fg-0 … ansi-fg-15. */
-const BASIC = 16;
-
-/** xterm 256-colour palette entry as CSS `rgb()`. */
-function xterm256(n) {
-  if (n < BASIC) return null; // handled by classes, so themes can restyle them
-  if (n >= 232) {
-    const v = 8 + (n - 232) * 10;
-    return `rgb(${v},${v},${v})`;
-  }
-  n -= 16;
-  const level = (x) => (x === 0 ? 0 : 55 + x * 40);
-  return `rgb(${level(Math.floor(n / 36))},${level(Math.floor(n / 6) % 6)},${level(n % 6)})`;
-}
-
-/**
- * Splits text with ANSI SGR codes into styled segments:
- * `[{text, cls: string[], style: string}]`. Other escape sequences are
- * dropped. Text without ESC is one plain segment (the fast path).
- */
-export function parseAnsi(text) {
-  if (!text.includes(ESC)) return [{ text, cls: null, style: null }];
-  const segments = [];
-  let sgr = { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false };
-  let last = 0;
-  const push = (chunk) => {
-    if (!chunk) return;
-    const cls = [];
-    let style = "";
-    if (sgr.bold) cls.push("ansi-bold");
-    if (sgr.dim) cls.push("ansi-dim");
-    if (sgr.italic) cls.push("ansi-italic");
-    if (sgr.underline) cls.push("ansi-underline");
-    if (typeof sgr.fg === "number") cls.push(`ansi-fg-${sgr.fg}`);
-    else if (sgr.fg) style += `color:${sgr.fg};`;
-    if (typeof sgr.bg === "number") cls.push(`ansi-bg-${sgr.bg}`);
-    else if (sgr.bg) style += `background:${sgr.bg};`;
-    segments.push({ text: chunk, cls: cls.length ? cls : null, style: style || null });
-  };
-  ANSI_RE.lastIndex = 0;
-  for (let m; (m = ANSI_RE.exec(text)); ) {
-    push(text.slice(last, m.index));
-    last = ANSI_RE.lastIndex;
-    if (m[2] === "m") sgr = applySgr(sgr, m[1]);
-  }
-  push(text.slice(last));
-  return segments;
-}
-
-function applySgr(prev, params) {
-  const s = { ...prev };
-  const codes = params === "" ? [0] : params.split(";").map((p) => Number(p) || 0);
-  for (let i = 0; i < codes.length; i++) {
-    const c = codes[i];
-    if (c === 0) Object.assign(s, { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false });
-    else if (c === 1) s.bold = true;
-    else if (c === 2) s.dim = true;
-    else if (c === 3) s.italic = true;
-    else if (c === 4) s.underline = true;
-    else if (c === 22) s.bold = s.dim = false;
-    else if (c === 23) s.italic = false;
-    else if (c === 24) s.underline = false;
-    else if (c >= 30 && c <= 37) s.fg = c - 30;
-    else if (c >= 90 && c <= 97) s.fg = c - 90 + 8;
-    else if (c >= 40 && c <= 47) s.bg = c - 40;
-    else if (c >= 100 && c <= 107) s.bg = c - 100 + 8;
-    else if (c === 39) s.fg = null;
-    else if (c === 49) s.bg = null;
-    else if ((c === 38 || c === 48) && codes[i + 1] === 5) {
-      const n = codes[i + 2] ?? 0;
-      const colour = n < BASIC ? n : xterm256(n);
-      if (c === 38) s.fg = colour;
-      else s.bg = colour;
-      i += 2;
-    } else if ((c === 38 || c === 48) && codes[i + 1] === 2) {
-      const colour = `rgb(${codes[i + 2] ?? 0},${codes[i + 3] ?? 0},${codes[i + 4] ?? 0})`;
-      if (c === 38) s.fg = colour;
-      else s.bg = colour;
-      i += 4;
-    }
-  }
-  return s;
-}
-
-/** The text without escape sequences (what the filter matches against). */
-export function stripAnsi(text) {
-  return text.includes(ESC) ? text.replace(ANSI_RE, "") : text;
-}
-
-const LEVEL_RE = /\b(FATAL|CRIT(?:ICAL)?|ERROR|ERR|WARN(?:ING)?|INFO|DEBUG|TRACE)\b/;
-const JSON_LEVEL_RE = /"(?:level|severity|lvl|levelname)"\s*:\s*"(\w+)"/i;
-const LEVELS = {
-  FATAL: "error", CRIT: "error", CRITICAL: "error", ERROR: "error", ERR: "error",
-  WARN: "warn", WARNING: "warn", INFO: "info", DEBUG: "debug", TRACE: "debug",
-};
-
-/** `error`, `warn`, `info`, `debug` or `""`, from the first 300 characters. */
-export function detectLevel(plain) {
-  const head = plain.length > 300 ? plain.slice(0, 300) : plain;
-  let m = LEVEL_RE.exec(head);
-  if (!m && head.charCodeAt(0) === 123 /* { */) m = JSON_LEVEL_RE.exec(head);
-  return m ? LEVELS[m[1].toUpperCase()] || "" : "";
-}
+export { stripAnsi };
 
 /** The parsed value when the whole line is a JSON object or array, else undefined. */
 export function parseJsonLine(plain) {
@@ -123,23 +20,29 @@ export function parseJsonLine(plain) {
 }
 
 /**
- * Fills `el` with `text` (ANSI segments) and `<mark>`s around every match of
- * `regex` (a global RegExp, or null).
+ * Fills `el` with `text` (ANSI segments) and `<mark>`s around the matches
+ * of `marks`: a global RegExp, or a list of `{re, cls}` (a global RegExp
+ * and the mark's class; where two overlap, the earlier in the list wins),
+ * or null.
  */
-export function fillText(el, text, regex) {
+export function fillText(el, text, marks) {
   const segments = parseAnsi(text);
-  if (!regex && segments.length === 1 && !segments[0].cls && !segments[0].style) {
+  const list = !marks ? [] : marks instanceof RegExp ? [{ re: marks, cls: "" }] : marks;
+  if (!list.length && segments.length === 1 && !segments[0].cls && !segments[0].color && !segments[0].background) {
     el.textContent = text;
     return;
   }
-  const ranges = regex ? matchRanges(segments.map((s) => s.text).join(""), regex) : [];
+  const ranges = list.length ? markRanges(segments.map((s) => s.text).join(""), list) : [];
   let offset = 0;
   let r = 0;
   for (const seg of segments) {
-    const host = seg.cls || seg.style ? document.createElement("span") : el;
+    const host = seg.cls || seg.color || seg.background ? document.createElement("span") : el;
     if (host !== el) {
       if (seg.cls) host.className = seg.cls.join(" ");
-      if (seg.style) host.style.cssText = seg.style;
+      // CSSOM properties, which the Content-Security-Policy allows (a
+      // style attribute in markup it would not).
+      if (seg.color) host.style.color = seg.color;
+      if (seg.background) host.style.background = seg.background;
       el.appendChild(host);
     }
     // Cut this segment at the highlight ranges that overlap it.
@@ -157,6 +60,7 @@ export function fillText(el, text, regex) {
       } else {
         const stop = Math.min(range[1], end);
         const mark = document.createElement("mark");
+        if (range[2]) mark.className = range[2];
         mark.textContent = seg.text.slice(pos - offset, stop - offset);
         host.appendChild(mark);
         pos = stop;
@@ -164,6 +68,17 @@ export function fillText(el, text, regex) {
     }
     offset = end;
   }
+}
+
+/** The ranges of every list entry's matches, sorted, overlaps left out. */
+function markRanges(text, list) {
+  const all = [];
+  for (const { re, cls } of list) for (const [a, b] of matchRanges(text, re)) all.push([a, b, cls]);
+  if (list.length === 1) return all;
+  all.sort((x, y) => x[0] - y[0]);
+  const out = [];
+  for (const range of all) if (!out.length || range[0] >= out[out.length - 1][1]) out.push(range);
+  return out;
 }
 
 /** `[start, end)` of each non-empty match, at most 200 per line. */

@@ -268,7 +268,7 @@ fn check(r: RawRule) -> Result<Rule, String> {
     };
     let duration = |what: &str, text: &Option<String>, default: Duration| match text {
         None => Ok(default),
-        Some(t) => crate::config::parse_duration(t).map_err(|e| format!("{what}: {e}")),
+        Some(t) => crate::units::parse_duration(t).map_err(|e| format!("{what}: {e}")),
     };
     let window = duration("window", &r.window, Duration::from_secs(60))?;
     if window > Duration::from_secs(7 * 24 * 3600) {

@@ -217,7 +217,7 @@ impl Jwks {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("fetch failed: {}", crate::client::error_chain(&e)))?;
+            .map_err(|e| format!("fetch failed: {}", crate::errors::chain(&e)))?;
         if response.status().is_redirection() {
             return Err(format!(
                 "answered {}: redirects are not followed; give the final URL in --jwks-url",

@@ -99,22 +99,6 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
-    /// The access-control part of the serve settings.
-    pub fn from_config(config: &crate::config::ServeConfig) -> AuthSettings {
-        AuthSettings {
-            jwt_secret_file: config.jwt_secret_file.clone(),
-            jwt_public_key: config.jwt_public_key.clone(),
-            jwks_url: config.jwks_url.clone(),
-            jwt_audience: config.jwt_audience.clone(),
-            jwt_issuer: config.jwt_issuer.clone(),
-            anonymous_subscribe: config.anonymous_subscribe.clone(),
-            no_query_token: config.no_query_token,
-            metrics_public: config.metrics_public,
-            cors_origins: config.cors_origins.clone(),
-            jwks_refresh: None,
-        }
-    }
-
     /// Whether a key is configured, i.e. access control is on.
     pub fn enabled(&self) -> bool {
         self.jwt_secret_file.is_some() || self.jwt_public_key.is_some() || self.jwks_url.is_some()
@@ -323,7 +307,7 @@ pub enum AuthError {
 
 /// Where a token was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenSource {
+pub enum TokenOrigin {
     /// `Authorization: Bearer`.
     Header,
     /// The session cookie (either name).
@@ -429,13 +413,13 @@ impl Auth {
         let host = request_host(uri, headers);
         let found = match find_token(headers, uri.query(), host, &verifier.cookie_origins)? {
             None if BASIC_AUTH_PATHS.contains(&uri.path()) => {
-                basic_password(headers)?.map(|token| (token, TokenSource::Header))
+                basic_password(headers)?.map(|token| (token, TokenOrigin::Header))
             }
             found => found,
         };
         match found {
             None => Ok(Caller::Anonymous),
-            Some((_, TokenSource::Query)) if verifier.no_query_token => Err(AuthError::Invalid(
+            Some((_, TokenOrigin::Query)) if verifier.no_query_token => Err(AuthError::Invalid(
                 "tokens in the URL (?access_token=) are refused by this server \
                  (--no-query-token); send Authorization: Bearer <token>"
                     .into(),
@@ -710,7 +694,7 @@ pub fn find_token(
     query: Option<&str>,
     host: Option<&str>,
     cookie_origins: &[String],
-) -> Result<Option<(String, TokenSource)>, AuthError> {
+) -> Result<Option<(String, TokenOrigin)>, AuthError> {
     for value in headers.get_all(header::AUTHORIZATION) {
         let Ok(value) = value.to_str() else { continue };
         let value = value.trim();
@@ -722,14 +706,14 @@ pub fn find_token(
             if token.is_empty() {
                 return Err(AuthError::Invalid("empty bearer token".into()));
             }
-            return Ok(Some((token.to_string(), TokenSource::Header)));
+            return Ok(Some((token.to_string(), TokenOrigin::Header)));
         }
     }
     if cookie_allowed(headers, host, cookie_origins) {
         for name in [SECURE_COOKIE_NAME, COOKIE_NAME] {
             if let Some(token) = cookie_value(headers, name) {
                 if !token.is_empty() {
-                    return Ok(Some((token.to_string(), TokenSource::Cookie)));
+                    return Ok(Some((token.to_string(), TokenOrigin::Cookie)));
                 }
             }
         }
@@ -738,7 +722,7 @@ pub fn find_token(
         if let Some((_, token)) =
             form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == QUERY_PARAM)
         {
-            return Ok(Some((token.into_owned(), TokenSource::Query)));
+            return Ok(Some((token.into_owned(), TokenOrigin::Query)));
         }
     }
     Ok(None)
@@ -917,16 +901,16 @@ mod tests {
         let q = Some("x=1&access_token=q");
         assert_eq!(
             find_token(&all, q, None, &[]).unwrap(),
-            Some(("h".into(), TokenSource::Header))
+            Some(("h".into(), TokenOrigin::Header))
         );
         let cookie = headers(&[("cookie", "a=1; tailcast_token=c")]);
         assert_eq!(
             find_token(&cookie, q, None, &[]).unwrap(),
-            Some(("c".into(), TokenSource::Cookie))
+            Some(("c".into(), TokenOrigin::Cookie))
         );
         assert_eq!(
             find_token(&HeaderMap::new(), q, None, &[]).unwrap(),
-            Some(("q".into(), TokenSource::Query))
+            Some(("q".into(), TokenOrigin::Query))
         );
         assert_eq!(
             find_token(&HeaderMap::new(), Some("x=1"), None, &[]).unwrap(),
@@ -983,7 +967,7 @@ mod tests {
         );
         assert_eq!(
             find_token(&other, Some("access_token=q"), Some("127.0.0.1:8000"), &[]).unwrap(),
-            Some(("q".into(), TokenSource::Query))
+            Some(("q".into(), TokenOrigin::Query))
         );
         let listed = ["http://evil.example".to_string()];
         assert!(find_token(&other, None, Some("127.0.0.1:8000"), &listed)
@@ -1005,7 +989,7 @@ mod tests {
         )]);
         assert_eq!(
             find_token(&both, None, None, &[]).unwrap(),
-            Some(("secure".into(), TokenSource::Cookie))
+            Some(("secure".into(), TokenOrigin::Cookie))
         );
         assert_eq!(cookie_name(true), "__Host-tailcast_token");
         assert_eq!(cookie_name(false), "tailcast_token");

@@ -354,7 +354,7 @@ async fn read_stream<W: Write>(
                 }
             }
             Some(Ok(None)) => "the server closed the connection".to_string(),
-            Some(Err(e)) => super::error_chain(&e),
+            Some(Err(e)) => crate::errors::chain(&e),
             None => format!("no data for {:?}", config.idle_timeout.unwrap_or_default()),
         };
         return Ok(StreamEnd::Dropped { reason, healthy });

@@ -97,7 +97,7 @@ impl ClientError {
     /// the chain (reqwest's own message alone is often just "error sending
     /// request").
     pub(crate) fn http(url: &str, error: &reqwest::Error) -> Self {
-        let mut message = error_chain(error);
+        let mut message = crate::errors::chain(error);
         // reqwest's messages quote the URL, which may carry ?access_token=.
         if let Some(raw) = error.url().map(|u| u.as_str().to_string()) {
             message = message.replace(&raw, &crate::auth::redact(&raw));
@@ -107,21 +107,6 @@ impl ClientError {
             message,
         }
     }
-}
-
-/// An error's message followed by those of its causes.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 /// Reads an error response's body for a [`ClientError::Rejected`].

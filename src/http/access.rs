@@ -105,7 +105,7 @@ pub async fn sign_in(
         ));
     }
     let token = match crate::auth::find_token(&headers, None, None, &[])? {
-        Some((token, crate::auth::TokenSource::Header)) => token,
+        Some((token, crate::auth::TokenOrigin::Header)) => token,
         _ => {
             return Err(crate::auth::AuthError::Missing(
                 "POST /api/session takes the token as Authorization: Bearer <token>".into(),

@@ -47,6 +47,26 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/console/render.js"),
     ),
     (
+        "ansi.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/ansi.js"),
+    ),
+    (
+        "fields.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/fields.js"),
+    ),
+    (
+        "view.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/view.js"),
+    ),
+    (
+        "download.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/download.js"),
+    ),
+    (
         "charts.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/console/charts.js"),

@@ -20,9 +20,10 @@
 //!   connection, see [`ApiError`]'s response, and resets nothing but the
 //!   stream over HTTP/2).
 //!
-//! A request refused from its head is answered at once, and the rest of its
-//! body is then read and thrown away (within the same bounds) behind the
-//! answer by [`answer_then_discard`]: a client still sending sees its
+//! A request refused from its head, or whose body [`read`] refused, is
+//! answered at once, and the rest of its body is then read and thrown away
+//! behind the answer by [`answer_then_discard`] (at most 64 MiB, within the
+//! same deadline): a client still sending sees its
 //! answer, then its upload end normally, rather than a reset that some
 //! clients report instead of the answer (curl 7.88 over HTTP/2: `(92)
 //! Stream error`) or a TCP reset that can destroy the unread answer.
@@ -100,6 +101,17 @@ pub struct BodyLimits {
     pub timeout: Duration,
 }
 
+impl BodyLimits {
+    /// The limits `tailcast serve` was given (`--max-body`,
+    /// `--body-timeout`).
+    pub fn of(config: &crate::config::ServeConfig) -> BodyLimits {
+        BodyLimits {
+            max_bytes: config.max_body,
+            timeout: config.body_timeout,
+        }
+    }
+}
+
 /// Why a body was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -146,7 +158,7 @@ impl From<BodyError> for ApiError {
 /// [`BodyError`]: too large (wire or decoded), timed out, corrupt
 /// compressed data, or a failed connection.
 pub async fn read(
-    body: Body,
+    body: &mut Body,
     encoding: ContentEncoding,
     limits: BodyLimits,
 ) -> Result<Bytes, BodyError> {
@@ -165,10 +177,12 @@ pub async fn read(
     .map_err(|_| BodyError::TimedOut(limits.timeout))?
 }
 
-/// `answer` (a refusal decided from the request head: an [`ApiError`], or
-/// another response such as an OTLP error), whose body ends
-/// only once the unread request `body` has been read and discarded: until
-/// it ends, `max_bytes` more arrived, or `timeout` passed. Nothing is kept;
+/// `answer` (a refusal: decided from the request head, or a body [`read`]
+/// refused, e.g. too large; an [`ApiError`] or another response such as an
+/// OTLP error), whose body ends only once the unread rest of the request
+/// `body` has been read and discarded: until it ends,
+/// [`LINGER_MAX_BYTES`] (or `max_bytes`, if larger) more arrived, or
+/// `timeout` passed. A 408 is answered alone (the client was too slow). Nothing is kept;
 /// the answer itself is sent at once. Its length is then not announced
 /// (HTTP/1.1: chunked): hyper stops polling a body once the announced
 /// length is written, which would cut the discarding short.
@@ -185,8 +199,11 @@ pub async fn answer_then_discard(
     limits: BodyLimits,
     version: Version,
 ) -> Response {
-    if body.is_end_stream() {
-        return answer.into_response();
+    let answer = answer.into_response();
+    // A client too slow for --body-timeout gets its 408 and the connection
+    // closes (HTTP/1.1); reading more of it would only extend its time.
+    if body.is_end_stream() || answer.status() == StatusCode::REQUEST_TIMEOUT {
+        return answer;
     }
     let announced = body.size_hint().exact();
     if version >= Version::HTTP_2 && announced.is_some_and(|n| n <= DRAIN_FIRST_MAX) {
@@ -201,17 +218,23 @@ pub async fn answer_then_discard(
             }
         };
         let _ = tokio::time::timeout(limits.timeout, drain).await;
-        return answer.into_response();
+        return answer;
     }
-    answer.into_response().map(|answer| {
+    answer.map(|answer| {
         Body::new(ThenDiscard {
             answer,
             request: Some(body),
-            left: limits.max_bytes,
+            left: limits.max_bytes.max(LINGER_MAX_BYTES),
             deadline: Box::pin(tokio::time::sleep(limits.timeout)),
         })
     })
 }
+
+/// The most bytes [`answer_then_discard`] throws away behind an answer
+/// (or `--max-body`, if larger): enough for a client that sends its whole
+/// over-limit upload before it reads (Python's `http.client`), as nginx's
+/// lingering close allows, while a client that sends more is cut off.
+pub const LINGER_MAX_BYTES: usize = 64 << 20;
 
 /// The largest announced HTTP/2 request body that [`answer_then_discard`]
 /// reads before answering.
@@ -276,7 +299,7 @@ impl http_body::Body for ThenDiscard {
 
 /// The frame loop of [`read`].
 async fn read_frames(
-    mut body: Body,
+    body: &mut Body,
     encoding: ContentEncoding,
     max_bytes: usize,
 ) -> Result<Bytes, BodyError> {
@@ -479,7 +502,7 @@ mod tests {
     }
 
     async fn decode(encoding: ContentEncoding, data: Vec<u8>) -> Result<Bytes, BodyError> {
-        read(body(data, 7), encoding, LIMITS).await
+        read(&mut body(data, 7), encoding, LIMITS).await
     }
 
     #[tokio::test]
@@ -520,7 +543,7 @@ mod tests {
                 "{encoding:?}: {}",
                 wire.len()
             );
-            let got = read(body(wire, 1000), encoding, limits).await;
+            let got = read(&mut body(wire, 1000), encoding, limits).await;
             assert!(
                 matches!(got, Err(BodyError::TooLarge { decoded: true, .. })),
                 "{encoding:?}: {got:?}"
@@ -561,9 +584,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stops_arriving_times_out() {
-        let stalled =
+        let mut stalled =
             Body::from_stream(futures_util::stream::pending::<Result<Bytes, io::Error>>());
-        let got = read(stalled, ContentEncoding::Identity, LIMITS).await;
+        let got = read(&mut stalled, ContentEncoding::Identity, LIMITS).await;
         assert!(matches!(got, Err(BodyError::TimedOut(_))), "{got:?}");
     }
 

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::params::SseParams;
-use super::sse_body::{self, FilterScope, Framing};
+use super::sse_body::{self, FilterScope, Payload};
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Right};
 use crate::hub::{ChannelName, ChannelRequest};
@@ -91,7 +91,7 @@ pub async fn events(
             &caller,
             requests,
             params,
-            Framing::Envelope,
+            Payload::Envelope,
             FilterScope::AllButBroadcast,
         )
         .await?;

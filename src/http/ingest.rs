@@ -95,15 +95,6 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName, strip_params: bool
     value.trim().to_ascii_lowercase()
 }
 
-/// The bounds of an ingest body: `--max-body` (decoded) and
-/// `--body-timeout`.
-pub fn body_limits(app: &AppState) -> BodyLimits {
-    BodyLimits {
-        max_bytes: app.config.max_body,
-        timeout: app.config.body_timeout,
-    }
-}
-
 /// What [`commit_records`] published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
@@ -277,12 +268,18 @@ pub async fn otlp_logs(
     let (head, encoding) = match refused_from_head {
         Ok(checked) => checked,
         Err(refused) => {
-            return body::answer_then_discard(otlp_error(refused), body, body_limits(&app), version)
-                .await
+            return body::answer_then_discard(
+                otlp_error(refused),
+                body,
+                BodyLimits::of(&app.config),
+                version,
+            )
+            .await
         }
     };
+    let mut body = body;
     let parsed = async {
-        let bytes = body::read(body, encoding, body_limits(&app)).await?;
+        let bytes = body::read(&mut body, encoding, BodyLimits::of(&app.config)).await?;
         let records = match format {
             OtlpFormat::Json => ingest::otlp::parse_json(&bytes),
             _ => ingest::otlp::parse_protobuf(&bytes),
@@ -291,7 +288,11 @@ pub async fn otlp_logs(
     };
     let records = match parsed.await {
         Ok(records) => records,
-        Err(e) => return otlp_error(app.refused(e)).into_response(),
+        Err(e) => {
+            let refused = otlp_error(app.refused(e));
+            return body::answer_then_discard(refused, body, BodyLimits::of(&app.config), version)
+                .await;
+        }
     };
     if let Err(e) = commit_records(&app, &head, records).await {
         return otlp_error(e).into_response();
@@ -341,12 +342,17 @@ pub async fn loki_push(
     let head = match head {
         Ok(head) => head,
         Err(refused) => {
-            return Ok(
-                super::body::answer_then_discard(refused, body, body_limits(&app), version).await,
+            return Ok(super::body::answer_then_discard(
+                refused,
+                body,
+                BodyLimits::of(&app.config),
+                version,
             )
+            .await)
         }
     };
-    let limits = body_limits(&app);
+    let limits = BodyLimits::of(&app.config);
+    let mut body = body;
     let parsed = async {
         let format = Format::of(&head.content_type).ok_or_else(|| {
             ApiError::new(
@@ -376,7 +382,7 @@ pub async fn loki_push(
                 )
             })?
         };
-        let bytes = super::body::read(body, encoding, limits).await?;
+        let bytes = super::body::read(&mut body, encoding, limits).await?;
         let bytes = if snappy || format == Format::Protobuf {
             loki::unsnap(&bytes, limits.max_bytes)
                 .map_err(|e| match e {
@@ -399,7 +405,13 @@ pub async fn loki_push(
         }
         .map_err(|e| ApiError::bad_request("invalid Loki push", e.to_string()))
     };
-    let records = parsed.await.map_err(|e| app.refused(e))?;
+    let records = match parsed.await {
+        Ok(records) => records,
+        Err(e) => {
+            let refused = app.refused(e);
+            return Ok(super::body::answer_then_discard(refused, body, limits, version).await);
+        }
+    };
     commit_records(&app, &head, records).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -34,7 +34,7 @@ pub use error::ApiError;
 pub use host::HostCheck;
 pub use metrics::spawn_host_sampler;
 use publish::NewEvent;
-pub use sse_body::{Filter, FilterScope, Framing, OpenStreamGuard, SseBody};
+pub use sse_body::{Filter, FilterScope, OpenStreamGuard, Payload, SseBody};
 
 use crate::auth::{Auth, Caller, Right};
 use crate::config::ServeConfig;
@@ -42,7 +42,7 @@ use crate::hub::{Batch, ChannelName, ChannelRequest, Hub, Start, LOG_PREFIX};
 use crate::metrics::Metrics;
 use crate::streams::LogStreams;
 use params::SseParams;
-use protocol::{Health, StreamEntry, StreamKind, StreamState};
+use protocol::{HealthAnswer, StreamEntry, StreamKind, StreamState};
 
 /// Shared state of every request handler.
 pub struct AppState {
@@ -161,7 +161,7 @@ impl AppState {
         caller: &Caller,
         channels: Vec<ChannelRequest>,
         mut params: SseParams,
-        framing: Framing,
+        payload: Payload,
         filter_scope: FilterScope,
     ) -> Result<SseBody, ApiError> {
         let filter = params::compile(params.grep.take())
@@ -170,7 +170,7 @@ impl AppState {
                 scope: filter_scope,
                 regex,
             });
-        self.open_sse(caller, channels, params.start, framing, filter, true)
+        self.open_sse(caller, channels, params.start, payload, filter, true)
     }
 
     /// Subscribes an SSE response to `channels` from `start`, filtered by
@@ -184,11 +184,11 @@ impl AppState {
         caller: &Caller,
         mut channels: Vec<ChannelRequest>,
         start: Start,
-        framing: Framing,
+        payload: Payload,
         filter: Option<Filter>,
         broadcasts: bool,
     ) -> Result<SseBody, ApiError> {
-        let limit = self.config.max_sse_streams;
+        let limit = self.config.max_connections;
         if self.metrics.open_sse_streams.get() >= limit as i64 {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -210,7 +210,7 @@ impl AppState {
         let subscription = self.hub.subscribe(&channels, start)?;
         Ok(SseBody {
             subscription,
-            framing,
+            payload,
             filter,
             retry_ms: self.config.retry_ms,
             initial: Vec::new(),
@@ -226,7 +226,7 @@ impl AppState {
     }
 
     /// [`AppState::subscribe_sse`] for the one channel of `request`
-    /// (single-channel endpoints): plain framing, `grep` over that channel.
+    /// (single-channel endpoints): plain payload, `grep` over that channel.
     async fn subscribe_one(
         &self,
         caller: &Caller,
@@ -234,7 +234,7 @@ impl AppState {
         params: SseParams,
     ) -> Result<SseBody, ApiError> {
         let scope = FilterScope::Channel(request.name.clone());
-        self.subscribe_sse(caller, vec![request], params, Framing::Plain, scope)
+        self.subscribe_sse(caller, vec![request], params, Payload::Plain, scope)
             .await
     }
 
@@ -253,7 +253,7 @@ impl AppState {
             caller,
             Vec::new(),
             params.start,
-            Framing::Plain,
+            Payload::Plain,
             None,
             broadcasts,
         )?;
@@ -393,7 +393,7 @@ async fn first_log(
 }
 
 /// `GET /health`: `200` `ok`, or with Redis unreachable `503` `degraded`.
-async fn health(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+async fn health(State(app): State<Arc<AppState>>) -> (StatusCode, Json<HealthAnswer>) {
     let usage = app.hub.usage();
     let (code, status, redis) = match (app.hub.health(), app.hub.node()) {
         (_, None) => (StatusCode::OK, "ok", None),
@@ -404,7 +404,7 @@ async fn health(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Health>) 
             Some(format!("unreachable: {why}")),
         ),
     };
-    let body = Health {
+    let body = HealthAnswer {
         status,
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: app.started.elapsed().as_secs_f64(),

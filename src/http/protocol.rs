@@ -13,7 +13,7 @@ use crate::hub::{ChannelKind, ResetReason};
 
 /// `GET /health`.
 #[derive(Debug, Serialize)]
-pub struct Health {
+pub struct HealthAnswer {
     /// `ok`; with `--redis`, `degraded` (and status 503) while Redis is unreachable.
     pub status: &'static str,
     /// The server's version (`CARGO_PKG_VERSION`).

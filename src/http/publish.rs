@@ -260,14 +260,6 @@ impl FromRequestParts<Arc<AppState>> for BroadcastHead {
     }
 }
 
-/// The bounds of a publish body: `--max-body`, `--body-timeout`.
-fn body_limits(app: &AppState) -> BodyLimits {
-    BodyLimits {
-        max_bytes: app.config.max_body,
-        timeout: app.config.body_timeout,
-    }
-}
-
 /// What a publish request asks for.
 #[derive(Debug)]
 enum PublishRequest {
@@ -558,7 +550,13 @@ pub async fn publish(
     let head = match head {
         Ok(head) => head,
         Err(refused) => {
-            return Ok(body::answer_then_discard(refused, body, body_limits(&app), version).await)
+            return Ok(body::answer_then_discard(
+                refused,
+                body,
+                BodyLimits::of(&app.config),
+                version,
+            )
+            .await)
         }
     };
     let PublishHead {
@@ -567,11 +565,24 @@ pub async fn publish(
         format,
         encoding,
     } = head;
+    let mut body = body;
     let parsed = async {
-        let body = body::read(body, encoding, body_limits(&app)).await?;
-        parse_request(format, default_type, body, app.config.history)
+        let bytes = body::read(&mut body, encoding, BodyLimits::of(&app.config)).await?;
+        parse_request(format, default_type, bytes, app.config.history)
     };
-    let request = parsed.await.map_err(|e| app.refused(e))?;
+    let request = match parsed.await {
+        Ok(request) => request,
+        Err(e) => {
+            let refused = app.refused(e);
+            return Ok(body::answer_then_discard(
+                refused,
+                body,
+                BodyLimits::of(&app.config),
+                version,
+            )
+            .await);
+        }
+    };
     match request {
         PublishRequest::One(event) => {
             let published = app
@@ -610,14 +621,31 @@ pub async fn broadcast(
     let head = match head {
         Ok(head) => head,
         Err(refused) => {
-            return Ok(body::answer_then_discard(refused, body, body_limits(&app), version).await)
+            return Ok(body::answer_then_discard(
+                refused,
+                body,
+                BodyLimits::of(&app.config),
+                version,
+            )
+            .await)
         }
     };
-    let body = body::read(body, head.encoding, body_limits(&app))
-        .await
-        .map_err(|e| app.refused(e.into()))?;
-    let text = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(serde_json::Value::Object(_)) => String::from_utf8_lossy(&body).trim().to_string(),
+    let mut body = body;
+    let bytes = match body::read(&mut body, head.encoding, BodyLimits::of(&app.config)).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let refused = app.refused(e.into());
+            return Ok(body::answer_then_discard(
+                refused,
+                body,
+                BodyLimits::of(&app.config),
+                version,
+            )
+            .await);
+        }
+    };
+    let text = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(_)) => String::from_utf8_lossy(&bytes).trim().to_string(),
         Ok(_) => return Err(app.refused(ApiError::bad_request(
             "invalid JSON",
             "the body must be a JSON object such as {\"message\": \"...\", \"timestamp\": \"...\"}",

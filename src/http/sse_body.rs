@@ -30,9 +30,10 @@ use crate::hub::{ChannelKind, ChannelName, Delivery, StoredEvent, Subscription};
 use crate::metrics::Metrics;
 use crate::sse;
 
-/// How events are written on an SSE response.
+/// What an SSE response carries as an event's data: the data as published,
+/// or wrapped in the `/events` envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub enum Payload {
     /// The event's data as published (single-channel endpoints).
     Plain,
     /// `{"channel": ..., "data": ...}` (multiplexed `/events`).
@@ -65,7 +66,7 @@ pub struct SseBody {
     /// The hub subscription, already registered.
     pub subscription: Subscription,
     /// Plain or enveloped events.
-    pub framing: Framing,
+    pub payload: Payload,
     /// Server-side `?grep` filter.
     pub filter: Option<Filter>,
     /// `retry:` value in ms, sent first.
@@ -141,9 +142,9 @@ impl State {
                         continue;
                     }
                     delivered += 1;
-                    match self.body.framing {
-                        Framing::Plain => event.frame.clone(),
-                        Framing::Envelope => event.envelope_frame(),
+                    match self.body.payload {
+                        Payload::Plain => event.frame.clone(),
+                        Payload::Envelope => event.envelope_frame(),
                     }
                 }
                 Delivery::Reset { channel, reason } => {

@@ -74,8 +74,9 @@ use super::{
     HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason, Start,
     StoredEvent, Swept,
 };
+use crate::follow::FilePosition;
 use crate::sse::PendingEvent;
-use crate::wal::{FsyncPolicy, NewRecord, SourcePosition, Wal, WalError, SCAN_BUDGET};
+use crate::wal::{FsyncPolicy, NewRecord, Wal, WalError, SCAN_BUDGET};
 
 /// Most events handed to a subscriber per batch; bounds the work done under
 /// a channel lock and the size of one write.
@@ -330,7 +331,7 @@ impl MemoryHub {
     }
 
     /// The write-ahead log, if the hub has one.
-    pub fn log(&self) -> Option<&Arc<Wal>> {
+    pub fn wal(&self) -> Option<&Arc<Wal>> {
         self.log.as_ref()
     }
 
@@ -475,7 +476,7 @@ impl MemoryHub {
         channel: &ChannelName,
         event_type: &str,
         data: &str,
-        source: Option<SourcePosition>,
+        source: Option<FilePosition>,
     ) -> Result<Published, HubError> {
         let pending = PendingEvent::encode(event_type, data);
         let cost = pending.allocated() + EVENT_OVERHEAD;
@@ -564,7 +565,7 @@ impl MemoryHub {
         events: Vec<(usize, PendingEvent)>,
         cost: usize,
         restore: Option<(u64, Instant)>,
-        source: Option<SourcePosition>,
+        source: Option<FilePosition>,
         creator: Creator,
     ) -> Result<Appended, HubError> {
         let mut events = Some(events);
@@ -1362,7 +1363,7 @@ fn log_events(
     names: &[&ChannelName],
     first: u64,
     events: &[(usize, PendingEvent)],
-    source: Option<SourcePosition>,
+    source: Option<FilePosition>,
 ) -> Result<(), HubError> {
     let time_ms = now_ms();
     let fields: Vec<_> = events.iter().map(|(_, e)| e.fields()).collect();

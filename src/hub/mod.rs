@@ -91,8 +91,9 @@ pub struct HubLimits {
 }
 
 impl Default for HubLimits {
-    /// The documented defaults: 10,000 events per channel, 64 MiB, 1 h,
-    /// 10,000 client channels, 10,000 ingest channels.
+    /// The defaults of `tailcast serve` (10,000 events per channel, 64 MiB,
+    /// 1 h, 10,000 client channels, 10,000 ingest channels; a config test
+    /// checks they equal the flags' defaults).
     fn default() -> Self {
         HubLimits {
             history: 10_000,
@@ -511,7 +512,7 @@ impl LogPublisher {
     pub fn publish(
         &self,
         line: &str,
-        source: Option<crate::wal::SourcePosition>,
+        source: Option<crate::follow::FilePosition>,
     ) -> Result<(), HubError> {
         match self {
             LogPublisher::Memory { hub, channel } => hub
@@ -610,9 +611,9 @@ impl Hub {
     }
 
     /// The write-ahead log, if the hub has one (never with Redis).
-    pub fn log(&self) -> Option<&Arc<crate::wal::Wal>> {
+    pub fn wal(&self) -> Option<&Arc<crate::wal::Wal>> {
         match self {
-            Hub::Memory(hub) => hub.log(),
+            Hub::Memory(hub) => hub.wal(),
             Hub::Redis(_) => None,
         }
     }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Auth, AuthSettings};
+use crate::auth::Auth;
 use crate::config::ServeConfig;
 use crate::follow::FollowOptions;
 use crate::http::{self, routes, ApiError, AppState};
@@ -143,7 +143,7 @@ pub async fn run(
         &shutdown,
     );
     warn_if_public_without_auth(&listener, &state.auth);
-    let log = state.hub.log().cloned();
+    let log = state.hub.wal().cloned();
     let listening = listener.local_addr().ok().map(|a| a.ip());
     let connections = Connections::new(state, demo_dir, tls, listening, &tracker, &shutdown)?;
     ready(&started);
@@ -187,21 +187,21 @@ async fn start_app(
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> io::Result<(Arc<AppState>, Option<tempfile::TempDir>)> {
-    let auth = Auth::start(&AuthSettings::from_config(&config), shutdown.clone())
+    let auth = Auth::start(&config.auth_settings(), shutdown.clone())
         .await
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
-    let limits = HubLimits {
-        history: config.history,
-        history_bytes: config.history_bytes,
-        history_ttl: config.history_ttl,
-        max_channels: config.max_channels,
-        max_ingest_channels: config.max_ingest_channels,
+    let limits = config.hub_limits();
+    let redis = match (&config.redis, &config.redis_cluster) {
+        (Some(url), _) => Some((url, false)),
+        (None, Some(seeds)) => Some((seeds, true)),
+        (None, None) => None,
     };
-    let hub = match (&config.redis, &config.data_dir) {
-        (Some(url), _) => {
+    let hub = match (redis, &config.data_dir) {
+        (Some((url, cluster)), _) => {
             let options = crate::hub::redis::RedisOptions {
                 url: url.clone(),
+                cluster,
                 prefix: config.redis_prefix.clone(),
                 node: config.node.clone().unwrap_or_else(host_name),
                 limits,
@@ -682,7 +682,7 @@ mod tests {
     /// What an idle plaintext SSE connection costs in its task: the
     /// future of [`Connections::serve_connection`] is allocated once per
     /// connection for its whole life. Guards the lean path's memory
-    /// (README "Performance": KiB per idle connection).
+    /// (docs/performance.md: KiB per idle connection).
     #[tokio::test]
     async fn a_plaintext_connection_task_stays_small() {
         let tracker = TaskTracker::new();

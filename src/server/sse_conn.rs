@@ -10,8 +10,8 @@
 //! is routed, and keeps no buffer while the stream is idle: 2.68 KiB per
 //! idle connection at 10,000 and at 19,000 connections, same machine, same
 //! tool. Delivery did not regress (100 subscribers at max rate and 1,000 at
-//! 1,000 events/s: no loss, duplicate or reordering; see the README's
-//! "Performance" section).
+//! 1,000 events/s: no loss, duplicate or reordering; see
+//! docs/performance.md).
 //!
 //! What it does: reads the request head (512 B, growing up to
 //! [`HEAD_MAX`]), looking for its end in the new bytes of each read only

@@ -14,8 +14,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::record::SourcePosition;
 use super::{io_error, segment, WalError};
+use crate::follow::FilePosition;
 
 /// File name of the checkpoints in the data directory.
 const FILE_NAME: &str = "checkpoints.json";
@@ -30,7 +30,7 @@ pub struct FileCheckpoint {
     pub path: String,
     /// The file (device, inode, fingerprint) and the offset after the last
     /// line published.
-    pub position: SourcePosition,
+    pub position: FilePosition,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -182,12 +182,12 @@ fn set_aside(path: &Path, why: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::record::Fingerprint;
+    use crate::follow::Fingerprint;
 
     fn checkpoint(offset: u64) -> FileCheckpoint {
         FileCheckpoint {
             path: "/var/log/app.log".into(),
-            position: SourcePosition {
+            position: FilePosition {
                 dev: 1,
                 ino: 2,
                 offset,

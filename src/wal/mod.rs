@@ -55,8 +55,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub use checkpoint::{Checkpoints, FileCheckpoint};
-pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryPage, HistoryQuery, SCAN_BUDGET};
-pub use record::{EncodeError, Fingerprint, NewRecord, Record, RecordView, SourcePosition};
+pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryQuery, LogPage, SCAN_BUDGET};
+pub use record::{EncodeError, NewRecord, Record, RecordView};
 pub use sync::Durable;
 
 use dropped::Dropped;
@@ -85,7 +85,7 @@ impl FromStr for FsyncPolicy {
         if text.eq_ignore_ascii_case("always") {
             return Ok(FsyncPolicy::Always);
         }
-        match crate::config::parse_duration(text) {
+        match crate::units::parse_duration(text) {
             Ok(interval) if !interval.is_zero() => Ok(FsyncPolicy::Every(interval)),
             _ => Err(format!(
                 "{text:?}: expected `always` or an interval such as 1s"

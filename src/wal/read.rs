@@ -73,7 +73,7 @@ pub struct HistoryQuery<'a> {
 
 /// A page of history, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HistoryPage {
+pub struct LogPage {
     /// Matching records, newest first.
     pub records: Vec<Record>,
     /// Where the next page starts (`before` for the next query); `None`
@@ -275,8 +275,8 @@ impl Wal {
     ///
     /// # Errors
     /// As [`Wal::read_forward`].
-    pub fn history(&self, query: &HistoryQuery<'_>) -> Result<HistoryPage, WalError> {
-        let mut page = HistoryPage::default();
+    pub fn history(&self, query: &HistoryQuery<'_>) -> Result<LogPage, WalError> {
+        let mut page = LogPage::default();
         if query.limit == 0 {
             return Ok(page);
         }

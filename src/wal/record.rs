@@ -16,13 +16,15 @@
 
 use std::fmt;
 
+use crate::follow::{FilePosition, Fingerprint};
+
 /// Bytes before the body: length and checksum.
 pub const HEADER_LEN: usize = 8;
 /// Fixed part of the body: seq, time, channel length, flags, type length.
 const FIXED_LEN: usize = 8 + 8 + 1 + 1 + 2;
-/// Bytes of an encoded [`SourcePosition`].
+/// Bytes of an encoded [`FilePosition`].
 const SOURCE_LEN: usize = 8 + 8 + 8 + 4 + 4;
-/// Flag bit: the record carries a [`SourcePosition`].
+/// Flag bit: the record carries a [`FilePosition`].
 const FLAG_SOURCE: u8 = 1;
 
 /// Longest channel name a record can hold (the hub allows 128 characters
@@ -33,42 +35,6 @@ pub const MAX_TYPE_LEN: usize = u16::MAX as usize;
 /// Largest body accepted when reading: a length above it is damage, not a
 /// record (publish bodies and log lines are far smaller).
 pub const MAX_BODY_LEN: usize = 1 << 30;
-
-/// Identity of a file's first bytes: the CRC32C of its first `len` bytes.
-/// Two files with the same device and inode but another fingerprint are
-/// different generations (the inode was reused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Fingerprint {
-    /// How many leading bytes were hashed (0 for an empty file).
-    pub len: u32,
-    /// CRC32C of those bytes.
-    pub crc: u32,
-}
-
-impl Fingerprint {
-    /// The fingerprint of `first_bytes`, the start of a file.
-    pub fn of(first_bytes: &[u8]) -> Fingerprint {
-        Fingerprint {
-            len: u32::try_from(first_bytes.len()).unwrap_or(u32::MAX),
-            crc: crc32c::crc32c(first_bytes),
-        }
-    }
-}
-
-/// Where in a followed file a log line ended: stored with the line's record
-/// so that the follower's position and the published lines can never
-/// disagree after a crash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SourcePosition {
-    /// Device of the file.
-    pub dev: u64,
-    /// Inode of the file.
-    pub ino: u64,
-    /// Byte offset just after the line (where reading goes on).
-    pub offset: u64,
-    /// The file's first bytes, to tell a reused inode from the same file.
-    pub fingerprint: Fingerprint,
-}
 
 /// An event to append, borrowed from the caller.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +50,7 @@ pub struct NewRecord<'a> {
     /// Event data.
     pub data: &'a str,
     /// For log lines: where in the file the line ended.
-    pub source: Option<SourcePosition>,
+    pub source: Option<FilePosition>,
 }
 
 /// A record read back from the log, borrowing its bytes.
@@ -101,7 +67,7 @@ pub struct RecordView<'a> {
     /// Event data.
     pub data: &'a str,
     /// For log lines: where in the file the line ended.
-    pub source: Option<SourcePosition>,
+    pub source: Option<FilePosition>,
 }
 
 /// A record read back from the log, owning its text.
@@ -118,7 +84,7 @@ pub struct Record {
     /// Event data.
     pub data: Box<str>,
     /// For log lines: where in the file the line ended.
-    pub source: Option<SourcePosition>,
+    pub source: Option<FilePosition>,
 }
 
 impl RecordView<'_> {
@@ -284,7 +250,7 @@ pub fn decode(bytes: &[u8]) -> Result<(RecordView<'_>, usize), Damage> {
         if body.len() < at + SOURCE_LEN {
             return Err(Damage::BadFields);
         }
-        let source = SourcePosition {
+        let source = FilePosition {
             dev: u64_at(at),
             ino: u64_at(at + 8),
             offset: u64_at(at + 16),
@@ -325,7 +291,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn sample(source: Option<SourcePosition>) -> NewRecord<'static> {
+    fn sample(source: Option<FilePosition>) -> NewRecord<'static> {
         NewRecord {
             seq: 42,
             time_ms: 1_700_000_000_123,
@@ -367,7 +333,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_with_and_without_source() {
-        let source = SourcePosition {
+        let source = FilePosition {
             dev: 7,
             ino: u64::MAX,
             offset: 1 << 40,
@@ -430,7 +396,7 @@ mod tests {
             data in "\\PC{0,300}",
             offset in proptest::option::of(any::<u64>()),
         ) {
-            let source = offset.map(|offset| SourcePosition {
+            let source = offset.map(|offset| FilePosition {
                 dev: 1, ino: 2, offset, fingerprint: Fingerprint { len: 3, crc: 4 },
             });
             let rec = NewRecord { seq, time_ms, channel: &channel, event_type: &event_type, data: &data, source };

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+use crate::follow::{FilePosition, Fingerprint};
+
 use super::*;
 
 fn options(retention_bytes: u64) -> WalOptions {
@@ -420,7 +422,7 @@ fn history(
     before: u64,
     limit: usize,
     filter: &dyn Fn(&RecordView<'_>) -> bool,
-) -> HistoryPage {
+) -> LogPage {
     wal.history(&HistoryQuery {
         channel,
         after: 0,
@@ -492,7 +494,7 @@ fn history_pages_newest_first_with_a_filter() {
     assert_eq!(page.records.len(), 2997);
     assert_eq!(
         history(&wal, "nothing", u64::MAX, 10, &all),
-        HistoryPage::default()
+        LogPage::default()
     );
 }
 
@@ -521,7 +523,7 @@ fn a_rare_match_is_paged_by_the_scan_budget_not_read_in_one_go() {
 fn single_records_and_the_last_of_a_channel() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path());
-    let source = SourcePosition {
+    let source = FilePosition {
         dev: 1,
         ino: 2,
         offset: 30,

@@ -183,9 +183,39 @@ export async function waitLive(page, timeout = 30000) {
   await waitFor(() => page.evaluate(() => document.body.dataset.conn === "open"), { timeout, message: "connection state live" });
 }
 
-/** The texts of the log lines shown (not markers), in page order. */
-export function lineTexts(page, selector = ".pane .line:not(.marker) .text") {
-  return page.$$eval(selector, (els) => els.map((e) => e.textContent));
+/**
+ * The texts of the log lines shown (not markers), in page order.
+ *
+ * The console's views are virtualised lists: only the rows near the
+ * viewport are in the DOM. So, with the default selector, this reads
+ * every row a view holds (what scrolling would show) from the view's
+ * `viewTexts()`, and checks that the rows in the DOM are a run of them
+ * in the same order (an error otherwise). A console without virtual
+ * lists (an older binary, for the benchmark) is read from the DOM. With
+ * another selector (e.g. the history search results), the DOM is read.
+ */
+export async function lineTexts(page, selector = ".pane .line:not(.marker) .text") {
+  if (selector !== ".pane .line:not(.marker) .text") return page.$$eval(selector, (els) => els.map((e) => e.textContent));
+  const result = await page.evaluate(() => {
+    const out = [];
+    for (const log of document.querySelectorAll(".pane .log")) {
+      const dom = [...log.querySelectorAll(".line:not(.marker)")].map((l) => (l._record ? l._record.text : l.querySelector(".text").textContent));
+      if (typeof log.viewTexts !== "function") {
+        out.push(...[...log.querySelectorAll(".line:not(.marker) .text")].map((e) => e.textContent));
+        continue;
+      }
+      const all = log.viewTexts();
+      if (dom.length) {
+        const at = all.indexOf(dom[0]);
+        const run = at < 0 ? [] : all.slice(at, at + dom.length);
+        if (run.join("\n") !== dom.join("\n")) return { error: `the DOM rows are not a run of the view's rows: ${JSON.stringify(dom.slice(0, 3))}…` };
+      }
+      out.push(...all);
+    }
+    return { out };
+  });
+  if (result.error) throw new Error(result.error);
+  return result.out;
 }
 
 /** A static file server on 127.0.0.1 (another origin than tailcast). */

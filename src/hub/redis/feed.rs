@@ -23,7 +23,7 @@ use super::{Node, BACKOFF_MAX, BACKOFF_MIN, FEED_BATCH, FEED_BLOCK, PROBE_TIMEOU
 /// Reads the feed until shutdown.
 pub(crate) async fn read(node: Arc<Node>) {
     let mut lines = node.link.line.subscribe();
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<link::Conn> = None;
     let mut backoff = BACKOFF_MIN;
     loop {
         let Some(line) = lines.borrow_and_update().clone() else {
@@ -33,12 +33,23 @@ pub(crate) async fn read(node: Arc<Node>) {
             }
         };
         node.replica.follow(&line);
-        let mut live = match conn.take() {
+        // Cluster mode: the feed follows the primary the command connection
+        // passed its epoch check on (a node that still thinks it is the
+        // primary, cut off from the cluster, would block reads forever).
+        if let (Some(feed), Some(commands)) = (
+            conn.as_ref()
+                .and_then(|c| c.primary().map(|p| p.addr.clone())),
+            node.link.primary_addr(),
+        ) {
+            if feed != commands {
+                tracing::info!("the Redis feed follows the primary to {commands}");
+                conn = None;
+            }
+        }
+        let watched = match conn.take() {
             Some(live) => live,
             None => match link::connect(&node, None).await {
-                Ok(link::Conn {
-                    multiplexed: fresh, ..
-                }) => {
+                Ok(fresh) => {
                     if !node.link.feed_up.swap(true, Ordering::AcqRel) {
                         tracing::info!(
                             "reading the Redis feed after number {}",
@@ -58,6 +69,7 @@ pub(crate) async fn read(node: Arc<Node>) {
                 }
             },
         };
+        let mut live: MultiplexedConnection = watched.multiplexed.clone();
         let after = node.replica.committed();
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
@@ -82,16 +94,25 @@ pub(crate) async fn read(node: Arc<Node>) {
                     if let Some(last) = node.replica.apply(&line, entries) {
                         node.link.saw(&line.epoch, last);
                     }
-                    conn = Some(live);
+                    conn = Some(watched.clone());
                 }
                 Err(e) => {
                     fail(&node, &e);
-                    conn = Some(live);
+                    conn = Some(watched.clone());
                     tokio::time::sleep(jitter(backoff)).await;
                 }
             },
             Ok(Err(e)) => fail(&node, &e),
             Err(_) => fail(&node, &link::timed_out("feed read")),
+        }
+        if conn.is_none() {
+            // The read failed on a connection that was made (e.g. a
+            // cluster answering CLUSTERDOWN): back off before the next.
+            tokio::select! {
+                _ = node.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(jitter(backoff)) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 }

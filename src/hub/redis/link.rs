@@ -24,10 +24,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ConnectionAddr, Value};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
 
+use super::cluster::{self, Primary};
 use super::scripts::{int, items, text, unexpected};
 use super::{
     Line, Node, BACKOFF_MAX, BACKOFF_MIN, COMMAND_TIMEOUT, CONNECT_TIMEOUT, FEED_MIN_LEN,
@@ -43,9 +44,22 @@ pub(crate) struct Conn {
     /// Set by the socket ([`Watched`]) on EOF or an error: from then on
     /// the connection's task writes nothing more.
     closed: Arc<AtomicBool>,
+    /// Cluster mode: the primary of the slot this connection goes to.
+    primary: Option<Arc<Primary>>,
 }
 
 impl Conn {
+    pub(crate) fn with_primary(self, primary: Primary) -> Conn {
+        Conn {
+            primary: Some(Arc::new(primary)),
+            ..self
+        }
+    }
+
+    pub(crate) fn primary(&self) -> Option<&Primary> {
+        self.primary.as_deref()
+    }
+
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -147,6 +161,13 @@ impl Link {
         }
     }
 
+    /// Cluster mode: `host:port` of the primary the command connection
+    /// goes to (while it has one).
+    pub(crate) fn primary_addr(&self) -> Option<String> {
+        let conn = self.conn.lock().expect("conn lock");
+        conn.as_ref()?.primary().map(|p| p.addr.clone())
+    }
+
     /// The current epoch.
     pub(crate) fn line(&self) -> Option<Line> {
         self.line.borrow().clone()
@@ -195,7 +216,7 @@ impl Link {
     /// degraded at once (not at the next probe) and the supervisor
     /// reconnects now.
     fn failed(&self, e: &redis::RedisError) {
-        if e.is_unrecoverable_error() || e.is_io_error() {
+        if e.is_unrecoverable_error() || e.is_io_error() || cluster::redirected(e) {
             self.down(e);
         }
         self.check_now.notify_one();
@@ -215,17 +236,30 @@ impl Link {
 }
 
 /// A connection with the node's timeouts: `response` bounds every reply
-/// (`None` for the feed, whose reads block on purpose). The socket is
-/// opened here, not by the `redis` crate, so that it can tell when it
-/// closed ([`Watched`]).
+/// (`None` for the feed, whose reads block on purpose). With `--redis`, to
+/// the server; with `--redis-cluster`, to the primary of the node's slot
+/// (see `cluster`).
 pub(crate) async fn connect(
     node: &Node,
+    response: Option<Duration>,
+) -> Result<Conn, redis::RedisError> {
+    if node.opts.cluster {
+        cluster::connect_primary(node, response).await
+    } else {
+        open(node.client.get_connection_info(), response).await
+    }
+}
+
+/// A connection to the server `info` names. The socket is opened here,
+/// not by the `redis` crate, so that it can tell when it closed
+/// ([`Watched`]).
+pub(crate) async fn open(
+    info: &ConnectionInfo,
     response: Option<Duration>,
 ) -> Result<Conn, redis::RedisError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(response);
-    let info = node.client.get_connection_info();
     let closed = Arc::new(AtomicBool::new(false));
     let connecting = async {
         let socket: Box<dyn Socket> = match info.addr() {
@@ -254,6 +288,7 @@ pub(crate) async fn connect(
         Ok(Conn {
             multiplexed,
             closed,
+            primary: None,
         })
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -342,12 +377,15 @@ pub(crate) fn timed_out(what: &str) -> redis::RedisError {
 }
 
 /// Runs the epoch check on `conn`: returns the agreed epoch and Redis's
-/// sequence.
+/// sequence. In cluster mode it also checks that the primary is the one
+/// the epoch was agreed on, or that the switch kept every write (see
+/// `cluster`).
 async fn sync(
     node: &Node,
-    conn: &mut MultiplexedConnection,
+    conn: &Conn,
     current: Option<&Line>,
 ) -> Result<(Line, u64), redis::RedisError> {
+    let (record, proven) = cluster::primary_args(node, conn).await;
     let (epoch, seen, feed) = match current {
         Some(line) => (
             line.epoch.to_string(),
@@ -362,10 +400,14 @@ async fn sync(
         .key(&node.keys.epoch)
         .key(&node.keys.seq)
         .key(feed)
+        .key(&node.keys.primary)
         .arg(epoch)
         .arg(seen)
-        .arg(fresh);
-    let call = invocation.invoke_async::<Value>(conn);
+        .arg(fresh)
+        .arg(record)
+        .arg(proven);
+    let mut multiplexed = conn.multiplexed.clone();
+    let call = invocation.invoke_async::<Value>(&mut multiplexed);
     let reply = match tokio::time::timeout(PROBE_TIMEOUT, call).await {
         Ok(reply) => reply?,
         Err(_) => return Err(timed_out("liveness probe")),
@@ -379,20 +421,23 @@ async fn sync(
     Ok((line, seq))
 }
 
-/// Connects at start, retrying for up to [`START_TIMEOUT`].
-pub(crate) async fn first_connect(node: &Node) -> Result<(Conn, Line, u64), String> {
+/// Connects at start, retrying for up to [`START_TIMEOUT`]. The error says
+/// whether it is final at once (`--redis-cluster` on a server not in
+/// cluster mode).
+pub(crate) async fn first_connect(node: &Node) -> Result<(Conn, Line, u64), (String, bool)> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     let mut backoff = BACKOFF_MIN;
     loop {
         let attempt = async {
             let conn = connect(node, Some(COMMAND_TIMEOUT)).await?;
-            let (line, seq) = sync(node, &mut conn.multiplexed.clone(), None).await?;
+            let (line, seq) = sync(node, &conn, None).await?;
             Ok::<_, redis::RedisError>((conn, line, seq))
         };
         match attempt.await {
             Ok(ok) => return Ok(ok),
+            Err(e) if cluster::not_cluster(&e) => return Err((e.to_string(), true)),
             Err(e) if tokio::time::Instant::now() + backoff >= deadline => {
-                return Err(e.to_string())
+                return Err((e.to_string(), false))
             }
             Err(e) => {
                 tracing::info!("waiting for Redis: {e}");
@@ -433,7 +478,7 @@ pub(crate) async fn supervise(node: Arc<Node>) {
         };
         let mut live = checked.multiplexed.clone();
         let current = node.link.line();
-        match sync(&node, &mut live, current.as_ref()).await {
+        match sync(&node, &checked, current.as_ref()).await {
             Ok((line, seq)) => {
                 adopt(&node, line, seq);
                 if !node.link.commands_up.load(Ordering::Acquire) {
@@ -495,9 +540,9 @@ fn adopt(node: &Node, line: Line, seq: u64) {
 /// Runs an epoch check now on the command connection (after a publish was
 /// refused for being on another epoch).
 async fn resync(node: &Node) -> Result<(), HubError> {
-    let mut conn = node.link.conn()?;
+    let conn = node.link.live()?.ok_or_else(|| node.link.unavailable())?;
     let current = node.link.line();
-    match sync(node, &mut conn, current.as_ref()).await {
+    match sync(node, &conn, current.as_ref()).await {
         Ok((line, seq)) => {
             adopt(node, line, seq);
             Ok(())
@@ -543,7 +588,7 @@ async fn reconnect(node: &Node) -> Result<Conn, HubError> {
         node.link.unavailable()
     })?;
     let current = node.link.line();
-    match sync(node, &mut fresh.multiplexed.clone(), current.as_ref()).await {
+    match sync(node, &fresh, current.as_ref()).await {
         Ok((line, seq)) => {
             adopt(node, line, seq);
             node.link.install(fresh.clone());
@@ -675,16 +720,31 @@ pub(crate) async fn publish_multi(
 /// Channels looked at per prune.
 const PRUNE_BATCH: usize = 1000;
 
-/// Drops expired channels from the channel set; returns how many.
+/// Drops expired channels from the channel set; returns how many. The
+/// least recently published channels are read first, then the prune
+/// script checks them with every key it looks at declared (a script that
+/// built key names itself would be refused by Redis Cluster).
 pub(crate) async fn prune(node: &Node) -> u64 {
     let Ok(mut conn) = node.link.conn() else {
         return 0;
     };
+    let mut range = redis::cmd("ZRANGE");
+    range.arg(&node.keys.channels).arg(0).arg(PRUNE_BATCH - 1);
+    let call = range.query_async::<Vec<String>>(&mut conn);
+    let Ok(names) = query(node, call).await else {
+        return 0;
+    };
+    if names.is_empty() {
+        return 0;
+    }
     let mut invocation = node.scripts.prune.prepare_invoke();
-    invocation
-        .key(&node.keys.channels)
-        .arg(&node.keys.prefix)
-        .arg(PRUNE_BATCH);
+    invocation.key(&node.keys.channels);
+    for name in &names {
+        invocation
+            .key(node.keys.channel(name))
+            .key(node.keys.owner(name))
+            .arg(name);
+    }
     let call = invocation.invoke_async::<u64>(&mut conn);
     query(node, call).await.unwrap_or(0)
 }

@@ -1,7 +1,8 @@
 //! The Redis backend: many nodes, one set of channels.
 //!
-//! Every node started with the same `--redis` URL and `--redis-prefix`
-//! shares channels. Redis holds what must be agreed on: the numbering, the
+//! Every node started with the same `--redis` URL (or the same Redis
+//! Cluster, `--redis-cluster`, see `cluster`) and `--redis-prefix` shares
+//! channels. Redis holds what must be agreed on: the numbering, the
 //! history of each channel and the feed every node reads. Each node keeps
 //! a replica in memory (the same cursor-and-history design as the memory
 //! hub) and fans events out to its own subscribers from it.
@@ -17,7 +18,9 @@
 //! (`history lost`) per affected channel, and old ids are never taken as
 //! valid again.
 //!
-//! Redis key layout (prefix `P`, `--redis-prefix`):
+//! Redis key layout (prefix `P`, `--redis-prefix`; with `--redis-cluster`
+//! `P` is the hash tag `{prefix}`, so every key is in one slot, see
+//! `cluster`):
 //! - `P:epoch` — `TAG:BASE`, the current epoch and the number it began after.
 //! - `P:seq` — the last number given out.
 //! - `P:feed:TAG` — stream of every event of the epoch (fields `c` channel,
@@ -32,6 +35,9 @@
 //!   following log stream NAME, with a TTL the owner refreshes.
 //! - `P:lease:WHAT` — the same for a lease (the demo feed's publisher).
 //! - `P:subs:NODE`, `P:nodes` — subscriber counts per node (see `census`).
+//! - `P:primary` — cluster mode: `REPLID HOST:PORT` of the primary the
+//!   epoch was last checked on; a different primary without proof that it
+//!   holds everything the old one had starts a new epoch (see `cluster`).
 //!
 //! Redis work per publish is one script call (7 commands inside it),
 //! whatever the number of subscribers or nodes; each node reads the feed
@@ -47,9 +53,13 @@
 //! once (`503`), open streams stay open, `/health` says `degraded`, and the
 //! node reconnects with capped exponential backoff; the feed is then read
 //! on from where the node stopped, so nothing published meanwhile is lost.
+//! With `--redis-cluster`, a redirection (`MOVED`, `CLUSTERDOWN`, ...) is
+//! handled like a lost connection, and a change of primary is checked
+//! before the node uses it (a new epoch unless proven lossless).
 
 mod census;
 mod claims;
+mod cluster;
 mod feed;
 mod history;
 mod lines;
@@ -113,8 +123,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Settings of the Redis backend.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://[user:pass@]host:port[/db]`.
+    /// `redis://[user:pass@]host:port[/db]`; with `cluster`, the seed
+    /// nodes' URLs separated by commas.
     pub url: String,
+    /// `--redis-cluster`: `url` lists seed nodes of a Redis Cluster, and
+    /// every key lives under the hash tag `{prefix}` (one slot).
+    pub cluster: bool,
     /// Namespace of every key.
     pub prefix: String,
     /// This node's name.
@@ -127,21 +141,34 @@ pub struct RedisOptions {
     pub limits: HubLimits,
 }
 
-/// Key names under the prefix (see the module docs).
+/// Key names under the prefix (see the module docs). With
+/// `--redis-cluster` the prefix is written as the hash tag `{prefix}`, so
+/// every key of a deployment is in one hash slot and every script runs on
+/// one shard; with `--redis` the names are unchanged (`prefix:...`).
 pub(crate) struct Keys {
+    /// `prefix`, or `{prefix}` in cluster mode: what every key starts with.
     prefix: String,
     epoch: String,
     seq: String,
     channels: String,
+    /// Cluster mode: `replid host:port` of the primary the epoch was last
+    /// agreed on (see `cluster`).
+    primary: String,
 }
 
 impl Keys {
-    fn new(prefix: &str) -> Self {
+    fn new(prefix: &str, cluster: bool) -> Self {
+        let prefix = if cluster {
+            format!("{{{prefix}}}")
+        } else {
+            prefix.to_string()
+        };
         Keys {
-            prefix: prefix.to_string(),
             epoch: format!("{prefix}:epoch"),
             seq: format!("{prefix}:seq"),
             channels: format!("{prefix}:channels"),
+            primary: format!("{prefix}:primary"),
+            prefix,
         }
     }
 
@@ -197,6 +224,11 @@ pub(crate) struct Node {
     opts: RedisOptions,
     keys: Keys,
     client: redis::Client,
+    /// Cluster mode: the seed nodes (the first is also `client`'s); empty
+    /// with `--redis`.
+    seeds: Vec<redis::ConnectionInfo>,
+    /// Cluster mode: the hash slot of every key.
+    slot: u16,
     /// Random per process: tells this process's claims from a previous
     /// run's of the same node name.
     instance: String,
@@ -253,6 +285,14 @@ pub enum StartError {
     /// The URL does not parse.
     #[error("invalid --redis URL: {0}")]
     Url(String),
+    /// `--redis-cluster` names a server that is not in cluster mode.
+    #[error("{url} is not a Redis Cluster node ({why}); use --redis for a single server")]
+    NotCluster {
+        /// The URL, password hidden.
+        url: String,
+        /// What the server answered.
+        why: String,
+    },
     /// Redis did not answer in time.
     #[error("cannot reach Redis at {url}: {why}")]
     Unreachable {
@@ -281,10 +321,24 @@ impl RedisHub {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Result<RedisHub, StartError> {
-        let client =
-            redis::Client::open(opts.url.as_str()).map_err(|e| StartError::Url(e.to_string()))?;
+        let urls: Vec<&str> = if opts.cluster {
+            opts.url.split(',').map(str::trim).collect()
+        } else {
+            vec![opts.url.as_str()]
+        };
+        let mut seeds = Vec::new();
+        for url in &urls {
+            let client = redis::Client::open(*url).map_err(|e| StartError::Url(e.to_string()))?;
+            seeds.push(client.get_connection_info().clone());
+        }
+        let client = redis::Client::open(urls[0]).map_err(|e| StartError::Url(e.to_string()))?;
+        if !opts.cluster {
+            seeds.clear();
+        }
         let node = Arc::new(Node {
-            keys: Keys::new(&opts.prefix),
+            keys: Keys::new(&opts.prefix, opts.cluster),
+            seeds,
+            slot: cluster::slot(&opts.prefix),
             replica: Replica::new(
                 opts.limits.history,
                 opts.limits.max_channels,
@@ -300,13 +354,19 @@ impl RedisHub {
             tap: std::sync::OnceLock::new(),
             opts,
         });
-        let (conn, line, seq) =
-            link::first_connect(&node)
-                .await
-                .map_err(|why| StartError::Unreachable {
+        let (conn, line, seq) = link::first_connect(&node).await.map_err(|(why, fatal)| {
+            if fatal {
+                StartError::NotCluster {
                     url: redact(&node.opts.url),
                     why,
-                })?;
+                }
+            } else {
+                StartError::Unreachable {
+                    url: redact(&node.opts.url),
+                    why,
+                }
+            }
+        })?;
         node.replica.start(line.clone(), seq);
         node.link.start(conn, line, seq);
         tracker.spawn(link::supervise(node.clone()));
@@ -314,6 +374,7 @@ impl RedisHub {
         tracing::info!(
             node = %node.opts.node,
             prefix = %node.opts.prefix,
+            cluster = node.opts.cluster,
             "sharing channels through Redis at {}",
             redact(&node.opts.url)
         );
@@ -605,8 +666,12 @@ fn normalize(data: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The URL with any password replaced by `REDACTED`, for logs and errors.
+/// The URL with any password replaced by `REDACTED`, for logs and errors
+/// (each of a comma-separated list).
 pub fn redact(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -642,6 +707,34 @@ pub fn parse_url(text: &str) -> Result<String, String> {
     }
     redis::Client::open(text).map_err(|e| format!("{}: {e}", redact(text)))?;
     Ok(text.to_string())
+}
+
+/// Parses `--redis-cluster`: one or more `redis://host:port` seed URLs
+/// separated by commas (any node of the cluster; the first reachable one
+/// is asked where the primary of tailcast's slot is).
+///
+/// # Errors
+/// A message saying what is expected.
+pub fn parse_cluster_urls(text: &str) -> Result<String, String> {
+    let mut urls = Vec::new();
+    for url in text.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        if url.starts_with("redis+unix://") {
+            return Err("a Redis Cluster is reached over TCP: use redis://host:port".into());
+        }
+        let url = parse_url(url)?;
+        let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+        if client.get_connection_info().redis_settings().db() != 0 {
+            return Err(format!(
+                "{}: a Redis Cluster has only database 0",
+                redact(&url)
+            ));
+        }
+        urls.push(url);
+    }
+    if urls.is_empty() {
+        return Err("expected redis://host:port[,redis://host:port...]".into());
+    }
+    Ok(urls.join(","))
 }
 
 /// Parses `--redis-prefix`: 1–64 characters of `A-Z a-z 0-9 _ . : -`.
@@ -746,10 +839,54 @@ mod tests {
 
     #[test]
     fn keys_live_under_the_prefix() {
-        let keys = Keys::new("tc");
+        let keys = Keys::new("tc", false);
         assert_eq!(keys.epoch, "tc:epoch");
         assert_eq!(keys.feed("ab"), "tc:feed:ab");
         assert_eq!(keys.channel("log:app"), "tc:ch:log:app");
         assert_eq!(keys.owner("log:app"), "tc:owner:log:app");
+        // Cluster mode: one hash tag, so one slot for every key.
+        let keys = Keys::new("tc", true);
+        assert_eq!(keys.epoch, "{tc}:epoch");
+        assert_eq!(keys.seq, "{tc}:seq");
+        assert_eq!(keys.feed("ab"), "{tc}:feed:ab");
+        assert_eq!(keys.channel("log:app"), "{tc}:ch:log:app");
+        assert_eq!(keys.owner("log:app"), "{tc}:owner:log:app");
+        assert_eq!(keys.lease("stream"), "{tc}:lease:stream");
+        assert_eq!(keys.primary, "{tc}:primary");
+    }
+
+    #[test]
+    fn redis_cluster_comes_from_flags_and_the_config_file_and_excludes_redis() {
+        use crate::config::ServeConfig;
+        let c = ServeConfig::from_args(["--redis-cluster", "redis://a:1,redis://b:2"]).unwrap();
+        assert_eq!(c.redis_cluster.as_deref(), Some("redis://a:1,redis://b:2"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "redis-cluster = \"redis://10.0.0.5:6379\"\n").unwrap();
+        let c = ServeConfig::from_args(["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.redis_cluster.as_deref(), Some("redis://10.0.0.5:6379"));
+        for bad in [
+            &["--redis-cluster", "redis://a:1", "--redis", "redis://b:1"][..],
+            &["--redis-cluster", "redis://a:1", "--data-dir", "/d"],
+            &["--redis-cluster", "http://a:1"],
+        ] {
+            assert!(ServeConfig::from_args(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_seed_lists_are_checked() {
+        assert_eq!(
+            parse_cluster_urls("redis://a:1, redis://b:2").unwrap(),
+            "redis://a:1,redis://b:2"
+        );
+        assert!(parse_cluster_urls("").is_err());
+        assert!(parse_cluster_urls("redis://a:1,http://b").is_err());
+        assert!(parse_cluster_urls("redis://a:1/3").is_err());
+        assert!(parse_cluster_urls("redis://a:1/0").is_ok());
+        assert_eq!(
+            redact("redis://:pw@a:1,redis://:pw@b:2"),
+            "redis://:REDACTED@a:1,redis://:REDACTED@b:2"
+        );
     }
 }

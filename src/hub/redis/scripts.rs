@@ -64,17 +64,16 @@ return {'ok', first, last}
 /// Drops channels that are gone from the channel set: their stream expired
 /// (`--history-ttl`), no node claims them, and they are not `broadcast`.
 ///
-/// KEYS: channel set. ARGV: prefix, how many of the least recently
-/// published channels to look at. Replies the number dropped.
+/// KEYS: channel set, then per candidate its stream and its owner key.
+/// ARGV: the candidates' names. Every key is declared (Redis Cluster
+/// refuses keys a script makes up). Replies the number dropped.
 pub const PRUNE: &str = r#"
-local names = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 local dropped = 0
-for _, name in ipairs(names) do
+for i, name in ipairs(ARGV) do
   if name ~= 'broadcast'
-    and redis.call('EXISTS', ARGV[1] .. ':ch:' .. name) == 0
-    and redis.call('EXISTS', ARGV[1] .. ':owner:' .. name) == 0 then
-    redis.call('ZREM', KEYS[1], name)
-    dropped = dropped + 1
+    and redis.call('EXISTS', KEYS[2 * i]) == 0
+    and redis.call('EXISTS', KEYS[2 * i + 1]) == 0 then
+    dropped = dropped + redis.call('ZREM', KEYS[1], name)
   end
 end
 return dropped
@@ -82,9 +81,19 @@ return dropped
 
 /// Agrees on the epoch: run at connect and by every liveness probe.
 ///
-/// KEYS: epoch, seq, the feed of the node's epoch.
+/// KEYS: epoch, seq, the feed of the node's epoch, the primary record.
 /// ARGV: the epoch the node is on (`''` for none), the highest number the
-/// node has seen on it, a fresh random tag.
+/// node has seen on it, a fresh random tag, and in cluster mode (else
+/// `''`) the record `REPLID HOST:PORT` of the primary this runs on and the
+/// replication id of the recorded primary when the switch from it is
+/// proven to have kept every write (`''` when not).
+///
+/// Cluster mode: when the recorded primary is another one (a failover, or
+/// a restart) and the switch is not proven complete, the data may be a
+/// copy that missed the last writes (the sequence may be below numbers
+/// already handed out), so a new epoch starts as when Redis lost data.
+/// The record is then this primary, so only the first node to notice
+/// starts the new epoch; the others adopt it.
 ///
 /// When Redis has an epoch that is not the node's, or is the node's and
 /// its sequence is not below what the node saw, the node adopts it. When
@@ -97,7 +106,15 @@ pub const SYNC: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local seen = tonumber(ARGV[2])
-if cur and (cur ~= ARGV[1] or seq >= seen) then
+local lost = false
+if ARGV[4] ~= '' then
+  local rec = redis.call('GET', KEYS[4])
+  local old = rec and string.match(rec, '^(%S+)')
+  local now = string.match(ARGV[4], '^(%S+)')
+  if old and old ~= now and old ~= ARGV[5] then lost = true end
+  if rec ~= ARGV[4] then redis.call('SET', KEYS[4], ARGV[4]) end
+end
+if cur and not lost and (cur ~= ARGV[1] or seq >= seen) then
   return {cur, string.format('%d', seq)}
 end
 local base = math.max(seq, seen)
