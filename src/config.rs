@@ -393,6 +393,10 @@ pub struct ServeConfig {
     /// message's host and app name, reduced to channel characters
     #[arg(long, env = "TAILCAST_SYSLOG_CHANNEL", value_name = "TEMPLATE", default_value = crate::ingest::syslog::DEFAULT_TEMPLATE, value_parser = parse_syslog_channel)]
     pub syslog_channel: crate::ingest::syslog::ChannelTemplate,
+    /// TOML file of alert rules: channel patterns, a regex and/or a
+    /// minimum level, a webhook (see docs/alerts.md); re-read on SIGHUP
+    #[arg(long, env = "TAILCAST_ALERTS", value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
     /// Format of the server's own log lines on stderr
     #[arg(
         long,

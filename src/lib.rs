@@ -1,4 +1,5 @@
 //! tailcast: stream log files and events over Server-Sent Events.
+pub mod alerts;
 pub mod auth;
 pub mod cli_tools;
 pub mod client;

@@ -193,6 +193,10 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     // Key files and patterns are checked before listening, so a bad one is
     // one error line, not a server that refuses everyone.
     config.auth_settings().check().map_err(|e| e.to_string())?;
+    // So is a bad alerts file.
+    if let Some(path) = &config.alerts {
+        tailcast::alerts::rules::load(path).map_err(|e| e.to_string())?;
+    }
     // So is a bad certificate or key.
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {

@@ -24,6 +24,13 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Label of the `tailcast_alerts_*` counters of one rule.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    /// The rule's name (rules come from the `--alerts` file: bounded).
+    pub rule: String,
+}
+
 /// All of the server's metrics. Cloning the handles is cheap; they share
 /// their values.
 pub struct Metrics {
@@ -55,6 +62,16 @@ pub struct Metrics {
     /// Syslog input dropped (TCP: the connection closed; UDP: the
     /// datagram), by reason.
     pub syslog_dropped: Family<ReasonLabel, Counter>,
+    /// Alert notifications made, by rule.
+    pub alerts_fired: Family<RuleLabel, Counter>,
+    /// Alert notifications a webhook accepted, by rule.
+    pub alerts_sent: Family<RuleLabel, Counter>,
+    /// Alert notifications given up on, by rule.
+    pub alerts_failed: Family<RuleLabel, Counter>,
+    /// What alerting dropped, by reason: `queue_full` (events not
+    /// matched: the alert task's queue was full), `outbox_full`
+    /// (notifications: a rule's outbox was full).
+    pub alerts_dropped: Family<ReasonLabel, Counter>,
     registry: Registry,
 }
 
@@ -82,6 +99,10 @@ impl Metrics {
             rotations: Counter::default(),
             syslog_messages: Counter::default(),
             syslog_dropped: Family::default(),
+            alerts_fired: Family::default(),
+            alerts_sent: Family::default(),
+            alerts_failed: Family::default(),
+            alerts_dropped: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -145,6 +166,26 @@ impl Metrics {
             "Syslog input dropped by reason (TCP: the connection closed)",
             m.syslog_dropped.clone(),
         );
+        registry.register(
+            "alerts_fired",
+            "Alert notifications made, by rule",
+            m.alerts_fired.clone(),
+        );
+        registry.register(
+            "alerts_sent",
+            "Alert notifications accepted by their webhook, by rule",
+            m.alerts_sent.clone(),
+        );
+        registry.register(
+            "alerts_failed",
+            "Alert notifications given up on after their retries, by rule",
+            m.alerts_failed.clone(),
+        );
+        registry.register(
+            "alerts_dropped",
+            "Alerting input dropped by reason (queue_full: events; outbox_full: notifications)",
+            m.alerts_dropped.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -169,11 +210,42 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a notification of `rule` made.
+    pub fn alert_fired(&self, rule: &str) {
+        self.alerts_fired.get_or_create(&rule_label(rule)).inc();
+    }
+
+    /// Counts a notification of `rule` accepted by its webhook.
+    pub fn alert_sent(&self, rule: &str) {
+        self.alerts_sent.get_or_create(&rule_label(rule)).inc();
+    }
+
+    /// Counts a notification of `rule` given up on.
+    pub fn alert_failed(&self, rule: &str) {
+        self.alerts_failed.get_or_create(&rule_label(rule)).inc();
+    }
+
+    /// Counts `n` things alerting dropped for `reason` (see
+    /// [`Metrics::alerts_dropped`]).
+    pub fn alerts_dropped(&self, reason: &str, n: u64) {
+        self.alerts_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc_by(n);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
         out
+    }
+}
+
+fn rule_label(rule: &str) -> RuleLabel {
+    RuleLabel {
+        rule: rule.to_string(),
     }
 }

@@ -64,6 +64,8 @@ pub struct AppState {
     pub host_metrics: watch::Receiver<bytes::Bytes>,
     /// Access control: who may do what.
     pub auth: Auth,
+    /// Alerting (`--alerts`), for `GET /api/alerts`.
+    pub alerts: Option<crate::alerts::Alerts>,
 }
 
 /// The web console page.
@@ -85,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/logs", post(ingest::otlp_logs))
         .route("/loki/api/v1/push", post(ingest::loki_push))
         .route("/api/streams", get(api_streams))
+        .route("/api/alerts", get(api_alerts))
         .route(
             "/api/session",
             get(access::show)
@@ -413,6 +416,23 @@ async fn health(State(app): State<Arc<AppState>>) -> (StatusCode, Json<HealthAns
         redis,
     };
     (code, Json(body))
+}
+
+/// `GET /api/alerts`: the alert rules (webhooks redacted), their last
+/// firing and counts, and the queues (see [`crate::alerts::Alerts::view`]).
+/// Needs the admin right when access control is on; 404 without
+/// `--alerts`.
+async fn api_alerts(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.auth.authorize(&caller, Right::Admin)?;
+    match &app.alerts {
+        Some(alerts) => Ok(Json(alerts.view())),
+        None => Err(ApiError::not_found(
+            "alerting is off on this server: start it with --alerts FILE",
+        )),
+    }
 }
 
 /// `GET /api/streams`: log streams first (in the order they were added),

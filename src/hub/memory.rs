@@ -125,6 +125,8 @@ pub struct MemoryHub {
     dropped_through: AtomicU64,
     /// With `--data-dir`: the log every event is written to first.
     log: Option<Arc<Wal>>,
+    /// Told of every event committed (alerting), if set.
+    tap: std::sync::OnceLock<Arc<dyn super::CommitTap>>,
 }
 
 /// The hub-wide history account, under the commit lock.
@@ -252,6 +254,7 @@ impl MemoryHub {
             envelope_bytes: Arc::new(AtomicUsize::new(0)),
             dropped_through: AtomicU64::new(0),
             log: None,
+            tap: std::sync::OnceLock::new(),
         }
     }
 
@@ -330,6 +333,11 @@ impl MemoryHub {
     /// The write-ahead log, if the hub has one.
     pub fn wal(&self) -> Option<&Arc<Wal>> {
         self.log.as_ref()
+    }
+
+    /// See [`super::Hub::set_tap`].
+    pub fn set_tap(&self, tap: Arc<dyn super::CommitTap>) {
+        let _ = self.tap.set(tap);
     }
 
     /// The limits this hub keeps.
@@ -591,6 +599,8 @@ impl MemoryHub {
                 log_events(log, names, first, &events, source)?;
             }
             let mut seq = first - 1;
+            let tap = self.tap.get().filter(|_| restore.is_none());
+            let mut tapped = Vec::with_capacity(if tap.is_some() { events.len() } else { 0 });
             for (c, pending) in events {
                 seq += 1;
                 let (ch, inner) = (&chs[c], &mut inners[c]);
@@ -603,6 +613,9 @@ impl MemoryHub {
                     allocated,
                     self.envelope_bytes.clone(),
                 ));
+                if tap.is_some() {
+                    tapped.push(event.clone());
+                }
                 inner.bytes += event.cost();
                 ledger.bytes += event.cost();
                 ledger.events += 1;
@@ -627,6 +640,10 @@ impl MemoryHub {
                 for notify in inner.subscribers.values() {
                     notify.notify_one();
                 }
+            }
+            drop(inners);
+            if let Some(tap) = tap {
+                tap.committed(tapped);
             }
             return Ok(Appended {
                 first,

@@ -36,6 +36,35 @@ pub use memory::{MemoryHub, MemorySubscription};
 pub use name::{ChannelKind, ChannelName, BROADCAST_CHANNEL, LOG_PREFIX, MAX_CHANNEL_NAME};
 pub use redis::{LogOwner, RedisHub, RedisSubscription};
 
+/// Told of every event this process commits, after the hub's locks are
+/// released (alerting: see [`crate::alerts`]). Set once with
+/// [`Hub::set_tap`]; without one the hub does no such work.
+///
+/// With Redis only the events this node publishes are told, never those
+/// that arrive from other nodes, so that each event is told once in the
+/// cluster. Events restored from the write-ahead log at start are not
+/// told again.
+pub trait CommitTap: Send + Sync + 'static {
+    /// `events` were committed, in id order. Runs on the publisher's path:
+    /// must never block or wait.
+    fn committed(&self, events: Vec<Arc<StoredEvent>>);
+}
+
+/// An event as the hub would store it, for tests of what taps receive.
+#[doc(hidden)]
+pub fn test_event(seq: u64, channel: &str, event_type: &str, data: &str) -> Arc<StoredEvent> {
+    let pending = crate::sse::PendingEvent::encode(event_type, data);
+    let allocated = pending.allocated();
+    let frame = pending.with_id(&format!("0000test-{seq}"));
+    Arc::new(StoredEvent::new(
+        seq,
+        ChannelName::parse(channel).expect("a channel name"),
+        frame,
+        allocated,
+        Arc::default(),
+    ))
+}
+
 /// How much history the hub keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubLimits {
@@ -569,6 +598,15 @@ impl Hub {
                 .map_err(|e| HubError::Log(format!("history read failed: {e}")))?
             }
             Hub::Redis(hub) => hub.history(channel, before, limit, &filter).await,
+        }
+    }
+
+    /// Sets the [`CommitTap`] told of every event this process commits
+    /// from now on (once; later calls are ignored).
+    pub fn set_tap(&self, tap: Arc<dyn CommitTap>) {
+        match self {
+            Hub::Memory(hub) => hub.set_tap(tap),
+            Hub::Redis(hub) => hub.set_tap(tap),
         }
     }
 

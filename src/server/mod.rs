@@ -215,6 +215,17 @@ async fn start_app(
         (None, Some(dir)) => open_durable_hub(dir, &config, limits).await?,
         (None, None) => Hub::memory(limits),
     };
+    // Alerting is tapped into the hub before anything publishes.
+    let alerts = match &config.alerts {
+        Some(path) => {
+            let (alerts, tap) =
+                crate::alerts::start(path.clone(), metrics.clone(), tracker, shutdown.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            hub.set_tap(tap);
+            Some(alerts)
+        }
+        None => None,
+    };
     let opts = FollowOptions {
         max_line: config.max_line,
         initial_lines: config.backlog.max(config.history.min(1000)),
@@ -282,6 +293,7 @@ async fn start_app(
         started: Instant::now(),
         host_metrics,
         auth,
+        alerts,
     });
     Ok((state, demo_dir))
 }

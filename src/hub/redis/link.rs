@@ -694,6 +694,7 @@ pub(crate) async fn publish_multi(
                     break;
                 };
                 node.link.saw(&line.epoch, last);
+                node.tap_published(channels, events, first, &line);
                 return Ok((first, last, line));
             }
             Some("full") if attempt == 0 && prune(node).await > 0 => {}

@@ -238,6 +238,45 @@ pub(crate) struct Node {
     claims: Claims,
     census: Census,
     shutdown: CancellationToken,
+    /// Told of every event this node publishes (alerting), if set.
+    tap: std::sync::OnceLock<Arc<dyn super::CommitTap>>,
+}
+
+impl Node {
+    /// Tells the tap, if any, of events this node just published:
+    /// `events` (channel index, type, data) numbered from `first` on
+    /// `line`. Events from other nodes never come here.
+    pub(crate) fn tap_published(
+        &self,
+        channels: &[&str],
+        events: &[(usize, &str, &str)],
+        first: u64,
+        line: &Line,
+    ) {
+        let Some(tap) = self.tap.get() else { return };
+        let names: Vec<Option<ChannelName>> = channels
+            .iter()
+            .map(|c| ChannelName::parse(c).ok())
+            .collect();
+        let stored = events
+            .iter()
+            .zip(first..)
+            .filter_map(|((c, event_type, data), seq)| {
+                let name = names.get(*c)?.clone()?;
+                let pending = crate::sse::PendingEvent::encode(event_type, data);
+                let allocated = pending.allocated();
+                let frame = pending.with_id(&line.id(seq));
+                Some(Arc::new(super::StoredEvent::new(
+                    seq,
+                    name,
+                    frame,
+                    allocated,
+                    Arc::default(),
+                )))
+            })
+            .collect();
+        tap.committed(stored);
+    }
 }
 
 /// Why a node could not start on Redis.
@@ -312,6 +351,7 @@ impl RedisHub {
             claims: Claims::default(),
             census: Census::default(),
             shutdown,
+            tap: std::sync::OnceLock::new(),
             opts,
         });
         let (conn, line, seq) = link::first_connect(&node).await.map_err(|(why, fatal)| {
@@ -447,6 +487,11 @@ impl RedisHub {
             count: events.len(),
             subscribers: channels.iter().map(|c| self.subscribers(c)).sum(),
         })
+    }
+
+    /// See [`super::Hub::set_tap`]: told of what this node publishes.
+    pub fn set_tap(&self, tap: Arc<dyn super::CommitTap>) {
+        let _ = self.node.tap.set(tap);
     }
 
     /// Subscribers of `channel` in the cluster: this node's now, the
