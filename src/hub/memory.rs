@@ -59,7 +59,6 @@
 //! `--retention-bytes`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::Write as _;
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -71,8 +70,8 @@ use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
 use super::{
     Batch, Budget, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Creator, Delivery,
-    HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason, Start,
-    StoredEvent, Swept,
+    EventId, HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason,
+    Start, StoredEvent, Swept, Tag,
 };
 use crate::follow::FilePosition;
 use crate::sse::PendingEvent;
@@ -98,9 +97,10 @@ pub(super) const AGE_ENTRY_SIZE: usize = size_of::<AgeEntry>();
 /// The in-memory backend. See the module docs for its ordering, removal
 /// and memory rules.
 pub struct MemoryHub {
-    /// Random per-process prefix of every id, so that ids from another run
-    /// are recognised and answered with `reset`.
-    epoch: String,
+    /// Random per-process tag of every id, so that ids from another run
+    /// are recognised and answered with `reset` (with a log: the log's
+    /// current epoch).
+    epoch: Tag,
     /// What history is kept.
     limits: HubLimits,
     /// Held while a publish numbers and inserts its events, and while
@@ -209,26 +209,6 @@ impl Channel {
     }
 }
 
-/// An event id of this run, formatted on the stack.
-struct IdText {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl IdText {
-    fn new(epoch: &str, seq: u64) -> IdText {
-        let mut buf = [0u8; 40];
-        let mut rest = &mut buf[..];
-        write!(rest, "{epoch}-{seq}").expect("an id fits in 40 bytes");
-        let len = 40 - rest.len();
-        IdText { buf, len }
-    }
-
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).expect("ids are ASCII")
-    }
-}
-
 /// What an append committed.
 struct Appended {
     first: u64,
@@ -240,7 +220,7 @@ impl MemoryHub {
     /// A hub with these limits (`history` at least 1).
     pub fn new(limits: HubLimits) -> Self {
         MemoryHub {
-            epoch: format!("{:08x}", rand::random::<u32>()),
+            epoch: Tag::random(),
             limits: HubLimits {
                 history: limits.history.max(1),
                 ..limits
@@ -268,7 +248,7 @@ impl MemoryHub {
     /// The log cannot be read.
     pub fn with_log(limits: HubLimits, log: Arc<Wal>, warm_bytes: u64) -> Result<Self, WalError> {
         let mut hub = MemoryHub::new(limits);
-        hub.epoch = format!("{:08x}", log.epoch());
+        hub.epoch = Tag::hex(log.epoch());
         let last = log.last_seq();
         let mut after = log.seq_before_newest_bytes(warm_bytes);
         // Channels made while warming may have older events on disk.
@@ -346,7 +326,7 @@ impl MemoryHub {
     }
 
     fn id_of(&self, seq: u64) -> String {
-        IdText::new(&self.epoch, seq).as_str().to_string()
+        EventId::new(self.epoch, seq).to_string()
     }
 
     /// Parses an id of this run: exactly `EPOCH-SEQ` as this hub writes
@@ -361,7 +341,9 @@ impl MemoryHub {
                 crate::wal::IdStatus::Unknown => None,
             };
         }
-        super::parse_seq(id.strip_prefix(self.epoch.as_str())?.strip_prefix('-')?)
+        EventId::parse(id)
+            .filter(|id| id.tag == self.epoch)
+            .map(|id| id.seq)
     }
 
     fn new_channel(&self, name: &ChannelName, budget: Budget) -> Arc<Channel> {
@@ -589,10 +571,8 @@ impl MemoryHub {
             let events = events.take().expect("appended once");
             // Restored events keep the epoch of the run that numbered them.
             let epoch = match (&self.log, restore) {
-                (Some(log), Some(_)) => {
-                    std::borrow::Cow::Owned(format!("{:08x}", log.epoch_of(first)))
-                }
-                _ => std::borrow::Cow::Borrowed(self.epoch.as_str()),
+                (Some(log), Some(_)) => Tag::hex(log.epoch_of(first)),
+                _ => self.epoch,
             };
             if let (Some(log), None) = (&self.log, restore) {
                 // Into the log before anyone can see it; refused whole.
@@ -605,7 +585,7 @@ impl MemoryHub {
                 seq += 1;
                 let (ch, inner) = (&chs[c], &mut inners[c]);
                 let allocated = pending.allocated();
-                let frame = pending.with_id(IdText::new(&epoch, seq).as_str());
+                let frame = pending.with_id(EventId::new(epoch, seq).text().as_str());
                 let event = Arc::new(StoredEvent::new(
                     seq,
                     ch.name.clone(),
