@@ -66,6 +66,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use super::cursor::{Merge, MAX_BATCH};
 use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
 use super::{
@@ -76,16 +77,6 @@ use super::{
 use crate::follow::FilePosition;
 use crate::sse::PendingEvent;
 use crate::wal::{FsyncPolicy, NewRecord, Wal, WalError, SCAN_BUDGET};
-
-/// Most events handed to a subscriber per batch; bounds the work done under
-/// a channel lock and the size of one write.
-const MAX_BATCH: usize = 512;
-
-/// Most bytes of event frames handed to a subscriber per batch (the batch
-/// ends with the event that reaches it; the same figure as a batch read
-/// from the log). With [`MAX_BATCH`], what one step of a subscription
-/// (a `?tail` backlog included) holds at once.
-pub(super) const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Most events the sweep expires per hold of the commit lock, so that a
 /// large expiry does not stall publishers.
@@ -1033,9 +1024,9 @@ struct CatchUp {
 }
 
 /// A `?tail` backlog: the last events of each channel up to the subscribe
-/// snapshot, served in bounded steps like a resume (each step merges the
-/// channels in id order up to [`MAX_BATCH`] events and [`MAX_BATCH_BYTES`]),
-/// before the live events.
+/// snapshot, served in bounded steps like a resume (each step is one
+/// [`Merge`] of the channels: the batch rule of every cursor), before the
+/// live events.
 struct Backlog {
     /// Per channel, the seq of its first backlog event (`u64::MAX`: none).
     from: Vec<u64>,
@@ -1096,8 +1087,7 @@ impl MemorySubscription {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let mut events: Vec<Arc<StoredEvent>> = Vec::new();
-        let mut cut: Option<u64> = None;
+        let mut merge = Merge::new();
         for (i, ch) in self.channels.iter().enumerate() {
             let Some(after) = backlog.from[i].checked_sub(1) else {
                 continue;
@@ -1119,24 +1109,10 @@ impl MemorySubscription {
                     reason: ResetReason::Lagged,
                 });
             }
-            let begin = inner.events.partition_point(|e| e.seq <= after);
-            for (taken, event) in inner.events.range(begin..).enumerate() {
-                if event.seq > backlog.through {
-                    break;
-                }
-                if taken == MAX_BATCH {
-                    let last = events.last().map_or(after, |e| e.seq);
-                    cut = Some(cut.map_or(last, |c| c.min(last)));
-                    break;
-                }
-                events.push(event.clone());
-            }
+            merge.take(&inner.events, after, backlog.through);
         }
-        events.sort_by_key(|e| e.seq);
-        if let Some(limit) = cut {
-            events.retain(|e| e.seq <= limit);
-        }
-        backlog.done = cut_at_bytes(&mut events).or(cut).unwrap_or(backlog.through);
+        let (events, end) = merge.finish();
+        backlog.done = end.unwrap_or(backlog.through);
         if backlog.done >= backlog.through {
             self.backlog = None;
         }
@@ -1196,10 +1172,7 @@ impl MemorySubscription {
             return Step::Disk(read);
         }
         let mut resets = Vec::new();
-        let mut events: Vec<Arc<StoredEvent>> = Vec::new();
-        // Lowest last-taken seq among channels cut at MAX_BATCH: events above
-        // it wait for the next batch so the merge stays in order.
-        let mut cut: Option<u64> = None;
+        let mut merge = Merge::new();
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
             let evicted = ch.evicted_through.load(Ordering::Acquire);
@@ -1218,28 +1191,12 @@ impl MemorySubscription {
                     reason: self.lag_reason,
                 });
             }
-            let begin = inner.events.partition_point(|e| e.seq <= self.cursor);
-            for (taken, event) in inner.events.range(begin..).enumerate() {
-                if event.seq > snapshot {
-                    break;
-                }
-                if taken == MAX_BATCH {
-                    let last = events.last().map_or(self.cursor, |e| e.seq);
-                    cut = Some(cut.map_or(last, |c| c.min(last)));
-                    break;
-                }
-                events.push(event.clone());
-            }
+            merge.take(&inner.events, self.cursor, snapshot);
         }
         self.lag_reason = ResetReason::Lagged;
         self.catch_up = None;
-        if self.channels.len() > 1 {
-            events.sort_by_key(|e| e.seq);
-        }
-        if let Some(limit) = cut {
-            events.retain(|e| e.seq <= limit);
-        }
-        self.cursor = cut_at_bytes(&mut events).or(cut).unwrap_or(snapshot);
+        let (events, end) = merge.finish();
+        self.cursor = end.unwrap_or(snapshot);
         resets.extend(events.into_iter().map(Delivery::Event));
         Step::Ready(resets)
     }
@@ -1318,22 +1275,6 @@ impl MemorySubscription {
         self.lag_reason = ResetReason::Lagged;
         out
     }
-}
-
-/// Ends `events` (in id order) with the event that brings their frames to
-/// [`MAX_BATCH_BYTES`]; returns the seq of the last event kept when some
-/// were cut off (they wait for the next batch).
-fn cut_at_bytes(events: &mut Vec<Arc<StoredEvent>>) -> Option<u64> {
-    let mut bytes = 0;
-    let keep = 1 + events.iter().position(|e| {
-        bytes += e.frame.len();
-        bytes >= MAX_BATCH_BYTES
-    })?;
-    if keep == events.len() {
-        return None;
-    }
-    events.truncate(keep);
-    events.last().map(|e| e.seq)
 }
 
 /// Writes `events` (numbered from `first`, each of the channel its index

@@ -19,6 +19,7 @@
 //! [`ChannelName`]; what a channel is comes from [`ChannelName::kind`]
 //! alone.
 
+mod cursor;
 mod durable;
 mod event;
 mod id;

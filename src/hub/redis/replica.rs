@@ -31,15 +31,12 @@ use tokio::sync::Notify;
 use super::link;
 use super::scripts::Entry;
 use super::{Line, Node};
-use crate::hub::memory::MAX_BATCH_BYTES;
+use crate::hub::cursor::{split_batch, Merge};
 use crate::hub::{
     ChannelInfo, ChannelName, ChannelRequest, Delivery, EventId, HistoryUsage, HubError,
     ResetReason, Start, StoredEvent, Swept, Tag,
 };
 use crate::sse::PendingEvent;
-
-/// Most events handed to a subscriber per batch from the replica.
-const MAX_BATCH: usize = 512;
 
 /// Most events read from one channel stream per request.
 const FETCH_COUNT: usize = 1000;
@@ -530,7 +527,7 @@ enum Pending {
     /// has given that number out, else unknown.
     Validate(u64),
     /// The rest of a tail, in id order, handed out in bounded steps
-    /// ([`tail_step`]) like a resume.
+    /// ([`split_batch`]) like a resume.
     TailRest(Vec<Arc<StoredEvent>>),
 }
 
@@ -682,7 +679,7 @@ impl RedisSubscription {
             };
         }
         if let Pending::TailRest(rest) = &mut self.pending {
-            let batch = tail_step(rest);
+            let batch = split_batch(rest).into_iter().map(Delivery::Event).collect();
             if rest.is_empty() {
                 self.pending = Pending::Nothing;
             }
@@ -698,7 +695,10 @@ impl RedisSubscription {
                         if events.is_empty() {
                             return Step::Again;
                         }
-                        let batch = tail_step(&mut events);
+                        let batch = split_batch(&mut events)
+                            .into_iter()
+                            .map(Delivery::Event)
+                            .collect();
                         if !events.is_empty() {
                             self.pending = Pending::TailRest(events);
                         }
@@ -805,11 +805,8 @@ impl RedisSubscription {
             };
         }
         let line = self.node.replica.line();
-        let mut events: Vec<Arc<StoredEvent>> = Vec::new();
+        let mut merge = Merge::new();
         let mut fetch = Vec::new();
-        // Lowest last-taken number among channels cut short: events above
-        // it wait for the next batch so the merge stays in order.
-        let mut cut: Option<u64> = None;
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
             holds[i] = !inner.events.is_empty();
@@ -817,18 +814,7 @@ impl RedisSubscription {
                 fetch.push(i);
                 continue;
             }
-            let begin = inner.events.partition_point(|e| e.seq <= self.cursor);
-            for (taken, event) in inner.events.range(begin..).enumerate() {
-                if event.seq > snapshot {
-                    break;
-                }
-                if taken == MAX_BATCH {
-                    let last = events.last().map_or(self.cursor, |e| e.seq);
-                    cut = Some(cut.map_or(last, |c| c.min(last)));
-                    break;
-                }
-                events.push(event.clone());
-            }
+            merge.take(&inner.events, self.cursor, snapshot);
         }
         if self.generation_changed() {
             return Step::Again;
@@ -870,16 +856,12 @@ impl RedisSubscription {
                         });
                     }
                 }
-                if entries.len() >= FETCH_COUNT || more {
-                    if let Some(last) = entries.last() {
-                        cut = Some(cut.map_or(last.seq, |c| c.min(last.seq)));
-                    }
-                }
                 holds[i] |= !entries.is_empty();
-                events.extend(
+                merge.add(
                     entries
                         .iter()
                         .map(|e| Arc::new(self.node.replica.stored(&line, name, e))),
+                    entries.len() >= FETCH_COUNT || more,
                 );
             }
         }
@@ -889,16 +871,8 @@ impl RedisSubscription {
             resets = first;
         }
         self.lag_reason = Some(LAGGED);
-        if self.channels.len() > 1 || !fetch.is_empty() {
-            events.sort_by_key(|e| e.seq);
-        }
-        match cut {
-            Some(limit) => {
-                events.retain(|e| e.seq <= limit);
-                self.cursor = limit;
-            }
-            None => self.cursor = snapshot,
-        }
+        let (events, end) = merge.finish();
+        self.cursor = end.unwrap_or(snapshot);
         for event in &events {
             self.mark_delivered(&event.channel);
         }
@@ -986,80 +960,144 @@ impl Drop for RedisSubscription {
     }
 }
 
-/// Splits the first step off a tail (`rest`, in id order): at most
-/// [`MAX_BATCH`] events and about [`MAX_BATCH_BYTES`] of frames, at least
-/// one event. The same bounds as the memory hub's backlog, so that a slow
-/// reader of a long tail never holds one huge batch.
-fn tail_step(rest: &mut Vec<Arc<StoredEvent>>) -> Vec<Delivery> {
-    let mut bytes = 0;
-    let mut take = 0;
-    for event in rest.iter() {
-        if take == MAX_BATCH || (take > 0 && bytes + event.frame.len() > MAX_BATCH_BYTES) {
-            break;
-        }
-        bytes += event.frame.len();
-        take += 1;
-    }
-    let later = rest.split_off(take);
-    std::mem::replace(rest, later)
-        .into_iter()
-        .map(Delivery::Event)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    //! The replica's store without Redis: the feed reader's side (apply,
+    //! evictions, gaps, epoch changes, sweep, removal). Its subscriptions
+    //! need a node and are covered by `tests/redis.rs`; the merge and batch
+    //! rule they share with the memory hub by `crate::hub::cursor`'s tests.
     use super::*;
 
-    fn event(seq: u64, size: usize) -> Arc<StoredEvent> {
-        let frame = bytes::Bytes::from(vec![b'x'; size]);
-        Arc::new(StoredEvent::new(
+    fn line(epoch: &str) -> Line {
+        Line::parse(epoch).unwrap()
+    }
+
+    /// A replica with `--history`, `--max-channels` and `--history-bytes`,
+    /// started on line `0a1b2c3d` at number 0, and that line.
+    fn started(history: usize, max_channels: usize, history_bytes: usize) -> (Line, Replica) {
+        let l = line("0a1b2c3d:0");
+        let replica = Replica::new(history, max_channels, history_bytes);
+        replica.start(l.clone(), 0);
+        (l, replica)
+    }
+
+    fn entry(seq: u64, channel: &str, data: &str) -> Entry {
+        Entry {
             seq,
-            ChannelName::parse("a").unwrap(),
-            frame,
-            size,
-            Arc::new(AtomicUsize::new(0)),
-        ))
-    }
-
-    fn seqs(batch: &[Delivery]) -> Vec<u64> {
-        batch
-            .iter()
-            .map(|d| match d {
-                Delivery::Event(e) => e.seq,
-                _ => panic!("not an event"),
-            })
-            .collect()
-    }
-
-    /// A long tail is handed out in bounded steps, in order, none lost.
-    #[test]
-    fn a_tail_comes_in_bounded_steps() {
-        let mut rest: Vec<_> = (1..=40).map(|seq| event(seq, 300 << 10)).collect();
-        let mut seen = Vec::new();
-        let mut steps = 0;
-        while !rest.is_empty() {
-            let batch = tail_step(&mut rest);
-            let bytes: usize = batch
-                .iter()
-                .map(|d| match d {
-                    Delivery::Event(e) => e.frame.len(),
-                    _ => 0,
-                })
-                .sum();
-            assert!(bytes <= MAX_BATCH_BYTES, "step of {bytes} bytes");
-            seen.extend(seqs(&batch));
-            steps += 1;
+            fields: vec![("c".into(), channel.into()), ("d".into(), data.into())],
         }
-        assert_eq!(seen, (1..=40).collect::<Vec<_>>());
-        assert_eq!(steps, 14, "three 300 KiB events per 1 MiB step");
-        // Many small events: MAX_BATCH per step.
-        let mut rest: Vec<_> = (1..=1200).map(|seq| event(seq, 10)).collect();
-        assert_eq!(tail_step(&mut rest).len(), MAX_BATCH);
-        assert_eq!(rest.len(), 1200 - MAX_BATCH);
-        // One event over the byte bound still goes, alone.
-        let mut rest = vec![event(1, 3 << 20), event(2, 10)];
-        assert_eq!(seqs(&tail_step(&mut rest)), [1]);
-        assert_eq!(seqs(&tail_step(&mut rest)), [2]);
+    }
+
+    fn n(name: &str) -> ChannelName {
+        ChannelName::parse(name).unwrap()
+    }
+
+    fn info(replica: &Replica, name: &str) -> Option<ChannelInfo> {
+        replica.channels().into_iter().find(|c| c.name == *name)
+    }
+
+    fn floor(replica: &Replica, name: &str) -> u64 {
+        let map = replica.channels.read().unwrap();
+        let inner = map[&n(name)].inner.lock().unwrap();
+        inner.floor
+    }
+
+    #[test]
+    fn the_feed_fills_channels_in_order_within_history() {
+        let (l, replica) = started(2, 100, 64 << 20);
+        let applied = replica.apply(
+            &l,
+            vec![
+                entry(1, "a", "1"),
+                entry(2, "b", "2"),
+                entry(3, "a", "3"),
+                entry(4, "a", "4"),
+            ],
+        );
+        assert_eq!(applied, Some(4));
+        assert_eq!(replica.committed(), 4);
+        let a = info(&replica, "a").unwrap();
+        assert_eq!((a.retained, a.last_id.as_deref()), (2, Some("0a1b2c3d-4")));
+        assert_eq!(floor(&replica, "a"), 1, "event 1 left for --history 2");
+        assert_eq!(info(&replica, "b").unwrap().retained, 1);
+        assert_eq!(replica.usage().events, 3);
+        // Entries already applied are skipped.
+        assert_eq!(replica.apply(&l, vec![entry(4, "a", "4")]), None);
+        assert_eq!(replica.usage().events, 3);
+    }
+
+    #[test]
+    fn history_bytes_evict_the_oldest_of_all_channels_and_keep_the_newest() {
+        let big = "x".repeat(10_000);
+        let (l, replica) = started(100, 100, 25_000);
+        replica.apply(&l, vec![entry(1, "a", &big), entry(2, "b", &big)]);
+        replica.apply(&l, vec![entry(3, "a", &big)]);
+        let usage = replica.usage();
+        assert!(usage.bytes <= 25_000, "{usage:?}");
+        assert_eq!(usage.events, 2, "the oldest (1, of a) left");
+        assert_eq!(floor(&replica, "a"), 1);
+        assert_eq!(floor(&replica, "b"), 0);
+        // One event over the budget is still kept.
+        let huge = "y".repeat(40_000);
+        replica.apply(&l, vec![entry(4, "c", &huge)]);
+        assert_eq!(replica.usage().events, 1);
+        assert_eq!(info(&replica, "c").unwrap().retained, 1);
+    }
+
+    #[test]
+    fn a_gap_in_the_feed_forgets_what_came_before_it() {
+        let (l, replica) = started(100, 100, 64 << 20);
+        replica.apply(&l, vec![entry(1, "a", "1")]);
+        assert_eq!(replica.apply(&l, vec![entry(5, "a", "5")]), Some(5));
+        assert_eq!(floor(&replica, "a"), 4, "2..=4 are read from Redis");
+        assert_eq!(info(&replica, "a").unwrap().retained, 1);
+    }
+
+    #[test]
+    fn a_new_line_clears_the_replica_and_remembers_the_old_tag() {
+        let (old, replica) = started(100, 100, 64 << 20);
+        replica.apply(&old, vec![entry(1, "a", "1")]);
+        replica.ensure(&n("quiet")).unwrap();
+        let new = line("ffff0000:10");
+        replica.follow(&new);
+        assert_eq!(replica.committed(), 10);
+        assert_eq!(replica.usage().events, 0);
+        assert_eq!(floor(&replica, "a"), 10);
+        let state = replica.state.read().unwrap();
+        assert_eq!(state.generation, 1);
+        assert!(state.lost.contains(&n("a")) && !state.lost.contains(&n("quiet")));
+        assert_eq!(state.previous, [old.tag]);
+    }
+
+    #[test]
+    fn the_sweep_forgets_idle_channels_but_keeps_log_streams_listed() {
+        let (l, replica) = started(100, 100, 64 << 20);
+        replica.apply(&l, vec![entry(1, "a", "1"), entry(2, "log:x", "2")]);
+        let ttl = Duration::from_secs(60);
+        assert_eq!(replica.sweep(ttl, Instant::now()), Swept::default());
+        let later = Instant::now() + 2 * ttl;
+        let swept = replica.sweep(ttl, later);
+        assert_eq!((swept.expired, swept.dropped), (2, 1));
+        assert!(!replica.knows(&n("a")));
+        assert_eq!(info(&replica, "log:x").unwrap().retained, 0);
+        assert_eq!(floor(&replica, "log:x"), 2);
+        // A channel made now reads what was forgotten from Redis.
+        replica.ensure(&n("a")).unwrap();
+        assert_eq!(floor(&replica, "a"), 2);
+    }
+
+    #[test]
+    fn removing_an_unsubscribed_channel_frees_its_history_and_budget() {
+        let (l, replica) = started(100, 1, 64 << 20);
+        replica.ensure(&n("a")).unwrap();
+        assert_eq!(
+            replica.ensure(&n("b")),
+            Err(HubError::TooManyChannels { limit: 1 })
+        );
+        replica.apply(&l, vec![entry(1, "a", "1")]);
+        assert!(replica.remove_unsubscribed(&n("a")));
+        assert_eq!(replica.usage().events, 0);
+        replica.ensure(&n("b")).unwrap();
+        assert_eq!(floor(&replica, "b"), 1);
     }
 }
