@@ -43,6 +43,7 @@ pub(crate) struct Merge {
 
 impl Merge {
     /// An empty batch.
+    #[inline]
     pub(crate) fn new() -> Merge {
         Merge::default()
     }
@@ -50,6 +51,7 @@ impl Merge {
     /// Takes from `history` (one channel's, in increasing number) the
     /// events numbered in (`after`, `through`], at most [`MAX_BATCH`]; a
     /// channel with more cuts the batch at the last one taken.
+    #[inline]
     pub(crate) fn take(&mut self, history: &VecDeque<Arc<StoredEvent>>, after: u64, through: u64) {
         let begin = history.partition_point(|e| e.seq <= after);
         let before = self.events.len();
@@ -73,6 +75,7 @@ impl Merge {
     /// Adds events read from elsewhere (below the memory), in increasing
     /// number; `more` when the read stopped before its end (the batch is
     /// then cut at the last of them).
+    #[inline]
     pub(crate) fn add(&mut self, events: impl IntoIterator<Item = Arc<StoredEvent>>, more: bool) {
         let before = self.events.len();
         self.events.extend(events);
@@ -86,6 +89,7 @@ impl Merge {
     }
 
     /// Cuts the batch at `seq`: nothing above it goes in this batch.
+    #[inline]
     pub(crate) fn cut_at(&mut self, seq: u64) {
         self.cut = Some(self.cut.map_or(seq, |c| c.min(seq)));
     }
@@ -93,6 +97,7 @@ impl Merge {
     /// The batch in id order, bounded, and the number through which it
     /// covers the cursor's range: `None` when it holds everything up to
     /// the snapshot asked for.
+    #[inline]
     pub(crate) fn finish(mut self) -> (Vec<Arc<StoredEvent>>, Option<u64>) {
         if self.sources > 1 {
             self.events.sort_by_key(|e| e.seq);
@@ -108,7 +113,8 @@ impl Merge {
 /// Ends `events` (in id order) with the event that brings their frames to
 /// [`MAX_BATCH_BYTES`]; returns the number of the last event kept when
 /// some were cut off (they wait for the next batch).
-fn cut_at_bytes(events: &mut Vec<Arc<StoredEvent>>) -> Option<u64> {
+#[inline]
+pub(crate) fn cut_at_bytes(events: &mut Vec<Arc<StoredEvent>>) -> Option<u64> {
     let keep = batch_len(events, usize::MAX);
     if keep == events.len() {
         return None;
@@ -120,6 +126,7 @@ fn cut_at_bytes(events: &mut Vec<Arc<StoredEvent>>) -> Option<u64> {
 /// How many of `events` (in id order) one batch takes: at most `most`,
 /// ending with the event that brings the frames to [`MAX_BATCH_BYTES`];
 /// at least one, if there is one. The one byte rule of every batch.
+#[inline]
 fn batch_len(events: &[Arc<StoredEvent>], most: usize) -> usize {
     let mut bytes = 0;
     events

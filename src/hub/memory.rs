@@ -66,7 +66,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::cursor::{Merge, MAX_BATCH};
+use super::cursor::{cut_at_bytes, Merge, MAX_BATCH};
 use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
 use super::{
@@ -1172,7 +1172,12 @@ impl MemorySubscription {
             return Step::Disk(read);
         }
         let mut resets = Vec::new();
-        let mut merge = Merge::new();
+        let mut events: Vec<Arc<StoredEvent>> = Vec::new();
+        // The live step (the hot path) keeps its own copy of
+        // `Merge::take`/`Merge::finish` (the same rule and the shared
+        // `cut_at_bytes`): through `Merge` it measured about 20 % slower
+        // per subscriber in `benches/fanout.rs`.
+        let mut cut: Option<u64> = None;
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
             let evicted = ch.evicted_through.load(Ordering::Acquire);
@@ -1191,12 +1196,28 @@ impl MemorySubscription {
                     reason: self.lag_reason,
                 });
             }
-            merge.take(&inner.events, self.cursor, snapshot);
+            let begin = inner.events.partition_point(|e| e.seq <= self.cursor);
+            for (taken, event) in inner.events.range(begin..).enumerate() {
+                if event.seq > snapshot {
+                    break;
+                }
+                if taken == MAX_BATCH {
+                    let last = events.last().map_or(self.cursor, |e| e.seq);
+                    cut = Some(cut.map_or(last, |c| c.min(last)));
+                    break;
+                }
+                events.push(event.clone());
+            }
         }
         self.lag_reason = ResetReason::Lagged;
         self.catch_up = None;
-        let (events, end) = merge.finish();
-        self.cursor = end.unwrap_or(snapshot);
+        if self.channels.len() > 1 {
+            events.sort_by_key(|e| e.seq);
+        }
+        if let Some(limit) = cut {
+            events.retain(|e| e.seq <= limit);
+        }
+        self.cursor = cut_at_bytes(&mut events).or(cut).unwrap_or(snapshot);
         resets.extend(events.into_iter().map(Delivery::Event));
         Step::Ready(resets)
     }
