@@ -147,7 +147,7 @@ run() { # server scenario mode(stat|record)
             sort -rn >> "$base.syscalls.txt"
     else
         perf report -i "$WORK/perf.data" --no-children --stdio --percent-limit 0.5 \
-            --sort symbol 2>/dev/null | grep -v '^$' | grep -v '^#' | grep '%' > "$base.perf.txt" || true
+            --sort symbol 2>/dev/null | grep -v '^$' | grep -v '^#' | grep '%' | sed 's/ \{3,\}/ /g' > "$base.perf.txt" || true
         perf report -i "$WORK/perf.data" --no-children --stdio -g none --percent-limit 0.01 \
             --sort dso,symbol 2>/dev/null | grep '%' | sed 's/  */ /g' > "$base.flat.txt" || true
     fi
@@ -166,7 +166,7 @@ done
 
 # Summary: per server and scenario, syscalls per published event and per
 # delivery, the top syscalls, and the server CPU per delivery of each run.
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
 import json, os, sys
 out = sys.argv[1]
 rows = []
