@@ -485,25 +485,6 @@ async fn sighup_reloads_the_rules_and_a_bad_file_keeps_them() {
     assert_eq!(rule(&view, "beta")["counts"]["matched"], 2);
 }
 
-/// Runs `tailcast serve ARGS` expected to refuse to start.
-fn serve_refused(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
-        .arg("serve")
-        .args(["--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < DEADLINE, "the server did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn a_bad_file_at_start_exits_1_with_one_line() {
     let dir = tempfile::tempdir().unwrap();

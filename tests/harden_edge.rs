@@ -9,8 +9,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 use serde_json::{json, Value};
@@ -77,28 +77,6 @@ async fn raw_head(server: &Server, head: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text:?}"));
     (status, text)
-}
-
-/// Runs `tailcast serve --addr 127.0.0.1:0 ARGS`, expected to refuse to
-/// start; returns its output once it has exited.
-fn serve_refused(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("the process did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// An HTTP/2 (h2c, prior knowledge) connection to `server`.

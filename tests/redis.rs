@@ -437,30 +437,6 @@ async fn a_second_node_claiming_a_followed_log_stream_is_refused_clearly() {
     assert_eq!(sse.next_event().await.data(), "still mine");
 }
 
-/// Waits (with a deadline) for a child to exit and returns its output.
-/// Runs `tailcast serve --addr 127.0.0.1:0 ARGS`, expected to refuse to
-/// start, and returns its exit status and output (stdout and stderr
-/// captured) once it has exited.
-fn serve_refused(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("the process did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_stopped_publishes_503_streams_stay_open_health_degraded_then_no_gap() {
     let mut redis = Redis::start(true);

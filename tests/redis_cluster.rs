@@ -662,28 +662,6 @@ async fn the_cluster_unreachable_gives_503_and_degraded_then_recovers() {
     println!("cluster back: published {id}, resets {resets:?}");
 }
 
-/// Runs `tailcast serve ARGS` expected to refuse to start; returns its
-/// output once it has exited.
-fn serve_refused(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("the process did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_not_in_cluster_mode_is_refused_with_one_line() {
     let port = free_port();

@@ -426,8 +426,15 @@ export function buildLine(r, pane, ctx) {
   }
   const withSource = ctx.showSource(pane, r);
   const marks = ctx.marks();
-  // An expanded JSON row shows its cells on the first line, the whole object below.
-  const columns = r.open && r.json ? [...ctx.columns.filter((c) => c !== "message"), "message"] : ctx.columns;
+  // An expanded JSON row shows the cells before the message on its first
+  // line, under their headings, and the whole object below in the message's
+  // place. Cells after the message are left out there: they would slide
+  // under the wrong headings, and the object below holds them.
+  let columns = ctx.columns;
+  if (r.open && r.json) {
+    const m = columns.indexOf("message");
+    columns = m >= 0 ? columns.slice(0, m + 1) : [...columns, "message"];
+  }
   for (const col of columns) {
     if (col === "message") {
       if (r.type !== "message" && !(r.kind === "broadcast" && r.type === "broadcast")) {

@@ -217,6 +217,12 @@ test("JSON lines as columns: time, level, source, message; fields picked, ordere
   await waitFor(() => open.count().then((n) => n === 1), { message: "one row expanded" });
   assert.equal(await open.locator(".text").textContent(), JSON.stringify(records[2], null, 2));
   assert.ok((await open.boundingBox()).height > 18 * 10, "the expanded row is as high as its object");
+  // The cells the expanded row still shows on its first line sit under their own headings.
+  const misplaced = await page.$$eval(".pane .line.open [data-field]", (cells) => {
+    const heads = Object.fromEntries([...document.querySelectorAll(".pane .cols-head > *")].map((h) => [h.textContent, Math.round(h.getBoundingClientRect().left)]));
+    return cells.map((c) => [c.dataset.field, Math.round(c.getBoundingClientRect().left), heads[c.dataset.field]]).filter(([, x, head]) => x !== head);
+  });
+  assert.deepEqual(misplaced, [], "expanded row cells under their headings");
   // The rows below moved down (once the row is measured): none overlaps.
   await waitFor(async () => {
     const boxes = await page.$$eval(".pane .line", (els) => els.map((e) => e.getBoundingClientRect()).map((b) => [b.top, b.bottom]));

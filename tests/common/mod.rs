@@ -745,3 +745,27 @@ impl Server {
         (server, lines.split_off(1))
     }
 }
+
+/// Runs `tailcast serve --addr 127.0.0.1:0 ARGS`, expected to refuse to
+/// start, and returns its output (stdout and stderr captured) once it has
+/// exited; a process still running after [`DEADLINE`] is killed and fails
+/// the test.
+pub fn serve_refused(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tailcast"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("the process did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
