@@ -69,6 +69,7 @@ use tokio::sync::Notify;
 use super::cursor::{cut_at_bytes, Merge, MAX_BATCH};
 use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
+use super::store::{should_compact, ChannelState};
 use super::{
     Batch, Budget, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Creator, Delivery,
     EventId, HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason,
@@ -149,7 +150,7 @@ impl AgeEntry {
 impl Ledger {
     /// Drops entries of evicted events once they outnumber retained ones.
     fn compact(&mut self) {
-        if self.ages.len() > 2 * self.events + 1024 {
+        if should_compact(self.ages.len(), self.events) {
             self.ages.retain(AgeEntry::is_retained);
             if self.ages.capacity() > 4 * self.ages.len() + 1024 {
                 self.ages.shrink_to(2 * self.ages.len() + 1024);
@@ -171,17 +172,9 @@ struct Channel {
     inner: Mutex<ChannelInner>,
 }
 
-struct ChannelInner {
-    /// Retained events, oldest first, in increasing `seq`.
-    events: VecDeque<Arc<StoredEvent>>,
-    /// Their cost.
-    bytes: usize,
-    /// Wakers of the current subscribers, by subscriber key.
-    subscribers: HashMap<u64, Arc<Notify>>,
-    /// Set when the channel left the hub's map (in the same critical
-    /// section); whoever still holds it must look the name up again.
-    removed: bool,
-}
+/// A channel's history, subscribers and `removed` flag: the shared
+/// [`ChannelState`], with nothing added.
+type ChannelInner = ChannelState;
 
 impl Channel {
     /// Evicts the oldest event. The caller holds this channel's lock and
@@ -191,8 +184,7 @@ impl Channel {
         inner: &mut ChannelInner,
         ledger: &mut Ledger,
     ) -> Option<Arc<StoredEvent>> {
-        let event = inner.events.pop_front()?;
-        inner.bytes -= event.cost();
+        let event = inner.history.pop_oldest()?;
         ledger.bytes -= event.cost();
         ledger.events -= 1;
         self.evicted_through.store(event.seq, Ordering::Release);
@@ -348,12 +340,7 @@ impl MemoryHub {
             } else {
                 self.dropped_through.load(Ordering::Acquire)
             }),
-            inner: Mutex::new(ChannelInner {
-                events: VecDeque::new(),
-                bytes: 0,
-                subscribers: HashMap::new(),
-                removed: false,
-            }),
+            inner: Mutex::new(ChannelState::new(())),
         })
     }
 
@@ -587,16 +574,15 @@ impl MemoryHub {
                 if tap.is_some() {
                     tapped.push(event.clone());
                 }
-                inner.bytes += event.cost();
                 ledger.bytes += event.cost();
                 ledger.events += 1;
-                inner.events.push_back(event);
+                inner.history.push(event);
                 ledger.ages.push_back(AgeEntry {
                     seq,
                     published,
                     channel: ch.clone(),
                 });
-                if inner.events.len() > self.limits.history {
+                if inner.history.len() > self.limits.history {
                     ch.evict_front(inner, &mut ledger);
                 }
             }
@@ -607,10 +593,7 @@ impl MemoryHub {
             drop(ledger);
             let mut subscribers = 0;
             for inner in &inners {
-                subscribers += inner.subscribers.len();
-                for notify in inner.subscribers.values() {
-                    notify.notify_one();
-                }
+                subscribers += inner.wake();
             }
             drop(inners);
             if let Some(tap) = tap {
@@ -656,8 +639,7 @@ impl MemoryHub {
         // a publish.
         let events: Vec<Arc<StoredEvent>> = {
             let inner = ch.inner.lock().expect("channel lock");
-            let end = inner.events.partition_point(|e| e.seq < before);
-            inner.events.range(..end).cloned().collect()
+            inner.history.below(before)
         };
         // As the log and Redis do: at most SCAN_BUDGET bytes looked at per
         // page (plus the event that passes it), so one page never copies
@@ -708,7 +690,7 @@ impl MemoryHub {
             let entry = ledger.ages.pop_front().expect("front exists");
             let mut inner = entry.channel.inner.lock().expect("channel lock");
             // Retained and oldest of the hub, so oldest of its channel.
-            debug_assert_eq!(inner.events.front().map(|e| e.seq), Some(entry.seq));
+            debug_assert_eq!(inner.history.oldest_seq(), Some(entry.seq));
             return entry.channel.evict_front(&mut inner, ledger);
         }
         None
@@ -771,11 +753,11 @@ impl MemoryHub {
                         // reset: one that never had any missed nothing.
                         let held = match &self.log {
                             Some(log) => {
-                                !inner.events.is_empty()
+                                !inner.history.is_empty()
                                     || log.holds_channel(&ch.name)
                                     || log.dropped_any(&ch.name)
                             }
-                            None => !inner.events.is_empty() || evicted > 0,
+                            None => !inner.history.is_empty() || evicted > 0,
                         };
                         if !held {
                             continue;
@@ -842,7 +824,7 @@ impl MemoryHub {
         let Ok(mut inner) = ch.inner.lock() else {
             return false;
         };
-        if inner.removed || !inner.subscribers.is_empty() || !inner.events.is_empty() {
+        if inner.removed || !inner.is_unused() {
             return false;
         }
         self.mark_removed(map, ch, &mut inner);
@@ -881,7 +863,7 @@ impl MemoryHub {
         if !inner.subscribers.is_empty() {
             return false;
         }
-        let mut garbage = Vec::with_capacity(inner.events.len());
+        let mut garbage = Vec::with_capacity(inner.history.len());
         while let Some(event) = ch.evict_front(&mut inner, &mut ledger) {
             garbage.push(event);
         }
@@ -928,11 +910,8 @@ impl MemoryHub {
             map.values()
                 .filter(|ch| {
                     let mut inner = ch.inner.lock().expect("channel lock");
-                    let len = inner.events.len();
-                    if inner.events.capacity() > 4 * len + 64 {
-                        inner.events.shrink_to(2 * len + 16);
-                    }
-                    !ch.kind.is_pinned() && len == 0 && inner.subscribers.is_empty()
+                    inner.history.shrink();
+                    !ch.kind.is_pinned() && inner.is_unused()
                 })
                 .cloned()
                 .collect()
@@ -973,14 +952,7 @@ impl MemoryHub {
             .iter()
             .map(|ch| {
                 let inner = ch.inner.lock().expect("channel lock");
-                ChannelInfo {
-                    name: ch.name.clone(),
-                    kind: ch.kind,
-                    subscribers: inner.subscribers.len(),
-                    last_id: inner.events.back().map(|e| e.id().to_string()),
-                    retained: inner.events.len(),
-                    retained_bytes: inner.bytes,
-                }
+                inner.info(&ch.name, |e| e.id().to_string())
             })
             .collect();
         infos.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1059,10 +1031,10 @@ impl MemorySubscription {
                     return u64::MAX;
                 }
                 let inner = ch.inner.lock().expect("channel lock");
-                let end = inner.events.partition_point(|e| e.seq <= snapshot);
-                let begin = end.saturating_sub(tail);
+                let (begin, end) = inner.history.tail(snapshot, tail);
                 inner
-                    .events
+                    .history
+                    .events()
                     .get(begin)
                     .filter(|_| begin < end)
                     .map_or(u64::MAX, |e| e.seq)
@@ -1109,7 +1081,7 @@ impl MemorySubscription {
                     reason: ResetReason::Lagged,
                 });
             }
-            merge.take(&inner.events, after, backlog.through);
+            merge.take(inner.history.events(), after, backlog.through);
         }
         let (events, end) = merge.finish();
         backlog.done = end.unwrap_or(backlog.through);
@@ -1196,8 +1168,9 @@ impl MemorySubscription {
                     reason: self.lag_reason,
                 });
             }
-            let begin = inner.events.partition_point(|e| e.seq <= self.cursor);
-            for (taken, event) in inner.events.range(begin..).enumerate() {
+            let held = inner.history.events();
+            let begin = held.partition_point(|e| e.seq <= self.cursor);
+            for (taken, event) in held.range(begin..).enumerate() {
                 if event.seq > snapshot {
                     break;
                 }
@@ -1342,10 +1315,7 @@ impl Drop for MemorySubscription {
     fn drop(&mut self) {
         for ch in &self.channels {
             let now_unused = match ch.inner.lock() {
-                Ok(mut inner) => {
-                    inner.subscribers.remove(&self.key);
-                    inner.subscribers.is_empty() && inner.events.is_empty() && !ch.kind.is_pinned()
-                }
+                Ok(mut inner) => inner.leave(self.key) && !ch.kind.is_pinned(),
                 Err(_) => false,
             };
             if now_unused {

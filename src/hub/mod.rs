@@ -26,6 +26,7 @@ mod id;
 mod memory;
 mod name;
 pub mod redis;
+mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;

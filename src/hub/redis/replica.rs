@@ -32,6 +32,7 @@ use super::link;
 use super::scripts::Entry;
 use super::{Line, Node};
 use crate::hub::cursor::{split_batch, Merge};
+use crate::hub::store::{should_compact, ChannelState};
 use crate::hub::{
     ChannelInfo, ChannelName, ChannelRequest, Delivery, EventId, HistoryUsage, HubError,
     ResetReason, Start, StoredEvent, Swept, Tag,
@@ -112,17 +113,18 @@ pub(crate) struct Channel {
     inner: Mutex<ChannelInner>,
 }
 
-struct ChannelInner {
-    /// Events numbered above `floor`, oldest first, at most `history`.
-    events: VecDeque<Arc<StoredEvent>>,
+/// A channel's events numbered above its floor (oldest first, at most
+/// `--history`), subscribers and `removed` flag: the shared
+/// [`ChannelState`], with the replica's [`Floor`].
+type ChannelInner = ChannelState<Floor>;
+
+/// What the replica adds to a channel's state.
+struct Floor {
     /// Every event of the channel numbered in (floor, committed] is in
-    /// `events`.
+    /// its history.
     floor: u64,
-    subscribers: HashMap<u64, Arc<Notify>>,
     /// When the feed last brought an event (for `--history-ttl`).
     last_event: Option<Instant>,
-    /// Dropped from the map; holders must look the name up again.
-    removed: bool,
 }
 
 fn is_pinned(name: &ChannelName) -> bool {
@@ -196,13 +198,10 @@ impl Replica {
         let name = name.clone();
         let ch = Arc::new(Channel {
             name: name.clone(),
-            inner: Mutex::new(ChannelInner {
-                events: VecDeque::new(),
+            inner: Mutex::new(ChannelState::new(Floor {
                 floor: self.default_floor.load(Ordering::Relaxed),
-                subscribers: HashMap::new(),
                 last_event: None,
-                removed: false,
-            }),
+            })),
         });
         channels.insert(name, ch.clone());
         Ok(ch)
@@ -255,14 +254,7 @@ impl Replica {
             .iter()
             .map(|ch| {
                 let inner = ch.inner.lock().expect("channel lock");
-                ChannelInfo {
-                    name: ch.name.clone(),
-                    kind: ch.name.kind(),
-                    subscribers: inner.subscribers.len(),
-                    last_id: inner.events.back().map(|e| line.id(e.seq).to_string()),
-                    retained: inner.events.len(),
-                    retained_bytes: inner.events.iter().map(|e| e.cost()).sum(),
-                }
+                inner.info(&ch.name, |e| line.id(e.seq).to_string())
             })
             .collect();
         infos.sort_by(|a, b| a.name.cmp(&b.name));
@@ -287,11 +279,11 @@ impl Replica {
         self.generation.store(generation, Ordering::Release);
         for ch in channels.values() {
             let mut inner = ch.inner.lock().expect("channel lock");
-            if !inner.events.is_empty() {
+            if !inner.history.is_empty() {
                 lost.insert(ch.name.clone());
             }
             self.forget_events(&mut inner);
-            inner.floor = line.base;
+            inner.ext.floor = line.base;
         }
         self.default_floor.store(line.base, Ordering::Relaxed);
         self.committed.store(line.base, Ordering::Release);
@@ -306,9 +298,7 @@ impl Replica {
         state.lost = lost;
         drop(state);
         for ch in channels.values() {
-            for notify in ch.inner.lock().expect("channel lock").subscribers.values() {
-                notify.notify_one();
-            }
+            ch.inner.lock().expect("channel lock").wake();
         }
     }
 
@@ -326,32 +316,23 @@ impl Replica {
                 break;
             };
             let mut inner = ch.inner.lock().expect("channel lock");
-            if inner.events.front().is_some_and(|e| e.seq == seq) {
-                if let Some(old) = inner.events.pop_front() {
-                    inner.floor = old.seq;
+            if inner.history.oldest_seq() == Some(seq) {
+                if let Some(old) = inner.history.pop_oldest() {
+                    inner.ext.floor = old.seq;
                     self.retained.fetch_sub(1, Ordering::Relaxed);
                     self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
                 }
             }
         }
         let live = self.retained.load(Ordering::Relaxed);
-        if oldest.len() > 2 * live + 1024 {
-            oldest.retain(|(seq, ch)| {
-                ch.inner
-                    .lock()
-                    .expect("channel lock")
-                    .events
-                    .binary_search_by_key(seq, |e| e.seq)
-                    .is_ok()
-            });
+        if should_compact(oldest.len(), live) {
+            oldest.retain(|(seq, ch)| ch.inner.lock().expect("channel lock").history.holds(*seq));
         }
     }
 
     /// Empties a channel's history, keeping the counters right.
     fn forget_events(&self, inner: &mut ChannelInner) -> usize {
-        let n = inner.events.len();
-        let bytes: usize = inner.events.iter().map(|e| e.cost()).sum();
-        inner.events.clear();
+        let (n, bytes) = inner.history.clear();
         self.retained.fetch_sub(n, Ordering::Relaxed);
         self.retained_bytes.fetch_sub(bytes, Ordering::Relaxed);
         n
@@ -400,17 +381,18 @@ impl Replica {
         channels.retain(|name, ch| {
             let mut inner = ch.inner.lock().expect("channel lock");
             let idle = inner
+                .ext
                 .last_event
                 .is_some_and(|at| now.saturating_duration_since(at) > ttl)
                 && inner.subscribers.is_empty();
             if !idle {
                 return true;
             }
-            if let Some(last) = inner.events.back() {
-                inner.floor = last.seq;
+            if let Some(last) = inner.history.newest() {
+                inner.ext.floor = last.seq;
             }
             swept.expired += self.forget_events(&mut inner);
-            inner.last_event = None;
+            inner.ext.last_event = None;
             if is_pinned(name) {
                 return true;
             }
@@ -436,7 +418,7 @@ impl Replica {
         for ch in channels.values() {
             let mut inner = ch.inner.lock().expect("channel lock");
             self.forget_events(&mut inner);
-            inner.floor = through;
+            inner.ext.floor = through;
         }
     }
 
@@ -466,11 +448,11 @@ impl Replica {
             self.retained.fetch_add(1, Ordering::Relaxed);
             self.retained_bytes
                 .fetch_add(event.cost(), Ordering::Relaxed);
-            inner.events.push_back(event);
-            inner.last_event = Some(now);
-            if inner.events.len() > self.history {
-                if let Some(old) = inner.events.pop_front() {
-                    inner.floor = old.seq;
+            inner.history.push(event);
+            inner.ext.last_event = Some(now);
+            if inner.history.len() > self.history {
+                if let Some(old) = inner.history.pop_oldest() {
+                    inner.ext.floor = old.seq;
                     self.retained.fetch_sub(1, Ordering::Relaxed);
                     self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
                 }
@@ -490,9 +472,7 @@ impl Replica {
         }
         self.committed.store(committed, Ordering::Release);
         for ch in touched {
-            for notify in ch.inner.lock().expect("channel lock").subscribers.values() {
-                notify.notify_one();
-            }
+            ch.inner.lock().expect("channel lock").wake();
         }
         Some(committed)
     }
@@ -740,9 +720,9 @@ impl RedisSubscription {
                 continue;
             }
             let inner = ch.inner.lock().expect("channel lock");
-            let end = inner.events.partition_point(|e| e.seq <= upto);
-            if end >= tail || inner.floor == 0 {
-                events.extend(inner.events.range(end.saturating_sub(tail)..end).cloned());
+            let (begin, end) = inner.history.tail(upto, tail);
+            if end - begin == tail || inner.ext.floor == 0 {
+                events.extend(inner.history.events().range(begin..end).cloned());
             } else {
                 fetch.push((i, tail));
             }
@@ -794,7 +774,7 @@ impl RedisSubscription {
                 return Step::Wait;
             };
             for (i, ch) in self.channels.iter().enumerate() {
-                holds[i] = !ch.inner.lock().expect("channel lock").events.is_empty();
+                holds[i] = !ch.inner.lock().expect("channel lock").history.is_empty();
             }
             self.lag_reason = Some(LAGGED);
             let resets = self.announced(reason, &holds);
@@ -809,12 +789,12 @@ impl RedisSubscription {
         let mut fetch = Vec::new();
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
-            holds[i] = !inner.events.is_empty();
-            if inner.floor > self.cursor {
+            holds[i] = !inner.history.is_empty();
+            if inner.ext.floor > self.cursor {
                 fetch.push(i);
                 continue;
             }
-            merge.take(&inner.events, self.cursor, snapshot);
+            merge.take(inner.history.events(), self.cursor, snapshot);
         }
         if self.generation_changed() {
             return Step::Again;
@@ -936,10 +916,7 @@ impl Drop for RedisSubscription {
         let replica = &self.node.replica;
         for ch in &self.channels {
             let now_empty = match ch.inner.lock() {
-                Ok(mut inner) => {
-                    inner.subscribers.remove(&self.key);
-                    inner.subscribers.is_empty() && inner.events.is_empty() && !is_pinned(&ch.name)
-                }
+                Ok(mut inner) => inner.leave(self.key) && !is_pinned(&ch.name),
                 Err(_) => false,
             };
             if now_empty {
@@ -949,7 +926,7 @@ impl Drop for RedisSubscription {
                 let Ok(mut inner) = ch.inner.lock() else {
                     continue;
                 };
-                if inner.subscribers.is_empty() && inner.events.is_empty() && !inner.removed {
+                if inner.is_unused() && !inner.removed {
                     inner.removed = true;
                     if channels.get(&ch.name).is_some_and(|c| Arc::ptr_eq(c, ch)) {
                         channels.remove(&ch.name);
@@ -999,7 +976,7 @@ mod tests {
     fn floor(replica: &Replica, name: &str) -> u64 {
         let map = replica.channels.read().unwrap();
         let inner = map[&n(name)].inner.lock().unwrap();
-        inner.floor
+        inner.ext.floor
     }
 
     #[test]
