@@ -69,7 +69,7 @@ use tokio::sync::Notify;
 use super::cursor::{cut_at_bytes, Merge, MAX_BATCH};
 use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
-use super::store::{should_compact, ChannelState};
+use super::store::{self, should_compact, ChannelState};
 use super::{
     Batch, Budget, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Creator, Delivery,
     EventId, HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason,
@@ -941,22 +941,9 @@ impl MemoryHub {
 
     /// See [`super::Hub::channels`].
     pub fn channels(&self) -> Vec<ChannelInfo> {
-        let channels: Vec<Arc<Channel>> = self
-            .channels
-            .read()
-            .expect("hub lock")
-            .values()
-            .cloned()
-            .collect();
-        let mut infos: Vec<ChannelInfo> = channels
-            .iter()
-            .map(|ch| {
-                let inner = ch.inner.lock().expect("channel lock");
-                inner.info(&ch.name, |e| e.id().to_string())
-            })
-            .collect();
-        infos.sort_by(|a, b| a.name.cmp(&b.name));
-        infos
+        store::list(&self.channels, |ch| {
+            ch.inner.lock().expect("channel lock").info(&ch.name)
+        })
     }
 }
 

@@ -12,7 +12,7 @@
 //! is retained exactly when it is at or after the front.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
 
@@ -67,17 +67,13 @@ impl<X> ChannelState<X> {
         self.subscribers.is_empty() && self.history.is_empty()
     }
 
-    /// The channel's line in `GET /channels`; `id` formats an event's id.
-    pub(crate) fn info(
-        &self,
-        name: &ChannelName,
-        id: impl Fn(&StoredEvent) -> String,
-    ) -> ChannelInfo {
+    /// The channel's line in `GET /channels`.
+    pub(crate) fn info(&self, name: &ChannelName) -> ChannelInfo {
         ChannelInfo {
             name: name.clone(),
             kind: name.kind(),
             subscribers: self.subscribers.len(),
-            last_id: self.history.newest().map(|e| id(e)),
+            last_id: self.history.newest().map(|e| e.id().to_string()),
             retained: self.history.len(),
             retained_bytes: self.history.bytes(),
         }
@@ -181,6 +177,18 @@ impl History {
     }
 }
 
+/// Every channel of a backend's map, sorted by name, as `GET /channels`
+/// lists them (`info` locks one channel at a time, outside the map lock).
+pub(crate) fn list<C>(
+    map: &RwLock<HashMap<ChannelName, Arc<C>>>,
+    info: impl Fn(&C) -> ChannelInfo,
+) -> Vec<ChannelInfo> {
+    let channels: Vec<Arc<C>> = map.read().expect("map lock").values().cloned().collect();
+    let mut infos: Vec<ChannelInfo> = channels.iter().map(|ch| info(ch)).collect();
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    infos
+}
+
 /// Whether an oldest-first queue of `queued` entries, of which `retained`
 /// are of events still held, should drop the others now (they are skipped
 /// when met; this bounds the queue to about twice the retained events).
@@ -254,7 +262,7 @@ mod tests {
         assert!(!ch.leave(2), "it holds an event");
         ch.history.pop_oldest();
         assert!(ch.is_unused());
-        let info = ch.info(&ChannelName::parse("a").unwrap(), |e| e.seq.to_string());
+        let info = ch.info(&ChannelName::parse("a").unwrap());
         assert_eq!(
             (info.subscribers, info.retained, info.last_id),
             (0, 0, None)

@@ -32,7 +32,7 @@ use super::link;
 use super::scripts::Entry;
 use super::{Line, Node};
 use crate::hub::cursor::{split_batch, Merge};
-use crate::hub::store::{should_compact, ChannelState};
+use crate::hub::store::{self, should_compact, ChannelState};
 use crate::hub::{
     ChannelInfo, ChannelName, ChannelRequest, Delivery, EventId, HistoryUsage, HubError,
     ResetReason, Start, StoredEvent, Swept, Tag,
@@ -242,23 +242,9 @@ impl Replica {
 
     /// The channels this node knows, sorted by name.
     pub(crate) fn channels(&self) -> Vec<ChannelInfo> {
-        let line = self.line();
-        let channels: Vec<Arc<Channel>> = self
-            .channels
-            .read()
-            .expect("map lock")
-            .values()
-            .cloned()
-            .collect();
-        let mut infos: Vec<ChannelInfo> = channels
-            .iter()
-            .map(|ch| {
-                let inner = ch.inner.lock().expect("channel lock");
-                inner.info(&ch.name, |e| line.id(e.seq).to_string())
-            })
-            .collect();
-        infos.sort_by(|a, b| a.name.cmp(&b.name));
-        infos
+        store::list(&self.channels, |ch| {
+            ch.inner.lock().expect("channel lock").info(&ch.name)
+        })
     }
 
     /// Switches to `line` if it is not the current one (called by the feed
@@ -1061,6 +1047,50 @@ mod tests {
         // A channel made now reads what was forgotten from Redis.
         replica.ensure(&n("a")).unwrap();
         assert_eq!(floor(&replica, "a"), 2);
+    }
+
+    /// The store both backends share (`hub::store`) keeps the same
+    /// channels, counts and newest events whether the memory hub numbers
+    /// the events or the feed brings them: `--history` per channel, the
+    /// listing, the usage figures and the removal of an unsubscribed
+    /// channel.
+    #[test]
+    fn the_replica_and_the_memory_hub_keep_the_same_store() {
+        use crate::hub::memory::MemoryHub;
+        use crate::hub::HubLimits;
+        let sequence = [("a", "1"), ("b", "2"), ("a", "3"), ("a", "4"), ("c", "5")];
+        let limits = HubLimits {
+            history: 2,
+            ..HubLimits::default()
+        };
+        let memory = MemoryHub::new(limits);
+        for (channel, data) in sequence {
+            memory.publish(&n(channel), "message", data).unwrap();
+        }
+        let (l, replica) = started(limits.history, 100, limits.history_bytes);
+        let entries = (1..).zip(sequence).map(|(seq, (c, d))| entry(seq, c, d));
+        replica.apply(&l, entries.collect());
+        // Ids differ by their tag only.
+        let seq_of = |id: &Option<String>| id.as_deref().and_then(EventId::parse).map(|id| id.seq);
+        let listed = |infos: Vec<ChannelInfo>| -> Vec<(String, usize, Option<u64>)> {
+            infos
+                .iter()
+                .map(|c| (c.name.to_string(), c.retained, seq_of(&c.last_id)))
+                .collect()
+        };
+        let want = vec![
+            ("a".to_string(), 2, Some(4)),
+            ("b".to_string(), 1, Some(2)),
+            ("c".to_string(), 1, Some(5)),
+        ];
+        assert_eq!(listed(memory.channels()), want);
+        assert_eq!(listed(replica.channels()), want);
+        let (m, r) = (memory.usage(), replica.usage());
+        assert_eq!((m.events, m.channels), (4, 3));
+        assert_eq!((r.events, r.channels), (4, 3));
+        assert!(memory.remove_unsubscribed(&n("a")) && replica.remove_unsubscribed(&n("a")));
+        assert_eq!((memory.usage().events, replica.usage().events), (2, 2));
+        assert_eq!(listed(memory.channels()), listed(replica.channels()));
     }
 
     #[test]
