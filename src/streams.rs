@@ -144,12 +144,14 @@ impl LineSink for HubSink {
                 tracing::warn!(path = %self.stream.path, "cannot follow: {why}")
             }
         }
-        let text = match &state {
-            FollowState::Waiting => "waiting".to_string(),
-            FollowState::Following => "following".to_string(),
-            FollowState::Error(why) => format!("error: {why}"),
-        };
-        self.hub.set_log_state(&self.stream.channel, &text);
+        if let Some(scale_out) = self.hub.scale_out() {
+            let text = match &state {
+                FollowState::Waiting => "waiting".to_string(),
+                FollowState::Following => "following".to_string(),
+                FollowState::Error(why) => format!("error: {why}"),
+            };
+            scale_out.set_log_state(&self.stream.channel, &text);
+        }
         let mut status = self.stream.status.lock().expect("state lock");
         if state == FollowState::Waiting {
             status.gone_since.get_or_insert_with(Instant::now);

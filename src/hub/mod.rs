@@ -24,6 +24,7 @@ mod event;
 mod memory;
 mod name;
 pub mod redis;
+mod scale_out;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use event::StoredEvent;
 pub use memory::{MemoryHub, MemorySubscription};
 pub use name::{ChannelKind, ChannelName, BROADCAST_CHANNEL, LOG_PREFIX, MAX_CHANNEL_NAME};
 pub use redis::{LogOwner, RedisHub, RedisSubscription};
+pub use scale_out::ScaleOut;
 
 /// Told of every event this process commits, after the hub's locks are
 /// released (alerting: see [`crate::alerts`]). Set once with
@@ -816,11 +818,13 @@ impl Hub {
         }
     }
 
-    /// This node's name in a cluster (`None` in memory).
-    pub fn node(&self) -> Option<&str> {
+    /// What only a hub shared with other nodes can do (node name, log
+    /// stream claims, leases): `Some` with Redis, `None` for a hub of one
+    /// process.
+    pub fn scale_out(&self) -> Option<ScaleOut<'_>> {
         match self {
             Hub::Memory(_) => None,
-            Hub::Redis(hub) => Some(hub.node_name()),
+            Hub::Redis(hub) => Some(ScaleOut::new(hub)),
         }
     }
 
@@ -832,49 +836,6 @@ impl Hub {
                 channel: channel.clone(),
             },
             Hub::Redis(hub) => LogPublisher::Redis(hub.log_queue(channel, path)),
-        }
-    }
-
-    /// Claims log channel `channel` for this node (a no-op in memory).
-    ///
-    /// # Errors
-    /// [`HubError::Claimed`] when another node follows it; unavailable.
-    pub async fn claim_log(&self, channel: &ChannelName, path: &str) -> Result<(), HubError> {
-        match self {
-            Hub::Memory(_) => Ok(()),
-            Hub::Redis(hub) => hub.claim_log(channel, path).await,
-        }
-    }
-
-    /// Tells other nodes the state of a log stream this node follows.
-    pub fn set_log_state(&self, channel: &ChannelName, state: &str) {
-        if let Hub::Redis(hub) = self {
-            hub.set_log_state(channel, state);
-        }
-    }
-
-    /// Who follows each log stream of the cluster, by channel (empty in
-    /// memory: every log stream is this process's).
-    pub async fn log_owners(&self) -> HashMap<String, LogOwner> {
-        match self {
-            Hub::Memory(_) => HashMap::new(),
-            Hub::Redis(hub) => hub.log_owners().await,
-        }
-    }
-
-    /// Whether this node should do the work leased as `what` (only one node
-    /// of a cluster does; always true in memory).
-    pub async fn lead(&self, what: &str) -> bool {
-        match self {
-            Hub::Memory(_) => true,
-            Hub::Redis(hub) => hub.lead(what).await,
-        }
-    }
-
-    /// Gives up this node's claims (at shutdown).
-    pub async fn release_claims(&self) {
-        if let Hub::Redis(hub) = self {
-            hub.release_claims().await;
         }
     }
 }
