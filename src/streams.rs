@@ -101,7 +101,7 @@ struct HubSink {
 impl HubSink {
     /// Publishes a line; with a write-ahead log, its file position goes into
     /// the log with it and into the stream's checkpoint.
-    fn publish(&self, line: &str, position: Option<FilePosition>) {
+    fn forward_line(&self, line: &str, position: Option<FilePosition>) {
         self.metrics.lines_read.inc();
         // Held across the publish, so a stream being forgotten either gets
         // this line before its channel goes, or drops it.
@@ -109,11 +109,11 @@ impl HubSink {
         if status.forgotten {
             return;
         }
-        match self.publisher.publish(line, position) {
+        match self.publisher.send_line(line, position) {
             Ok(_) => {
                 self.metrics.events_published.inc();
-                if let (Some(log), Some(position)) = (self.hub.wal(), position) {
-                    log.checkpoints().set(
+                if let (Some(wal), Some(position)) = (self.hub.wal(), position) {
+                    wal.checkpoints().set(
                         &self.stream.name,
                         FileCheckpoint {
                             path: self.stream.path.clone(),
@@ -129,11 +129,11 @@ impl HubSink {
 
 impl LineSink for HubSink {
     fn line(&self, line: String) {
-        self.publish(&line, None);
+        self.forward_line(&line, None);
     }
 
     fn line_at(&self, line: String, position: FilePosition) {
-        self.publish(&line, Some(position));
+        self.forward_line(&line, Some(position));
     }
 
     fn state(&self, state: FollowState) {

@@ -94,7 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .post(access::sign_in)
                 .delete(access::sign_out),
         )
-        .route("/channels/{channel}", post(publish::publish))
+        .route("/channels/{channel}", post(publish::handle))
         .route("/api/broadcast", post(publish::broadcast))
         .route("/api/history", get(history::history))
         .merge(routes::sse_router())

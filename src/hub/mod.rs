@@ -375,7 +375,7 @@ pub struct ChannelRequest {
     pub tail: usize,
     /// Added by the server (the broadcast channel), not asked for by the
     /// client: after an unknown id it gets a `reset` only if it holds events.
-    /// (The memory hub, with or without a log, treats every channel so: a
+    /// (The memory hub, with or without a WAL, treats every channel so: a
     /// channel that never had an event gets no `reset`.)
     pub implicit: bool,
 }
@@ -511,7 +511,7 @@ impl LogPublisher {
     /// # Errors
     /// The memory hub's refusals; with Redis, a full queue (Redis has been
     /// unreachable for a while).
-    pub fn publish(
+    pub fn send_line(
         &self,
         line: &str,
         source: Option<crate::follow::FilePosition>,
@@ -540,18 +540,18 @@ impl Hub {
     }
 
     /// An in-memory hub with these limits, fed through the write-ahead log
-    /// `log`: every event is appended to it first, ids survive restarts,
+    /// `wal`: every event is appended to it first, ids survive restarts,
     /// and what leaves the memory is read back from disk. The memory starts
-    /// with the newest `warm_bytes` of the log.
+    /// with the newest `warm_bytes` of the WAL.
     ///
     /// # Errors
-    /// The log cannot be read.
+    /// The WAL cannot be read.
     pub fn durable(
         limits: HubLimits,
-        log: Arc<crate::wal::Wal>,
+        wal: Arc<crate::wal::Wal>,
         warm_bytes: u64,
     ) -> Result<Hub, HubError> {
-        MemoryHub::with_log(limits, log, warm_bytes)
+        MemoryHub::with_log(limits, wal, warm_bytes)
             .map(|hub| Hub::Memory(Arc::new(hub)))
             .map_err(|e| HubError::Log(e.to_string()))
     }
@@ -572,7 +572,7 @@ impl Hub {
 
     /// Retained events of `channel` older than the event `before` (or the
     /// newest), newest first, whose data passes `filter`: at most `limit`.
-    /// Read from the log when there is one (on the blocking pool), from the
+    /// Read from the WAL when there is one (on the blocking pool), from the
     /// channel's stream in Redis with `--redis`, else from memory. A read
     /// looks at a bounded amount of history; a page can so hold fewer than
     /// `limit` events with a `next_before` to go on from.
@@ -591,7 +591,7 @@ impl Hub {
             Hub::Memory(hub) => {
                 let (hub, channel) = (hub.clone(), channel.clone());
                 let before = before.map(str::to_string);
-                // Reading the log is file I/O, and a regex over many events
+                // Reading the WAL is file I/O, and a regex over many events
                 // is CPU: neither runs on the async workers.
                 tokio::task::spawn_blocking(move || {
                     hub.history(&channel, before.as_deref(), limit, &filter)

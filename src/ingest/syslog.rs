@@ -220,7 +220,7 @@ pub enum FrameError {
 /// How a TCP connection frames its messages (RFC 6587), decided by its
 /// first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub enum TcpFraming {
     /// `LEN SP MSG`: the connection's first byte is a digit.
     OctetCounting,
     /// Messages ending with LF: anything else (a message starts with `<`).
@@ -231,7 +231,7 @@ pub enum Framing {
 /// buffer after each read; it takes complete frames off its front.
 #[derive(Debug)]
 pub struct Framer {
-    framing: Option<Framing>,
+    framing: Option<TcpFraming>,
     max_frame: usize,
     /// LF framing: bytes of the buffer already searched for LF.
     searched: usize,
@@ -249,7 +249,7 @@ impl Framer {
     }
 
     /// The connection's framing, once its first byte arrived.
-    pub fn framing(&self) -> Option<Framing> {
+    pub fn framing(&self) -> Option<TcpFraming> {
         self.framing
     }
 
@@ -265,13 +265,13 @@ impl Framer {
                 return Ok(None);
             }
             let framing = *self.framing.get_or_insert(if buf[0].is_ascii_digit() {
-                Framing::OctetCounting
+                TcpFraming::OctetCounting
             } else {
-                Framing::NonTransparent
+                TcpFraming::NonTransparent
             });
             let frame = match framing {
-                Framing::OctetCounting => self.octet_counted(buf)?,
-                Framing::NonTransparent => self.line(buf)?,
+                TcpFraming::OctetCounting => self.octet_counted(buf)?,
+                TcpFraming::NonTransparent => self.line(buf)?,
             };
             match frame {
                 Some(frame) if frame.is_empty() => continue,
@@ -358,7 +358,7 @@ impl Framer {
         let rest = buf.split().freeze();
         match self.framing {
             _ if rest.iter().all(|b| matches!(b, b'\n' | b'\r')) => Ok(None),
-            Some(Framing::OctetCounting) => Err(FrameError::BadCount),
+            Some(TcpFraming::OctetCounting) => Err(FrameError::BadCount),
             _ => {
                 let end = rest.len() - usize::from(rest.last() == Some(&b'\r'));
                 Ok(Some(rest.slice(..end)))
@@ -484,7 +484,7 @@ mod tests {
             frames(&mut framer, b"<13>a\r\n\n<13>b\n<13>c").unwrap(),
             ["<13>a", "<13>b"]
         );
-        assert_eq!(framer.framing(), Some(Framing::NonTransparent));
+        assert_eq!(framer.framing(), Some(TcpFraming::NonTransparent));
         let mut buf = BytesMut::from(&b"<13>c\r"[..]);
         assert_eq!(framer.finish(&mut buf).unwrap().unwrap(), &b"<13>c"[..]);
     }
@@ -496,7 +496,7 @@ mod tests {
             frames(&mut framer, b"5 <13>a\n7 <13>b\nc5 <1").unwrap(),
             ["<13>a", "<13>b\nc"]
         );
-        assert_eq!(framer.framing(), Some(Framing::OctetCounting));
+        assert_eq!(framer.framing(), Some(TcpFraming::OctetCounting));
         let mut buf = BytesMut::from(&b"5 <1"[..]);
         assert_eq!(framer.finish(&mut buf), Err(FrameError::BadCount));
     }
