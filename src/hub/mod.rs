@@ -53,8 +53,13 @@ pub trait CommitTap: Send + Sync + 'static {
 }
 
 /// An event as the hub would store it, for tests of what taps receive.
-#[doc(hidden)]
-pub fn test_event(seq: u64, channel: &str, event_type: &str, data: &str) -> Arc<StoredEvent> {
+#[cfg(test)]
+pub(crate) fn test_event(
+    seq: u64,
+    channel: &str,
+    event_type: &str,
+    data: &str,
+) -> Arc<StoredEvent> {
     let pending = crate::sse::PendingEvent::encode(event_type, data);
     let allocated = pending.allocated();
     let frame = pending.with_id(&format!("0000test-{seq}"));
@@ -853,6 +858,9 @@ impl Subscription {
     }
 
     /// Deliveries that are ready now, without waiting (may be empty).
+    /// Test-only API (unit tests, and benches through the `test-util`
+    /// feature): the server always waits with [`Subscription::next_batch`].
+    #[cfg(any(test, feature = "test-util"))]
     pub fn ready_batch(&mut self) -> Vec<Delivery> {
         match self {
             Subscription::Memory(sub) => sub.ready_batch(),
