@@ -23,7 +23,7 @@ pub struct ClientToken {
 }
 
 /// Environment variable with the token of `listen` and `publish`.
-pub const TOKEN_ENV: &str = "TAILCAST_TOKEN";
+pub(crate) const TOKEN_ENV: &str = "TAILCAST_TOKEN";
 
 impl ClientToken {
     /// The token source: `--token`, `--token-file`, `command` (listen's

@@ -10,7 +10,7 @@ use super::{Cli, CliError, Command, ConfigError, FileSpec};
 /// checking them.
 ///
 /// # Errors
-/// See [`parse_cli_from`].
+/// See `parse_cli_from`.
 pub fn parse_cli() -> Result<Cli, CliError> {
     parse_cli_from(std::env::args_os())
 }
@@ -26,7 +26,7 @@ pub fn parse_cli() -> Result<Cli, CliError> {
 /// # Errors
 /// [`CliError::Clap`] for what clap rejects; [`CliError::Config`] for an
 /// unreadable or bad config file and out-of-range values.
-pub fn parse_cli_from<I, T>(argv: I) -> Result<Cli, CliError>
+pub(crate) fn parse_cli_from<I, T>(argv: I) -> Result<Cli, CliError>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString>,

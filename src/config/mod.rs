@@ -24,15 +24,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use client::{
-    ClientToken, CompletionsArgs, GenerateArgs, HealthArgs, ListenArgs, PublishArgs, TokenArgs,
-    TOKEN_ENV,
-};
-pub use file::{parse_cli, parse_cli_from};
-pub use serve::{parse_host_name, FileSpec, ServeConfig};
+pub use client::{CompletionsArgs, GenerateArgs, HealthArgs, ListenArgs, PublishArgs, TokenArgs};
+pub use file::parse_cli;
+pub(crate) use file::parse_cli_from;
+pub use serve::{FileSpec, ServeConfig};
 
 /// Where `serve` listens unless told otherwise, and where `health` asks.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
+pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 
 /// `tailcast`: stream log files and events to browsers over Server-Sent Events.
 #[derive(Debug, Parser)]

@@ -12,7 +12,7 @@ use crate::units::{parse_duration, parse_size};
 /// The settings of `tailcast serve`: each one a flag, a `TAILCAST_*`
 /// environment variable and a key of the `--config` TOML file (its long
 /// name, `-` or `_`). Adding an option is adding a field here (plus a rule
-/// in `ServeConfig::check` when it has a range). [`parse_cli`] merges the
+/// in `ServeConfig::check` when it has a range). [`parse_cli`](super::parse_cli) merges the
 /// sources once: flags over environment over file over defaults.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -249,7 +249,7 @@ impl ServeConfig {
     /// variables and `--config` included), checked.
     ///
     /// # Errors
-    /// As [`parse_cli_from`].
+    /// As `parse_cli_from`.
     pub fn from_args<I, T>(args: I) -> Result<ServeConfig, CliError>
     where
         I: IntoIterator<Item = T>,
@@ -307,7 +307,7 @@ fn parse_syslog_channel(text: &str) -> Result<crate::ingest::syslog::ChannelTemp
 ///
 /// # Errors
 /// Anything else, saying what to give.
-pub fn parse_host_name(text: &str) -> Result<String, String> {
+pub(crate) fn parse_host_name(text: &str) -> Result<String, String> {
     let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
     let bracketless = name.trim_start_matches('[').trim_end_matches(']');
     if bracketless.parse::<std::net::IpAddr>().is_ok() {

@@ -34,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use event::StoredEvent;
 pub use memory::{MemoryHub, MemorySubscription};
-pub use name::{ChannelKind, ChannelName, BROADCAST_CHANNEL, LOG_PREFIX, MAX_CHANNEL_NAME};
+pub use name::{ChannelKind, ChannelName};
+pub(crate) use name::{LOG_PREFIX, MAX_CHANNEL_NAME};
 pub use redis::{LogOwner, RedisHub, RedisSubscription};
 pub use scale_out::ScaleOut;
 
@@ -279,16 +280,6 @@ pub(crate) fn parse_seq(text: &str) -> Option<u64> {
     let canonical =
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
     canonical.then(|| text.parse().ok()).flatten()
-}
-
-/// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
-/// starting with a letter or digit. Prefer [`ChannelName::parse`], which
-/// keeps the result.
-///
-/// # Errors
-/// [`HubError::InvalidName`] saying which rule the name breaks.
-pub fn validate_channel_name(name: &str) -> Result<(), HubError> {
-    ChannelName::parse(name).map(drop)
 }
 
 /// Why a subscriber is told that it missed events of a channel (the
