@@ -885,6 +885,14 @@ mod tests {
         }
     }
 
+    /// A hub of one process has no cluster-only operation to offer; the
+    /// Redis side is covered by `tests/redis.rs` (claims, `/health`'s node,
+    /// `/api/streams`' owners) through the real binary.
+    #[test]
+    fn a_memory_hub_is_not_scaled_out() {
+        assert!(Hub::memory(HubLimits::default()).scale_out().is_none());
+    }
+
     #[test]
     fn reset_reasons_are_sent_as_text() {
         for (reason, text) in [
