@@ -114,7 +114,7 @@ pub struct HealthCheck {
 
 /// What a probe asks, before it is a URL.
 #[derive(Debug, Clone, Copy)]
-pub enum HealthTarget<'a> {
+pub(crate) enum HealthTarget<'a> {
     /// A URL given by the user: the `/health` URL or a base URL.
     Url(&'a str),
     /// The local server at this listen address (`HOST:PORT`), over HTTP.
@@ -156,7 +156,7 @@ pub enum HealthError {
 ///
 /// # Errors
 /// A message naming what is wrong with the URL or address.
-pub fn health_url(target: HealthTarget<'_>) -> Result<reqwest::Url, String> {
+pub(crate) fn health_url(target: HealthTarget<'_>) -> Result<reqwest::Url, String> {
     let text = match target {
         HealthTarget::Url(url) => url.to_string(),
         HealthTarget::LocalHttp(addr) | HealthTarget::LocalHttps(addr) => {

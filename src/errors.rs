@@ -5,7 +5,7 @@
 
 /// An error's message followed by those of its causes, `: `-separated; a
 /// cause whose text the line already holds is not repeated.
-pub fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -11,7 +11,7 @@
 //!   net.
 //! - [`follow_reader`] reads lines from a stream such as stdin.
 //! - [`watch_glob`] reports the files a glob names, including new ones.
-//! - [`LineSplitter`] does the framing: LF and CRLF endings, lossy UTF-8,
+//! - `LineSplitter` does the framing: LF and CRLF endings, lossy UTF-8,
 //!   the `--max-line` cut.
 //!
 //! What it does not do: follow several files per call (run one
@@ -49,7 +49,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use discover::{is_glob, watch_glob};
-pub use split::LineSplitter;
+pub(crate) use split::LineSplitter;
 
 use tailer::{Output, Tailer};
 use watch::DirWatch;
@@ -90,7 +90,7 @@ impl Fingerprint {
 }
 
 /// Where in which file a line ended: enough to go on from there after a
-/// restart, exactly once ([`follow_file_from`]). With `--data-dir` it is
+/// restart, exactly once (`follow_file_from`). With `--data-dir` it is
 /// stored with the line's record and in the checkpoints, so the follower's
 /// position and the published lines never disagree after a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -220,7 +220,7 @@ pub async fn follow_file(
 ///
 /// Every line is handed to [`LineSink::line_at`] with its position, so the
 /// sink can store it with the line and hand it back here after a restart.
-pub async fn follow_file_from(
+pub(crate) async fn follow_file_from(
     path: PathBuf,
     resume: Option<FilePosition>,
     opts: FollowOptions,

@@ -24,7 +24,7 @@ fn level(rng: &mut impl Rng) -> &'static str {
 }
 
 /// One log line (without its newline) for message number `n`.
-pub fn line(n: u64, rng: &mut impl Rng) -> String {
+pub(crate) fn line(n: u64, rng: &mut impl Rng) -> String {
     let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
     format!("{now} - {LOGGER} - {} - log message num: {n}", level(rng))
 }

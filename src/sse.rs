@@ -8,23 +8,23 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The event type a client sees when no `event:` line is sent.
-pub const DEFAULT_EVENT_TYPE: &str = "message";
+pub(crate) const DEFAULT_EVENT_TYPE: &str = "message";
 
 /// Event types that mean something to clients, sent by the server alone:
 /// `reset` (events were missed), `token-expired` (the stream ended because
 /// its token expired; the console and `tailcast listen` act on it) and
 /// `broadcast` (what `POST /api/broadcast` sends).
-pub const RESERVED_EVENT_TYPES: [&str; 3] = ["reset", "token-expired", "broadcast"];
+pub(crate) const RESERVED_EVENT_TYPES: [&str; 3] = ["reset", "token-expired", "broadcast"];
 
 /// Whether `event_type` is one of [`RESERVED_EVENT_TYPES`]: no client may
 /// publish an event of that type, on any publish or ingest path.
-pub fn is_reserved_event_type(event_type: &str) -> bool {
+pub(crate) fn is_reserved_event_type(event_type: &str) -> bool {
     RESERVED_EVENT_TYPES.contains(&event_type)
 }
 
 /// Splits `data` into lines at CRLF, lone CR and lone LF, as an SSE parser
 /// would. Always yields at least one (possibly empty) line.
-pub fn split_lines(data: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn split_lines(data: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(data);
     std::iter::from_fn(move || {
         let text = rest?;
@@ -59,7 +59,7 @@ fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
 }
 
 /// Encodes one event: optional `id:`, `event:` unless the type is
-/// [`DEFAULT_EVENT_TYPE`] (or empty), one `data:` line per line of `data`,
+/// `DEFAULT_EVENT_TYPE` (or empty), one `data:` line per line of `data`,
 /// then the blank line that dispatches it.
 pub fn encode_event(id: Option<&str>, event_type: &str, data: &str) -> Bytes {
     let mut buf = BytesMut::with_capacity(data.len() + event_type.len() + 32);
@@ -75,7 +75,7 @@ pub fn encode_event(id: Option<&str>, event_type: &str, data: &str) -> Bytes {
 
 /// Room left in front of a [`PendingEvent`] for its `id:` field: `id: `,
 /// up to 35 bytes of id, and the LF. tailcast's own ids take at most 29.
-pub const ID_ROOM: usize = 40;
+pub(crate) const ID_ROOM: usize = 40;
 
 /// An event encoded before its id is known, with [`ID_ROOM`] bytes of room
 /// in front for the `id:` field, so that numbering it later
@@ -84,7 +84,7 @@ pub const ID_ROOM: usize = 40;
 /// The hub encodes events this way outside its commit lock, and only
 /// writes the id under it.
 #[derive(Debug)]
-pub struct PendingEvent {
+pub(crate) struct PendingEvent {
     /// `ID_ROOM` bytes of room, then `event:` (unless the default type),
     /// the `data:` lines and the blank line. Allocated to its exact size.
     buf: BytesMut,
@@ -93,7 +93,7 @@ pub struct PendingEvent {
 impl PendingEvent {
     /// Encodes `event_type` and `data` as [`encode_event`] would, minus
     /// the id.
-    pub fn encode(event_type: &str, data: &str) -> PendingEvent {
+    pub(crate) fn encode(event_type: &str, data: &str) -> PendingEvent {
         let typed = !event_type.is_empty() && event_type != DEFAULT_EVENT_TYPE;
         let type_len = if typed {
             "event: ".len() + field_len(event_type) + 1
@@ -112,20 +112,20 @@ impl PendingEvent {
 
     /// The event's type and data read back (no id yet), e.g. for a
     /// write-ahead log that stores them as fields.
-    pub fn fields(&self) -> FrameFields<'_> {
+    pub(crate) fn fields(&self) -> FrameFields<'_> {
         FrameFields::read(&self.buf[ID_ROOM..])
     }
 
     /// Bytes allocated for the frame, room included (exact for one line
     /// of data; several lines may leave some spare room).
-    pub fn allocated(&self) -> usize {
+    pub(crate) fn allocated(&self) -> usize {
         self.buf.capacity()
     }
 
     /// The finished frame, `id: ID` first. Writes the id into the room in
     /// front when it fits (no copy of the rest); a longer id, or one
     /// holding CR, LF or NUL, costs one copy.
-    pub fn with_id(mut self, id: &str) -> Bytes {
+    pub(crate) fn with_id(mut self, id: &str) -> Bytes {
         let field = "id: ".len() + id.len() + 1;
         if field > ID_ROOM || id.contains(['\r', '\n', '\0']) {
             let mut out = BytesMut::with_capacity(field + self.buf.len() - ID_ROOM);
@@ -172,7 +172,7 @@ fn put_data(buf: &mut BytesMut, data: &str) {
 /// of an event: its id, type and data are read from it when needed. Reading
 /// the id or the type looks at the first lines only.
 #[derive(Debug, Clone, Copy)]
-pub struct FrameFields<'a> {
+pub(crate) struct FrameFields<'a> {
     /// The `id:` value, if the frame has one.
     pub id: Option<&'a str>,
     /// The event type ([`DEFAULT_EVENT_TYPE`] when the frame has none).
@@ -184,7 +184,7 @@ pub struct FrameFields<'a> {
 impl<'a> FrameFields<'a> {
     /// Reads a frame made by this module. Anything else reads as well as
     /// it can: no id, the default type, empty data.
-    pub fn read(frame: &'a [u8]) -> FrameFields<'a> {
+    pub(crate) fn read(frame: &'a [u8]) -> FrameFields<'a> {
         let mut fields = FrameFields {
             id: None,
             event_type: DEFAULT_EVENT_TYPE,
@@ -210,7 +210,7 @@ impl<'a> FrameFields<'a> {
 
     /// The event's data: the `data:` lines joined with LF. Borrowed from
     /// the frame when it is a single line.
-    pub fn data(&self) -> std::borrow::Cow<'a, str> {
+    pub(crate) fn data(&self) -> std::borrow::Cow<'a, str> {
         let Ok(text) = std::str::from_utf8(self.data_lines) else {
             return std::borrow::Cow::Borrowed("");
         };
@@ -236,23 +236,12 @@ impl<'a> FrameFields<'a> {
 
 /// Encodes a `retry:` field telling the client how long to wait before
 /// reconnecting, in milliseconds.
-pub fn encode_retry(millis: u64) -> Bytes {
+pub(crate) fn encode_retry(millis: u64) -> Bytes {
     Bytes::from(format!("retry: {millis}\n\n"))
 }
 
 /// The heartbeat comment sent on idle streams.
-pub const PING: &[u8] = b": ping\n\n";
-
-/// Encodes a comment line (ignored by clients), line breaks removed.
-pub fn encode_comment(text: &str) -> Bytes {
-    let mut buf = BytesMut::with_capacity(text.len() + 4);
-    buf.put_slice(b": ");
-    for line in split_lines(text) {
-        buf.put_slice(line.as_bytes());
-    }
-    buf.put_slice(b"\n\n");
-    buf.freeze()
-}
+pub(crate) const PING: &[u8] = b": ping\n\n";
 
 #[cfg(test)]
 mod tests {
@@ -341,7 +330,6 @@ mod tests {
     #[test]
     fn retry_and_comment_frames() {
         assert_eq!(&encode_retry(3000)[..], b"retry: 3000\n\n");
-        assert_eq!(&encode_comment("hi\nthere")[..], b": hithere\n\n");
         assert_eq!(PING, b": ping\n\n");
     }
 

@@ -28,7 +28,7 @@ use crate::wal::FileCheckpoint;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One followed file (or stdin).
-pub struct LogStream {
+pub(crate) struct LogStream {
     /// Stream name, without the `log:` prefix.
     pub name: String,
     /// Hub channel carrying its lines (`log:NAME`).
@@ -55,7 +55,7 @@ struct Status {
 
 impl LogStream {
     /// The follower's current state.
-    pub fn state(&self) -> FollowState {
+    pub(crate) fn state(&self) -> FollowState {
         self.status.lock().expect("state lock").follow.clone()
     }
 
@@ -101,7 +101,7 @@ struct HubSink {
 impl HubSink {
     /// Publishes a line; with a write-ahead log, its file position goes into
     /// the log with it and into the stream's checkpoint.
-    fn publish(&self, line: &str, position: Option<FilePosition>) {
+    fn forward_line(&self, line: &str, position: Option<FilePosition>) {
         self.metrics.lines_read.inc();
         // Held across the publish, so a stream being forgotten either gets
         // this line before its channel goes, or drops it.
@@ -109,11 +109,11 @@ impl HubSink {
         if status.forgotten {
             return;
         }
-        match self.publisher.publish(line, position) {
+        match self.publisher.send_line(line, position) {
             Ok(_) => {
                 self.metrics.events_published.inc();
-                if let (Some(log), Some(position)) = (self.hub.wal(), position) {
-                    log.checkpoints().set(
+                if let (Some(wal), Some(position)) = (self.hub.wal(), position) {
+                    wal.checkpoints().set(
                         &self.stream.name,
                         FileCheckpoint {
                             path: self.stream.path.clone(),
@@ -129,11 +129,11 @@ impl HubSink {
 
 impl LineSink for HubSink {
     fn line(&self, line: String) {
-        self.publish(&line, None);
+        self.forward_line(&line, None);
     }
 
     fn line_at(&self, line: String, position: FilePosition) {
-        self.publish(&line, Some(position));
+        self.forward_line(&line, Some(position));
     }
 
     fn state(&self, state: FollowState) {
@@ -144,12 +144,14 @@ impl LineSink for HubSink {
                 tracing::warn!(path = %self.stream.path, "cannot follow: {why}")
             }
         }
-        let text = match &state {
-            FollowState::Waiting => "waiting".to_string(),
-            FollowState::Following => "following".to_string(),
-            FollowState::Error(why) => format!("error: {why}"),
-        };
-        self.hub.set_log_state(&self.stream.channel, &text);
+        if let Some(scale_out) = self.hub.scale_out() {
+            let text = match &state {
+                FollowState::Waiting => "waiting".to_string(),
+                FollowState::Following => "following".to_string(),
+                FollowState::Error(why) => format!("error: {why}"),
+            };
+            scale_out.set_log_state(&self.stream.channel, &text);
+        }
         let mut status = self.stream.status.lock().expect("state lock");
         if state == FollowState::Waiting {
             status.gone_since.get_or_insert_with(Instant::now);
@@ -202,7 +204,7 @@ impl LogStreams {
     /// An empty set of streams; followers run until `shutdown`, tracked by
     /// `tracker`. Glob matches whose file has been gone for `forget_after`
     /// are forgotten (see the module docs).
-    pub fn new(
+    pub(crate) fn new(
         hub: Hub,
         metrics: Arc<Metrics>,
         opts: FollowOptions,
@@ -245,7 +247,7 @@ impl LogStreams {
 
     /// Starts following every spec: paths, globs (new matches are added as
     /// they appear, gone ones forgotten) and `-` for stdin.
-    pub fn start(&self, specs: &[FileSpec]) {
+    pub(crate) fn start(&self, specs: &[FileSpec]) {
         if specs.iter().any(|spec| follow::is_glob(&spec.path)) {
             self.inner
                 .tracker
@@ -293,7 +295,7 @@ impl LogStreams {
     }
 
     /// Adds a stream for `path` and spawns its follower.
-    pub fn follow(&self, name: &str, path: &Path) -> Arc<LogStream> {
+    pub(crate) fn follow(&self, name: &str, path: &Path) -> Arc<LogStream> {
         self.spawn_follower(name, path, false)
     }
 
@@ -340,7 +342,7 @@ impl LogStreams {
     /// Forgets the glob matches whose file has been gone since before
     /// `now - forget_after` and that have no subscribers: their follower
     /// stops and their channel leaves the hub. Returns their names.
-    pub fn forget_gone(&self, now: Instant) -> Vec<String> {
+    pub(crate) fn forget_gone(&self, now: Instant) -> Vec<String> {
         let Some(cutoff) = now.checked_sub(self.inner.forget_after) else {
             return Vec::new();
         };
@@ -435,17 +437,17 @@ impl LogStreams {
     }
 
     /// All streams, in the order added.
-    pub fn list(&self) -> Vec<Arc<LogStream>> {
+    pub(crate) fn list(&self) -> Vec<Arc<LogStream>> {
         self.inner.streams.lock().expect("streams lock").clone()
     }
 
     /// The stream called `name` (without `log:`).
-    pub fn get(&self, name: &str) -> Option<Arc<LogStream>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<LogStream>> {
         self.list().into_iter().find(|s| s.name == name)
     }
 
     /// The first stream added (what `/stream-logs` serves).
-    pub fn first(&self) -> Option<Arc<LogStream>> {
+    pub(crate) fn first(&self) -> Option<Arc<LogStream>> {
         self.list().into_iter().next()
     }
 }
@@ -466,8 +468,7 @@ mod tests {
         assert_eq!(sanitize("my app (1).log"), "my_app__1_.log");
         assert_eq!(sanitize(".hidden"), "f.hidden");
         assert!(
-            crate::hub::validate_channel_name(&format!("log:{}", sanitize(&"é".repeat(300))))
-                .is_ok()
+            crate::hub::ChannelName::parse(&format!("log:{}", sanitize(&"é".repeat(300)))).is_ok()
         );
     }
 
@@ -507,7 +508,7 @@ mod tests {
         for i in 0..1_200 {
             let stream = streams.add(&format!("{long}{i}"), "/x", true);
             assert!(
-                crate::hub::validate_channel_name(stream.channel.as_str()).is_ok(),
+                crate::hub::ChannelName::parse(stream.channel.as_str()).is_ok(),
                 "{}",
                 stream.channel.as_str()
             );

@@ -147,3 +147,41 @@ fn each_default_in_the_configuration_table_is_the_binarys() {
     }
     assert!(wrong.is_empty(), "defaults that disagree: {wrong:#?}");
 }
+
+/// Every invariant of `ARCHITECTURE.md` names the tests that back it
+/// (`Tests:` after its bullet), and every test it names exists: a renamed
+/// or removed test cannot leave an invariant pointing at nothing.
+#[test]
+fn every_invariant_names_tests_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let section = text
+        .split("\n## Invariants\n")
+        .nth(1)
+        .expect("ARCHITECTURE.md has an Invariants section");
+    let section = section.split("\n## ").next().unwrap();
+    let bullets: Vec<&str> = section.split("\n- ").skip(1).collect();
+    assert!(bullets.len() >= 10, "{} invariants found", bullets.len());
+    let named =
+        regex::Regex::new(r"`((?:src|tests)/[a-z0-9_/]+\.rs)::(?:[a-z0-9_]+::)*([a-z0-9_]+)`")
+            .unwrap();
+    let mut checked = 0;
+    for bullet in bullets {
+        let title = bullet.lines().next().unwrap_or_default();
+        assert!(
+            bullet.contains("\n  Tests: "),
+            "invariant without a Tests: line: {title}"
+        );
+        for found in named.captures_iter(bullet) {
+            let (file, name) = (&found[1], &found[2]);
+            let source = std::fs::read_to_string(root.join(file))
+                .unwrap_or_else(|e| panic!("{title}: cannot read {file}: {e}"));
+            assert!(
+                source.contains(&format!("fn {name}(")),
+                "{title}: {file} has no test {name}"
+            );
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} tests named by the invariants exist");
+}

@@ -7,7 +7,7 @@
 //! `fatal`, `alert`, `emerg`, `emergency` and `panic` are all `critical`
 //! (syslog's top three severities and the usual "the process dies" words).
 //!
-//! An event's level ([`detect`]) comes from the `level` (else `severity`,
+//! An event's level (`detect`) comes from the `level` (else `severity`,
 //! `lvl`) field of an event whose data is a JSON object (ingested records,
 //! JSON log lines); otherwise from a leading level word of the line: the
 //! first word that is not a timestamp (starts with a digit) nor a
@@ -92,7 +92,7 @@ impl std::fmt::Display for Level {
 
 /// What alerting reads of an event's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reading<'a> {
+pub(crate) struct Reading<'a> {
     /// The message: the `line` (else `msg`, `message`) string field of a
     /// JSON object, else the whole data.
     pub line: Cow<'a, str>,
@@ -106,7 +106,7 @@ pub struct Reading<'a> {
 
 /// Reads the line, level and time of an event's `data` (see the module
 /// docs).
-pub fn detect(data: &str) -> Reading<'_> {
+pub(crate) fn detect(data: &str) -> Reading<'_> {
     if data.trim_start().starts_with('{') {
         if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(data)
         {

@@ -2,7 +2,7 @@
 //! events and call webhooks.
 //!
 //! Off the publish path by construction: the hub hands every event this
-//! process commits (a [`CommitTap`]) to [`AlertSink`], which only tries to
+//! process commits (a [`CommitTap`]) to `AlertSink`, which only tries to
 //! queue the shared events (no copy) on a bounded channel and counts what
 //! does not fit (`tailcast_alerts_dropped_total{reason="queue_full"}`); it
 //! never waits. One task (started by [`start`]) reads that queue, matches
@@ -46,12 +46,12 @@ use rules::{Rule, RulesError};
 use webhook::{Firing, Notification, Outbox, Pending, RuleStats};
 
 /// Most batches of committed events waiting for the alert task.
-pub const QUEUE_BATCHES: usize = 4096;
+pub(crate) const QUEUE_BATCHES: usize = 4096;
 
 /// Most bytes of committed events (frames) waiting for the alert task:
 /// events are shared with the hub, but one held here outlives its
 /// eviction from the history, so the queue is bounded in bytes too.
-pub const QUEUE_BYTES: usize = 32 << 20;
+pub(crate) const QUEUE_BYTES: usize = 32 << 20;
 
 /// Events matched between two yields of the alert task.
 const MATCH_SLICE: usize = 256;
@@ -74,7 +74,7 @@ fn is_internal(event_type: &str) -> bool {
 }
 
 /// The queue between the hub and the alert task, as the hub sees it.
-pub struct AlertSink {
+pub(crate) struct AlertSink {
     shared: Arc<QueueState>,
     metrics: Arc<Metrics>,
 }

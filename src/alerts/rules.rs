@@ -24,10 +24,10 @@ use regex::Regex;
 use super::level::Level;
 
 /// Most rules a file may hold.
-pub const MAX_RULES: usize = 1000;
+pub(crate) const MAX_RULES: usize = 1000;
 
 /// Longest `match` regex, in bytes of its text.
-pub const MAX_REGEX_TEXT: usize = 4096;
+pub(crate) const MAX_REGEX_TEXT: usize = 4096;
 
 /// Most memory one compiled regex may take (the `regex` crate's size
 /// limit): a hostile pattern is refused at load, never slow at match.
@@ -103,7 +103,7 @@ impl std::fmt::Debug for Target {
 }
 
 /// `scheme://host[:port]/…`: what may be logged of a webhook URL.
-pub fn redact_url(url: &reqwest::Url) -> String {
+pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     let host = url.host_str().unwrap_or("?");
     let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
     let rest = if url.path() != "/" || url.query().is_some() {
@@ -186,7 +186,7 @@ pub fn load(path: &Path) -> Result<Vec<Rule>, RulesError> {
 ///
 /// # Errors
 /// One line saying what is wrong (see [`load`]).
-pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Rule>, String> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let line = e
             .span()

@@ -1,12 +1,12 @@
 //! Delivery of notifications to webhooks: one bounded outbox and one
 //! delivery task per rule, retries with exponential backoff.
 //!
-//! Each rule has its own [`Outbox`] (at most [`OUTBOX_CAPACITY`]
+//! Each rule has its own `Outbox` (at most `OUTBOX_CAPACITY`
 //! notifications; when full the oldest is dropped and counted), so a
 //! webhook that hangs or is down delays only its own rule's notifications.
 //! Its task sends them in order, one at a time, each with the rule's
 //! timeout, and retries a connect error, a timeout, a `5xx` or a `429` up
-//! to [`MAX_ATTEMPTS`] times with exponential backoff (honouring a
+//! to `MAX_ATTEMPTS` times with exponential backoff (honouring a
 //! `Retry-After` of at most a minute); any other answer that is not `2xx`
 //! is final. Delivery is so at least once: a request that timed out may
 //! have arrived, and is sent again. What is pending when the server stops
@@ -30,19 +30,19 @@ use crate::metrics::Metrics;
 
 /// Most notifications waiting per rule; when full, the oldest is dropped
 /// (and counted in `tailcast_alerts_dropped_total{reason="outbox_full"}`).
-pub const OUTBOX_CAPACITY: usize = 256;
+pub(crate) const OUTBOX_CAPACITY: usize = 256;
 
 /// Most bytes of notification bodies waiting per rule (oldest dropped
 /// first, as for [`OUTBOX_CAPACITY`]). A body carries at most 4 KiB of
 /// line, escaped.
-pub const OUTBOX_BYTES: usize = 1 << 20;
+pub(crate) const OUTBOX_BYTES: usize = 1 << 20;
 
 /// Most bytes of notification bodies waiting in all outboxes together;
 /// past it a rule drops its own oldest, or, with none, the new one.
-pub const ALL_OUTBOXES_BYTES: usize = 64 << 20;
+pub(crate) const ALL_OUTBOXES_BYTES: usize = 64 << 20;
 
 /// Tries per notification, the first included.
-pub const MAX_ATTEMPTS: u32 = 6;
+pub(crate) const MAX_ATTEMPTS: u32 = 6;
 
 /// Backoff before the first retry; doubled per retry up to
 /// [`BACKOFF_MAX`].
@@ -58,7 +58,7 @@ const MAX_LINE: usize = 4096;
 
 /// One notification, before it is rendered.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Notification {
+pub(crate) struct Notification {
     /// The rule's name.
     pub rule: String,
     /// `match`: the first match of a window, sent at once; `summary`: the
@@ -83,7 +83,7 @@ pub struct Notification {
 
 impl Notification {
     /// Cuts `line` to 4 KiB (at a character boundary, `…` appended).
-    pub fn cut(line: &str) -> String {
+    pub(crate) fn cut(line: &str) -> String {
         if line.len() <= MAX_LINE {
             return line.to_string();
         }
@@ -95,7 +95,7 @@ impl Notification {
     }
 
     /// The request body in `format`.
-    pub fn render(&self, format: Format) -> Bytes {
+    pub(crate) fn render(&self, format: Format) -> Bytes {
         match format {
             Format::Json => serde_json::to_vec(self).expect("plain data").into(),
             Format::Slack => {
@@ -152,7 +152,7 @@ fn slack_escape(text: &str) -> String {
 
 /// When a rule last fired.
 #[derive(Debug, Clone, Serialize)]
-pub struct Firing {
+pub(crate) struct Firing {
     /// When (RFC 3339, UTC).
     pub time: String,
     /// The event's channel.
@@ -163,7 +163,7 @@ pub struct Firing {
 
 /// A rule's counts, kept across reloads that keep the rule's name.
 #[derive(Debug, Default)]
-pub struct RuleStats {
+pub(crate) struct RuleStats {
     /// Events that matched.
     pub matched: AtomicU64,
     /// Notifications made (a `match` or a `summary`).
@@ -180,7 +180,7 @@ pub struct RuleStats {
 }
 
 /// A rendered notification waiting for delivery.
-pub struct Pending {
+pub(crate) struct Pending {
     /// The request body.
     pub body: Bytes,
     /// Where it goes (the rule's target when it was made).
@@ -189,7 +189,7 @@ pub struct Pending {
 
 /// One rule's queue of notifications (see the module docs), bounded in
 /// count and bytes, its own and all outboxes' together.
-pub struct Outbox {
+pub(crate) struct Outbox {
     /// Oldest first, and the bytes of their bodies (std mutex: never held
     /// across an `.await`).
     queue: Mutex<(VecDeque<Pending>, usize)>,
@@ -204,7 +204,7 @@ pub struct Outbox {
 impl Outbox {
     /// An empty outbox counting its bytes in `all`, the figure every
     /// outbox shares.
-    pub fn new(all: Arc<AtomicUsize>) -> Outbox {
+    pub(crate) fn new(all: Arc<AtomicUsize>) -> Outbox {
         Outbox {
             queue: Mutex::default(),
             all,
@@ -217,7 +217,7 @@ impl Outbox {
     /// [`OUTBOX_CAPACITY`], [`OUTBOX_BYTES`], [`ALL_OUTBOXES_BYTES`]);
     /// returns how many were dropped (the new one included, when even an
     /// empty outbox has no room for it).
-    pub fn push(&self, pending: Pending) -> u64 {
+    pub(crate) fn push(&self, pending: Pending) -> u64 {
         let size = pending.body.len();
         let mut dropped = 0;
         {
@@ -246,17 +246,12 @@ impl Outbox {
     }
 
     /// Notifications waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queue.lock().expect("outbox lock").0.len()
     }
 
-    /// Whether none is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Ends the outbox: its task delivers what is queued, then stops.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.ready.notify_one();
     }
@@ -273,7 +268,7 @@ impl Outbox {
 /// The HTTP client every delivery uses: no redirects (a webhook that
 /// redirects is answered as refused: following it could send the body,
 /// and headers, elsewhere).
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tailcast/", env!("CARGO_PKG_VERSION")))
@@ -283,7 +278,7 @@ pub fn client() -> reqwest::Client {
 
 /// Delivers `outbox` of rule `rule` until it is closed and empty, or until
 /// shutdown.
-pub async fn run(
+pub(crate) async fn run(
     rule: Arc<str>,
     outbox: Arc<Outbox>,
     stats: Arc<RuleStats>,

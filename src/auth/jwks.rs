@@ -2,16 +2,16 @@
 //! background, looked up by `kid`.
 //!
 //! Rules (the anchors' trackers show what goes wrong without them):
-//! - the set is fetched at start and every [`REFRESH_INTERVAL`]; a failed
+//! - the set is fetched at start and every `REFRESH_INTERVAL`; a failed
 //!   or empty fetch keeps the last good set (and is logged), so an identity
 //!   provider that is down for a minute locks nobody out;
 //! - a token whose `kid` is not in the set triggers one fetch at once (keys
 //!   are rotated before tokens signed with them arrive, but not always long
-//!   before), at most once per [`REFETCH_MIN_INTERVAL`] however many such
+//!   before), at most once per `REFETCH_MIN_INTERVAL` however many such
 //!   tokens arrive: a flood of made-up `kid`s costs the identity provider
 //!   one request per 30 s, not one per request;
 //! - one fetch at a time; requests that wait for it then use its result;
-//! - a fetch is bounded: [`FETCH_TIMEOUT`], [`MAX_DOCUMENT`] bytes.
+//! - a fetch is bounded: `FETCH_TIMEOUT`, `MAX_DOCUMENT` bytes.
 //!
 //! Entries that cannot verify tokens (encryption keys, symmetric keys,
 //! unknown curves) are skipped with a debug log line.
@@ -27,20 +27,20 @@ use tokio_util::sync::CancellationToken;
 use super::keys::{jwk_key, VerifyKey};
 
 /// How often the set is fetched again in the background.
-pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Least time between two fetches caused by unknown `kid`s.
-pub const REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Longest a fetch may take.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest JWKS document accepted.
-pub const MAX_DOCUMENT: usize = 1 << 20;
+pub(crate) const MAX_DOCUMENT: usize = 1 << 20;
 
 /// The keys of one fetched document.
 #[derive(Debug, Default)]
-pub struct KeySet {
+pub(crate) struct KeySet {
     /// Keys with a `kid`.
     by_kid: HashMap<String, VerifyKey>,
     /// Keys without one, tried in turn for tokens without a `kid`.
@@ -52,7 +52,7 @@ impl KeySet {
     ///
     /// # Errors
     /// The document is not a JWKS, or has no usable key.
-    pub fn parse(body: &[u8]) -> Result<KeySet, String> {
+    pub(crate) fn parse(body: &[u8]) -> Result<KeySet, String> {
         #[derive(serde::Deserialize)]
         struct Document {
             keys: Vec<serde_json::Value>,
@@ -79,12 +79,12 @@ impl KeySet {
     }
 
     /// Number of usable keys.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_kid.len() + self.unnamed.len()
     }
 
     /// Whether there is no key.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
@@ -246,7 +246,7 @@ impl Jwks {
     }
 
     /// The keys for a token's `kid`. An unknown `kid` fetches the set again
-    /// if no such fetch happened in the last [`REFETCH_MIN_INTERVAL`].
+    /// if no such fetch happened in the last `REFETCH_MIN_INTERVAL`.
     pub async fn lookup(&self, kid: Option<&str>) -> Lookup {
         let set = self.current();
         let found = set.candidates(kid);

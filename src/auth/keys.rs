@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
 /// Shortest HMAC secret accepted, in bytes (256 bits, the size of HS256's
 /// hash: a shorter secret is the weak point of the token).
-pub const MIN_SECRET: usize = 32;
+pub(crate) const MIN_SECRET: usize = 32;
 
 /// A key and the algorithms it may verify.
 #[derive(Clone)]
@@ -53,7 +53,7 @@ pub enum KeyError {
 ///
 /// # Errors
 /// The file cannot be read or the secret is shorter than [`MIN_SECRET`].
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, KeyError> {
+pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, KeyError> {
     let mut secret = std::fs::read(path).map_err(|source| KeyError::Read {
         path: path.display().to_string(),
         source,
@@ -74,7 +74,7 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, KeyError> {
 }
 
 /// The key for an HMAC secret: HS256, HS384, HS512.
-pub fn hmac_key(secret: &[u8]) -> VerifyKey {
+pub(crate) fn hmac_key(secret: &[u8]) -> VerifyKey {
     VerifyKey {
         key: DecodingKey::from_secret(secret),
         algorithms: AlgorithmFamily::Hmac.algorithms().to_vec(),
@@ -86,7 +86,7 @@ pub fn hmac_key(secret: &[u8]) -> VerifyKey {
 ///
 /// # Errors
 /// The file cannot be read, holds a private key, or a key of another type.
-pub fn read_public_key(path: &Path) -> Result<VerifyKey, KeyError> {
+pub(crate) fn read_public_key(path: &Path) -> Result<VerifyKey, KeyError> {
     let pem = std::fs::read(path).map_err(|source| KeyError::Read {
         path: path.display().to_string(),
         source,
@@ -98,7 +98,7 @@ pub fn read_public_key(path: &Path) -> Result<VerifyKey, KeyError> {
 ///
 /// # Errors
 /// A message saying what the PEM holds instead of a usable public key.
-pub fn public_key_from_pem(pem: &[u8]) -> Result<VerifyKey, String> {
+pub(crate) fn public_key_from_pem(pem: &[u8]) -> Result<VerifyKey, String> {
     let text = String::from_utf8_lossy(pem);
     if text.contains("PRIVATE KEY-----") {
         return Err(
@@ -147,7 +147,7 @@ pub fn public_key_from_pem(pem: &[u8]) -> Result<VerifyKey, String> {
 /// Why the entry is skipped: an encryption key, a symmetric key (a secret
 /// published in a JWKS is a mistake), an unsupported curve, or an `alg`
 /// that does not fit the key.
-pub fn jwk_key(jwk: &Jwk) -> Result<VerifyKey, String> {
+pub(crate) fn jwk_key(jwk: &Jwk) -> Result<VerifyKey, String> {
     if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
         return Err("an encryption key (use: enc)".into());
     }

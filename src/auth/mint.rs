@@ -42,7 +42,7 @@ struct Claims<'a> {
 ///
 /// # Errors
 /// Signing failed (it does not with an HMAC key).
-pub fn mint(secret: &[u8], spec: &TokenSpec) -> Result<String, String> {
+pub(crate) fn mint(secret: &[u8], spec: &TokenSpec) -> Result<String, String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

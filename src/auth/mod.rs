@@ -1,26 +1,26 @@
-//! Access control: who is calling ([`Caller`]) and what they may do
+//! Access control: who is calling (`Caller`) and what they may do
 //! ([`Rights`]).
 //!
 //! Off unless a key is configured (`--jwt-secret-file`, `--jwt-public-key`
 //! or `--jwks-url`); then every request that is not public carries a JWT
-//! and is authenticated once, in one place ([`Auth::authenticate`], called
+//! and is authenticated once, in one place (`Auth::authenticate`, called
 //! by the HTTP extractor that both SSE paths go through), into a `Caller`
-//! whose rights the handlers check with [`Auth::authorize`]. A token is
+//! whose rights the handlers check with `Auth::authorize`. A token is
 //! taken from, in this order, `Authorization: Bearer`, the session cookie
-//! (`__Host-tailcast_token` or `tailcast_token`, see [`cookie_name`]), and
-//! `?access_token=`, and on the Loki push path only ([`BASIC_AUTH_PATHS`])
+//! (`__Host-tailcast_token` or `tailcast_token`, see `cookie_name`), and
+//! `?access_token=`, and on the Loki push path only (`BASIC_AUTH_PATHS`)
 //! the password of `Authorization: Basic` (what Promtail, Grafana Alloy,
 //! Vector and winston-loki send); the first one found is the one used, and
 //! a bad one is refused, never treated as no token. Channel names are validated before
-//! any right is matched against them ([`Auth::authorize`]).
+//! any right is matched against them (`Auth::authorize`).
 //!
 //! What this module does not do: HTTP statuses and JSON (the `http` module
-//! turns [`AuthError`] into 401/403 answers), and anything per event: a
+//! turns `AuthError` into 401/403 answers), and anything per event: a
 //! stream's rights are checked when it opens, and its token's expiry is one
-//! timer ([`Caller::expires_in`]).
+//! timer (`Caller::expires_in`).
 //!
 //! No token value is ever logged: errors describe tokens without quoting
-//! them, and [`redact`] hides `access_token=` in any URI that is logged.
+//! them, and `redact` hides `access_token=` in any URI that is logged.
 
 pub mod jwks;
 pub mod keys;
@@ -36,22 +36,22 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use tokio_util::sync::CancellationToken;
 
-pub use rights::{Pattern, PatternError, Patterns, Right, Rights};
+pub use rights::{Pattern, Patterns, Right, Rights};
 
 use jwks::{Jwks, Lookup};
 use keys::VerifyKey;
 
 /// Name of the session cookie set by `POST /api/session` over plain HTTP.
-pub const COOKIE_NAME: &str = "tailcast_token";
+pub(crate) const COOKIE_NAME: &str = "tailcast_token";
 
 /// Name of the session cookie over HTTPS or with `--cookie-secure`: the
 /// `__Host-` prefix makes browsers take it only with `Secure`, `Path=/`
 /// and no `Domain`, so no other host or plain-HTTP page can set it.
-pub const SECURE_COOKIE_NAME: &str = "__Host-tailcast_token";
+pub(crate) const SECURE_COOKIE_NAME: &str = "__Host-tailcast_token";
 
 /// The session cookie's name: [`SECURE_COOKIE_NAME`] when `secure` (served
 /// over HTTPS, or `--cookie-secure`), else [`COOKIE_NAME`]. Both are read.
-pub fn cookie_name(secure: bool) -> &'static str {
+pub(crate) fn cookie_name(secure: bool) -> &'static str {
     if secure {
         SECURE_COOKIE_NAME
     } else {
@@ -60,14 +60,14 @@ pub fn cookie_name(secure: bool) -> &'static str {
 }
 
 /// Query parameter that may carry a token.
-pub const QUERY_PARAM: &str = "access_token";
+pub(crate) const QUERY_PARAM: &str = "access_token";
 
 /// Clock leeway for `exp` and `nbf`, in seconds.
-pub const LEEWAY_SECS: u64 = 5;
+pub(crate) const LEEWAY_SECS: u64 = 5;
 
 /// Longest token accepted, in bytes (a request head is at most 16 KiB on
 /// the lean path anyway); a longer one is refused before any parsing.
-pub const MAX_TOKEN: usize = 8 * 1024;
+pub(crate) const MAX_TOKEN: usize = 8 * 1024;
 
 /// Longest wait armed for a stream's expiry; tokens valid for longer are
 /// still refused at their `exp` on the next connection.
@@ -94,7 +94,7 @@ pub struct AuthSettings {
     pub metrics_public: bool,
     /// `--cors-origin` values: explicit origins may send the cookie.
     pub cors_origins: Vec<String>,
-    /// How often the JWKS is fetched again ([`jwks::REFRESH_INTERVAL`]).
+    /// How often the JWKS is fetched again (`jwks::REFRESH_INTERVAL`).
     pub jwks_refresh: Option<Duration>,
 }
 
@@ -109,7 +109,7 @@ impl AuthSettings {
     /// it listens.
     ///
     /// # Errors
-    /// As [`Auth::start`].
+    /// As `Auth::start`.
     pub fn check(&self) -> Result<(), SettingsError> {
         prepare(self).map(drop)
     }
@@ -204,7 +204,7 @@ fn jwks_url(text: &str) -> Result<reqwest::Url, String> {
 /// Whether `host` (a name or an IP address, IPv6 possibly in brackets,
 /// no port) is this machine by definition: `localhost`, `*.localhost`
 /// (RFC 6761), 127.0.0.0/8 or `::1`.
-pub fn is_loopback_name(host: &str) -> bool {
+pub(crate) fn is_loopback_name(host: &str) -> bool {
     let host = host.strip_suffix('.').unwrap_or(host);
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
@@ -265,7 +265,7 @@ impl std::fmt::Debug for Auth {
 
 /// Who is calling, as far as rights go.
 #[derive(Debug, Clone)]
-pub enum Caller {
+pub(crate) enum Caller {
     /// Access control is off: everything is allowed.
     Unrestricted,
     /// No token: only `--anonymous-subscribe` channels.
@@ -276,7 +276,7 @@ pub enum Caller {
 
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenInfo {
+pub(crate) struct TokenInfo {
     /// `sub`, if any (for logs; never the token itself).
     pub sub: Option<String>,
     /// `exp`, seconds since the epoch.
@@ -287,7 +287,7 @@ pub struct TokenInfo {
 
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// No token, and the request needs one.
     #[error("{0}")]
     Missing(String),
@@ -307,7 +307,7 @@ pub enum AuthError {
 
 /// Where a token was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenOrigin {
+pub(crate) enum TokenOrigin {
     /// `Authorization: Bearer`.
     Header,
     /// The session cookie (either name).
@@ -331,7 +331,7 @@ struct Claims {
 
 impl Auth {
     /// Access control off.
-    pub fn off() -> Auth {
+    pub(crate) fn off() -> Auth {
         Auth { verifier: None }
     }
 
@@ -342,7 +342,7 @@ impl Auth {
     /// # Errors
     /// Two key sources, an unreadable or unusable key, a bad URL or
     /// pattern, or `--anonymous-subscribe` without a key.
-    pub async fn start(
+    pub(crate) async fn start(
         settings: &AuthSettings,
         shutdown: CancellationToken,
     ) -> Result<Auth, SettingsError> {
@@ -382,21 +382,13 @@ impl Auth {
     }
 
     /// Whether access control is on.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.verifier.is_some()
     }
 
     /// Whether `/metrics` is public (`--metrics-public`, or access control off).
-    pub fn metrics_public(&self) -> bool {
+    pub(crate) fn metrics_public(&self) -> bool {
         self.verifier.as_ref().is_none_or(|v| v.metrics_public)
-    }
-
-    /// The JWKS cache, when keys come from a JWKS URL.
-    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
-        match &self.verifier.as_deref()?.keys {
-            KeySource::Jwks(jwks) => Some(jwks),
-            KeySource::Static(_) => None,
-        }
     }
 
     /// Authenticates a request from its headers and URI (query string;
@@ -406,7 +398,11 @@ impl Auth {
     /// # Errors
     /// [`AuthError::Invalid`] for a token that is not good: it is never
     /// treated as no token.
-    pub async fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Result<Caller, AuthError> {
+    pub(crate) async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Caller, AuthError> {
         let Some(verifier) = &self.verifier else {
             return Ok(Caller::Unrestricted);
         };
@@ -434,7 +430,7 @@ impl Auth {
     /// # Errors
     /// [`AuthError::Invalid`] saying what is wrong; [`AuthError::Missing`]
     /// when access control is off (there is nothing to sign in to).
-    pub async fn verify(&self, token: &str) -> Result<TokenInfo, AuthError> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<TokenInfo, AuthError> {
         match &self.verifier {
             Some(verifier) => verifier.verify(token).await,
             None => Err(AuthError::Missing(
@@ -450,7 +446,7 @@ impl Auth {
     /// [`AuthError::BadName`] for a name that breaks the naming rules,
     /// [`AuthError::Missing`] for an anonymous caller (a token may help),
     /// [`AuthError::Forbidden`] for a token without the right.
-    pub fn authorize(&self, caller: &Caller, right: Right<'_>) -> Result<(), AuthError> {
+    pub(crate) fn authorize(&self, caller: &Caller, right: Right<'_>) -> Result<(), AuthError> {
         self.authorize_as(caller, right, &right.to_string())
     }
 
@@ -460,7 +456,7 @@ impl Auth {
     ///
     /// # Errors
     /// As [`Auth::authorize`].
-    pub fn authorize_as(
+    pub(crate) fn authorize_as(
         &self,
         caller: &Caller,
         right: Right<'_>,
@@ -487,7 +483,7 @@ impl Auth {
     }
 
     /// Whether `caller` may do `right` (for filtering lists).
-    pub fn may(&self, caller: &Caller, right: Right<'_>) -> bool {
+    pub(crate) fn may(&self, caller: &Caller, right: Right<'_>) -> bool {
         let Some(verifier) = &self.verifier else {
             return true;
         };
@@ -509,7 +505,7 @@ impl Auth {
     ///
     /// # Errors
     /// [`AuthError::Missing`] for an anonymous caller who could see nothing.
-    pub fn authorize_listing(&self, caller: &Caller) -> Result<(), AuthError> {
+    pub(crate) fn authorize_listing(&self, caller: &Caller) -> Result<(), AuthError> {
         match (&self.verifier, caller) {
             (Some(v), Caller::Anonymous) if v.anonymous.is_empty() => {
                 Err(AuthError::Missing(format!(
@@ -526,7 +522,7 @@ impl Auth {
     ///
     /// # Errors
     /// As [`Auth::authorize`].
-    pub fn authorize_metrics(&self, caller: &Caller) -> Result<(), AuthError> {
+    pub(crate) fn authorize_metrics(&self, caller: &Caller) -> Result<(), AuthError> {
         if self.metrics_public() {
             return Ok(());
         }
@@ -539,7 +535,7 @@ impl Caller {
     /// year; `None` without a token. Validation compares whole seconds
     /// (`exp < now - leeway` refuses), so the first refused instant is
     /// `exp + leeway + 1`.
-    pub fn expires_in(&self) -> Option<Duration> {
+    pub(crate) fn expires_in(&self) -> Option<Duration> {
         let Caller::Token(info) = self else {
             return None;
         };
@@ -547,7 +543,7 @@ impl Caller {
     }
 
     /// Whether this caller has admin rights (or access control is off).
-    pub fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         match self {
             Caller::Unrestricted => true,
             Caller::Anonymous => false,
@@ -689,7 +685,7 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
 ///
 /// # Errors
 /// [`AuthError::Invalid`] for an empty bearer token.
-pub fn find_token(
+pub(crate) fn find_token(
     headers: &HeaderMap,
     query: Option<&str>,
     host: Option<&str>,
@@ -733,7 +729,7 @@ pub fn find_token(
 /// credentials but not a bearer token. Nowhere else: a browser may keep
 /// Basic credentials and send them on its own, cross-site too, which
 /// bearer tokens never are.
-pub const BASIC_AUTH_PATHS: [&str; 1] = ["/loki/api/v1/push"];
+pub(crate) const BASIC_AUTH_PATHS: [&str; 1] = ["/loki/api/v1/push"];
 
 /// The password of the request's `Authorization: Basic` credentials, if it
 /// has any.
@@ -741,7 +737,7 @@ pub const BASIC_AUTH_PATHS: [&str; 1] = ["/loki/api/v1/push"];
 /// # Errors
 /// [`AuthError::Invalid`] for credentials that are not base64 of
 /// `user:password` or have an empty password (never quoting them).
-pub fn basic_password(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
+pub(crate) fn basic_password(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
     use base64::Engine as _;
     for value in headers.get_all(header::AUTHORIZATION) {
         let Ok(value) = value.to_str() else { continue };
@@ -772,7 +768,7 @@ pub fn basic_password(headers: &HeaderMap) -> Result<Option<String>, AuthError> 
 }
 
 /// The value of cookie `name`, if the request carries it.
-pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -796,7 +792,7 @@ fn cookie_allowed(headers: &HeaderMap, host: Option<&str>, cookie_origins: &[Str
 
 /// The authority a request was sent to: the URI's (HTTP/2 `:authority`, an
 /// HTTP/1.1 absolute-form target), else the `Host` header.
-pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     uri.authority()
         .map(|a| a.as_str())
         .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
@@ -808,7 +804,7 @@ pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str>
 /// written). The scheme itself is not compared: one port serves one
 /// scheme, and behind a TLS proxy the server cannot see it. `null` is
 /// never anyone's own origin.
-pub fn same_origin(origin: &str, host: &str) -> bool {
+pub(crate) fn same_origin(origin: &str, host: &str) -> bool {
     let (authority, default_port) = if let Some(a) = origin.strip_prefix("https://") {
         (a, 443)
     } else if let Some(a) = origin.strip_prefix("http://") {
@@ -828,7 +824,7 @@ pub fn same_origin(origin: &str, host: &str) -> bool {
 /// `host[:port]` (host possibly a bracketed IPv6 address) split into the
 /// host without brackets or final `.`, and the port (`default` when
 /// none); `None` when the port is not a number.
-pub fn split_authority(authority: &str, default: u16) -> Option<(&str, u16)> {
+pub(crate) fn split_authority(authority: &str, default: u16) -> Option<(&str, u16)> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         (host, after.strip_prefix(':'))
@@ -847,7 +843,7 @@ pub fn split_authority(authority: &str, default: u16) -> Option<(&str, u16)> {
 
 /// `uri` with the value of every `access_token=` query parameter replaced
 /// by `REDACTED`, for logging.
-pub fn redact(uri: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn redact(uri: &str) -> std::borrow::Cow<'_, str> {
     let Some((path, query)) = uri.split_once('?') else {
         return uri.into();
     };

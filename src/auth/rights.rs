@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 
 /// Longest pattern accepted, in bytes (a channel name is at most 128
 /// characters; patterns may add `*`s).
-pub const MAX_PATTERN: usize = 256;
+pub(crate) const MAX_PATTERN: usize = 256;
 
 /// Most patterns in one list of a token, so a huge token cannot make every
 /// check of every request slow.
-pub const MAX_PATTERNS: usize = 256;
+pub(crate) const MAX_PATTERNS: usize = 256;
 
 /// A channel pattern: literal pieces separated by `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]

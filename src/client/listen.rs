@@ -40,10 +40,10 @@ use super::{http_client, rejected, ClientError};
 
 /// Reconnection time used until the server sends `retry:` (the value
 /// browsers use too).
-pub const DEFAULT_RETRY: Duration = Duration::from_secs(3);
+pub(crate) const DEFAULT_RETRY: Duration = Duration::from_secs(3);
 
 /// Longest wait between attempts while the server stays unreachable.
-pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// 401 answers in a row after which a renewable token (file or command)
 /// is given up on.
@@ -51,7 +51,7 @@ const MAX_UNAUTHORIZED: u32 = 3;
 
 /// Event type of tailcast's notice that the stream's token expired; the
 /// stream then ends and is reopened with a fresh token.
-pub const TOKEN_EXPIRED: &str = "token-expired";
+pub(crate) const TOKEN_EXPIRED: &str = "token-expired";
 
 /// Backoff never starts below this, so that `retry: 0` cannot make a
 /// client hammer a server that is down.
@@ -260,7 +260,12 @@ pub async fn run<W: Write>(
 /// The wait before the next attempt: `retry` after a healthy stream, else
 /// capped exponential backoff with jitter (`unit` is a random number in
 /// `[0, 1)`, which picks a point in the upper half of the span).
-pub fn backoff(retry: Duration, max_backoff: Duration, failures: u32, unit: f64) -> Duration {
+pub(crate) fn backoff(
+    retry: Duration,
+    max_backoff: Duration,
+    failures: u32,
+    unit: f64,
+) -> Duration {
     if failures == 0 {
         return retry;
     }
@@ -384,7 +389,7 @@ fn report_skipped(parser: &mut Parser, config: &ListenConfig) {
 /// terminal escaped: C0 characters but tab and newline, and DEL, as
 /// `\xHH`; C1 characters (U+0080 to U+009F) as `\u{HH}`. Everything else,
 /// backslashes included, is copied unchanged.
-pub fn escape_controls(text: &str, buf: &mut Vec<u8>) {
+pub(crate) fn escape_controls(text: &str, buf: &mut Vec<u8>) {
     let mut rest = text;
     while let Some(at) = rest.find(|c: char| is_escaped(c)) {
         buf.extend_from_slice(&rest.as_bytes()[..at]);
@@ -419,7 +424,7 @@ struct JsonEvent<'a> {
 /// stream never set one). Skips it if `--grep` does not match its data.
 /// Control characters are escaped ([`escape_controls`]; in JSON as
 /// `\u00XX`, DEL and C1 included) unless `config.raw`.
-pub fn format_event(event: &Event, config: &ListenConfig, buf: &mut Vec<u8>) {
+pub(crate) fn format_event(event: &Event, config: &ListenConfig, buf: &mut Vec<u8>) {
     if let Some(regex) = &config.grep {
         if !regex.is_match(&event.data) {
             return;

@@ -22,7 +22,7 @@ pub use publish::{PublishConfig, PublishInput};
 pub use token::TokenSource;
 
 /// How long to wait for a TCP (and TLS) connection to be set up.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why `listen` or `publish` stopped with a failure.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +125,7 @@ pub(crate) async fn rejected(url: &str, response: reqwest::Response) -> ClientEr
 ///
 /// # Errors
 /// [`ClientError::Http`] if the TLS backend cannot be set up.
-pub fn http_client() -> Result<reqwest::Client, ClientError> {
+pub(crate) fn http_client() -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("tailcast/", env!("CARGO_PKG_VERSION")))

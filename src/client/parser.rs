@@ -32,13 +32,13 @@ use std::time::Duration;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The event type given to events that have no `event:` field.
-pub const DEFAULT_EVENT_TYPE: &str = crate::sse::DEFAULT_EVENT_TYPE;
+pub(crate) const DEFAULT_EVENT_TYPE: &str = crate::sse::DEFAULT_EVENT_TYPE;
 
 /// Default [`Limits::max_line`]: 1 MiB.
-pub const DEFAULT_MAX_LINE: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_LINE: usize = 1024 * 1024;
 
 /// Default [`Limits::max_event`]: 16 MiB.
-pub const DEFAULT_MAX_EVENT: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_EVENT: usize = 16 * 1024 * 1024;
 
 /// The most a [`Parser`] buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct Event {
     /// The last event id at dispatch time: the latest `id:` seen on the
     /// stream, even from an earlier event; empty when none was ever set.
     pub id: String,
-    /// The `event:` field, or [`DEFAULT_EVENT_TYPE`].
+    /// The `event:` field, or `DEFAULT_EVENT_TYPE`.
     pub event_type: String,
     /// The `data:` lines joined with LF.
     pub data: String,

@@ -5,11 +5,11 @@
 //! string per line, `Content-Type: application/x-ndjson`), which tailcast
 //! publishes as one event per line with consecutive ids, all or nothing.
 //! A batch is whatever stdin has ready when the previous request is
-//! answered, up to [`BATCH_LINES`] lines or [`BATCH_BYTES`] bytes: a fast
+//! answered, up to `BATCH_LINES` lines or `BATCH_BYTES` bytes: a fast
 //! pipe fills batches, a line typed by hand goes out alone at once. One
 //! request is in flight at a time over one keep-alive connection, which
 //! keeps the lines in order; stdin is read ahead meanwhile (at most
-//! [`READ_AHEAD`] lines held).
+//! `READ_AHEAD` lines held).
 //!
 //! A batch refused with 413 (larger than the server's `--max-body`, or
 //! more events than its `--history`) was published not at all, so it is
@@ -36,14 +36,14 @@ use tokio_util::sync::CancellationToken;
 use super::{http_client, rejected, ClientError};
 
 /// Most lines sent in one request.
-pub const BATCH_LINES: usize = 1000;
+pub(crate) const BATCH_LINES: usize = 1000;
 
 /// Most bytes of NDJSON sent in one request (unless one line alone is
 /// longer).
-pub const BATCH_BYTES: usize = 256 * 1024;
+pub(crate) const BATCH_BYTES: usize = 256 * 1024;
 
 /// Most lines read from stdin ahead of the request in flight.
-pub const READ_AHEAD: usize = 4 * BATCH_LINES;
+pub(crate) const READ_AHEAD: usize = 4 * BATCH_LINES;
 
 /// The media type of bulk publish bodies.
 const NDJSON: &str = "application/x-ndjson";

@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use super::ClientError;
 
 /// Longest a `--token-command` may run.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest token read from a file or a command.
 const MAX_TOKEN: u64 = 64 * 1024;

@@ -23,7 +23,7 @@
 /// `b"ab"` then `b"c\n"` gives the same output as `b"abc\n"`. Memory held
 /// stays below `max_line` plus a few bytes, whatever the input.
 #[derive(Debug)]
-pub struct LineSplitter {
+pub(crate) struct LineSplitter {
     max_line: usize,
     /// The current line's bytes not yet emitted. Reused across lines so that
     /// steady-state splitting allocates only the `String`s it hands out.
@@ -44,7 +44,7 @@ const LOOKAHEAD: usize = 4;
 impl LineSplitter {
     /// Creates a splitter that cuts lines longer than `max_line` bytes.
     /// A `max_line` of 0 is treated as 1.
-    pub fn new(max_line: usize) -> Self {
+    pub(crate) fn new(max_line: usize) -> Self {
         LineSplitter {
             max_line: max_line.max(1),
             pending: Vec::new(),
@@ -53,13 +53,8 @@ impl LineSplitter {
         }
     }
 
-    /// The longest piece, in raw bytes, this splitter emits.
-    pub fn max_line(&self) -> usize {
-        self.max_line
-    }
-
     /// Feeds `bytes` and calls `emit` with each line they complete, in order.
-    pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(String)) {
+    pub(crate) fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(String)) {
         self.push_raw(bytes, |piece, _| emit(to_text(piece)));
     }
 
@@ -67,7 +62,7 @@ impl LineSplitter {
     /// position from which reading again gives exactly the lines after
     /// this one (just after the LF, or after a piece's last byte for a cut
     /// or flushed line). Positions count from [`LineSplitter::start_at`].
-    pub fn push_at(&mut self, bytes: &[u8], mut emit: impl FnMut(String, u64)) {
+    pub(crate) fn push_at(&mut self, bytes: &[u8], mut emit: impl FnMut(String, u64)) {
         self.push_raw(bytes, |piece, end| emit(to_text(piece), end));
     }
 
@@ -75,22 +70,22 @@ impl LineSplitter {
     ///
     /// If the next bytes fed are an LF or a CRLF, they are taken as the end of
     /// this flushed line and produce no empty line.
-    pub fn flush(&mut self, mut emit: impl FnMut(String)) {
+    pub(crate) fn flush(&mut self, mut emit: impl FnMut(String)) {
         self.flush_raw(|piece, _| emit(to_text(piece)));
     }
 
     /// [`LineSplitter::flush`] with each line's end, as [`LineSplitter::push_at`].
-    pub fn flush_at(&mut self, mut emit: impl FnMut(String, u64)) {
+    pub(crate) fn flush_at(&mut self, mut emit: impl FnMut(String, u64)) {
         self.flush_raw(|piece, end| emit(to_text(piece), end));
     }
 
     /// Whether bytes of an unfinished line are held.
-    pub fn has_partial(&self) -> bool {
+    pub(crate) fn has_partial(&self) -> bool {
         !self.pending.is_empty()
     }
 
     /// Forgets the held partial line, as when its source has gone.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.pending.clear();
         self.after_flush = false;
     }
@@ -100,7 +95,7 @@ impl LineSplitter {
     /// an LF, so `offset` is the end of a piece emitted before (a flushed
     /// partial line or a cut long line), and an LF or CRLF right there ends
     /// that line rather than making an empty one.
-    pub fn start_at(&mut self, offset: u64, mid_line: bool) {
+    pub(crate) fn start_at(&mut self, offset: u64, mid_line: bool) {
         self.clear();
         self.offset = offset;
         self.after_flush = mid_line;

@@ -162,7 +162,11 @@ pub fn spawn_demo_feed(
                 }
             };
             // With Redis, one node of the cluster publishes the feed.
-            if hub.lead(DEMO_CHANNEL).await && hub.publish(&channel, event, &data).await.is_ok() {
+            let lead = match hub.scale_out() {
+                Some(scale_out) => scale_out.lead(DEMO_CHANNEL).await,
+                None => true,
+            };
+            if lead && hub.publish(&channel, event, &data).await.is_ok() {
                 metrics.events_published.inc();
             }
         }

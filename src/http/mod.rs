@@ -94,7 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .post(access::sign_in)
                 .delete(access::sign_out),
         )
-        .route("/channels/{channel}", post(publish::publish))
+        .route("/channels/{channel}", post(publish::handle))
         .route("/api/broadcast", post(publish::broadcast))
         .route("/api/history", get(history::history))
         .merge(routes::sse_router())
@@ -395,7 +395,8 @@ async fn first_log(
 /// `GET /health`: `200` `ok`, or with Redis unreachable `503` `degraded`.
 async fn health(State(app): State<Arc<AppState>>) -> (StatusCode, Json<HealthAnswer>) {
     let usage = app.hub.usage();
-    let (code, status, redis) = match (app.hub.health(), app.hub.node()) {
+    let node = app.hub.scale_out().map(|s| s.node());
+    let (code, status, redis) = match (app.hub.health(), node) {
         (_, None) => (StatusCode::OK, "ok", None),
         (crate::hub::Health::Ok, Some(_)) => (StatusCode::OK, "ok", Some("ok".to_string())),
         (crate::hub::Health::Degraded(why), Some(_)) => (
@@ -412,7 +413,7 @@ async fn health(State(app): State<Arc<AppState>>) -> (StatusCode, Json<HealthAns
         channels: usage.channels,
         history_events: usage.events,
         history_bytes: usage.bytes,
-        node: app.hub.node().map(str::to_string),
+        node: node.map(str::to_string),
         redis,
     };
     (code, Json(body))
@@ -446,8 +447,12 @@ async fn api_streams(
     let may_see = |name: &str| app.auth.may(&caller, Right::Subscribe(name));
     let admin = caller.is_admin();
     let channels = app.hub.channels().await;
-    let owners = app.hub.log_owners().await;
-    let node = app.hub.node();
+    let scale_out = app.hub.scale_out();
+    let owners = match scale_out {
+        Some(scale_out) => scale_out.log_owners().await,
+        None => std::collections::HashMap::new(),
+    };
+    let node = scale_out.map(|s| s.node());
     let mut out = Vec::new();
     for log in app.streams.list() {
         if !may_see(&log.channel) {

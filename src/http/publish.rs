@@ -541,7 +541,7 @@ fn compact_json(text: &str) -> String {
 /// The head is checked (see [`PublishHead`]) before the body is read; a
 /// refusal is answered at once (the rest of the body is then discarded
 /// behind it, see [`body::answer_then_discard`]).
-pub async fn publish(
+pub async fn handle(
     State(app): State<Arc<AppState>>,
     head: Result<PublishHead, ApiError>,
     version: Version,

@@ -26,6 +26,7 @@ mod id;
 mod memory;
 mod name;
 pub mod redis;
+mod scale_out;
 mod store;
 
 use std::collections::HashMap;
@@ -37,8 +38,10 @@ use tokio_util::sync::CancellationToken;
 pub use event::StoredEvent;
 pub use id::{EventId, NotAnId, Tag, MAX_TAG};
 pub use memory::{MemoryHub, MemorySubscription};
-pub use name::{ChannelKind, ChannelName, BROADCAST_CHANNEL, LOG_PREFIX, MAX_CHANNEL_NAME};
+pub use name::{ChannelKind, ChannelName};
+pub(crate) use name::{LOG_PREFIX, MAX_CHANNEL_NAME};
 pub use redis::{LogOwner, RedisHub, RedisSubscription};
+pub use scale_out::ScaleOut;
 
 /// Told of every event this process commits, after the hub's locks are
 /// released (alerting: see [`crate::alerts`]). Set once with
@@ -55,8 +58,13 @@ pub trait CommitTap: Send + Sync + 'static {
 }
 
 /// An event as the hub would store it, for tests of what taps receive.
-#[doc(hidden)]
-pub fn test_event(seq: u64, channel: &str, event_type: &str, data: &str) -> Arc<StoredEvent> {
+#[cfg(test)]
+pub(crate) fn test_event(
+    seq: u64,
+    channel: &str,
+    event_type: &str,
+    data: &str,
+) -> Arc<StoredEvent> {
     let pending = crate::sse::PendingEvent::encode(event_type, data);
     let allocated = pending.allocated();
     let tag = Tag::new("0000test").expect("a tag");
@@ -269,16 +277,6 @@ pub struct HistoryPage {
     pub next_before: Option<String>,
 }
 
-/// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
-/// starting with a letter or digit. Prefer [`ChannelName::parse`], which
-/// keeps the result.
-///
-/// # Errors
-/// [`HubError::InvalidName`] saying which rule the name breaks.
-pub fn validate_channel_name(name: &str) -> Result<(), HubError> {
-    ChannelName::parse(name).map(drop)
-}
-
 /// Why a subscriber is told that it missed events of a channel (the
 /// `reason` of a `reset` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -368,7 +366,7 @@ pub struct ChannelRequest {
     pub tail: usize,
     /// Added by the server (the broadcast channel), not asked for by the
     /// client: after an unknown id it gets a `reset` only if it holds events.
-    /// (The memory hub, with or without a log, treats every channel so: a
+    /// (The memory hub, with or without a WAL, treats every channel so: a
     /// channel that never had an event gets no `reset`.)
     pub implicit: bool,
 }
@@ -504,7 +502,7 @@ impl LogPublisher {
     /// # Errors
     /// The memory hub's refusals; with Redis, a full queue (Redis has been
     /// unreachable for a while).
-    pub fn publish(
+    pub fn send_line(
         &self,
         line: &str,
         source: Option<crate::follow::FilePosition>,
@@ -533,18 +531,18 @@ impl Hub {
     }
 
     /// An in-memory hub with these limits, fed through the write-ahead log
-    /// `log`: every event is appended to it first, ids survive restarts,
+    /// `wal`: every event is appended to it first, ids survive restarts,
     /// and what leaves the memory is read back from disk. The memory starts
-    /// with the newest `warm_bytes` of the log.
+    /// with the newest `warm_bytes` of the WAL.
     ///
     /// # Errors
-    /// The log cannot be read.
+    /// The WAL cannot be read.
     pub fn durable(
         limits: HubLimits,
-        log: Arc<crate::wal::Wal>,
+        wal: Arc<crate::wal::Wal>,
         warm_bytes: u64,
     ) -> Result<Hub, HubError> {
-        MemoryHub::with_log(limits, log, warm_bytes)
+        MemoryHub::with_log(limits, wal, warm_bytes)
             .map(|hub| Hub::Memory(Arc::new(hub)))
             .map_err(|e| HubError::Log(e.to_string()))
     }
@@ -565,7 +563,7 @@ impl Hub {
 
     /// Retained events of `channel` older than the event `before` (or the
     /// newest), newest first, whose data passes `filter`: at most `limit`.
-    /// Read from the log when there is one (on the blocking pool), from the
+    /// Read from the WAL when there is one (on the blocking pool), from the
     /// channel's stream in Redis with `--redis`, else from memory. A read
     /// looks at a bounded amount of history; a page can so hold fewer than
     /// `limit` events with a `next_before` to go on from.
@@ -584,7 +582,7 @@ impl Hub {
             Hub::Memory(hub) => {
                 let (hub, channel) = (hub.clone(), channel.clone());
                 let before = before.map(str::to_string);
-                // Reading the log is file I/O, and a regex over many events
+                // Reading the WAL is file I/O, and a regex over many events
                 // is CPU: neither runs on the async workers.
                 tokio::task::spawn_blocking(move || {
                     hub.history(&channel, before.as_deref(), limit, &filter)
@@ -811,11 +809,13 @@ impl Hub {
         }
     }
 
-    /// This node's name in a cluster (`None` in memory).
-    pub fn node(&self) -> Option<&str> {
+    /// What only a hub shared with other nodes can do (node name, log
+    /// stream claims, leases): `Some` with Redis, `None` for a hub of one
+    /// process.
+    pub fn scale_out(&self) -> Option<ScaleOut<'_>> {
         match self {
             Hub::Memory(_) => None,
-            Hub::Redis(hub) => Some(hub.node_name()),
+            Hub::Redis(hub) => Some(ScaleOut::new(hub)),
         }
     }
 
@@ -827,49 +827,6 @@ impl Hub {
                 channel: channel.clone(),
             },
             Hub::Redis(hub) => LogPublisher::Redis(hub.log_queue(channel, path)),
-        }
-    }
-
-    /// Claims log channel `channel` for this node (a no-op in memory).
-    ///
-    /// # Errors
-    /// [`HubError::Claimed`] when another node follows it; unavailable.
-    pub async fn claim_log(&self, channel: &ChannelName, path: &str) -> Result<(), HubError> {
-        match self {
-            Hub::Memory(_) => Ok(()),
-            Hub::Redis(hub) => hub.claim_log(channel, path).await,
-        }
-    }
-
-    /// Tells other nodes the state of a log stream this node follows.
-    pub fn set_log_state(&self, channel: &ChannelName, state: &str) {
-        if let Hub::Redis(hub) = self {
-            hub.set_log_state(channel, state);
-        }
-    }
-
-    /// Who follows each log stream of the cluster, by channel (empty in
-    /// memory: every log stream is this process's).
-    pub async fn log_owners(&self) -> HashMap<String, LogOwner> {
-        match self {
-            Hub::Memory(_) => HashMap::new(),
-            Hub::Redis(hub) => hub.log_owners().await,
-        }
-    }
-
-    /// Whether this node should do the work leased as `what` (only one node
-    /// of a cluster does; always true in memory).
-    pub async fn lead(&self, what: &str) -> bool {
-        match self {
-            Hub::Memory(_) => true,
-            Hub::Redis(hub) => hub.lead(what).await,
-        }
-    }
-
-    /// Gives up this node's claims (at shutdown).
-    pub async fn release_claims(&self) {
-        if let Hub::Redis(hub) = self {
-            hub.release_claims().await;
         }
     }
 }
@@ -887,6 +844,9 @@ impl Subscription {
     }
 
     /// Deliveries that are ready now, without waiting (may be empty).
+    /// Test-only API (unit tests, and benches through the `test-util`
+    /// feature): the server always waits with [`Subscription::next_batch`].
+    #[cfg(any(test, feature = "test-util"))]
     pub fn ready_batch(&mut self) -> Vec<Delivery> {
         match self {
             Subscription::Memory(sub) => sub.ready_batch(),
@@ -898,6 +858,14 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hub of one process has no cluster-only operation to offer; the
+    /// Redis side is covered by `tests/redis.rs` (claims, `/health`'s node,
+    /// `/api/streams`' owners) through the real binary.
+    #[test]
+    fn a_memory_hub_is_not_scaled_out() {
+        assert!(Hub::memory(HubLimits::default()).scale_out().is_none());
+    }
 
     #[test]
     fn reset_reasons_are_sent_as_text() {

@@ -14,14 +14,14 @@ use std::sync::{Arc, LazyLock};
 use super::HubError;
 
 /// The channel that carries broadcasts; every subscription includes it.
-pub const BROADCAST_CHANNEL: &str = "broadcast";
+pub(crate) const BROADCAST_CHANNEL: &str = "broadcast";
 
 /// Prefix of the read-only channels that carry log streams.
-pub const LOG_PREFIX: &str = "log:";
+pub(crate) const LOG_PREFIX: &str = "log:";
 
 /// Longest allowed channel name, in characters (all of them ASCII, so also
 /// in bytes).
-pub const MAX_CHANNEL_NAME: usize = 128;
+pub(crate) const MAX_CHANNEL_NAME: usize = 128;
 
 /// What a channel is, decided from its name alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

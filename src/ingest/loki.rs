@@ -2,15 +2,15 @@
 //! Alloy, Vector's `loki` sink, Fluent Bit's `loki` output and the
 //! language clients send, turned into [`Record`]s.
 //!
-//! Two formats, chosen by `Content-Type` ([`Format::of`]):
+//! Two formats, chosen by `Content-Type` (`Format::of`):
 //!
 //! - **protobuf** (`application/x-protobuf`, or no `Content-Type`, as Loki
-//!   itself assumes): a [`PushRequest`] compressed with snappy's *block*
+//!   itself assumes): a `PushRequest` compressed with snappy's *block*
 //!   (raw) format, always: Promtail sends it without `Content-Encoding`,
 //!   Vector with `Content-Encoding: snappy`. [`unsnap`] checks the length
 //!   the snappy header claims against the limit before it allocates.
 //!   Stream labels arrive as a Prometheus label string (`{a="b", c="d"}`),
-//!   read leniently by [`parse_labels`].
+//!   read leniently by `parse_labels`.
 //! - **JSON** (`application/json`): `{"streams":[{"stream":{labels},
 //!   "values":[["<ns>","<line>",{metadata}]]}]}`; also Loki's older shape
 //!   `{"streams":[{"labels":"{a=\"b\"}","entries":[{"ts":"<RFC 3339>",
@@ -34,11 +34,11 @@ use serde::Deserialize;
 use super::{IngestError, Labels, Record, MAX_LABELS};
 
 /// Labels whose value is a record's level, in order of preference.
-pub const LEVEL_LABELS: [&str; 3] = ["level", "severity", "detected_level"];
+pub(crate) const LEVEL_LABELS: [&str; 3] = ["level", "severity", "detected_level"];
 
 /// The two body formats of a Loki push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Snappy-compressed protobuf `PushRequest`.
     Protobuf,
     /// JSON `{"streams": [...]}`.
@@ -50,7 +50,7 @@ impl Format {
     /// `application/json` is JSON; `application/x-protobuf`,
     /// `application/protobuf` and none at all are protobuf. `None` for
     /// anything else.
-    pub fn of(content_type: &str) -> Option<Format> {
+    pub(crate) fn of(content_type: &str) -> Option<Format> {
         match content_type {
             "application/json" => Some(Format::Json),
             "" | "application/x-protobuf" | "application/protobuf" => Some(Format::Protobuf),
@@ -61,7 +61,7 @@ impl Format {
 
 /// `google.protobuf.Timestamp`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Timestamp {
+pub(crate) struct Timestamp {
     /// Seconds since the Unix epoch.
     #[prost(int64, tag = "1")]
     pub seconds: i64,
@@ -75,7 +75,7 @@ pub struct Timestamp {
 /// Text fields are declared `bytes` (the same wire type as `string`) so
 /// that invalid UTF-8 is replaced rather than failing the whole request.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct PushRequest {
+pub(crate) struct PushRequest {
     /// The streams.
     #[prost(message, repeated, tag = "1")]
     pub streams: Vec<StreamAdapter>,
@@ -83,7 +83,7 @@ pub struct PushRequest {
 
 /// One stream: its labels and entries.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct StreamAdapter {
+pub(crate) struct StreamAdapter {
     /// Prometheus label string, e.g. `{job="nginx", host="web-1"}`.
     #[prost(bytes = "vec", tag = "1")]
     pub labels: Vec<u8>,
@@ -97,7 +97,7 @@ pub struct StreamAdapter {
 
 /// One log entry.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct EntryAdapter {
+pub(crate) struct EntryAdapter {
     /// When it was logged.
     #[prost(message, optional, tag = "1")]
     pub timestamp: Option<Timestamp>,
@@ -111,7 +111,7 @@ pub struct EntryAdapter {
 
 /// One structured metadata pair.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct LabelPairAdapter {
+pub(crate) struct LabelPairAdapter {
     /// The name.
     #[prost(bytes = "vec", tag = "1")]
     pub name: Vec<u8>,
@@ -199,7 +199,7 @@ pub fn parse_protobuf(bytes: &[u8]) -> Result<Vec<Record>, IngestError> {
 /// # Errors
 /// [`IngestError::Invalid`] naming what is wrong (and where: stream and
 /// entry index); [`IngestError::TooManyLabels`].
-pub fn parse_json(bytes: &[u8]) -> Result<Vec<Record>, IngestError> {
+pub(crate) fn parse_json(bytes: &[u8]) -> Result<Vec<Record>, IngestError> {
     let text = String::from_utf8_lossy(bytes);
     let push: JsonPush = serde_json::from_str(&text)
         .map_err(|e| IngestError::Invalid(format!("the body is not a Loki JSON push: {e}")))?;
@@ -403,7 +403,7 @@ impl<'de> Deserialize<'de> for JsonValue {
 /// # Errors
 /// [`IngestError::Invalid`] saying what is wrong and where;
 /// [`IngestError::TooManyLabels`] for more than [`MAX_LABELS`] pairs.
-pub fn parse_labels(text: &str) -> Result<Labels, IngestError> {
+pub(crate) fn parse_labels(text: &str) -> Result<Labels, IngestError> {
     let trimmed = text.trim();
     let mut labels = Labels::new();
     if trimmed.is_empty() {

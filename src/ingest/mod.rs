@@ -20,17 +20,17 @@ use crate::hub::{ChannelKind, ChannelName, MAX_CHANNEL_NAME};
 
 /// String labels of a record (Loki stream labels, OTLP resource and record
 /// attributes, syslog fields), sorted by name.
-pub type Labels = BTreeMap<String, String>;
+pub(crate) type Labels = BTreeMap<String, String>;
 
 /// Most labels one record may carry; more is a request that can never be
 /// accepted.
 pub const MAX_LABELS: usize = 256;
 
 /// Channel of a record that names none.
-pub const DEFAULT_CHANNEL: &str = "ingest";
+pub(crate) const DEFAULT_CHANNEL: &str = "ingest";
 
 /// Labels that name a record's channel, in order of preference.
-pub const CHANNEL_LABELS: [&str; 7] = [
+pub(crate) const CHANNEL_LABELS: [&str; 7] = [
     "channel",
     "service_name",
     "service.name",
@@ -41,7 +41,7 @@ pub const CHANNEL_LABELS: [&str; 7] = [
 ];
 
 /// Event type of every ingested record.
-pub const EVENT_TYPE: &str = "message";
+pub(crate) const EVENT_TYPE: &str = "message";
 
 /// One log record from a shipper.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -108,19 +108,19 @@ impl Record {
 
 /// `ns` nanoseconds since the Unix epoch as RFC 3339 UTC with nine
 /// fraction digits, e.g. `2026-12-07T06:00:00.123456789Z`.
-pub fn rfc3339_nanos(ns: i64) -> String {
+pub(crate) fn rfc3339_nanos(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// Now, in nanoseconds since the Unix epoch.
-pub fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 /// The channel of a record: `explicit` (`?channel=` on the URL, checked
 /// at the request head) if given; otherwise the first present of
-/// [`CHANNEL_LABELS`], reduced to channel characters; otherwise
-/// [`DEFAULT_CHANNEL`].
+/// `CHANNEL_LABELS`, reduced to channel characters; otherwise
+/// `DEFAULT_CHANNEL`.
 pub fn channel_for(explicit: Option<&ChannelName>, labels: &Labels) -> ChannelName {
     if let Some(channel) = explicit {
         return channel.clone();
@@ -137,7 +137,7 @@ pub fn channel_for(explicit: Option<&ChannelName>, labels: &Labels) -> ChannelNa
 /// with a letter or digit, and at most 128 characters are kept. `None`
 /// for text with nothing usable. A name that would be a reserved channel
 /// (`broadcast`) gets a trailing `_`.
-pub fn reduce_to_channel(text: &str) -> Option<ChannelName> {
+pub(crate) fn reduce_to_channel(text: &str) -> Option<ChannelName> {
     let mut name: String = text
         .trim()
         .chars()

@@ -1,6 +1,6 @@
 //! OTLP/HTTP logs (`POST /v1/logs`): the `ExportLogsServiceRequest` of
 //! the OpenTelemetry protocol, as protobuf ([`parse_protobuf`]) or as
-//! OTLP JSON ([`parse_json`]), into [`Record`]s.
+//! OTLP JSON (`parse_json`), into [`Record`]s.
 //!
 //! The messages are declared by hand with `prost` derive ([`proto`]; field
 //! numbers from opentelemetry-proto's `logs/v1/logs.proto`,
@@ -16,7 +16,7 @@
 //! - `time`: `time_unix_nano`, else `observed_time_unix_nano` (0, or a
 //!   value past the year 2262, counts as absent), else the receive time;
 //! - `line`: the body; a string body as it is, any other body as compact
-//!   JSON text (see [`value_json`]), no body as `""`;
+//!   JSON text (see `value_json`), no body as `""`;
 //! - `level`: `severity_text` in lower case, else `severity_number` mapped
 //!   to `trace`/`debug`/`info`/`warn`/`error`/`fatal`, else a `level` or
 //!   `severity` label in lower case, else none;
@@ -266,7 +266,7 @@ pub fn parse_protobuf(body: &[u8]) -> Result<Vec<Record>, IngestError> {
 /// [`IngestError::Invalid`] for text that is not OTLP JSON, naming the
 /// field that is wrong (`resourceLogs[0].scopeLogs[0].logRecords[2].
 /// timeUnixNano: ...`); [`IngestError::TooManyLabels`].
-pub fn parse_json(body: &[u8]) -> Result<Vec<Record>, IngestError> {
+pub(crate) fn parse_json(body: &[u8]) -> Result<Vec<Record>, IngestError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let request: json::Request = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -336,7 +336,7 @@ fn record(resource: &Labels, log: proto::LogRecord) -> Record {
 }
 
 /// The level of a record: `text` in lower case, else `number` mapped.
-pub fn level(text: &str, number: i32) -> Option<String> {
+pub(crate) fn level(text: &str, number: i32) -> Option<String> {
     let text = text.trim();
     if !text.is_empty() {
         return Some(text.to_lowercase());
@@ -374,7 +374,7 @@ fn labels_of(attributes: Vec<proto::KeyValue>) -> Labels {
 /// `"-Infinity"`), an array as an array, a key-value list as an object
 /// (keys sorted, a later duplicate key winning), bytes as their base64 text, an empty value as
 /// `null`.
-pub fn value_json(value: &Value) -> serde_json::Value {
+pub(crate) fn value_json(value: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     let any = |v: Option<&proto::AnyValue>| match v.and_then(|v| v.value.as_ref()) {
         Some(v) => value_json(v),
@@ -425,15 +425,15 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// The answer to a request taken whole: no partial success.
-pub fn response_protobuf() -> Vec<u8> {
+pub(crate) fn response_protobuf() -> Vec<u8> {
     proto::ExportLogsServiceResponse::default().encode_to_vec()
 }
 
 /// The answer to a request taken whole, as OTLP JSON.
-pub const RESPONSE_JSON: &str = "{}";
+pub(crate) const RESPONSE_JSON: &str = "{}";
 
 /// A `google.rpc.Status` with `code` and `message`, as protobuf.
-pub fn status_protobuf(code: i32, message: &str) -> Vec<u8> {
+pub(crate) fn status_protobuf(code: i32, message: &str) -> Vec<u8> {
     proto::Status {
         code,
         message: message.to_string(),
@@ -442,7 +442,7 @@ pub fn status_protobuf(code: i32, message: &str) -> Vec<u8> {
 }
 
 /// A `google.rpc.Status` with `code` and `message`, as JSON.
-pub fn status_json(code: i32, message: &str) -> String {
+pub(crate) fn status_json(code: i32, message: &str) -> String {
     serde_json::json!({ "code": code, "message": message }).to_string()
 }
 

@@ -24,7 +24,7 @@ use super::{reduce_to_channel, IngestError, Labels, Record};
 use crate::hub::{ChannelKind, ChannelName};
 
 /// Default `--syslog-channel`.
-pub const DEFAULT_TEMPLATE: &str = "syslog";
+pub(crate) const DEFAULT_TEMPLATE: &str = "syslog";
 
 /// What stands in for a missing or unusable `{host}` or `{app}`.
 const UNKNOWN: &str = "unknown";
@@ -34,7 +34,7 @@ const UNKNOWN: &str = "unknown";
 const MAX_COUNT_DIGITS: usize = 9;
 
 /// The level of a syslog severity (see the module header).
-pub fn level_of(severity: SyslogSeverity) -> &'static str {
+pub(crate) fn level_of(severity: SyslogSeverity) -> &'static str {
     match severity {
         SyslogSeverity::SEV_EMERG => "emerg",
         SyslogSeverity::SEV_ALERT => "alert",
@@ -205,7 +205,7 @@ fn fill(template: &str, host: &str, app: &str) -> String {
 
 /// Why a TCP connection's byte stream cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// A frame (octet count or line) longer than the limit.
     #[error("a frame of more than {limit} bytes")]
     TooLarge {
@@ -220,7 +220,7 @@ pub enum FrameError {
 /// How a TCP connection frames its messages (RFC 6587), decided by its
 /// first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum TcpFraming {
     /// `LEN SP MSG`: the connection's first byte is a digit.
     OctetCounting,
     /// Messages ending with LF: anything else (a message starts with `<`).
@@ -230,8 +230,8 @@ pub enum Framing {
 /// Splits a TCP connection's bytes into frames. Feed it the connection's
 /// buffer after each read; it takes complete frames off its front.
 #[derive(Debug)]
-pub struct Framer {
-    framing: Option<Framing>,
+pub(crate) struct Framer {
+    framing: Option<TcpFraming>,
     max_frame: usize,
     /// LF framing: bytes of the buffer already searched for LF.
     searched: usize,
@@ -240,7 +240,7 @@ pub struct Framer {
 impl Framer {
     /// A framer for a new connection, refusing frames over `max_frame`
     /// bytes.
-    pub fn new(max_frame: usize) -> Framer {
+    pub(crate) fn new(max_frame: usize) -> Framer {
         Framer {
             framing: None,
             max_frame,
@@ -249,7 +249,8 @@ impl Framer {
     }
 
     /// The connection's framing, once its first byte arrived.
-    pub fn framing(&self) -> Option<Framing> {
+    #[cfg(test)]
+    pub(crate) fn framing(&self) -> Option<TcpFraming> {
         self.framing
     }
 
@@ -259,19 +260,19 @@ impl Framer {
     ///
     /// # Errors
     /// [`FrameError`]: the connection must be closed.
-    pub fn next_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+    pub(crate) fn next_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         loop {
             if buf.is_empty() {
                 return Ok(None);
             }
             let framing = *self.framing.get_or_insert(if buf[0].is_ascii_digit() {
-                Framing::OctetCounting
+                TcpFraming::OctetCounting
             } else {
-                Framing::NonTransparent
+                TcpFraming::NonTransparent
             });
             let frame = match framing {
-                Framing::OctetCounting => self.octet_counted(buf)?,
-                Framing::NonTransparent => self.line(buf)?,
+                TcpFraming::OctetCounting => self.octet_counted(buf)?,
+                TcpFraming::NonTransparent => self.line(buf)?,
             };
             match frame {
                 Some(frame) if frame.is_empty() => continue,
@@ -351,14 +352,14 @@ impl Framer {
     ///
     /// # Errors
     /// [`FrameError::BadCount`] for a truncated octet-counted frame.
-    pub fn finish(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+    pub(crate) fn finish(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         if let Some(frame) = self.next_frame(buf)? {
             return Ok(Some(frame));
         }
         let rest = buf.split().freeze();
         match self.framing {
             _ if rest.iter().all(|b| matches!(b, b'\n' | b'\r')) => Ok(None),
-            Some(Framing::OctetCounting) => Err(FrameError::BadCount),
+            Some(TcpFraming::OctetCounting) => Err(FrameError::BadCount),
             _ => {
                 let end = rest.len() - usize::from(rest.last() == Some(&b'\r'));
                 Ok(Some(rest.slice(..end)))
@@ -484,7 +485,7 @@ mod tests {
             frames(&mut framer, b"<13>a\r\n\n<13>b\n<13>c").unwrap(),
             ["<13>a", "<13>b"]
         );
-        assert_eq!(framer.framing(), Some(Framing::NonTransparent));
+        assert_eq!(framer.framing(), Some(TcpFraming::NonTransparent));
         let mut buf = BytesMut::from(&b"<13>c\r"[..]);
         assert_eq!(framer.finish(&mut buf).unwrap().unwrap(), &b"<13>c"[..]);
     }
@@ -496,7 +497,7 @@ mod tests {
             frames(&mut framer, b"5 <13>a\n7 <13>b\nc5 <1").unwrap(),
             ["<13>a", "<13>b\nc"]
         );
-        assert_eq!(framer.framing(), Some(Framing::OctetCounting));
+        assert_eq!(framer.framing(), Some(TcpFraming::OctetCounting));
         let mut buf = BytesMut::from(&b"5 <1"[..]);
         assert_eq!(framer.finish(&mut buf), Err(FrameError::BadCount));
     }

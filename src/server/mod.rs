@@ -149,7 +149,9 @@ pub async fn run(
     let connections = Connections::new(state, demo_dir, tls, listening, &tracker, &shutdown)?;
     ready(&started);
     let served = serve(listener, connections.clone()).await;
-    connections.hub.release_claims().await;
+    if let Some(scale_out) = connections.hub.scale_out() {
+        scale_out.release_claims().await;
+    }
     tracker.close();
     let _ = tokio::time::timeout(TASK_GRACE, tracker.wait()).await;
     if let Some(log) = log {
@@ -260,9 +262,11 @@ async fn start_app(
     };
 
     // With Redis, no other node may follow the same stream names.
-    for log in streams.list() {
-        if let Err(e) = hub.claim_log(&log.channel, &log.path).await {
-            return Err(io::Error::other(e.to_string()));
+    if let Some(scale_out) = hub.scale_out() {
+        for log in streams.list() {
+            if let Err(e) = scale_out.claim_log(&log.channel, &log.path).await {
+                return Err(io::Error::other(e.to_string()));
+            }
         }
     }
 
