@@ -12,10 +12,16 @@
 //! - segments named after their first sequence number, each a 24-byte
 //!   header (magic, epoch, first sequence number, CRC) and records (see
 //!   [`record`] for the bytes). The newest segment is the only one written;
-//!   it is sealed (fsynced) and a new one started past
-//!   [`WalOptions::segment_bytes`].
+//!   past [`WalOptions::segment_bytes`] a new one is started (a roll). An
+//!   append does no fsync, a roll included: the syncer thread seals the
+//!   old segment (fsync), syncs the new one and the directory before the
+//!   durable watermark passes the roll (see `sync.rs`), so an append never
+//!   waits for the disk and never holds the hub's commit lock through an
+//!   fsync.
 //! - retention drops whole segments, oldest first, while the log is larger
-//!   than `--retention-bytes`; the newest segment always stays.
+//!   than `--retention-bytes`; the newest segment always stays. It runs on
+//!   the syncer thread after a roll (and at open), so the log may exceed
+//!   the figure by the segments rolled since the syncer last ran.
 //! - `dropped.json`: per channel, the newest record retention dropped, so
 //!   that after a restart only channels that lost records are reset (see
 //!   `dropped.rs`).
@@ -244,6 +250,23 @@ struct Writer {
     poisoned: Option<Arc<str>>,
     /// Reused encoding buffer.
     buf: Vec<u8>,
+    /// Segments rolled away from and not yet sealed (fsynced), oldest
+    /// first: the syncer seals them before it moves the durable watermark.
+    unsealed: Vec<Arc<File>>,
+    /// A segment was created since the directory was last synced.
+    dir_dirty: bool,
+}
+
+/// What the syncer must make durable: taken from the writer in one go.
+pub(crate) struct Unsynced {
+    /// The newest segment.
+    file: Arc<File>,
+    /// Records up to here are in it or in `unsealed`.
+    written: u64,
+    /// Older segments to seal first.
+    unsealed: Vec<Arc<File>>,
+    /// The directory must be synced (a segment was created).
+    dir_dirty: bool,
 }
 
 /// State shared with the syncer thread.
@@ -268,11 +291,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The open newest file and the last sequence number written to it (or
-    /// to a sealed, already synced segment).
-    fn written(&self) -> Option<(Arc<File>, u64)> {
-        let w = self.writer.lock().ok()?;
-        Some((w.file.clone(), w.last_seq))
+    /// The open newest file, the last sequence number written, and the
+    /// rolled segments and directory still to sync: the syncer's work,
+    /// taken (the writer forgets the segments to seal).
+    fn take_unsynced(&self) -> Option<Unsynced> {
+        let mut w = self.writer.lock().ok()?;
+        Some(Unsynced {
+            file: w.file.clone(),
+            written: w.last_seq,
+            unsealed: std::mem::take(&mut w.unsealed),
+            dir_dirty: std::mem::take(&mut w.dir_dirty),
+        })
     }
 
     fn poison(&self, why: &Arc<str>) {
@@ -295,32 +324,17 @@ impl Shared {
         self.segments.read().expect("segments lock").clone()
     }
 
-    /// Seals the current segment (fsync) and starts one whose first record
-    /// will be `first_seq`.
+    /// Starts a segment whose first record will be `first_seq` and writes
+    /// on there. No fsync here (the writer's lock, and so the hub's commit
+    /// lock, is held): the old segment is left to the syncer to seal, the
+    /// new one's header and name to it to sync, and retention to it too;
+    /// the syncer is woken for that.
     fn roll(&self, w: &mut Writer, first_seq: u64) -> Result<(), WalError> {
-        if let Err(e) = w.file.sync_data() {
-            let why: Arc<str> = format!(
-                "fsync of the event log failed while sealing {}: {e}",
-                w.segment.path.display()
-            )
-            .into();
-            tracing::error!("{why}; refusing further events until restart");
-            w.poisoned = Some(why.clone());
-            self.sync
-                .durable
-                .send_modify(|d| d.error = Some(why.clone()));
-            return Err(WalError::Poisoned(why));
-        }
-        self.sync.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let sealed_through = w.last_seq;
-        self.sync
-            .durable
-            .send_modify(|d| d.seq = d.seq.max(sealed_through));
         let header = Header {
             epoch: w.segment.header.epoch,
             first_seq,
         };
-        let (path, file) = segment::create(&self.dir, header).map_err(io_error(format!(
+        let (path, file) = segment::create(&self.dir, header, false).map_err(io_error(format!(
             "creating a segment in {}",
             self.dir.display()
         )))?;
@@ -333,9 +347,11 @@ impl Shared {
             .write()
             .expect("segments lock")
             .push(segment.clone());
-        w.file = Arc::new(file);
+        let sealed = std::mem::replace(&mut w.file, Arc::new(file));
+        w.unsealed.push(sealed);
+        w.dir_dirty = true;
         w.segment = segment;
-        self.enforce_retention();
+        self.sync.rolled();
         Ok(())
     }
 
@@ -475,7 +491,7 @@ impl Wal {
                     segments.pop();
                 }
             }
-            let (path, _) = segment::create(&dir, header)
+            let (path, _) = segment::create(&dir, header, true)
                 .map_err(io_error(format!("creating a segment in {}", dir.display())))?;
             segments.push(Arc::new(Segment {
                 header,
@@ -516,6 +532,8 @@ impl Wal {
                 last_seq,
                 poisoned: None,
                 buf: Vec::new(),
+                unsealed: Vec::new(),
+                dir_dirty: false,
             }),
             segments: RwLock::new(segments),
             names,
@@ -631,8 +649,8 @@ impl Wal {
     /// Waits until every record up to `seq` is on disk. Under
     /// `--fsync always` the syncer is woken at once and one fsync serves
     /// every waiter that arrived before it began; otherwise the wait lasts
-    /// until the next timed sync (at most the interval), or is immediate
-    /// after a roll.
+    /// until the next timed sync (at most the interval), or until the
+    /// syncer has sealed a roll, whichever comes first.
     ///
     /// # Errors
     /// [`WalError::Poisoned`] if an fsync failed.
