@@ -53,7 +53,7 @@
 //! inserted (so before anyone can see it; one write into the page cache,
 //! never an fsync: the log's syncer thread does those, a roll's included),
 //! the async publish functions wait after the lock for the fsync
-//! `--fsync always` asks ([`MemoryHub::settle`]), a channel starts with
+//! `--fsync always` asks (`MemoryHub::settle`), a channel starts with
 //! `evicted_through` at the current sequence (older events may be on disk),
 //! and a subscriber whose cursor is behind what the memory holds reads the
 //! gap back from the log instead of getting a `reset` (see
