@@ -638,8 +638,9 @@ async fn retention_by_bytes_drops_the_oldest_segments_whole() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    // Retention runs on the log's syncer right after a roll: the log is
-    // back within the figure soon after the last publish.
+    // The log's syncer deletes the segments retention took out of
+    // service right after a roll: the disk is back within the figure soon
+    // after the last publish.
     eventually("the log within --retention-bytes", || async {
         let total: u64 = d
             .segments()

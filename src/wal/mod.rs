@@ -19,9 +19,10 @@
 //!   waits for the disk and never holds the hub's commit lock through an
 //!   fsync.
 //! - retention drops whole segments, oldest first, while the log is larger
-//!   than `--retention-bytes`; the newest segment always stays. It runs on
-//!   the syncer thread after a roll (and at open), so the log may exceed
-//!   the figure by the segments rolled since the syncer last ran.
+//!   than `--retention-bytes`; the newest segment always stays. A roll
+//!   takes them out of service at once; the syncer thread records them in
+//!   `dropped.json` and deletes their files right after, so the disk may
+//!   briefly hold a segment or two more.
 //! - `dropped.json`: per channel, the newest record retention dropped, so
 //!   that after a restart only channels that lost records are reset (see
 //!   `dropped.rs`).
@@ -285,6 +286,11 @@ pub(crate) struct Shared {
     names: Mutex<HashSet<Arc<str>>>,
     /// What retention dropped, per channel (kept in `dropped.json`).
     dropped: Mutex<Dropped>,
+    /// Segments retention took out of service whose files are still to
+    /// delete (std mutex, held only to push or take).
+    retired: Mutex<Vec<PathBuf>>,
+    /// Held while retired segments are recorded and deleted: one at a time.
+    removing: Mutex<()>,
     sync: sync::SyncShared,
     /// Mirror of the writer's `last_seq`, readable without its lock.
     last_seq: AtomicU64,
@@ -325,10 +331,11 @@ impl Shared {
     }
 
     /// Starts a segment whose first record will be `first_seq` and writes
-    /// on there. No fsync here (the writer's lock, and so the hub's commit
-    /// lock, is held): the old segment is left to the syncer to seal, the
-    /// new one's header and name to it to sync, and retention to it too;
-    /// the syncer is woken for that.
+    /// on there, and takes what retention drops out of service. No fsync
+    /// here (the writer's lock, and so the hub's commit lock, is held): the
+    /// old segment is left to the syncer to seal, the new one's header and
+    /// name to it to sync, and the retired files to it to delete; the
+    /// syncer is woken for that.
     fn roll(&self, w: &mut Writer, first_seq: u64) -> Result<(), WalError> {
         let header = Header {
             epoch: w.segment.header.epoch,
@@ -351,13 +358,17 @@ impl Shared {
         w.unsealed.push(sealed);
         w.dir_dirty = true;
         w.segment = segment;
+        self.retire();
         self.sync.rolled();
         Ok(())
     }
 
-    /// Drops the oldest segments until the sealed ones plus a full newest
-    /// segment fit in `retention_bytes`; the newest always stays.
-    fn enforce_retention(&self) {
+    /// Takes the oldest segments out of service until the sealed ones plus
+    /// a full newest segment fit in `retention_bytes` (the newest always
+    /// stays), and counts what they held as dropped, per channel. No I/O
+    /// (it runs in a roll, under the writer's lock): their files are
+    /// deleted by [`Shared::remove_retired`].
+    fn retire(&self) {
         let mut segments = self.segments.write().expect("segments lock");
         let newest = segments.last().map_or(0, |s| s.len());
         let mut sealed: u64 = segments.iter().map(|s| s.len()).sum::<u64>() - newest;
@@ -365,40 +376,56 @@ impl Shared {
             .opts
             .retention_bytes
             .saturating_sub(self.opts.segment_bytes);
+        let mut retired = Vec::new();
         while sealed > room && segments.len() > 1 {
-            let oldest = segments[0].clone();
-            let through = segments[1].header.first_seq.saturating_sub(1);
+            let oldest = segments.remove(0);
+            let through = segments[0].header.first_seq.saturating_sub(1);
             let index = oldest.index.lock().expect("index lock");
-            // Recorded before the segment goes: after a crash the record
-            // covers at least every segment that is gone.
-            let mut dropped = self.dropped.lock().expect("dropped lock");
-            let mut recorded = dropped.clone();
-            recorded.add(
+            self.dropped.lock().expect("dropped lock").add(
                 index
                     .channels
                     .iter()
                     .map(|(name, stats)| (name, stats.last_seq)),
                 through,
             );
-            if let Err(e) = recorded.save(&self.dir) {
-                // A restart then counts everything dropped as lost for
-                // every channel: more resets, never a silent gap.
-                tracing::warn!("cannot record what retention drops: {e}");
-            }
-            match std::fs::remove_file(&oldest.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(segment = %oldest.path.display(), "cannot drop old segment: {e}");
-                    break;
-                }
-            }
-            *dropped = recorded;
-            drop(dropped);
             sealed -= index.valid_len;
             drop(index);
-            segments.remove(0);
-            tracing::debug!(segment = %oldest.path.display(), "dropped by --retention-bytes");
+            retired.push(oldest.path.clone());
+        }
+        drop(segments);
+        if !retired.is_empty() {
+            self.retired.lock().expect("retired lock").extend(retired);
+        }
+    }
+
+    /// Deletes the files of retired segments, after recording in
+    /// `dropped.json` what they held: after a crash the record covers at
+    /// least every segment that is gone. (Blocking I/O: the syncer's, or
+    /// open's.)
+    fn remove_retired(&self) {
+        let _removing = self.removing.lock().expect("removing lock");
+        let paths = std::mem::take(&mut *self.retired.lock().expect("retired lock"));
+        if paths.is_empty() {
+            return;
+        }
+        let recorded = self.dropped.lock().expect("dropped lock").clone();
+        if let Err(e) = recorded.save(&self.dir) {
+            // A restart then counts everything dropped as lost for every
+            // channel: more resets, never a silent gap.
+            tracing::warn!("cannot record what retention drops: {e}");
+        }
+        for path in paths {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::debug!(segment = %path.display(), "dropped by --retention-bytes")
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Out of service already; a restart finds it covered by
+                // the record, and drops it again.
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), "cannot drop old segment: {e}")
+                }
+            }
         }
     }
 }
@@ -538,10 +565,13 @@ impl Wal {
             segments: RwLock::new(segments),
             names,
             dropped: Mutex::new(dropped),
+            retired: Mutex::new(Vec::new()),
+            removing: Mutex::new(()),
             sync: sync::SyncShared::new(last_seq),
             last_seq: AtomicU64::new(last_seq),
         });
-        shared.enforce_retention();
+        shared.retire();
+        shared.remove_retired();
         let for_thread = shared.clone();
         let policy = opts.fsync;
         let syncer = std::thread::Builder::new()

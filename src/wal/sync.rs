@@ -13,8 +13,9 @@
 //! wakes it; a sync seals the rolled segments (oldest first), then syncs
 //! the directory (the new segments' names), then the newest segment, and
 //! only then moves the watermark, so `durable` never passes a record that
-//! is not on disk. Retention, which deletes segments and records what it
-//! dropped (more fsyncs), runs here after such a sync too.
+//! is not on disk. The files of the segments retention took out of service
+//! at the roll are recorded in `dropped.json` and deleted here after such a
+//! sync too (more fsyncs).
 //!
 //! A failed fsync poisons the log: the kernel may have dropped the dirty
 //! pages, so nothing after it can be promised. Waiters get the error and
@@ -58,7 +59,7 @@ struct SyncState {
     requested: u64,
     /// Set by [`SyncShared::stop`]: sync once more and end.
     stop: bool,
-    /// Set by [`SyncShared::rolled`]: seal, sync and apply retention now.
+    /// Set by [`SyncShared::rolled`]: seal, sync and delete retired segments.
     rolled: bool,
 }
 
@@ -76,7 +77,8 @@ impl SyncShared {
         }
     }
 
-    /// Says a segment was rolled away from: sync and apply retention now.
+    /// Says a segment was rolled away from: seal it and delete what
+    /// retention retired, now.
     pub(crate) fn rolled(&self) {
         self.state.lock().expect("sync lock").rolled = true;
         self.wake.notify_one();
@@ -135,8 +137,8 @@ pub(crate) fn run(shared: Arc<Shared>, policy: FsyncPolicy) {
         };
         last_sync = Instant::now();
         sync_once(&shared);
-        if rolled {
-            shared.enforce_retention();
+        if rolled || stop {
+            shared.remove_retired();
         }
         if stop {
             return;

@@ -244,10 +244,10 @@ fn a_log_cut_inside_its_only_record_starts_over_cleanly() {
 }
 
 /// What the syncer does after a roll, on this thread: seal, sync, and
-/// apply retention.
+/// delete the retired segments.
 fn sync_now(wal: &Wal) {
     super::sync::sync_once(&wal.shared);
-    wal.shared.enforce_retention();
+    wal.shared.remove_retired();
 }
 
 /// A roll does no fsync and no retention on the appending thread (which in
