@@ -679,8 +679,22 @@ async fn a_silent_redis_connection_is_detected_by_the_liveness_probe_within_seco
     eprintln!("silent Redis connection detected after {detected:?}");
     assert!(detected < Duration::from_secs(5), "took {detected:?}");
     assert_eq!(body["status"], "degraded");
-    let (status, _) = publish(&a, "s", "refused").await;
-    assert_eq!(status, 503);
+    // `/health` is degraded as soon as either connection is found silent:
+    // the probe on the command connection (within PROBE_INTERVAL +
+    // PROBE_TIMEOUT of the silence) or the feed's read (FEED_BLOCK +
+    // PROBE_TIMEOUT after it was sent, just before the silence). Both
+    // bounds are 2 s, so either may come first. When the feed does, the
+    // command connection is not yet known silent and the publish below is
+    // handed to it: the proxy holds it, the node answers 503 when it does
+    // not answer in time, and Redis runs it once the path forwards again
+    // (a timed-out publish may have been published, see
+    // `hub::redis::link::publish`). Only a publish refused at once is
+    // certainly not published.
+    let (status, body) = publish(&a, "s", "refused").await;
+    assert_eq!(status, 503, "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default().to_string();
+    let refused_at_once = detail.starts_with("Redis is unreachable");
+    eprintln!("the publish while degraded: {detail}");
     for i in 0..3 {
         publish_ok(&b, "s", &format!("during {i}")).await;
     }
@@ -688,11 +702,18 @@ async fn a_silent_redis_connection_is_detected_by_the_liveness_probe_within_seco
     proxy.forwarding.store(true, Ordering::SeqCst);
     wait_health(&a, 200).await;
     publish_ok(&a, "s", "after").await;
-    let (events, resets) = collect(&mut sse, 4).await;
+    let mut want = vec!["during 0", "during 1", "during 2"];
+    if !refused_at_once {
+        // Held by the proxy, it reached Redis after the others.
+        want.push("refused");
+    }
+    want.push("after");
+    let (events, resets) = collect(&mut sse, want.len()).await;
     assert!(resets.is_empty(), "{resets:?}");
     assert_eq!(
         data_of(&events),
-        ["during 0", "during 1", "during 2", "after"]
+        want,
+        "the publish while degraded: {detail}"
     );
     assert_increasing(&events);
 }

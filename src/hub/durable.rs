@@ -12,7 +12,7 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use super::{ChannelName, HistoryEvent, HistoryPage, StoredEvent};
+use super::{ChannelName, EventId, HistoryEvent, HistoryPage, StoredEvent, Tag};
 use crate::sse::PendingEvent;
 use crate::wal::{ChannelCursor, ForwardRead, HistoryQuery, Record, Wal, WalError};
 
@@ -20,29 +20,16 @@ use crate::wal::{ChannelCursor, ForwardRead, HistoryQuery, Record, Wal, WalError
 const DISK_BATCH_BYTES: usize = 1 << 20;
 
 /// The id of the record with sequence number `seq`: the epoch of the
-/// segment holding it, then the number, as the hub formats every id.
-pub(crate) fn id_of(log: &Wal, seq: u64) -> String {
-    format_id(log.epoch_of(seq), seq)
+/// segment holding it as the tag, then the number.
+pub(crate) fn id_of(log: &Wal, seq: u64) -> EventId {
+    EventId::new(Tag::hex(log.epoch_of(seq)), seq)
 }
 
-/// `EPOCH-SEQ` with the epoch as 8 hex digits.
-pub(crate) fn format_id(epoch: u32, seq: u64) -> String {
-    format!("{epoch:08x}-{seq}")
-}
-
-/// Splits an id into its epoch and sequence number, if it is exactly
-/// `EPOCH-SEQ` as the hub writes them: 8 lowercase hex digits, `-`, a
-/// number without sign or leading zero.
+/// The log epoch and sequence number of `id`, if it is exactly an id as
+/// the hub writes them with a log: the tag 8 lowercase hex digits.
 pub(crate) fn parse_id(id: &str) -> Option<(u32, u64)> {
-    let (epoch, seq) = id.split_once('-')?;
-    let hex = epoch.len() == 8
-        && epoch
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !hex {
-        return None;
-    }
-    Some((u32::from_str_radix(epoch, 16).ok()?, super::parse_seq(seq)?))
+    let id = EventId::parse(id)?;
+    Some((id.tag.to_hex()?, id.seq))
 }
 
 /// A record of the log as the event the hub first made of it (same id,
@@ -55,7 +42,7 @@ pub(crate) fn event_of(
 ) -> StoredEvent {
     let pending = PendingEvent::encode(&record.event_type, &record.data);
     let allocated = pending.allocated();
-    let frame = pending.with_id(&id_of(log, record.seq));
+    let frame = pending.with_id(id_of(log, record.seq).text().as_str());
     StoredEvent::new(record.seq, channel, frame, allocated, envelope_bytes)
 }
 
@@ -83,13 +70,13 @@ pub(crate) fn history(
             .records
             .into_iter()
             .map(|r| HistoryEvent {
-                id: id_of(log, r.seq),
+                id: id_of(log, r.seq).to_string(),
                 channel: r.channel.into(),
                 event_type: r.event_type.into(),
                 data: r.data.into(),
             })
             .collect(),
-        next_before: page.next_before.map(|seq| id_of(log, seq)),
+        next_before: page.next_before.map(|seq| id_of(log, seq).to_string()),
     })
 }
 
@@ -515,7 +502,7 @@ mod tests {
 
     #[test]
     fn ids_round_trip() {
-        assert_eq!(format_id(0xab, 42), "000000ab-42");
+        assert_eq!(EventId::new(Tag::hex(0xab), 42).to_string(), "000000ab-42");
         assert_eq!(parse_id("000000ab-42"), Some((0xab, 42)));
         assert_eq!(parse_id("deadbeef-1"), Some((0xdead_beef, 1)));
         for bad in [

@@ -19,11 +19,14 @@
 //! [`ChannelName`]; what a channel is comes from [`ChannelName::kind`]
 //! alone.
 
+mod cursor;
 mod durable;
 mod event;
+mod id;
 mod memory;
 mod name;
 pub mod redis;
+mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +35,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub use event::StoredEvent;
+pub use id::{EventId, NotAnId, Tag, MAX_TAG};
 pub use memory::{MemoryHub, MemorySubscription};
 pub use name::{ChannelKind, ChannelName, BROADCAST_CHANNEL, LOG_PREFIX, MAX_CHANNEL_NAME};
 pub use redis::{LogOwner, RedisHub, RedisSubscription};
@@ -55,7 +59,8 @@ pub trait CommitTap: Send + Sync + 'static {
 pub fn test_event(seq: u64, channel: &str, event_type: &str, data: &str) -> Arc<StoredEvent> {
     let pending = crate::sse::PendingEvent::encode(event_type, data);
     let allocated = pending.allocated();
-    let frame = pending.with_id(&format!("0000test-{seq}"));
+    let tag = Tag::new("0000test").expect("a tag");
+    let frame = pending.with_id(EventId::new(tag, seq).text().as_str());
     Arc::new(StoredEvent::new(
         seq,
         ChannelName::parse(channel).expect("a channel name"),
@@ -262,16 +267,6 @@ pub struct HistoryPage {
     pub events: Vec<HistoryEvent>,
     /// Pass as `before` for the next (older) page; `None`: nothing older.
     pub next_before: Option<String>,
-}
-
-/// The number of an event id (the part after `-`), exactly as every
-/// backend writes it: ASCII digits, no sign, no leading zero (so never
-/// `0`), no spaces, within `u64`. `None` for anything else: an id that is
-/// not exactly one of this run is unknown, never read leniently.
-pub(crate) fn parse_seq(text: &str) -> Option<u64> {
-    let canonical =
-        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
-    canonical.then(|| text.parse().ok()).flatten()
 }
 
 /// Checks a channel name: 1–128 characters of `A-Z a-z 0-9 _ . : -`,
@@ -892,27 +887,6 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn id_numbers_parse_only_as_written() {
-        assert_eq!(parse_seq("5"), Some(5));
-        assert_eq!(parse_seq("18446744073709551615"), Some(u64::MAX));
-        for bad in [
-            "+5",
-            "-5",
-            "05",
-            "0",
-            " 5",
-            "5 ",
-            "5\n",
-            "18446744073709551616",
-            "",
-            "5é",
-            "٥",
-        ] {
-            assert_eq!(parse_seq(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn reset_reasons_are_sent_as_text() {

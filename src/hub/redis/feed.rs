@@ -77,7 +77,7 @@ pub(crate) async fn read(node: Arc<Node>) {
             .arg("BLOCK")
             .arg(FEED_BLOCK.as_millis() as u64)
             .arg("STREAMS")
-            .arg(node.keys.feed(&line.tag))
+            .arg(node.keys.feed(line.tag.as_str()))
             .arg(format!("0-{after}"));
         let read = cmd.query_async::<Value>(&mut live);
         let reply = tokio::select! {

@@ -22,7 +22,9 @@ const CHUNK: usize = 512;
 /// The number of `id` if it is exactly an id of `line` (`TAG-SEQ`, the
 /// number without sign or leading zero).
 fn seq_of(line: &Line, id: &str) -> Option<u64> {
-    crate::hub::parse_seq(id.strip_prefix(&*line.tag)?.strip_prefix('-')?)
+    crate::hub::EventId::parse(id)
+        .filter(|id| id.tag == line.tag)
+        .map(|id| id.seq)
 }
 
 /// Events of `channel` of the current epoch older than `before` (or the
@@ -66,19 +68,19 @@ pub(crate) async fn read(
                     t => t,
                 };
                 page.events.push(HistoryEvent {
-                    id: line.id(entry.seq),
+                    id: line.id(entry.seq).to_string(),
                     channel: channel.to_string(),
                     event_type: event_type.to_string(),
                     data: data.to_string(),
                 });
                 if page.events.len() == limit {
-                    page.next_before = Some(line.id(entry.seq));
+                    page.next_before = Some(line.id(entry.seq).to_string());
                     return Ok(page);
                 }
             }
             if scanned >= SCAN_BUDGET {
                 // Go on below the last entry looked at.
-                page.next_before = (upto > line.base).then(|| line.id(entry.seq));
+                page.next_before = (upto > line.base).then(|| line.id(entry.seq).to_string());
                 return Ok(page);
             }
         }

@@ -390,7 +390,7 @@ async fn sync(
         Some(line) => (
             line.epoch.to_string(),
             node.link.seen(),
-            node.keys.feed(&line.tag),
+            node.keys.feed(line.tag.as_str()),
         ),
         None => (String::new(), 0, node.keys.feed("none")),
     };
@@ -648,7 +648,7 @@ pub(crate) async fn publish_multi(
         let mut call = node.scripts.publish.prepare_invoke();
         call.key(&node.keys.epoch)
             .key(&node.keys.seq)
-            .key(node.keys.feed(&line.tag))
+            .key(node.keys.feed(line.tag.as_str()))
             .key(&node.keys.channels);
         for channel in channels {
             call.key(node.keys.channel(channel));

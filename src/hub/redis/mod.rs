@@ -75,8 +75,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    Batch, ChannelInfo, ChannelName, ChannelRequest, Creator, Health, HistoryPage, HistoryUsage,
-    HubError, HubLimits, Published, Start, Swept,
+    Batch, ChannelInfo, ChannelName, ChannelRequest, Creator, EventId, Health, HistoryPage,
+    HistoryUsage, HubError, HubLimits, Published, Start, Swept, Tag,
 };
 
 pub use claims::LogOwner;
@@ -195,8 +195,8 @@ impl Keys {
 pub(crate) struct Line {
     /// `TAG:BASE` as stored in Redis.
     epoch: Arc<str>,
-    /// The id prefix.
-    tag: Arc<str>,
+    /// The tag of every id of the line.
+    tag: Tag,
     /// Events of this epoch are numbered above it.
     base: u64,
 }
@@ -204,18 +204,15 @@ pub(crate) struct Line {
 impl Line {
     fn parse(epoch: &str) -> Option<Line> {
         let (tag, base) = epoch.split_once(':')?;
-        if tag.is_empty() || tag.contains('-') {
-            return None;
-        }
         Some(Line {
             epoch: epoch.into(),
-            tag: tag.into(),
+            tag: Tag::new(tag)?,
             base: base.parse().ok()?,
         })
     }
 
-    fn id(&self, seq: u64) -> String {
-        format!("{}-{seq}", self.tag)
+    fn id(&self, seq: u64) -> EventId {
+        EventId::new(self.tag, seq)
     }
 }
 
@@ -265,7 +262,7 @@ impl Node {
                 let name = names.get(*c)?.clone()?;
                 let pending = crate::sse::PendingEvent::encode(event_type, data);
                 let allocated = pending.allocated();
-                let frame = pending.with_id(&line.id(seq));
+                let frame = pending.with_id(line.id(seq).text().as_str());
                 Some(Arc::new(super::StoredEvent::new(
                     seq,
                     name,
@@ -395,7 +392,7 @@ impl RedisHub {
         let (first, _, line) =
             link::publish(&self.node, channel, &[(event_type, data.as_ref())]).await?;
         Ok(Published {
-            id: line.id(first),
+            id: line.id(first).to_string(),
             subscribers: self.subscribers(channel),
         })
     }
@@ -433,8 +430,8 @@ impl RedisHub {
         let pairs: Vec<(&str, &str)> = normalized.iter().map(|(t, d)| (*t, d.as_ref())).collect();
         let (first, last, line) = link::publish(&self.node, channel, &pairs).await?;
         Ok(Batch {
-            first_id: line.id(first),
-            last_id: line.id(last),
+            first_id: line.id(first).to_string(),
+            last_id: line.id(last).to_string(),
             count: events.len(),
             subscribers: self.subscribers(channel),
         })
@@ -482,8 +479,8 @@ impl RedisHub {
         let (first, last, line) =
             link::publish_multi(&self.node, &channels, &triples, creator).await?;
         Ok(Batch {
-            first_id: line.id(first),
-            last_id: line.id(last),
+            first_id: line.id(first).to_string(),
+            last_id: line.id(last).to_string(),
             count: events.len(),
             subscribers: channels.iter().map(|c| self.subscribers(c)).sum(),
         })
@@ -533,7 +530,7 @@ impl RedisHub {
                         + self.node.census.others(&name),
                     retained: here.as_ref().map_or(0, |c| c.retained),
                     retained_bytes: here.as_ref().map_or(0, |c| c.retained_bytes),
-                    last_id: (last > 0).then(|| line.id(last)),
+                    last_id: (last > 0).then(|| line.id(last).to_string()),
                     kind: name.kind(),
                     name,
                 })
@@ -774,10 +771,10 @@ mod tests {
     #[test]
     fn epochs_parse() {
         let line = Line::parse("0a1b2c3d:42").unwrap();
-        assert_eq!(&*line.tag, "0a1b2c3d");
+        assert_eq!(line.tag.as_str(), "0a1b2c3d");
         assert_eq!(line.base, 42);
-        assert_eq!(line.id(43), "0a1b2c3d-43");
-        for bad in ["", "x", ":1", "a-b:1", "abc:x"] {
+        assert_eq!(line.id(43).to_string(), "0a1b2c3d-43");
+        for bad in ["", "x", ":1", "a-b:1", "abc:x", "a b:1"] {
             assert_eq!(Line::parse(bad), None, "{bad}");
         }
     }

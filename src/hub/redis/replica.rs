@@ -31,15 +31,13 @@ use tokio::sync::Notify;
 use super::link;
 use super::scripts::Entry;
 use super::{Line, Node};
-use crate::hub::memory::MAX_BATCH_BYTES;
+use crate::hub::cursor::{split_batch, Merge};
+use crate::hub::store::{self, should_compact, ChannelState};
 use crate::hub::{
-    ChannelInfo, ChannelName, ChannelRequest, Delivery, HistoryUsage, HubError, ResetReason, Start,
-    StoredEvent, Swept,
+    ChannelInfo, ChannelName, ChannelRequest, Delivery, EventId, HistoryUsage, HubError,
+    ResetReason, Start, StoredEvent, Swept, Tag,
 };
 use crate::sse::PendingEvent;
-
-/// Most events handed to a subscriber per batch from the replica.
-const MAX_BATCH: usize = 512;
 
 /// Most events read from one channel stream per request.
 const FETCH_COUNT: usize = 1000;
@@ -106,7 +104,7 @@ struct LineState {
     /// Channels that held events when the line last changed.
     lost: HashSet<ChannelName>,
     /// Tags of earlier lines, newest last.
-    previous: VecDeque<Arc<str>>,
+    previous: VecDeque<Tag>,
 }
 
 pub(crate) struct Channel {
@@ -115,17 +113,18 @@ pub(crate) struct Channel {
     inner: Mutex<ChannelInner>,
 }
 
-struct ChannelInner {
-    /// Events numbered above `floor`, oldest first, at most `history`.
-    events: VecDeque<Arc<StoredEvent>>,
+/// A channel's events numbered above its floor (oldest first, at most
+/// `--history`), subscribers and `removed` flag: the shared
+/// [`ChannelState`], with the replica's [`Floor`].
+type ChannelInner = ChannelState<Floor>;
+
+/// What the replica adds to a channel's state.
+struct Floor {
     /// Every event of the channel numbered in (floor, committed] is in
-    /// `events`.
+    /// its history.
     floor: u64,
-    subscribers: HashMap<u64, Arc<Notify>>,
     /// When the feed last brought an event (for `--history-ttl`).
     last_event: Option<Instant>,
-    /// Dropped from the map; holders must look the name up again.
-    removed: bool,
 }
 
 fn is_pinned(name: &ChannelName) -> bool {
@@ -143,8 +142,9 @@ impl Replica {
             generation: AtomicU64::new(0),
             state: RwLock::new(LineState {
                 line: Line {
+                    // Replaced by `start` before anyone subscribes.
                     epoch: "".into(),
-                    tag: "".into(),
+                    tag: Tag::hex(0),
                     base: 0,
                 },
                 generation: 0,
@@ -198,13 +198,10 @@ impl Replica {
         let name = name.clone();
         let ch = Arc::new(Channel {
             name: name.clone(),
-            inner: Mutex::new(ChannelInner {
-                events: VecDeque::new(),
+            inner: Mutex::new(ChannelState::new(Floor {
                 floor: self.default_floor.load(Ordering::Relaxed),
-                subscribers: HashMap::new(),
                 last_event: None,
-                removed: false,
-            }),
+            })),
         });
         channels.insert(name, ch.clone());
         Ok(ch)
@@ -245,30 +242,9 @@ impl Replica {
 
     /// The channels this node knows, sorted by name.
     pub(crate) fn channels(&self) -> Vec<ChannelInfo> {
-        let line = self.line();
-        let channels: Vec<Arc<Channel>> = self
-            .channels
-            .read()
-            .expect("map lock")
-            .values()
-            .cloned()
-            .collect();
-        let mut infos: Vec<ChannelInfo> = channels
-            .iter()
-            .map(|ch| {
-                let inner = ch.inner.lock().expect("channel lock");
-                ChannelInfo {
-                    name: ch.name.clone(),
-                    kind: ch.name.kind(),
-                    subscribers: inner.subscribers.len(),
-                    last_id: inner.events.back().map(|e| line.id(e.seq)),
-                    retained: inner.events.len(),
-                    retained_bytes: inner.events.iter().map(|e| e.cost()).sum(),
-                }
-            })
-            .collect();
-        infos.sort_by(|a, b| a.name.cmp(&b.name));
-        infos
+        store::list(&self.channels, |ch| {
+            ch.inner.lock().expect("channel lock").info(&ch.name)
+        })
     }
 
     /// Switches to `line` if it is not the current one (called by the feed
@@ -289,16 +265,16 @@ impl Replica {
         self.generation.store(generation, Ordering::Release);
         for ch in channels.values() {
             let mut inner = ch.inner.lock().expect("channel lock");
-            if !inner.events.is_empty() {
+            if !inner.history.is_empty() {
                 lost.insert(ch.name.clone());
             }
             self.forget_events(&mut inner);
-            inner.floor = line.base;
+            inner.ext.floor = line.base;
         }
         self.default_floor.store(line.base, Ordering::Relaxed);
         self.committed.store(line.base, Ordering::Release);
         let old = std::mem::replace(&mut state.line, line.clone());
-        if !old.tag.is_empty() {
+        if !old.epoch.is_empty() {
             state.previous.push_back(old.tag);
             if state.previous.len() > PREVIOUS_TAGS {
                 state.previous.pop_front();
@@ -308,9 +284,7 @@ impl Replica {
         state.lost = lost;
         drop(state);
         for ch in channels.values() {
-            for notify in ch.inner.lock().expect("channel lock").subscribers.values() {
-                notify.notify_one();
-            }
+            ch.inner.lock().expect("channel lock").wake();
         }
     }
 
@@ -328,32 +302,23 @@ impl Replica {
                 break;
             };
             let mut inner = ch.inner.lock().expect("channel lock");
-            if inner.events.front().is_some_and(|e| e.seq == seq) {
-                if let Some(old) = inner.events.pop_front() {
-                    inner.floor = old.seq;
+            if inner.history.oldest_seq() == Some(seq) {
+                if let Some(old) = inner.history.pop_oldest() {
+                    inner.ext.floor = old.seq;
                     self.retained.fetch_sub(1, Ordering::Relaxed);
                     self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
                 }
             }
         }
         let live = self.retained.load(Ordering::Relaxed);
-        if oldest.len() > 2 * live + 1024 {
-            oldest.retain(|(seq, ch)| {
-                ch.inner
-                    .lock()
-                    .expect("channel lock")
-                    .events
-                    .binary_search_by_key(seq, |e| e.seq)
-                    .is_ok()
-            });
+        if should_compact(oldest.len(), live) {
+            oldest.retain(|(seq, ch)| ch.inner.lock().expect("channel lock").history.holds(*seq));
         }
     }
 
     /// Empties a channel's history, keeping the counters right.
     fn forget_events(&self, inner: &mut ChannelInner) -> usize {
-        let n = inner.events.len();
-        let bytes: usize = inner.events.iter().map(|e| e.cost()).sum();
-        inner.events.clear();
+        let (n, bytes) = inner.history.clear();
         self.retained.fetch_sub(n, Ordering::Relaxed);
         self.retained_bytes.fetch_sub(bytes, Ordering::Relaxed);
         n
@@ -402,17 +367,18 @@ impl Replica {
         channels.retain(|name, ch| {
             let mut inner = ch.inner.lock().expect("channel lock");
             let idle = inner
+                .ext
                 .last_event
                 .is_some_and(|at| now.saturating_duration_since(at) > ttl)
                 && inner.subscribers.is_empty();
             if !idle {
                 return true;
             }
-            if let Some(last) = inner.events.back() {
-                inner.floor = last.seq;
+            if let Some(last) = inner.history.newest() {
+                inner.ext.floor = last.seq;
             }
             swept.expired += self.forget_events(&mut inner);
-            inner.last_event = None;
+            inner.ext.last_event = None;
             if is_pinned(name) {
                 return true;
             }
@@ -438,7 +404,7 @@ impl Replica {
         for ch in channels.values() {
             let mut inner = ch.inner.lock().expect("channel lock");
             self.forget_events(&mut inner);
-            inner.floor = through;
+            inner.ext.floor = through;
         }
     }
 
@@ -468,11 +434,11 @@ impl Replica {
             self.retained.fetch_add(1, Ordering::Relaxed);
             self.retained_bytes
                 .fetch_add(event.cost(), Ordering::Relaxed);
-            inner.events.push_back(event);
-            inner.last_event = Some(now);
-            if inner.events.len() > self.history {
-                if let Some(old) = inner.events.pop_front() {
-                    inner.floor = old.seq;
+            inner.history.push(event);
+            inner.ext.last_event = Some(now);
+            if inner.history.len() > self.history {
+                if let Some(old) = inner.history.pop_oldest() {
+                    inner.ext.floor = old.seq;
                     self.retained.fetch_sub(1, Ordering::Relaxed);
                     self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
                 }
@@ -492,9 +458,7 @@ impl Replica {
         }
         self.committed.store(committed, Ordering::Release);
         for ch in touched {
-            for notify in ch.inner.lock().expect("channel lock").subscribers.values() {
-                notify.notify_one();
-            }
+            ch.inner.lock().expect("channel lock").wake();
         }
         Some(committed)
     }
@@ -512,7 +476,7 @@ impl Replica {
         StoredEvent::new(
             entry.seq,
             channel.clone(),
-            pending.with_id(&line.id(entry.seq)),
+            pending.with_id(line.id(entry.seq).text().as_str()),
             allocated,
             self.envelope_bytes.clone(),
         )
@@ -529,7 +493,7 @@ enum Pending {
     /// has given that number out, else unknown.
     Validate(u64),
     /// The rest of a tail, in id order, handed out in bounded steps
-    /// ([`tail_step`]) like a resume.
+    /// ([`split_batch`]) like a resume.
     TailRest(Vec<Arc<StoredEvent>>),
 }
 
@@ -566,11 +530,7 @@ pub(crate) fn subscribe(
     let replica = &node.replica;
     let (generation, tag, previous) = {
         let state = replica.state.read().expect("state lock");
-        (
-            state.generation,
-            state.line.tag.clone(),
-            state.previous.clone(),
-        )
+        (state.generation, state.line.tag, state.previous.clone())
     };
     let mut sub = RedisSubscription {
         node: node.clone(),
@@ -612,8 +572,8 @@ pub(crate) fn subscribe(
                 sub.pending = Pending::Tails(tails);
             }
         }
-        Start::After(id) => match parse_id(&id) {
-            Some((t, seq)) if t == &*tag => {
+        Start::After(id) => match EventId::parse(&id).map(|id| (id.tag, id.seq)) {
+            Some((t, seq)) if t == tag => {
                 if seq <= sub.cursor {
                     sub.cursor = seq;
                     sub.lag_reason = Some(TOO_OLD);
@@ -621,23 +581,11 @@ pub(crate) fn subscribe(
                     sub.pending = Pending::Validate(seq);
                 }
             }
-            Some((t, _)) if previous.iter().any(|p| &**p == t) => sub.unknown(HISTORY_LOST),
+            Some((t, _)) if previous.contains(&t) => sub.unknown(HISTORY_LOST),
             _ => sub.unknown(UNKNOWN_ID),
         },
     }
     Ok(sub)
-}
-
-/// Splits `TAG-SEQ` if it is exactly an id as nodes write them: a tag of
-/// ASCII letters and digits, `-`, then the number as
-/// [`crate::hub::parse_seq`] reads it (no trimming, sign or leading zero).
-/// Anything else is an unknown id.
-fn parse_id(id: &str) -> Option<(&str, u64)> {
-    let (tag, seq) = id.split_once('-')?;
-    if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
-    }
-    Some((tag, crate::hub::parse_seq(seq)?))
 }
 
 /// What one step of a subscription produced.
@@ -697,7 +645,7 @@ impl RedisSubscription {
             };
         }
         if let Pending::TailRest(rest) = &mut self.pending {
-            let batch = tail_step(rest);
+            let batch = split_batch(rest).into_iter().map(Delivery::Event).collect();
             if rest.is_empty() {
                 self.pending = Pending::Nothing;
             }
@@ -713,7 +661,10 @@ impl RedisSubscription {
                         if events.is_empty() {
                             return Step::Again;
                         }
-                        let batch = tail_step(&mut events);
+                        let batch = split_batch(&mut events)
+                            .into_iter()
+                            .map(Delivery::Event)
+                            .collect();
                         if !events.is_empty() {
                             self.pending = Pending::TailRest(events);
                         }
@@ -755,9 +706,9 @@ impl RedisSubscription {
                 continue;
             }
             let inner = ch.inner.lock().expect("channel lock");
-            let end = inner.events.partition_point(|e| e.seq <= upto);
-            if end >= tail || inner.floor == 0 {
-                events.extend(inner.events.range(end.saturating_sub(tail)..end).cloned());
+            let (begin, end) = inner.history.tail(upto, tail);
+            if end - begin == tail || inner.ext.floor == 0 {
+                events.extend(inner.history.events().range(begin..end).cloned());
             } else {
                 fetch.push((i, tail));
             }
@@ -809,7 +760,7 @@ impl RedisSubscription {
                 return Step::Wait;
             };
             for (i, ch) in self.channels.iter().enumerate() {
-                holds[i] = !ch.inner.lock().expect("channel lock").events.is_empty();
+                holds[i] = !ch.inner.lock().expect("channel lock").history.is_empty();
             }
             self.lag_reason = Some(LAGGED);
             let resets = self.announced(reason, &holds);
@@ -820,30 +771,16 @@ impl RedisSubscription {
             };
         }
         let line = self.node.replica.line();
-        let mut events: Vec<Arc<StoredEvent>> = Vec::new();
+        let mut merge = Merge::new();
         let mut fetch = Vec::new();
-        // Lowest last-taken number among channels cut short: events above
-        // it wait for the next batch so the merge stays in order.
-        let mut cut: Option<u64> = None;
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
-            holds[i] = !inner.events.is_empty();
-            if inner.floor > self.cursor {
+            holds[i] = !inner.history.is_empty();
+            if inner.ext.floor > self.cursor {
                 fetch.push(i);
                 continue;
             }
-            let begin = inner.events.partition_point(|e| e.seq <= self.cursor);
-            for (taken, event) in inner.events.range(begin..).enumerate() {
-                if event.seq > snapshot {
-                    break;
-                }
-                if taken == MAX_BATCH {
-                    let last = events.last().map_or(self.cursor, |e| e.seq);
-                    cut = Some(cut.map_or(last, |c| c.min(last)));
-                    break;
-                }
-                events.push(event.clone());
-            }
+            merge.take(inner.history.events(), self.cursor, snapshot);
         }
         if self.generation_changed() {
             return Step::Again;
@@ -885,16 +822,12 @@ impl RedisSubscription {
                         });
                     }
                 }
-                if entries.len() >= FETCH_COUNT || more {
-                    if let Some(last) = entries.last() {
-                        cut = Some(cut.map_or(last.seq, |c| c.min(last.seq)));
-                    }
-                }
                 holds[i] |= !entries.is_empty();
-                events.extend(
+                merge.add(
                     entries
                         .iter()
                         .map(|e| Arc::new(self.node.replica.stored(&line, name, e))),
+                    entries.len() >= FETCH_COUNT || more,
                 );
             }
         }
@@ -904,16 +837,8 @@ impl RedisSubscription {
             resets = first;
         }
         self.lag_reason = Some(LAGGED);
-        if self.channels.len() > 1 || !fetch.is_empty() {
-            events.sort_by_key(|e| e.seq);
-        }
-        match cut {
-            Some(limit) => {
-                events.retain(|e| e.seq <= limit);
-                self.cursor = limit;
-            }
-            None => self.cursor = snapshot,
-        }
+        let (events, end) = merge.finish();
+        self.cursor = end.unwrap_or(snapshot);
         for event in &events {
             self.mark_delivered(&event.channel);
         }
@@ -977,10 +902,7 @@ impl Drop for RedisSubscription {
         let replica = &self.node.replica;
         for ch in &self.channels {
             let now_empty = match ch.inner.lock() {
-                Ok(mut inner) => {
-                    inner.subscribers.remove(&self.key);
-                    inner.subscribers.is_empty() && inner.events.is_empty() && !is_pinned(&ch.name)
-                }
+                Ok(mut inner) => inner.leave(self.key) && !is_pinned(&ch.name),
                 Err(_) => false,
             };
             if now_empty {
@@ -990,7 +912,7 @@ impl Drop for RedisSubscription {
                 let Ok(mut inner) = ch.inner.lock() else {
                     continue;
                 };
-                if inner.subscribers.is_empty() && inner.events.is_empty() && !inner.removed {
+                if inner.is_unused() && !inner.removed {
                     inner.removed = true;
                     if channels.get(&ch.name).is_some_and(|c| Arc::ptr_eq(c, ch)) {
                         channels.remove(&ch.name);
@@ -1001,107 +923,188 @@ impl Drop for RedisSubscription {
     }
 }
 
-/// Splits the first step off a tail (`rest`, in id order): at most
-/// [`MAX_BATCH`] events and about [`MAX_BATCH_BYTES`] of frames, at least
-/// one event. The same bounds as the memory hub's backlog, so that a slow
-/// reader of a long tail never holds one huge batch.
-fn tail_step(rest: &mut Vec<Arc<StoredEvent>>) -> Vec<Delivery> {
-    let mut bytes = 0;
-    let mut take = 0;
-    for event in rest.iter() {
-        if take == MAX_BATCH || (take > 0 && bytes + event.frame.len() > MAX_BATCH_BYTES) {
-            break;
-        }
-        bytes += event.frame.len();
-        take += 1;
-    }
-    let later = rest.split_off(take);
-    std::mem::replace(rest, later)
-        .into_iter()
-        .map(Delivery::Event)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    //! The replica's store without Redis: the feed reader's side (apply,
+    //! evictions, gaps, epoch changes, sweep, removal). Its subscriptions
+    //! need a node and are covered by `tests/redis.rs`; the merge and batch
+    //! rule they share with the memory hub by `crate::hub::cursor`'s tests.
     use super::*;
 
-    #[test]
-    fn ids_parse_only_exactly_as_written() {
-        assert_eq!(parse_id("0a1b2c3d-5"), Some(("0a1b2c3d", 5)));
-        assert_eq!(
-            parse_id("0a1b2c3d-18446744073709551615"),
-            Some(("0a1b2c3d", u64::MAX))
-        );
-        for bad in [
-            "0a1b2c3d-+5",
-            "0a1b2c3d-05",
-            "0a1b2c3d-0",
-            " 0a1b2c3d-5",
-            "0a1b2c3d-5 ",
-            "0a1b2c3d- 5",
-            "0a1b2c3d-5\t",
-            "0a1b2c3d-18446744073709551616",
-            "0a1b2c3d-",
-            "0a1b2c3d--5",
-            "0a1b2c3d-5é",
-            "-5",
-            "0a1b2c3d",
-            "",
-        ] {
-            assert_eq!(parse_id(bad), None, "{bad:?}");
-        }
+    fn line(epoch: &str) -> Line {
+        Line::parse(epoch).unwrap()
     }
 
-    fn event(seq: u64, size: usize) -> Arc<StoredEvent> {
-        let frame = bytes::Bytes::from(vec![b'x'; size]);
-        Arc::new(StoredEvent::new(
+    /// A replica with `--history`, `--max-channels` and `--history-bytes`,
+    /// started on line `0a1b2c3d` at number 0, and that line.
+    fn started(history: usize, max_channels: usize, history_bytes: usize) -> (Line, Replica) {
+        let l = line("0a1b2c3d:0");
+        let replica = Replica::new(history, max_channels, history_bytes);
+        replica.start(l.clone(), 0);
+        (l, replica)
+    }
+
+    fn entry(seq: u64, channel: &str, data: &str) -> Entry {
+        Entry {
             seq,
-            ChannelName::parse("a").unwrap(),
-            frame,
-            size,
-            Arc::new(AtomicUsize::new(0)),
-        ))
-    }
-
-    fn seqs(batch: &[Delivery]) -> Vec<u64> {
-        batch
-            .iter()
-            .map(|d| match d {
-                Delivery::Event(e) => e.seq,
-                _ => panic!("not an event"),
-            })
-            .collect()
-    }
-
-    /// A long tail is handed out in bounded steps, in order, none lost.
-    #[test]
-    fn a_tail_comes_in_bounded_steps() {
-        let mut rest: Vec<_> = (1..=40).map(|seq| event(seq, 300 << 10)).collect();
-        let mut seen = Vec::new();
-        let mut steps = 0;
-        while !rest.is_empty() {
-            let batch = tail_step(&mut rest);
-            let bytes: usize = batch
-                .iter()
-                .map(|d| match d {
-                    Delivery::Event(e) => e.frame.len(),
-                    _ => 0,
-                })
-                .sum();
-            assert!(bytes <= MAX_BATCH_BYTES, "step of {bytes} bytes");
-            seen.extend(seqs(&batch));
-            steps += 1;
+            fields: vec![("c".into(), channel.into()), ("d".into(), data.into())],
         }
-        assert_eq!(seen, (1..=40).collect::<Vec<_>>());
-        assert_eq!(steps, 14, "three 300 KiB events per 1 MiB step");
-        // Many small events: MAX_BATCH per step.
-        let mut rest: Vec<_> = (1..=1200).map(|seq| event(seq, 10)).collect();
-        assert_eq!(tail_step(&mut rest).len(), MAX_BATCH);
-        assert_eq!(rest.len(), 1200 - MAX_BATCH);
-        // One event over the byte bound still goes, alone.
-        let mut rest = vec![event(1, 3 << 20), event(2, 10)];
-        assert_eq!(seqs(&tail_step(&mut rest)), [1]);
-        assert_eq!(seqs(&tail_step(&mut rest)), [2]);
+    }
+
+    fn n(name: &str) -> ChannelName {
+        ChannelName::parse(name).unwrap()
+    }
+
+    fn info(replica: &Replica, name: &str) -> Option<ChannelInfo> {
+        replica.channels().into_iter().find(|c| c.name == *name)
+    }
+
+    fn floor(replica: &Replica, name: &str) -> u64 {
+        let map = replica.channels.read().unwrap();
+        let inner = map[&n(name)].inner.lock().unwrap();
+        inner.ext.floor
+    }
+
+    #[test]
+    fn the_feed_fills_channels_in_order_within_history() {
+        let (l, replica) = started(2, 100, 64 << 20);
+        let applied = replica.apply(
+            &l,
+            vec![
+                entry(1, "a", "1"),
+                entry(2, "b", "2"),
+                entry(3, "a", "3"),
+                entry(4, "a", "4"),
+            ],
+        );
+        assert_eq!(applied, Some(4));
+        assert_eq!(replica.committed(), 4);
+        let a = info(&replica, "a").unwrap();
+        assert_eq!((a.retained, a.last_id.as_deref()), (2, Some("0a1b2c3d-4")));
+        assert_eq!(floor(&replica, "a"), 1, "event 1 left for --history 2");
+        assert_eq!(info(&replica, "b").unwrap().retained, 1);
+        assert_eq!(replica.usage().events, 3);
+        // Entries already applied are skipped.
+        assert_eq!(replica.apply(&l, vec![entry(4, "a", "4")]), None);
+        assert_eq!(replica.usage().events, 3);
+    }
+
+    #[test]
+    fn history_bytes_evict_the_oldest_of_all_channels_and_keep_the_newest() {
+        let big = "x".repeat(10_000);
+        let (l, replica) = started(100, 100, 25_000);
+        replica.apply(&l, vec![entry(1, "a", &big), entry(2, "b", &big)]);
+        replica.apply(&l, vec![entry(3, "a", &big)]);
+        let usage = replica.usage();
+        assert!(usage.bytes <= 25_000, "{usage:?}");
+        assert_eq!(usage.events, 2, "the oldest (1, of a) left");
+        assert_eq!(floor(&replica, "a"), 1);
+        assert_eq!(floor(&replica, "b"), 0);
+        // One event over the budget is still kept.
+        let huge = "y".repeat(40_000);
+        replica.apply(&l, vec![entry(4, "c", &huge)]);
+        assert_eq!(replica.usage().events, 1);
+        assert_eq!(info(&replica, "c").unwrap().retained, 1);
+    }
+
+    #[test]
+    fn a_gap_in_the_feed_forgets_what_came_before_it() {
+        let (l, replica) = started(100, 100, 64 << 20);
+        replica.apply(&l, vec![entry(1, "a", "1")]);
+        assert_eq!(replica.apply(&l, vec![entry(5, "a", "5")]), Some(5));
+        assert_eq!(floor(&replica, "a"), 4, "2..=4 are read from Redis");
+        assert_eq!(info(&replica, "a").unwrap().retained, 1);
+    }
+
+    #[test]
+    fn a_new_line_clears_the_replica_and_remembers_the_old_tag() {
+        let (old, replica) = started(100, 100, 64 << 20);
+        replica.apply(&old, vec![entry(1, "a", "1")]);
+        replica.ensure(&n("quiet")).unwrap();
+        let new = line("ffff0000:10");
+        replica.follow(&new);
+        assert_eq!(replica.committed(), 10);
+        assert_eq!(replica.usage().events, 0);
+        assert_eq!(floor(&replica, "a"), 10);
+        let state = replica.state.read().unwrap();
+        assert_eq!(state.generation, 1);
+        assert!(state.lost.contains(&n("a")) && !state.lost.contains(&n("quiet")));
+        assert_eq!(state.previous, [old.tag]);
+    }
+
+    #[test]
+    fn the_sweep_forgets_idle_channels_but_keeps_log_streams_listed() {
+        let (l, replica) = started(100, 100, 64 << 20);
+        replica.apply(&l, vec![entry(1, "a", "1"), entry(2, "log:x", "2")]);
+        let ttl = Duration::from_secs(60);
+        assert_eq!(replica.sweep(ttl, Instant::now()), Swept::default());
+        let later = Instant::now() + 2 * ttl;
+        let swept = replica.sweep(ttl, later);
+        assert_eq!((swept.expired, swept.dropped), (2, 1));
+        assert!(!replica.knows(&n("a")));
+        assert_eq!(info(&replica, "log:x").unwrap().retained, 0);
+        assert_eq!(floor(&replica, "log:x"), 2);
+        // A channel made now reads what was forgotten from Redis.
+        replica.ensure(&n("a")).unwrap();
+        assert_eq!(floor(&replica, "a"), 2);
+    }
+
+    /// The store both backends share (`hub::store`) keeps the same
+    /// channels, counts and newest events whether the memory hub numbers
+    /// the events or the feed brings them: `--history` per channel, the
+    /// listing, the usage figures and the removal of an unsubscribed
+    /// channel.
+    #[test]
+    fn the_replica_and_the_memory_hub_keep_the_same_store() {
+        use crate::hub::memory::MemoryHub;
+        use crate::hub::HubLimits;
+        let sequence = [("a", "1"), ("b", "2"), ("a", "3"), ("a", "4"), ("c", "5")];
+        let limits = HubLimits {
+            history: 2,
+            ..HubLimits::default()
+        };
+        let memory = MemoryHub::new(limits);
+        for (channel, data) in sequence {
+            memory.publish(&n(channel), "message", data).unwrap();
+        }
+        let (l, replica) = started(limits.history, 100, limits.history_bytes);
+        let entries = (1..).zip(sequence).map(|(seq, (c, d))| entry(seq, c, d));
+        replica.apply(&l, entries.collect());
+        // Ids differ by their tag only.
+        let seq_of = |id: &Option<String>| id.as_deref().and_then(EventId::parse).map(|id| id.seq);
+        let listed = |infos: Vec<ChannelInfo>| -> Vec<(String, usize, Option<u64>)> {
+            infos
+                .iter()
+                .map(|c| (c.name.to_string(), c.retained, seq_of(&c.last_id)))
+                .collect()
+        };
+        let want = vec![
+            ("a".to_string(), 2, Some(4)),
+            ("b".to_string(), 1, Some(2)),
+            ("c".to_string(), 1, Some(5)),
+        ];
+        assert_eq!(listed(memory.channels()), want);
+        assert_eq!(listed(replica.channels()), want);
+        let (m, r) = (memory.usage(), replica.usage());
+        assert_eq!((m.events, m.channels), (4, 3));
+        assert_eq!((r.events, r.channels), (4, 3));
+        assert!(memory.remove_unsubscribed(&n("a")) && replica.remove_unsubscribed(&n("a")));
+        assert_eq!((memory.usage().events, replica.usage().events), (2, 2));
+        assert_eq!(listed(memory.channels()), listed(replica.channels()));
+    }
+
+    #[test]
+    fn removing_an_unsubscribed_channel_frees_its_history_and_budget() {
+        let (l, replica) = started(100, 1, 64 << 20);
+        replica.ensure(&n("a")).unwrap();
+        assert_eq!(
+            replica.ensure(&n("b")),
+            Err(HubError::TooManyChannels { limit: 1 })
+        );
+        replica.apply(&l, vec![entry(1, "a", "1")]);
+        assert!(replica.remove_unsubscribed(&n("a")));
+        assert_eq!(replica.usage().events, 0);
+        replica.ensure(&n("b")).unwrap();
+        assert_eq!(floor(&replica, "b"), 1);
     }
 }
