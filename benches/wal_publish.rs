@@ -40,6 +40,7 @@ fn memory(hub: &Hub) -> &MemoryHub {
 /// A scratch directory on the build's disk.
 fn scratch() -> tempfile::TempDir {
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&base).expect("target directory");
     tempfile::tempdir_in(base).expect("scratch directory")
 }
 
