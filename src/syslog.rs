@@ -145,10 +145,9 @@ struct Sink {
 /// Why a publish did not happen.
 enum Refusal {
     /// The hub cannot take them now (Redis unavailable): retry later.
+    /// (What can never be accepted, such as too many channels or a failed
+    /// write to the event log, is dropped with a warning and counted.)
     Later,
-    /// They can never be accepted (too many channels, a batch larger than
-    /// the history): dropped.
-    Never,
 }
 
 impl Sink {
@@ -185,9 +184,6 @@ impl Sink {
                 }
             }
         }
-        if self.hub.flush().await.is_err() {
-            return Err(Refusal::Never);
-        }
         Ok(())
     }
 
@@ -220,7 +216,7 @@ impl Sink {
         let mut wait = RETRY_FIRST;
         loop {
             match self.publish(&groups, &mut done).await {
-                Ok(()) | Err(Refusal::Never) => return true,
+                Ok(()) => return true,
                 Err(Refusal::Later) => {}
             }
             tokio::select! {

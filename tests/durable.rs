@@ -305,24 +305,26 @@ enum Stop {
 /// Publishes as fast as `publishers` concurrent clients can until
 /// `stop_after` publishes are acknowledged, stops the server by `stop`
 /// (while publishes are still in flight), and returns every acknowledged
-/// `(id, data)`.
+/// `(id, data)`. Each event's data is padded with `pad` bytes.
 async fn flood_until_stopped(
     server: &mut Server,
     round: usize,
-    publishers: usize,
+    (publishers, pad): (usize, usize),
     stop_after: usize,
     stop: Stop,
 ) -> Vec<(String, String)> {
+    let pad = "x".repeat(pad);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let url = server.url("/channels/flood");
     let tasks: Vec<_> = (0..publishers)
         .map(|p| {
             let acked = acked.clone();
             let url = url.clone();
+            let pad = pad.clone();
             tokio::spawn(async move {
                 let client = client();
                 for i in 0.. {
-                    let data = format!("r{round}-p{p}-{i}");
+                    let data = format!("r{round}-p{p}-{i}{pad}");
                     let sent = client
                         .post(&url)
                         .header("content-type", "text/plain")
@@ -374,10 +376,23 @@ async fn flood_until_stopped(
 /// there exactly once, with the id it was answered with, ids increasing.
 async fn acknowledged_events_survive(fsync: &str, rounds: Vec<(Stop, usize, usize)>) {
     let d = Durable::new(&["--fsync", fsync, "--history", "1000000"]);
+    acknowledged_events_survive_in(&d, 0, rounds).await;
+}
+
+/// [`acknowledged_events_survive`] on the data directory of `d`, with
+/// events padded by `pad` bytes; returns what was acknowledged.
+async fn acknowledged_events_survive_in(
+    d: &Durable,
+    pad: usize,
+    rounds: Vec<(Stop, usize, usize)>,
+) -> Vec<(String, String)> {
+    let fsync = d.extra.iter().position(|a| a == "--fsync");
+    let fsync = fsync.map_or("1s", |i| d.extra[i + 1].as_str());
     let mut acked: Vec<(String, String)> = Vec::new();
     for (round, (stop, stop_after, publishers)) in rounds.into_iter().enumerate() {
         let mut server = d.start();
-        acked.extend(flood_until_stopped(&mut server, round, publishers, stop_after, stop).await);
+        let flood = flood_until_stopped(&mut server, round, (publishers, pad), stop_after, stop);
+        acked.extend(flood.await);
         let server = d.start();
         let all = full_history(&server, "flood").await;
         let mut count: HashMap<&str, usize> = HashMap::new();
@@ -399,6 +414,41 @@ async fn acknowledged_events_survive(fsync: &str, rounds: Vec<(Stop, usize, usiz
         assert!(all.windows(2).all(|w| seq(&w[0].0) < seq(&w[1].0)));
         drop(server);
     }
+    acked
+}
+
+/// The same across segment rolls: with the smallest segments, a `kill -9`
+/// (or SIGTERM) while publishes under `--fsync always` roll segment after
+/// segment (the roll's seal, directory sync and retention left to the
+/// log's syncer thread) loses no acknowledged event and leaves no damaged
+/// segment. (Retention keeps out of the way: about 2.7 MiB are written.)
+#[tokio::test]
+async fn acknowledged_events_survive_a_kill_while_segments_roll() {
+    let d = Durable::new(&[
+        "--fsync",
+        "always",
+        "--history",
+        "1000000",
+        "--retention-bytes",
+        "4MiB",
+    ]);
+    // 512 KiB segments; about 1.1 KiB per event: a roll every ~450 events.
+    let rounds = vec![
+        (Stop::Kill, 1000, 8),
+        (Stop::Term, 500, 3),
+        (Stop::Kill, 1000, 16),
+    ];
+    let acked = acknowledged_events_survive_in(&d, 1024, rounds).await;
+    assert!(acked.len() >= 2500, "{} acknowledged", acked.len());
+    assert!(d.segments().len() >= 5, "{:?} rolled", d.segments());
+    let damaged = std::fs::read_dir(d.data.path().join("log"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".damaged")
+        })
+        .count();
+    assert_eq!(damaged, 0, "no segment set aside");
 }
 
 fn stop_strategy() -> impl proptest::strategy::Strategy<Value = Stop> {
@@ -588,12 +638,19 @@ async fn retention_by_bytes_drops_the_oldest_segments_whole() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    let total: u64 = d
-        .segments()
-        .iter()
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .sum();
-    assert!(total <= 256 * 1024, "{total} bytes on disk");
+    // The log's syncer deletes the segments retention took out of
+    // service right after a roll: the disk is back within the figure soon
+    // after the last publish.
+    eventually("the log within --retention-bytes", || async {
+        let total: u64 = d
+            .segments()
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        (total <= 256 * 1024).then_some(())
+    })
+    .await;
     assert!(d.segments().len() >= 3);
     let all = full_history(&server, "r").await;
     assert!(all.len() < 401 && all.len() > 50, "{} retained", all.len());

@@ -152,7 +152,6 @@ pub async fn commit_records(
         .await
         .map_err(|e| app.refused(e.into()))?;
     app.metrics.events_published.inc_by(batch.count as u64);
-    app.hub.flush().await?;
     Ok(Committed {
         records: records.len(),
     })

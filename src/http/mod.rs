@@ -297,8 +297,8 @@ impl AppState {
         Ok(sse_body::response(body))
     }
 
-    /// Publishes one event and counts it (or the refusal). With
-    /// `--fsync always`, returns once the event is on disk.
+    /// Publishes one event and counts it (or the refusal). Returns once
+    /// the event is as durable as configured (see [`Hub::publish`]).
     async fn publish(
         &self,
         channel: &ChannelName,
@@ -310,7 +310,6 @@ impl AppState {
             Err(e) => return Err(self.refused(e.into())),
         };
         self.metrics.events_published.inc();
-        self.hub.flush().await?;
         Ok(published)
     }
 
@@ -332,7 +331,6 @@ impl AppState {
             }
         };
         self.metrics.events_published.inc_by(batch.count as u64);
-        self.hub.flush().await?;
         Ok(batch)
     }
 

@@ -384,13 +384,71 @@ mod tests {
         assert_eq!(seen, (0..3000).collect::<Vec<_>>());
     }
 
+    /// Under `--fsync always` every publish function of `Hub` returns
+    /// only once its events are on disk, with no `flush` by the caller
+    /// (the HTTP handlers, ingest and syslog call none).
+    #[tokio::test]
+    async fn a_publish_returns_with_its_events_on_disk_under_fsync_always() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = open(dir.path(), 100, 0);
+        let log = hub.wal().unwrap().clone();
+        let (a, b) = (n("a"), n("b"));
+        for round in 0..20 {
+            let id = hub.publish(&a, "message", "one").await.unwrap().id;
+            let durable = log.durable().seq;
+            assert!(
+                durable >= seq(&id),
+                "round {round}: publish {id}, durable {durable}"
+            );
+            let batch = hub
+                .publish_batch(&a, &[("message", "x"), ("message", "y")])
+                .await
+                .unwrap();
+            let durable = log.durable().seq;
+            assert!(
+                durable >= seq(&batch.last_id),
+                "round {round}: batch, durable {durable}"
+            );
+            let multi = hub
+                .publish_multi(
+                    &[(&a, "message", "1"), (&b, "message", "2")],
+                    crate::hub::Creator::Ingest,
+                )
+                .await
+                .unwrap();
+            let durable = log.durable().seq;
+            assert!(
+                durable >= seq(&multi.last_id),
+                "round {round}: multi, durable {durable}"
+            );
+        }
+    }
+
+    /// Under a timed `--fsync` a publish does not wait for the disk (it is
+    /// in the log, which a crash of the process alone does not lose).
+    #[tokio::test]
+    async fn a_publish_under_a_timed_fsync_is_in_the_log_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions::new(
+            FsyncPolicy::Every(std::time::Duration::from_secs(3600)),
+            1 << 30,
+        );
+        let log = Arc::new(Wal::open(dir.path(), opts).unwrap());
+        let hub = Hub::durable(limits(100), log.clone(), 0).unwrap();
+        let id = hub.publish(&n("a"), "message", "one").await.unwrap().id;
+        assert_eq!(log.last_seq(), seq(&id), "written before the answer");
+        assert!(
+            log.durable().seq < seq(&id),
+            "not waiting for an hourly fsync"
+        );
+    }
+
     #[tokio::test]
     async fn next_batch_reads_the_log_off_the_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let hub = open(dir.path(), 100, 0);
         let first = hub.publish(&n("a"), "message", "0").await.unwrap().id;
         hub.publish(&n("a"), "message", "1").await.unwrap();
-        hub.flush().await.unwrap();
         drop(hub);
         let hub = open(dir.path(), 100, 0);
         let mut sub = hub.subscribe(&[req("a", 0)], Start::After(first)).unwrap();

@@ -50,7 +50,10 @@
 //!
 //! With a write-ahead log (`--data-dir`), ids and numbering come from the
 //! log, every event is appended to it under the `commit` lock before it is
-//! inserted (so before anyone can see it), a channel starts with
+//! inserted (so before anyone can see it; one write into the page cache,
+//! never an fsync: the log's syncer thread does those, a roll's included),
+//! the async publish functions wait after the lock for the fsync
+//! `--fsync always` asks (`MemoryHub::settle`), a channel starts with
 //! `evicted_through` at the current sequence (older events may be on disk),
 //! and a subscriber whose cursor is behind what the memory holds reads the
 //! gap back from the log instead of getting a `reset` (see
@@ -278,15 +281,15 @@ impl MemoryHub {
         Ok(hub)
     }
 
-    /// Waits until every event published so far is on disk, when the log
-    /// is kept with `--fsync always`; at once otherwise.
-    ///
-    /// # Errors
-    /// The log failed.
-    pub async fn flush(&self) -> Result<(), HubError> {
+    /// Waits until the events numbered up to `seq` are as durable as the
+    /// log's `--fsync` policy asks before a publish is answered: on disk
+    /// under `always` (group commit: one fsync serves every publisher
+    /// waiting then); at once otherwise, the events being in the log since
+    /// their commit. Without a log, at once.
+    async fn settle(&self, seq: u64) -> Result<(), HubError> {
         match &self.log {
             Some(log) if log.fsync_policy() == FsyncPolicy::Always => log
-                .wait_durable(log.last_seq())
+                .wait_durable(seq)
                 .await
                 .map_err(|e| HubError::Log(e.to_string())),
             _ => Ok(()),
@@ -419,7 +422,11 @@ impl MemoryHub {
         self.channels_for(&[name], Creator::Client).map(drop)
     }
 
-    /// See [`super::Hub::publish`].
+    /// Publishes one event and returns once it is committed: numbered, in
+    /// its channel, and with a log written to the log (in the operating
+    /// system's cache, so a crash of the process no longer loses it) but
+    /// not necessarily on disk. [`super::Hub::publish`] (what a publisher
+    /// answers after) also waits for `--fsync always`.
     pub fn publish(
         &self,
         channel: &ChannelName,
@@ -429,8 +436,23 @@ impl MemoryHub {
         self.publish_from(channel, event_type, data, None)
     }
 
+    /// See [`super::Hub::publish`]: [`MemoryHub::publish`], returning once
+    /// the event is as durable as the log's `--fsync` policy asks.
+    pub(crate) async fn publish_settled(
+        &self,
+        channel: &ChannelName,
+        event_type: &str,
+        data: &str,
+    ) -> Result<Published, HubError> {
+        let (published, seq) = self.publish_one(channel, event_type, data, None)?;
+        self.settle(seq).await?;
+        Ok(published)
+    }
+
     /// Publishes one event; `source` (a log line's file position) is kept
-    /// with it in the log, if there is one.
+    /// with it in the log, if there is one. Returns once committed, as
+    /// [`MemoryHub::publish`]: a follower's checkpoint set after this is
+    /// never ahead of the log.
     pub fn publish_from(
         &self,
         channel: &ChannelName,
@@ -438,6 +460,18 @@ impl MemoryHub {
         data: &str,
         source: Option<FilePosition>,
     ) -> Result<Published, HubError> {
+        self.publish_one(channel, event_type, data, source)
+            .map(|(published, _)| published)
+    }
+
+    /// Commits one event; returns it and its sequence number.
+    fn publish_one(
+        &self,
+        channel: &ChannelName,
+        event_type: &str,
+        data: &str,
+        source: Option<FilePosition>,
+    ) -> Result<(Published, u64), HubError> {
         let pending = PendingEvent::encode(event_type, data);
         let cost = pending.allocated() + EVENT_OVERHEAD;
         let appended = self.insert(
@@ -448,32 +482,73 @@ impl MemoryHub {
             source,
             Creator::Client,
         )?;
-        Ok(Published {
+        let published = Published {
             id: self.id_of(appended.first),
             subscribers: appended.subscribers,
-        })
+        };
+        Ok((published, appended.last))
     }
 
     /// See [`super::Hub::publish_batch`]: the one-channel case of
-    /// [`MemoryHub::publish_multi`].
+    /// [`MemoryHub::publish_multi`], committed as [`MemoryHub::publish`].
     pub fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
         &self,
         channel: &ChannelName,
         events: &[(T, D)],
     ) -> Result<Batch, HubError> {
-        let events: Vec<(&ChannelName, &str, &str)> = events
-            .iter()
-            .map(|(t, d)| (channel, t.as_ref(), d.as_ref()))
-            .collect();
-        self.publish_multi(&events, Creator::Client)
+        self.publish_multi(&Self::one_channel(channel, events), Creator::Client)
     }
 
-    /// See [`super::Hub::publish_multi`].
+    /// See [`super::Hub::publish_batch`]: [`MemoryHub::publish_batch`],
+    /// returning once the events are as durable as `--fsync` asks.
+    pub(crate) async fn publish_batch_settled<T: AsRef<str>, D: AsRef<str>>(
+        &self,
+        channel: &ChannelName,
+        events: &[(T, D)],
+    ) -> Result<Batch, HubError> {
+        let events = Self::one_channel(channel, events);
+        self.publish_multi_settled(&events, Creator::Client).await
+    }
+
+    fn one_channel<'a, T: AsRef<str>, D: AsRef<str>>(
+        channel: &'a ChannelName,
+        events: &'a [(T, D)],
+    ) -> Vec<(&'a ChannelName, &'a str, &'a str)> {
+        events
+            .iter()
+            .map(|(t, d)| (channel, t.as_ref(), d.as_ref()))
+            .collect()
+    }
+
+    /// See [`super::Hub::publish_multi`]; committed as
+    /// [`MemoryHub::publish`].
     pub fn publish_multi(
         &self,
         events: &[(&ChannelName, &str, &str)],
         creator: Creator,
     ) -> Result<Batch, HubError> {
+        self.commit_multi(events, creator).map(|(batch, _)| batch)
+    }
+
+    /// See [`super::Hub::publish_multi`]: [`MemoryHub::publish_multi`],
+    /// returning once the events are as durable as `--fsync` asks.
+    pub(crate) async fn publish_multi_settled(
+        &self,
+        events: &[(&ChannelName, &str, &str)],
+        creator: Creator,
+    ) -> Result<Batch, HubError> {
+        let (batch, last) = self.commit_multi(events, creator)?;
+        self.settle(last).await?;
+        Ok(batch)
+    }
+
+    /// Commits a batch; returns it and the sequence number of its last
+    /// event.
+    fn commit_multi(
+        &self,
+        events: &[(&ChannelName, &str, &str)],
+        creator: Creator,
+    ) -> Result<(Batch, u64), HubError> {
         if events.is_empty() {
             return Err(HubError::EmptyBatch);
         }
@@ -502,12 +577,13 @@ impl MemoryHub {
             });
         }
         let appended = self.insert(&names, pending, cost, None, None, creator)?;
-        Ok(Batch {
+        let batch = Batch {
             first_id: self.id_of(appended.first),
             last_id: self.id_of(appended.last),
             count: events.len(),
             subscribers: appended.subscribers,
-        })
+        };
+        Ok((batch, appended.last))
     }
 
     /// Numbers `events` consecutively and appends each to the history of

@@ -547,20 +547,6 @@ impl Hub {
             .map_err(|e| HubError::Log(e.to_string()))
     }
 
-    /// Waits until everything published so far is on disk when the log is
-    /// kept with `--fsync always`; returns at once otherwise. A publisher
-    /// answers its client after this.
-    ///
-    /// # Errors
-    /// The log failed.
-    pub async fn flush(&self) -> Result<(), HubError> {
-        match self {
-            Hub::Memory(hub) => hub.flush().await,
-            // Redis answered the publish: it has the event.
-            Hub::Redis(_) => Ok(()),
-        }
-    }
-
     /// Retained events of `channel` older than the event `before` (or the
     /// newest), newest first, whose data passes `filter`: at most `limit`.
     /// Read from the WAL when there is one (on the blocking pool), from the
@@ -618,7 +604,10 @@ impl Hub {
     /// A publish that returns `Ok` is in its channel's history (with Redis:
     /// in Redis), so every subscriber of the channel gets it (or a `reset`
     /// if it lags behind the history), even if the channel's last
-    /// subscriber left meanwhile.
+    /// subscriber left meanwhile; and it is as durable as configured: with
+    /// a write-ahead log, written to it (a `kill -9` no longer loses it),
+    /// and on disk under `--fsync always`. Callers answer after it and need
+    /// nothing else (this holds for every publish function of `Hub`).
     ///
     /// # Errors
     /// Too many channels; with Redis, [`HubError::Unavailable`] while Redis
@@ -630,7 +619,7 @@ impl Hub {
         data: &str,
     ) -> Result<Published, HubError> {
         match self {
-            Hub::Memory(hub) => hub.publish(channel, event_type, data),
+            Hub::Memory(hub) => hub.publish_settled(channel, event_type, data).await,
             Hub::Redis(hub) => hub.publish(channel, event_type, data).await,
         }
     }
@@ -665,7 +654,7 @@ impl Hub {
         events: &[(T, D)],
     ) -> Result<Batch, HubError> {
         match self {
-            Hub::Memory(hub) => hub.publish_batch(channel, events),
+            Hub::Memory(hub) => hub.publish_batch_settled(channel, events).await,
             Hub::Redis(hub) => hub.publish_batch(channel, events).await,
         }
     }
@@ -693,7 +682,7 @@ impl Hub {
         creator: Creator,
     ) -> Result<Batch, HubError> {
         match self {
-            Hub::Memory(hub) => hub.publish_multi(events, creator),
+            Hub::Memory(hub) => hub.publish_multi_settled(events, creator).await,
             Hub::Redis(hub) => hub.publish_multi(events, creator).await,
         }
     }

@@ -12,10 +12,17 @@
 //! - segments named after their first sequence number, each a 24-byte
 //!   header (magic, epoch, first sequence number, CRC) and records (see
 //!   [`record`] for the bytes). The newest segment is the only one written;
-//!   it is sealed (fsynced) and a new one started past
-//!   [`WalOptions::segment_bytes`].
+//!   past [`WalOptions::segment_bytes`] a new one is started (a roll). An
+//!   append does no fsync, a roll included: the syncer thread seals the
+//!   old segment (fsync), syncs the new one and the directory before the
+//!   durable watermark passes the roll (see `sync.rs`), so an append never
+//!   waits for the disk and never holds the hub's commit lock through an
+//!   fsync.
 //! - retention drops whole segments, oldest first, while the log is larger
-//!   than `--retention-bytes`; the newest segment always stays.
+//!   than `--retention-bytes`; the newest segment always stays. A roll
+//!   takes them out of service at once; the syncer thread records them in
+//!   `dropped.json` and deletes their files right after, so the disk may
+//!   briefly hold a segment or two more.
 //! - `dropped.json`: per channel, the newest record retention dropped, so
 //!   that after a restart only channels that lost records are reset (see
 //!   `dropped.rs`).
@@ -244,6 +251,23 @@ struct Writer {
     poisoned: Option<Arc<str>>,
     /// Reused encoding buffer.
     buf: Vec<u8>,
+    /// Segments rolled away from and not yet sealed (fsynced), oldest
+    /// first: the syncer seals them before it moves the durable watermark.
+    unsealed: Vec<Arc<File>>,
+    /// A segment was created since the directory was last synced.
+    dir_dirty: bool,
+}
+
+/// What the syncer must make durable: taken from the writer in one go.
+pub(crate) struct Unsynced {
+    /// The newest segment.
+    file: Arc<File>,
+    /// Records up to here are in it or in `unsealed`.
+    written: u64,
+    /// Older segments to seal first.
+    unsealed: Vec<Arc<File>>,
+    /// The directory must be synced (a segment was created).
+    dir_dirty: bool,
 }
 
 /// State shared with the syncer thread.
@@ -262,17 +286,28 @@ pub(crate) struct Shared {
     names: Mutex<HashSet<Arc<str>>>,
     /// What retention dropped, per channel (kept in `dropped.json`).
     dropped: Mutex<Dropped>,
+    /// Segments retention took out of service whose files are still to
+    /// delete (std mutex, held only to push or take).
+    retired: Mutex<Vec<PathBuf>>,
+    /// Held while retired segments are recorded and deleted: one at a time.
+    removing: Mutex<()>,
     sync: sync::SyncShared,
     /// Mirror of the writer's `last_seq`, readable without its lock.
     last_seq: AtomicU64,
 }
 
 impl Shared {
-    /// The open newest file and the last sequence number written to it (or
-    /// to a sealed, already synced segment).
-    fn written(&self) -> Option<(Arc<File>, u64)> {
-        let w = self.writer.lock().ok()?;
-        Some((w.file.clone(), w.last_seq))
+    /// The open newest file, the last sequence number written, and the
+    /// rolled segments and directory still to sync: the syncer's work,
+    /// taken (the writer forgets the segments to seal).
+    fn take_unsynced(&self) -> Option<Unsynced> {
+        let mut w = self.writer.lock().ok()?;
+        Some(Unsynced {
+            file: w.file.clone(),
+            written: w.last_seq,
+            unsealed: std::mem::take(&mut w.unsealed),
+            dir_dirty: std::mem::take(&mut w.dir_dirty),
+        })
     }
 
     fn poison(&self, why: &Arc<str>) {
@@ -295,32 +330,18 @@ impl Shared {
         self.segments.read().expect("segments lock").clone()
     }
 
-    /// Seals the current segment (fsync) and starts one whose first record
-    /// will be `first_seq`.
+    /// Starts a segment whose first record will be `first_seq` and writes
+    /// on there, and takes what retention drops out of service. No fsync
+    /// here (the writer's lock, and so the hub's commit lock, is held): the
+    /// old segment is left to the syncer to seal, the new one's header and
+    /// name to it to sync, and the retired files to it to delete; the
+    /// syncer is woken for that.
     fn roll(&self, w: &mut Writer, first_seq: u64) -> Result<(), WalError> {
-        if let Err(e) = w.file.sync_data() {
-            let why: Arc<str> = format!(
-                "fsync of the event log failed while sealing {}: {e}",
-                w.segment.path.display()
-            )
-            .into();
-            tracing::error!("{why}; refusing further events until restart");
-            w.poisoned = Some(why.clone());
-            self.sync
-                .durable
-                .send_modify(|d| d.error = Some(why.clone()));
-            return Err(WalError::Poisoned(why));
-        }
-        self.sync.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let sealed_through = w.last_seq;
-        self.sync
-            .durable
-            .send_modify(|d| d.seq = d.seq.max(sealed_through));
         let header = Header {
             epoch: w.segment.header.epoch,
             first_seq,
         };
-        let (path, file) = segment::create(&self.dir, header).map_err(io_error(format!(
+        let (path, file) = segment::create(&self.dir, header, false).map_err(io_error(format!(
             "creating a segment in {}",
             self.dir.display()
         )))?;
@@ -333,15 +354,21 @@ impl Shared {
             .write()
             .expect("segments lock")
             .push(segment.clone());
-        w.file = Arc::new(file);
+        let sealed = std::mem::replace(&mut w.file, Arc::new(file));
+        w.unsealed.push(sealed);
+        w.dir_dirty = true;
         w.segment = segment;
-        self.enforce_retention();
+        self.retire();
+        self.sync.rolled();
         Ok(())
     }
 
-    /// Drops the oldest segments until the sealed ones plus a full newest
-    /// segment fit in `retention_bytes`; the newest always stays.
-    fn enforce_retention(&self) {
+    /// Takes the oldest segments out of service until the sealed ones plus
+    /// a full newest segment fit in `retention_bytes` (the newest always
+    /// stays), and counts what they held as dropped, per channel. No I/O
+    /// (it runs in a roll, under the writer's lock): their files are
+    /// deleted by [`Shared::remove_retired`].
+    fn retire(&self) {
         let mut segments = self.segments.write().expect("segments lock");
         let newest = segments.last().map_or(0, |s| s.len());
         let mut sealed: u64 = segments.iter().map(|s| s.len()).sum::<u64>() - newest;
@@ -349,40 +376,56 @@ impl Shared {
             .opts
             .retention_bytes
             .saturating_sub(self.opts.segment_bytes);
+        let mut retired = Vec::new();
         while sealed > room && segments.len() > 1 {
-            let oldest = segments[0].clone();
-            let through = segments[1].header.first_seq.saturating_sub(1);
+            let oldest = segments.remove(0);
+            let through = segments[0].header.first_seq.saturating_sub(1);
             let index = oldest.index.lock().expect("index lock");
-            // Recorded before the segment goes: after a crash the record
-            // covers at least every segment that is gone.
-            let mut dropped = self.dropped.lock().expect("dropped lock");
-            let mut recorded = dropped.clone();
-            recorded.add(
+            self.dropped.lock().expect("dropped lock").add(
                 index
                     .channels
                     .iter()
                     .map(|(name, stats)| (name, stats.last_seq)),
                 through,
             );
-            if let Err(e) = recorded.save(&self.dir) {
-                // A restart then counts everything dropped as lost for
-                // every channel: more resets, never a silent gap.
-                tracing::warn!("cannot record what retention drops: {e}");
-            }
-            match std::fs::remove_file(&oldest.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(segment = %oldest.path.display(), "cannot drop old segment: {e}");
-                    break;
-                }
-            }
-            *dropped = recorded;
-            drop(dropped);
             sealed -= index.valid_len;
             drop(index);
-            segments.remove(0);
-            tracing::debug!(segment = %oldest.path.display(), "dropped by --retention-bytes");
+            retired.push(oldest.path.clone());
+        }
+        drop(segments);
+        if !retired.is_empty() {
+            self.retired.lock().expect("retired lock").extend(retired);
+        }
+    }
+
+    /// Deletes the files of retired segments, after recording in
+    /// `dropped.json` what they held: after a crash the record covers at
+    /// least every segment that is gone. (Blocking I/O: the syncer's, or
+    /// open's.)
+    fn remove_retired(&self) {
+        let _removing = self.removing.lock().expect("removing lock");
+        let paths = std::mem::take(&mut *self.retired.lock().expect("retired lock"));
+        if paths.is_empty() {
+            return;
+        }
+        let recorded = self.dropped.lock().expect("dropped lock").clone();
+        if let Err(e) = recorded.save(&self.dir) {
+            // A restart then counts everything dropped as lost for every
+            // channel: more resets, never a silent gap.
+            tracing::warn!("cannot record what retention drops: {e}");
+        }
+        for path in paths {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::debug!(segment = %path.display(), "dropped by --retention-bytes")
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Out of service already; a restart finds it covered by
+                // the record, and drops it again.
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), "cannot drop old segment: {e}")
+                }
+            }
         }
     }
 }
@@ -475,7 +518,7 @@ impl Wal {
                     segments.pop();
                 }
             }
-            let (path, _) = segment::create(&dir, header)
+            let (path, _) = segment::create(&dir, header, true)
                 .map_err(io_error(format!("creating a segment in {}", dir.display())))?;
             segments.push(Arc::new(Segment {
                 header,
@@ -516,14 +559,19 @@ impl Wal {
                 last_seq,
                 poisoned: None,
                 buf: Vec::new(),
+                unsealed: Vec::new(),
+                dir_dirty: false,
             }),
             segments: RwLock::new(segments),
             names,
             dropped: Mutex::new(dropped),
+            retired: Mutex::new(Vec::new()),
+            removing: Mutex::new(()),
             sync: sync::SyncShared::new(last_seq),
             last_seq: AtomicU64::new(last_seq),
         });
-        shared.enforce_retention();
+        shared.retire();
+        shared.remove_retired();
         let for_thread = shared.clone();
         let policy = opts.fsync;
         let syncer = std::thread::Builder::new()
@@ -631,8 +679,8 @@ impl Wal {
     /// Waits until every record up to `seq` is on disk. Under
     /// `--fsync always` the syncer is woken at once and one fsync serves
     /// every waiter that arrived before it began; otherwise the wait lasts
-    /// until the next timed sync (at most the interval), or is immediate
-    /// after a roll.
+    /// until the next timed sync (at most the interval), or until the
+    /// syncer has sealed a roll, whichever comes first.
     ///
     /// # Errors
     /// [`WalError::Poisoned`] if an fsync failed.

@@ -8,6 +8,15 @@
 //! everything written while it runs is answered by the next one. A burst of
 //! N concurrent publishes therefore costs about two fsyncs, not N.
 //!
+//! Rolls: an append that starts a new segment does no fsync (it runs under
+//! the hub's commit lock). It hands the old segment to this thread and
+//! wakes it; a sync seals the rolled segments (oldest first), then syncs
+//! the directory (the new segments' names), then the newest segment, and
+//! only then moves the watermark, so `durable` never passes a record that
+//! is not on disk. The files of the segments retention took out of service
+//! at the roll are recorded in `dropped.json` and deleted here after such a
+//! sync too (more fsyncs).
+//!
 //! A failed fsync poisons the log: the kernel may have dropped the dirty
 //! pages, so nothing after it can be promised. Waiters get the error and
 //! appends are refused until a restart (which re-reads and checks the log).
@@ -39,6 +48,9 @@ pub(crate) struct SyncShared {
     pub(crate) durable: watch::Sender<Durable>,
     /// Fsyncs of the newest segment done so far (seals included).
     pub(crate) fsyncs: AtomicU64,
+    /// Held by a sync from taking the work to publishing the watermark, so
+    /// two syncs (the thread's and a test's or `close`'s) never overlap.
+    pub(crate) syncing: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -47,6 +59,8 @@ struct SyncState {
     requested: u64,
     /// Set by [`SyncShared::stop`]: sync once more and end.
     stop: bool,
+    /// Set by [`SyncShared::rolled`]: seal, sync and delete retired segments.
+    rolled: bool,
 }
 
 impl SyncShared {
@@ -59,7 +73,15 @@ impl SyncShared {
                 error: None,
             }),
             fsyncs: AtomicU64::new(0),
+            syncing: Mutex::new(()),
         }
+    }
+
+    /// Says a segment was rolled away from: seal it and delete what
+    /// retention retired, now.
+    pub(crate) fn rolled(&self) {
+        self.state.lock().expect("sync lock").rolled = true;
+        self.wake.notify_one();
     }
 
     /// Asks for everything up to `seq` to be made durable.
@@ -93,11 +115,11 @@ pub(crate) fn run(shared: Arc<Shared>, policy: FsyncPolicy) {
     };
     let mut last_sync = Instant::now();
     loop {
-        let stop = {
+        let (stop, rolled) = {
             let mut state = sync.state.lock().expect("sync lock");
             loop {
                 let durable = sync.durable.borrow().seq;
-                if state.stop || state.requested > durable {
+                if state.stop || state.rolled || state.requested > durable {
                     break;
                 }
                 let due = last_sync + interval;
@@ -111,38 +133,64 @@ pub(crate) fn run(shared: Arc<Shared>, policy: FsyncPolicy) {
                     .expect("sync lock")
                     .0;
             }
-            state.stop
+            (state.stop, std::mem::take(&mut state.rolled))
         };
         last_sync = Instant::now();
         sync_once(&shared);
+        if rolled || stop {
+            shared.remove_retired();
+        }
         if stop {
             return;
         }
     }
 }
 
-/// Fsyncs what has been written so far and publishes the new watermark.
+/// Fsyncs what has been written so far (rolled segments first, then the
+/// directory, then the newest segment) and publishes the new watermark.
 pub(crate) fn sync_once(shared: &Shared) {
+    let _syncing = shared.sync.syncing.lock().expect("syncing lock");
     let durable = shared.sync.durable.borrow().clone();
     if durable.error.is_some() {
         return;
     }
-    let Some((file, written)) = shared.written() else {
+    let Some(work) = shared.take_unsynced() else {
         return;
     };
-    if written <= durable.seq {
+    if work.written <= durable.seq && work.unsealed.is_empty() && !work.dir_dirty {
         return;
     }
-    match file.sync_data() {
+    let mut done = 0;
+    let mut result = Ok(());
+    for file in &work.unsealed {
+        result = file.sync_data().map_err(|e| ("sealing a segment", e));
+        if result.is_err() {
+            break;
+        }
+        done += 1;
+    }
+    if result.is_ok() && work.dir_dirty {
+        result = super::segment::sync_dir(&shared.dir).map_err(|e| ("syncing its directory", e));
+    }
+    if result.is_ok() {
+        result = work.file.sync_data().map_err(|e| ("", e));
+        done += u64::from(result.is_ok());
+    }
+    shared.sync.fsyncs.fetch_add(done, Ordering::Relaxed);
+    match result {
         Ok(()) => {
-            shared.sync.fsyncs.fetch_add(1, Ordering::Relaxed);
             shared
                 .sync
                 .durable
-                .send_modify(|d| d.seq = d.seq.max(written));
+                .send_modify(|d| d.seq = d.seq.max(work.written));
         }
-        Err(err) => {
-            let why: Arc<str> = format!("fsync of the event log failed: {err}").into();
+        Err((what, err)) => {
+            let what = if what.is_empty() {
+                String::new()
+            } else {
+                format!(" while {what}")
+            };
+            let why: Arc<str> = format!("fsync of the event log failed{what}: {err}").into();
             tracing::error!("{why}; refusing further events until restart");
             shared.poison(&why);
             shared.sync.durable.send_modify(|d| d.error = Some(why));
