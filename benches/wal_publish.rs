@@ -46,7 +46,7 @@ fn scratch() -> tempfile::TempDir {
 
 fn durable(dir: &std::path::Path, opts: WalOptions) -> Hub {
     let log = Arc::new(Wal::open(dir, opts).expect("open the log"));
-    Hub::durable(limits(), log, 0).expect("durable hub")
+    Hub::with_wal(limits(), log, 0).expect("durable hub")
 }
 
 fn publish(c: &mut Criterion) {

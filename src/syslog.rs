@@ -154,7 +154,7 @@ impl Sink {
     /// Publishes `records` in order, one batch per channel, from group
     /// `*done` on; `*done` counts the groups committed, so that a retry
     /// publishes nothing twice.
-    async fn publish(
+    async fn commit_groups(
         &self,
         groups: &[(ChannelName, Vec<String>)],
         done: &mut usize,
@@ -215,7 +215,7 @@ impl Sink {
         let mut done = 0;
         let mut wait = RETRY_FIRST;
         loop {
-            match self.publish(&groups, &mut done).await {
+            match self.commit_groups(&groups, &mut done).await {
                 Ok(()) => return true,
                 Err(Refusal::Later) => {}
             }
@@ -375,7 +375,7 @@ async fn receive(socket: UdpSocket, sink: Arc<Sink>) {
         }
         let groups = sink.group(&records);
         let mut done = 0;
-        if sink.publish(&groups, &mut done).await.is_err() {
+        if sink.commit_groups(&groups, &mut done).await.is_err() {
             for (_, lost) in &groups[done..] {
                 for _ in lost {
                     sink.metrics.syslog_dropped("unavailable");

@@ -688,7 +688,7 @@ async fn a_silent_redis_connection_is_detected_by_the_liveness_probe_within_seco
     // handed to it: the proxy holds it, the node answers 503 when it does
     // not answer in time, and Redis runs it once the path forwards again
     // (a timed-out publish may have been published, see
-    // `hub::redis::link::publish`). Only a publish refused at once is
+    // `hub::redis::link::run_publish_script`). Only a publish refused at once is
     // certainly not published.
     let (status, body) = publish(&a, "s", "refused").await;
     assert_eq!(status, 503, "{body}");

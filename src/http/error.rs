@@ -98,7 +98,7 @@ impl From<HubError> for ApiError {
             HubError::Claimed { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "claimed", e.to_string())
             }
-            HubError::Log(_) => ApiError::new(
+            HubError::Wal(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "event log unavailable",
                 e.to_string(),

@@ -299,7 +299,7 @@ impl AppState {
 
     /// Publishes one event and counts it (or the refusal). Returns once
     /// the event is as durable as configured (see [`Hub::publish`]).
-    async fn publish(
+    async fn publish_and_count(
         &self,
         channel: &ChannelName,
         event_type: &str,
@@ -315,7 +315,7 @@ impl AppState {
 
     /// Publishes `events` (at least one) to `channel` with consecutive ids,
     /// all or none, and counts them (or the refusal).
-    async fn publish_batch(
+    async fn publish_batch_and_count(
         &self,
         channel: &ChannelName,
         events: &[NewEvent],

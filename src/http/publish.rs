@@ -586,7 +586,7 @@ pub async fn handle(
     match request {
         PublishRequest::One(event) => {
             let published = app
-                .publish(&channel, &event.event_type, &event.data)
+                .publish_and_count(&channel, &event.event_type, &event.data)
                 .await?;
             Ok(Json(PublishAnswer {
                 id: published.id,
@@ -596,7 +596,7 @@ pub async fn handle(
             .into_response())
         }
         PublishRequest::Batch(events) => {
-            let batch = app.publish_batch(&channel, &events).await?;
+            let batch = app.publish_batch_and_count(&channel, &events).await?;
             Ok(Json(BulkPublishAnswer {
                 channel: &channel,
                 first_id: batch.first_id,
@@ -653,7 +653,9 @@ pub async fn broadcast(
         Err(e) => return Err(app.refused(ApiError::bad_request("invalid JSON", e.to_string()))),
     };
     let channel = ChannelName::broadcast();
-    let published = app.publish(&channel, BROADCAST_EVENT_TYPE, &text).await?;
+    let published = app
+        .publish_and_count(&channel, BROADCAST_EVENT_TYPE, &text)
+        .await?;
     Ok(Json(PublishAnswer {
         id: published.id,
         channel: &channel,

@@ -188,7 +188,7 @@ mod tests {
     fn open(dir: &Path, history: usize, warm_bytes: u64) -> Hub {
         let opts = WalOptions::new(FsyncPolicy::Always, 1 << 30);
         let log = Arc::new(Wal::open(dir, opts).unwrap());
-        Hub::durable(limits(history), log, warm_bytes).unwrap()
+        Hub::with_wal(limits(history), log, warm_bytes).unwrap()
     }
 
     fn n(name: &str) -> ChannelName {
@@ -434,7 +434,7 @@ mod tests {
             1 << 30,
         );
         let log = Arc::new(Wal::open(dir.path(), opts).unwrap());
-        let hub = Hub::durable(limits(100), log.clone(), 0).unwrap();
+        let hub = Hub::with_wal(limits(100), log.clone(), 0).unwrap();
         let id = hub.publish(&n("a"), "message", "one").await.unwrap().id;
         assert_eq!(log.last_seq(), seq(&id), "written before the answer");
         assert!(

@@ -232,7 +232,7 @@ impl MemoryHub {
     ///
     /// # Errors
     /// The log cannot be read.
-    pub fn with_log(limits: HubLimits, log: Arc<Wal>, warm_bytes: u64) -> Result<Self, WalError> {
+    pub fn with_wal(limits: HubLimits, log: Arc<Wal>, warm_bytes: u64) -> Result<Self, WalError> {
         let mut hub = MemoryHub::new(limits);
         hub.epoch = Tag::hex(log.epoch());
         let last = log.last_seq();
@@ -291,7 +291,7 @@ impl MemoryHub {
             Some(log) if log.fsync_policy() == FsyncPolicy::Always => log
                 .wait_durable(seq)
                 .await
-                .map_err(|e| HubError::Log(e.to_string())),
+                .map_err(|e| HubError::Wal(e.to_string())),
             _ => Ok(()),
         }
     }
@@ -699,7 +699,7 @@ impl MemoryHub {
         };
         if let Some(log) = &self.log {
             return durable::history(log, channel, self.limits.history, before, limit, filter)
-                .map_err(|e| HubError::Log(e.to_string()));
+                .map_err(|e| HubError::Wal(e.to_string()));
         }
         let mut page = HistoryPage::default();
         let Some(ch) = self
@@ -1362,7 +1362,7 @@ fn log_events(
         .collect();
     log.append(&records)
         .map(drop)
-        .map_err(|e| HubError::Log(e.to_string()))
+        .map_err(|e| HubError::Wal(e.to_string()))
 }
 
 /// Milliseconds since the Unix epoch, for the log's records.

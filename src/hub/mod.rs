@@ -14,7 +14,7 @@
 //!
 //! The hub knows nothing of HTTP or files. [`Hub`] is an enum of backends:
 //! the in-memory one (one process), optionally fed through the write-ahead
-//! log of `--data-dir` ([`Hub::durable`]), and Redis (many nodes sharing
+//! log of `--data-dir` ([`Hub::with_wal`]), and Redis (many nodes sharing
 //! channels, see [`redis`]). Channel names are parsed once into
 //! [`ChannelName`]; what a channel is comes from [`ChannelName::kind`]
 //! alone.
@@ -191,7 +191,7 @@ pub enum HubError {
     },
     /// The write-ahead log (`--data-dir`) could not take or give events.
     #[error("the event log failed: {0}")]
-    Log(String),
+    Wal(String),
     /// An id given as a position (`before=`) is not one of this hub's.
     #[error("unknown event id {0:?}")]
     UnknownId(String),
@@ -537,14 +537,14 @@ impl Hub {
     ///
     /// # Errors
     /// The WAL cannot be read.
-    pub fn durable(
+    pub fn with_wal(
         limits: HubLimits,
         wal: Arc<crate::wal::Wal>,
         warm_bytes: u64,
     ) -> Result<Hub, HubError> {
-        MemoryHub::with_log(limits, wal, warm_bytes)
+        MemoryHub::with_wal(limits, wal, warm_bytes)
             .map(|hub| Hub::Memory(Arc::new(hub)))
-            .map_err(|e| HubError::Log(e.to_string()))
+            .map_err(|e| HubError::Wal(e.to_string()))
     }
 
     /// Retained events of `channel` older than the event `before` (or the
@@ -574,7 +574,7 @@ impl Hub {
                     hub.history(&channel, before.as_deref(), limit, &filter)
                 })
                 .await
-                .map_err(|e| HubError::Log(format!("history read failed: {e}")))?
+                .map_err(|e| HubError::Wal(format!("history read failed: {e}")))?
             }
             Hub::Redis(hub) => hub.history(channel, before, limit, &filter).await,
         }

@@ -404,7 +404,7 @@ async fn open_durable_hub(
         let log = Wal::open(&dir, opts).map_err(io::Error::other)?;
         let recovery = log.recovery().clone();
         let log = Arc::new(log);
-        let hub = Hub::durable(limits, log.clone(), warm_bytes).map_err(io::Error::other)?;
+        let hub = Hub::with_wal(limits, log.clone(), warm_bytes).map_err(io::Error::other)?;
         tracing::info!(
             dir = %dir.display(),
             segments = recovery.segments,

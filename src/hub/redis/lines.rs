@@ -108,7 +108,7 @@ async fn run(node: Arc<Node>, queue: Weak<LogQueue>) {
             }
             continue;
         }
-        publish(&node, &q, batch).await;
+        send_batch(&node, &q, batch).await;
         if node.shutdown.is_cancelled() {
             return;
         }
@@ -118,7 +118,7 @@ async fn run(node: Arc<Node>, queue: Weak<LogQueue>) {
 /// Publishes one batch, retrying while Redis is unreachable. Lines of a
 /// stream whose claim another node holds are dropped (the refusal was
 /// logged once).
-async fn publish(node: &Node, queue: &LogQueue, batch: Vec<String>) {
+async fn send_batch(node: &Node, queue: &LogQueue, batch: Vec<String>) {
     let events: Vec<(&str, &str)> = batch
         .iter()
         .map(|line| (crate::sse::DEFAULT_EVENT_TYPE, line.as_str()))
@@ -131,7 +131,9 @@ async fn publish(node: &Node, queue: &LogQueue, batch: Vec<String>) {
                 Ok(()) => continue,
                 Err(e) => Err(e),
             },
-            Some(true) => link::publish(node, &queue.channel, &events).await.map(drop),
+            Some(true) => link::run_publish_script(node, &queue.channel, &events)
+                .await
+                .map(drop),
         };
         match result {
             Ok(()) => return,

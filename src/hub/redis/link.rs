@@ -614,20 +614,20 @@ async fn reconnect(node: &Node) -> Result<Conn, HubError> {
 /// first try never left this process. A failure after the command was
 /// handed over (broken pipe, reset, timeout) is not retried: the script
 /// may have run, and only the client can decide to send again.
-pub(crate) async fn publish(
+pub(crate) async fn run_publish_script(
     node: &Node,
     channel: &str,
     events: &[(&str, &str)],
 ) -> Result<(u64, u64, Line), HubError> {
     let events: Vec<(usize, &str, &str)> = events.iter().map(|(t, d)| (0, *t, *d)).collect();
-    publish_multi(node, &[channel], &events, Creator::Client).await
+    run_publish_multi_script(node, &[channel], &events, Creator::Client).await
 }
 
 /// [`publish`] for events of several channels (`channels` distinct; each
 /// event names its channel by index) in one script call: consecutive
 /// numbers in the given order, all or nothing. Channels missing are
 /// created on `creator`'s budget.
-pub(crate) async fn publish_multi(
+pub(crate) async fn run_publish_multi_script(
     node: &Node,
     channels: &[&str],
     events: &[(usize, &str, &str)],

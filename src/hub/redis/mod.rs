@@ -390,7 +390,7 @@ impl RedisHub {
     ) -> Result<Published, HubError> {
         let data = normalize(data);
         let (first, _, line) =
-            link::publish(&self.node, channel, &[(event_type, data.as_ref())]).await?;
+            link::run_publish_script(&self.node, channel, &[(event_type, data.as_ref())]).await?;
         Ok(Published {
             id: line.id(first).to_string(),
             subscribers: self.subscribers(channel),
@@ -428,7 +428,7 @@ impl RedisHub {
             .map(|(t, d)| (t.as_ref(), normalize(d.as_ref())))
             .collect();
         let pairs: Vec<(&str, &str)> = normalized.iter().map(|(t, d)| (*t, d.as_ref())).collect();
-        let (first, last, line) = link::publish(&self.node, channel, &pairs).await?;
+        let (first, last, line) = link::run_publish_script(&self.node, channel, &pairs).await?;
         Ok(Batch {
             first_id: line.id(first).to_string(),
             last_id: line.id(last).to_string(),
@@ -477,7 +477,7 @@ impl RedisHub {
             .collect();
         let channels: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
         let (first, last, line) =
-            link::publish_multi(&self.node, &channels, &triples, creator).await?;
+            link::run_publish_multi_script(&self.node, &channels, &triples, creator).await?;
         Ok(Batch {
             first_id: line.id(first).to_string(),
             last_id: line.id(last).to_string(),
