@@ -10,6 +10,9 @@
 # TLS and HTTP/2 variants (tailcast and Nchan; certificate made here with
 # openssl): fanout1k-tls, idle10k-tls (HTTP/1.1 over TLS), fanout1k-h2,
 # idle10k-h2 (HTTP/2 over TLS, 100 streams per connection).
+# fanout100-paced: S1's 100 subscribers at 400 events/s asked, a rate every
+# server reaches, so that latencies compare like for like (in fanout100 each
+# server's publisher goes as fast as that server answers).
 #
 # Usage: bench/compare.sh [--quick] [--servers "tailcast nchan fastapi"]
 #                         [--scenarios "fanout100 fanout1k fanout10k idle10k idle19k follow
@@ -204,6 +207,7 @@ scenario_args() {
     if [ "$QUICK" = 1 ]; then
         case "$s" in
             fanout100) echo "fanout --subscribers 10 --events 200" ;;
+            fanout100-paced) echo "fanout --subscribers 10 --events 200 --rate 500" ;;
             fanout1k) echo "fanout --subscribers 50 --events 100 --rate 500" ;;
             fanout10k) echo "fanout --subscribers 200 --events 20 --rate 100" ;;
             idle10k) echo "idle --connections 200 --settle 1" ;;
@@ -219,6 +223,7 @@ scenario_args() {
     fi
     case "$s" in
         fanout100) echo "fanout --subscribers 100 --events 10000 --drain-timeout 300" ;;
+        fanout100-paced) echo "fanout --subscribers 100 --events 10000 --rate 400 --drain-timeout 300" ;;
         fanout1k) echo "fanout --subscribers 1000 --events 2000 --rate 1000 --drain-timeout 300" ;;
         fanout10k) echo "fanout --subscribers 10000 --events 200 --rate 100 --drain-timeout 400" ;;
         idle10k) echo "idle --connections 10000 --settle 3" ;;
@@ -304,6 +309,7 @@ servers = [s for s in ("tailcast", "nchan", "fastapi") if any(k.startswith(s + "
 titles = {"tailcast": "tailcast", "nchan": "Nchan (nginx, 1 worker)", "fastapi": "FastAPI + sse-starlette"}
 rows = [
     ("fanout100", "100 subscribers, 10,000 events, max rate"),
+    ("fanout100-paced", "100 subscribers, 10,000 events, 400/s asked (a rate every server reaches: latency like for like)"),
     ("fanout1k", "1,000 subscribers, 2,000 events, 1,000/s asked"),
     ("fanout10k", "10,000 subscribers, 200 events, 100/s asked"),
     ("idle10k", "10,000 idle connections: server memory per connection"),

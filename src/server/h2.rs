@@ -22,7 +22,7 @@ use std::future::poll_fn;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
@@ -35,7 +35,7 @@ use h2::{Reason, RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::sse_conn::{poll_frames, Step};
+use super::sse_conn::{self, poll_frames, Step, BATCH_FRAMES, COALESCE};
 use super::timeouts::{Activity, RequestGuard};
 use super::Connections;
 
@@ -227,8 +227,21 @@ async fn send_body(mut body: Body, mut send: SendStream<Bytes>, conns: &Connecti
             step = poll_fn(|cx| poll_batch(cx, &mut body)) => step,
             _ = poll_fn(|cx| send.poll_reset(cx)) => return,
         };
+        // Woken with room in the batch: let the other ready tasks run
+        // first (the publisher's next POST among them), then take what
+        // they published too, as the HTTP/1.1 lean path does (see
+        // `sse_conn::COALESCE`): one DATA frame for several events.
+        let step = match step {
+            Batch::Frames(mut frames) if COALESCE && frames.len() < BATCH_FRAMES => {
+                tokio::task::yield_now().await;
+                poll_fn(|cx| Poll::Ready(top_up(cx, &mut body, &mut frames))).await
+            }
+            step => step,
+        };
+        let step = joined(step);
         let (data, last) = match step {
             Batch::Data { data, last } => (data, last),
+            Batch::Frames(_) => unreachable!("joined above"),
             Batch::End => {
                 let _ = send.send_data(Bytes::new(), true);
                 return;
@@ -238,7 +251,23 @@ async fn send_body(mut body: Body, mut send: SendStream<Bytes>, conns: &Connecti
                 return;
             }
         };
-        match send_within_window(&mut send, data, last, conns.send_timeout).await {
+        let (mut data, last) = (data, last);
+        let sent = match send_now(&mut send, &mut data, last) {
+            Ok(true) => Ok(()),
+            // Boxed: waiting for window is rare, and its state (the rest
+            // of the data, the timer) must not size every open stream.
+            Ok(false) => {
+                Box::pin(send_within_window(
+                    &mut send,
+                    data,
+                    last,
+                    conns.send_timeout,
+                ))
+                .await
+            }
+            Err(stop) => Err(stop),
+        };
+        match sent {
             Ok(()) if last => return,
             Ok(()) => {}
             Err(Stop::Stalled) => {
@@ -257,6 +286,8 @@ async fn send_body(mut body: Body, mut send: SendStream<Bytes>, conns: &Connecti
 
 /// What the body has ready.
 enum Batch {
+    /// Data frames, the body still open.
+    Frames(Vec<Bytes>),
     /// Frames joined into one buffer; `last`: the body ended after them.
     Data { data: Bytes, last: bool },
     /// The body ended with nothing more.
@@ -265,15 +296,54 @@ enum Batch {
     Error,
 }
 
-/// Takes every data frame `body` has ready (see [`poll_frames`]) as one
-/// buffer, copied only when there are several.
+impl From<Step> for Batch {
+    fn from(step: Step) -> Batch {
+        match step {
+            Step::Frames {
+                frames,
+                last: false,
+            } => Batch::Frames(frames),
+            Step::Frames { frames, last: true } => Batch::Data {
+                data: join(frames),
+                last: true,
+            },
+            Step::End => Batch::End,
+            Step::Abort => Batch::Error,
+        }
+    }
+}
+
+/// Takes every data frame `body` has ready (see [`poll_frames`]).
 fn poll_batch(cx: &mut Context<'_>, body: &mut Body) -> Poll<Batch> {
-    let (mut frames, last) = match ready!(poll_frames(cx, body)) {
-        Step::Frames { frames, last } => (frames, last),
-        Step::End => return Poll::Ready(Batch::End),
-        Step::Abort => return Poll::Ready(Batch::Error),
-    };
-    let data = match frames.len() {
+    poll_frames(cx, body).map(Batch::from)
+}
+
+/// Adds what `body` has ready now to `frames` (see [`sse_conn::top_up`]).
+fn top_up(cx: &mut Context<'_>, body: &mut Body, frames: &mut Vec<Bytes>) -> Batch {
+    match sse_conn::top_up(cx, body, frames) {
+        // Still open: sent as data, without a second wait.
+        Step::Frames { frames, last } => Batch::Data {
+            data: join(frames),
+            last,
+        },
+        step => Batch::from(step),
+    }
+}
+
+/// Open frames as one buffer to send.
+fn joined(batch: Batch) -> Batch {
+    match batch {
+        Batch::Frames(frames) => Batch::Data {
+            data: join(frames),
+            last: false,
+        },
+        batch => batch,
+    }
+}
+
+/// `frames` as one buffer, copied only when there are several.
+fn join(mut frames: Vec<Bytes>) -> Bytes {
+    match frames.len() {
         1 => frames.pop().unwrap_or_default(),
         _ => {
             let mut joined = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
@@ -282,8 +352,23 @@ fn poll_batch(cx: &mut Context<'_>, body: &mut Body) -> Poll<Batch> {
             }
             joined.freeze()
         }
-    };
-    Poll::Ready(Batch::Data { data, last })
+    }
+}
+
+/// Sends as much of `data` as the window allows now, without waiting:
+/// `true` when all of it went.
+fn send_now(send: &mut SendStream<Bytes>, data: &mut Bytes, last: bool) -> Result<bool, Stop> {
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let room = send.capacity();
+        if room == 0 {
+            return Ok(false);
+        }
+        let piece = data.split_to(room.min(data.len()));
+        send.send_data(piece, last && data.is_empty())
+            .map_err(|_| Stop::Gone)?;
+    }
+    Ok(true)
 }
 
 /// Sends `data` in pieces no larger than the window the peer grants,
@@ -398,7 +483,7 @@ mod tests {
         );
         let size = std::mem::size_of_val(&future);
         eprintln!("serve_stream future: {size} bytes");
-        assert!(size <= 448, "the per-stream future grew to {size} bytes");
+        assert!(size <= 400, "the per-stream future grew to {size} bytes");
         drop(future);
         drop(client.await.unwrap());
         shutdown.cancel();

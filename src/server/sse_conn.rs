@@ -81,7 +81,7 @@ pub(super) const BATCH_BYTES: usize = 256 * 1024;
 /// this turned one `writev` per delivery into one per several (see
 /// docs/performance.md). Frames stay in order and are taken once; the only
 /// cost is one more poll per wake-up.
-const COALESCE: bool = true;
+pub(super) const COALESCE: bool = true;
 
 /// Largest non-SSE answer (a JSON error) written here.
 const ERROR_BODY_MAX: usize = 64 * 1024;
@@ -437,7 +437,7 @@ pub(super) fn poll_frames(cx: &mut Context<'_>, body: &mut Body) -> Poll<Step> {
 
 /// Adds to `frames` (not empty) what `body` has ready now, within the
 /// batch limits (see [`poll_frames`]), and says what to write.
-fn top_up(cx: &mut Context<'_>, body: &mut Body, frames: &mut Vec<Bytes>) -> Step {
+pub(super) fn top_up(cx: &mut Context<'_>, body: &mut Body, frames: &mut Vec<Bytes>) -> Step {
     let mut frames = std::mem::take(frames);
     match fill(cx, body, &mut frames) {
         Fill::Failed => Step::Abort,
