@@ -271,7 +271,7 @@ fn lean_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
 
 /// How a response's body is delimited.
 #[derive(Debug, Clone, Copy)]
-enum Framing {
+enum BodyFraming {
     /// `Transfer-Encoding: chunked`.
     Chunked,
     /// `Content-Length` of this many bytes.
@@ -280,7 +280,7 @@ enum Framing {
 
 /// The response head: status line, `headers` (less any framing or
 /// connection header), `Date`, the framing header and `Connection: close`.
-fn response_head(status: StatusCode, headers: &HeaderMap, framing: Framing) -> Vec<u8> {
+fn response_head(status: StatusCode, headers: &HeaderMap, framing: BodyFraming) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(status.as_str().as_bytes());
@@ -305,8 +305,8 @@ fn response_head(status: StatusCode, headers: &HeaderMap, framing: Framing) -> V
         head.extend_from_slice(b"\r\n");
     }
     match framing {
-        Framing::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Framing::Length(n) => {
+        BodyFraming::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        BodyFraming::Length(n) => {
             head.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
         }
     }
@@ -325,7 +325,11 @@ where
         .await
         .map_err(|e| io::Error::other(format!("response body: {e}")))?
         .to_bytes();
-    let head = response_head(parts.status, &parts.headers, Framing::Length(body.len()));
+    let head = response_head(
+        parts.status,
+        &parts.headers,
+        BodyFraming::Length(body.len()),
+    );
     write_all_vectored(io, &mut [IoSlice::new(&head), IoSlice::new(&body)]).await?;
     io.shutdown().await
 }
@@ -355,7 +359,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let (parts, body) = response.into_parts();
-    let head = response_head(parts.status, &parts.headers, Framing::Chunked);
+    let head = response_head(parts.status, &parts.headers, BodyFraming::Chunked);
     drop(parts);
     stream_body(io, head, body)
 }
@@ -874,14 +878,18 @@ mod tests {
             "Sat, 01 Jan 2000 00:00:00 GMT".parse().unwrap(),
         );
         headers.insert(header::CONTENT_LENGTH, "12".parse().unwrap());
-        let head = response_head(StatusCode::OK, &headers, Framing::Chunked);
+        let head = response_head(StatusCode::OK, &headers, BodyFraming::Chunked);
         assert_eq!(
             String::from_utf8(head).unwrap(),
             "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
              date: Sat, 01 Jan 2000 00:00:00 GMT\r\ntransfer-encoding: chunked\r\n\
              connection: close\r\n\r\n"
         );
-        let head = response_head(StatusCode::NOT_FOUND, &HeaderMap::new(), Framing::Length(5));
+        let head = response_head(
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            BodyFraming::Length(5),
+        );
         let head = String::from_utf8(head).unwrap();
         assert!(
             head.starts_with("HTTP/1.1 404 Not Found\r\ndate: "),
