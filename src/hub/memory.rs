@@ -65,9 +65,9 @@ use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
 use super::store::{self, ChannelState, Stored};
 use super::{
-    Batch, Budget, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Creator, Delivery,
-    EventId, HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason,
-    Start, StoredEvent, Swept, Tag,
+    Batch, Budget, ChannelInfo, ChannelName, ChannelRequest, Creator, Delivery, EventId,
+    HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason, Start,
+    StoredEvent, Swept, Tag,
 };
 use crate::follow::FilePosition;
 use crate::sse::PendingEvent;
@@ -114,7 +114,6 @@ type Ledger = store::Ledger<Channel>;
 /// One channel: its history and who to wake.
 struct Channel {
     name: ChannelName,
-    kind: ChannelKind,
     /// The limit it counts against, decided by who created it.
     budget: Budget,
     /// `seq` of the newest evicted event (everything at or below it is
@@ -129,6 +128,11 @@ struct Channel {
 type ChannelInner = ChannelState;
 
 impl Stored for Channel {
+    #[inline]
+    fn name(&self) -> &ChannelName {
+        &self.name
+    }
+
     #[inline]
     fn state(&self) -> &Mutex<ChannelInner> {
         &self.inner
@@ -280,7 +284,6 @@ impl MemoryHub {
     fn new_channel(&self, name: &ChannelName, budget: Budget) -> Arc<Channel> {
         Arc::new(Channel {
             name: name.clone(),
-            kind: name.kind(),
             budget,
             evicted_through: AtomicU64::new(if self.log.is_some() {
                 // Older events of the channel may be on disk.
@@ -713,65 +716,22 @@ impl MemoryHub {
         Ok(found)
     }
 
-    /// Drops `ch` from the map if it has no events and no subscribers and
-    /// is not pinned. The caller holds the map's write lock.
-    fn drop_if_unused(
-        &self,
-        map: &mut HashMap<ChannelName, Arc<Channel>>,
-        ch: &Arc<Channel>,
-    ) -> bool {
-        if ch.kind.is_pinned() {
-            return false;
+    /// Gives back the budget of a channel that left the map.
+    fn left(&self, ch: &Channel) {
+        if let Some(counter) = self.counter(ch.budget) {
+            counter.fetch_sub(1, Ordering::Relaxed);
         }
-        let Ok(mut inner) = ch.inner.lock() else {
-            return false;
-        };
-        if inner.removed || !inner.is_unused() {
-            return false;
-        }
-        self.mark_removed(map, ch, &mut inner);
-        true
-    }
-
-    /// Takes `ch` out of the map (map write lock and channel lock held).
-    fn mark_removed(
-        &self,
-        map: &mut HashMap<ChannelName, Arc<Channel>>,
-        ch: &Arc<Channel>,
-        inner: &mut ChannelInner,
-    ) {
-        inner.removed = true;
-        if map
-            .get(ch.name.as_str())
-            .is_some_and(|c| Arc::ptr_eq(c, ch))
-        {
-            map.remove(ch.name.as_str());
-            if let Some(counter) = self.counter(ch.budget) {
-                counter.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        self.dropped_through
-            .fetch_max(ch.evicted_through.load(Ordering::Acquire), Ordering::AcqRel);
     }
 
     /// See [`super::Hub::remove_unsubscribed`].
     pub fn remove_unsubscribed(&self, name: &ChannelName) -> bool {
-        let mut ledger = self.commit.lock().expect("commit lock");
-        let mut map = self.channels.write().expect("hub lock");
-        let Some(ch) = map.get(name.as_str()).cloned() else {
-            return true;
-        };
-        let mut inner = ch.inner.lock().expect("channel lock");
-        if !inner.subscribers.is_empty() {
-            return false;
-        }
-        let garbage = ledger.forget(&ch, &mut inner);
-        self.mark_removed(&mut map, &ch, &mut inner);
-        drop(inner);
-        drop(map);
-        drop(ledger);
-        drop(garbage);
-        true
+        store::remove_unsubscribed(
+            &self.commit,
+            &self.channels,
+            name,
+            &self.dropped_through,
+            |ch| self.left(ch),
+        )
     }
 
     /// See [`super::Hub::sweep`].
@@ -782,32 +742,9 @@ impl MemoryHub {
                 swept.expired = store::expire(&self.commit, before);
             }
         }
-        swept.dropped = self.drop_empty_channels();
+        swept.dropped =
+            store::drop_unused(&self.channels, &self.dropped_through, |ch| self.left(ch));
         swept
-    }
-
-    /// Drops ordinary channels with no events and no subscribers, and gives
-    /// back the spare room of long histories that shrank.
-    fn drop_empty_channels(&self) -> usize {
-        let candidates: Vec<Arc<Channel>> = {
-            let map = self.channels.read().expect("hub lock");
-            map.values()
-                .filter(|ch| {
-                    let mut inner = ch.inner.lock().expect("channel lock");
-                    inner.history.shrink();
-                    !ch.kind.is_pinned() && inner.is_unused()
-                })
-                .cloned()
-                .collect()
-        };
-        if candidates.is_empty() {
-            return 0;
-        }
-        let mut map = self.channels.write().expect("hub lock");
-        candidates
-            .iter()
-            .filter(|ch| self.drop_if_unused(&mut map, ch))
-            .count()
     }
 
     /// See [`super::Hub::usage`].
@@ -1184,16 +1121,11 @@ impl Drop for MemorySubscription {
     /// Unsubscribes, and drops channels left with no subscribers and no
     /// history (lock order: the channel map, then the channel).
     fn drop(&mut self) {
+        let hub = &self.hub;
         for ch in &self.channels {
-            let now_unused = match ch.inner.lock() {
-                Ok(mut inner) => inner.leave(self.key) && !ch.kind.is_pinned(),
-                Err(_) => false,
-            };
-            if now_unused {
-                if let Ok(mut map) = self.hub.channels.write() {
-                    self.hub.drop_if_unused(&mut map, ch);
-                }
-            }
+            store::leave(&hub.channels, ch, self.key, &hub.dropped_through, |ch| {
+                hub.left(ch)
+            });
         }
     }
 }

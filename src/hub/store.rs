@@ -20,6 +20,16 @@
 //! So a channel's history is always a run of increasing numbers, and an
 //! event is retained exactly when it is above its channel's
 //! [`Stored::evicted_through`].
+//!
+//! Channels come and go by one rule too: an ordinary (not pinned) channel
+//! with no events and no subscribers leaves its map, when its last
+//! subscriber leaves ([`leave`]), by the sweep ([`drop_unused`]) or on
+//! request ([`remove_unsubscribed`]). It leaves the map and gets its
+//! `removed` flag in one critical section (map write lock, then channel
+//! lock; [`mark_removed`]), and what it had evicted raises the backend's
+//! `dropped_through`, where a channel of that name made later starts (so a
+//! resume from before it gets `too old`, or reads Redis, rather than a
+//! silent gap).
 
 use std::collections::{HashMap, VecDeque};
 use std::mem::size_of;
@@ -174,10 +184,7 @@ impl History {
 
 /// Every channel of a backend's map, sorted by name, as `GET /channels`
 /// lists them (`info` locks one channel at a time, outside the map lock).
-pub(crate) fn list<C>(
-    map: &RwLock<HashMap<ChannelName, Arc<C>>>,
-    info: impl Fn(&C) -> ChannelInfo,
-) -> Vec<ChannelInfo> {
+pub(crate) fn list<C>(map: &ChannelMap<C>, info: impl Fn(&C) -> ChannelInfo) -> Vec<ChannelInfo> {
     let channels: Vec<Arc<C>> = map.read().expect("map lock").values().cloned().collect();
     let mut infos: Vec<ChannelInfo> = channels.iter().map(|ch| info(ch)).collect();
     infos.sort_by(|a, b| a.name.cmp(&b.name));
@@ -186,6 +193,8 @@ pub(crate) fn list<C>(
 
 /// A channel of a backend's map as the [`Ledger`] sees it.
 pub(crate) trait Stored {
+    /// The channel's name (its key in the backend's map).
+    fn name(&self) -> &ChannelName;
     /// The channel's state and its lock.
     fn state(&self) -> &Mutex<ChannelState>;
     /// The newest number that left the channel's history (every event of
@@ -373,6 +382,130 @@ pub(crate) fn expire<C: Stored>(ledger: &Mutex<Ledger<C>>, before: Instant) -> u
             return expired;
         }
     }
+}
+
+/// A backend's channels by name.
+pub(crate) type ChannelMap<C> = RwLock<HashMap<ChannelName, Arc<C>>>;
+
+/// Takes `channel` out of `map` (its write lock held) and marks it
+/// removed (its lock held: `state`), raising `dropped_through` to what it
+/// evicted; `left` is told when it was the map's entry (the backend gives
+/// back its budget).
+pub(crate) fn mark_removed<C: Stored>(
+    map: &mut HashMap<ChannelName, Arc<C>>,
+    channel: &Arc<C>,
+    state: &mut ChannelState,
+    dropped_through: &AtomicU64,
+    left: impl FnOnce(&C),
+) {
+    state.removed = true;
+    let name = channel.name();
+    if map.get(name).is_some_and(|c| Arc::ptr_eq(c, channel)) {
+        map.remove(name);
+        left(channel);
+    }
+    let evicted = channel.evicted_through().load(Ordering::Acquire);
+    dropped_through.fetch_max(evicted, Ordering::AcqRel);
+}
+
+/// Drops `channel` from `map` (its write lock held) if it is not pinned
+/// and has no events and no subscribers; returns whether it did.
+pub(crate) fn drop_if_unused<C: Stored>(
+    map: &mut HashMap<ChannelName, Arc<C>>,
+    channel: &Arc<C>,
+    dropped_through: &AtomicU64,
+    left: impl FnOnce(&C),
+) -> bool {
+    if channel.name().kind().is_pinned() {
+        return false;
+    }
+    let Ok(mut state) = channel.state().lock() else {
+        return false;
+    };
+    if state.removed || !state.is_unused() {
+        return false;
+    }
+    mark_removed(map, channel, &mut state, dropped_through, left);
+    true
+}
+
+/// Unsubscribes `key` from `channel` (a cursor's `Drop`), and drops the
+/// channel if that left it unused.
+pub(crate) fn leave<C: Stored>(
+    map: &ChannelMap<C>,
+    channel: &Arc<C>,
+    key: u64,
+    dropped_through: &AtomicU64,
+    left: impl FnOnce(&C),
+) {
+    let now_unused = match channel.state().lock() {
+        Ok(mut state) => state.leave(key) && !channel.name().kind().is_pinned(),
+        Err(_) => false,
+    };
+    if now_unused {
+        if let Ok(mut map) = map.write() {
+            drop_if_unused(&mut map, channel, dropped_through, left);
+        }
+    }
+}
+
+/// The sweep's second half: drops every channel left unused (see
+/// [`drop_if_unused`]), and gives back the spare room of histories that
+/// shrank; returns how many were dropped. Candidates are found under the
+/// map's read lock, so the write lock is taken only when there are some.
+pub(crate) fn drop_unused<C: Stored>(
+    map: &ChannelMap<C>,
+    dropped_through: &AtomicU64,
+    left: impl Fn(&C),
+) -> usize {
+    let candidates: Vec<Arc<C>> = {
+        let map = map.read().expect("map lock");
+        map.values()
+            .filter(|ch| {
+                let mut state = ch.state().lock().expect("channel lock");
+                state.history.shrink();
+                !ch.name().kind().is_pinned() && state.is_unused()
+            })
+            .cloned()
+            .collect()
+    };
+    if candidates.is_empty() {
+        return 0;
+    }
+    let mut map = map.write().expect("map lock");
+    candidates
+        .iter()
+        .filter(|ch| drop_if_unused(&mut map, ch, dropped_through, &left))
+        .count()
+}
+
+/// Removes the channel `name` with its history if nobody subscribes to it
+/// (true also when there is no such channel); see
+/// [`crate::hub::Hub::remove_unsubscribed`].
+pub(crate) fn remove_unsubscribed<C: Stored>(
+    ledger: &Mutex<Ledger<C>>,
+    map: &ChannelMap<C>,
+    name: &ChannelName,
+    dropped_through: &AtomicU64,
+    left: impl FnOnce(&C),
+) -> bool {
+    let mut ledger = ledger.lock().expect("ledger lock");
+    let mut map = map.write().expect("map lock");
+    let Some(channel) = map.get(name.as_str()).cloned() else {
+        return true;
+    };
+    let mut state = channel.state().lock().expect("channel lock");
+    if !state.subscribers.is_empty() {
+        return false;
+    }
+    let garbage = ledger.forget(&channel, &mut state);
+    ledger.compact();
+    mark_removed(&mut map, &channel, &mut state, dropped_through, left);
+    drop(state);
+    drop(map);
+    drop(ledger);
+    drop(garbage);
+    true
 }
 
 /// Whether an oldest-first queue of `queued` entries, of which `retained`

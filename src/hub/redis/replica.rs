@@ -120,6 +120,11 @@ type ChannelInner = ChannelState;
 
 impl Stored for Channel {
     #[inline]
+    fn name(&self) -> &ChannelName {
+        &self.name
+    }
+
+    #[inline]
     fn state(&self) -> &Mutex<ChannelInner> {
         &self.inner
     }
@@ -132,10 +137,6 @@ impl Stored for Channel {
 
 /// The replica's account of retained events.
 type Ledger = store::Ledger<Channel>;
-
-fn is_pinned(name: &ChannelName) -> bool {
-    name.kind().is_pinned()
-}
 
 impl Replica {
     pub(crate) fn new(history: usize, max_channels: usize, history_bytes: usize) -> Self {
@@ -308,32 +309,23 @@ impl Replica {
     }
 
     /// Removes `name` if nobody here subscribes to it; see
-    /// [`crate::hub::Hub::remove_unsubscribed`].
+    /// [`crate::hub::Hub::remove_unsubscribed`]. A channel of that name
+    /// made later starts above what it forgot.
     pub(crate) fn remove_unsubscribed(&self, name: &ChannelName) -> bool {
-        let mut ledger = self.ledger.lock().expect("ledger lock");
-        let mut channels = self.channels.write().expect("map lock");
-        let Some(ch) = channels.get(name).cloned() else {
-            return true;
-        };
-        let mut inner = ch.inner.lock().expect("channel lock");
-        if !inner.subscribers.is_empty() {
-            return false;
-        }
-        ledger.forget(&ch, &mut inner);
-        ledger.compact();
-        inner.removed = true;
-        channels.remove(name);
-        // Events of it below `committed` are no longer here.
-        self.default_floor
-            .fetch_max(self.committed.load(Ordering::Acquire), Ordering::Relaxed);
-        true
+        store::remove_unsubscribed(
+            &self.ledger,
+            &self.channels,
+            name,
+            &self.default_floor,
+            |_| {},
+        )
     }
 
     /// Expires the events that arrived more than `ttl` before `now` (the
     /// store's rule, as in the memory hub), then drops channels left with
     /// no events and no subscribers (log streams and `broadcast` keep their
-    /// entry). Channels created later start above everything forgotten, so
-    /// they read the forgotten range from Redis if asked.
+    /// entry). A channel of a dropped name made later starts above what it
+    /// forgot, so it reads the forgotten range from Redis if asked.
     pub(crate) fn sweep(&self, ttl: Duration, now: Instant) -> Swept {
         let mut swept = Swept::default();
         if ttl.is_zero() {
@@ -342,20 +334,7 @@ impl Replica {
         if let Some(before) = now.checked_sub(ttl) {
             swept.expired = store::expire(&self.ledger, before);
         }
-        let mut channels = self.channels.write().expect("map lock");
-        channels.retain(|name, ch| {
-            let mut inner = ch.inner.lock().expect("channel lock");
-            if is_pinned(name) || inner.removed || !inner.is_unused() {
-                return true;
-            }
-            swept.dropped += 1;
-            inner.removed = true;
-            false
-        });
-        if swept != Swept::default() {
-            let committed = self.committed.load(Ordering::Acquire);
-            self.default_floor.fetch_max(committed, Ordering::Relaxed);
-        }
+        swept.dropped = store::drop_unused(&self.channels, &self.default_floor, |_| {});
         swept
     }
 
@@ -852,28 +831,18 @@ use std::future::Future as _;
 
 impl Drop for RedisSubscription {
     /// Unsubscribes, and drops local channels left with no subscribers and
-    /// no events (lock order: the map, then the channel).
+    /// no events (the store's rule: a channel of that name made later
+    /// starts above what this one forgot).
     fn drop(&mut self) {
         let replica = &self.node.replica;
         for ch in &self.channels {
-            let now_empty = match ch.inner.lock() {
-                Ok(mut inner) => inner.leave(self.key) && !is_pinned(&ch.name),
-                Err(_) => false,
-            };
-            if now_empty {
-                let Ok(mut channels) = replica.channels.write() else {
-                    continue;
-                };
-                let Ok(mut inner) = ch.inner.lock() else {
-                    continue;
-                };
-                if inner.is_unused() && !inner.removed {
-                    inner.removed = true;
-                    if channels.get(&ch.name).is_some_and(|c| Arc::ptr_eq(c, ch)) {
-                        channels.remove(&ch.name);
-                    }
-                }
-            }
+            store::leave(
+                &replica.channels,
+                ch,
+                self.key,
+                &replica.default_floor,
+                |_| {},
+            );
         }
     }
 }
@@ -1000,9 +969,10 @@ mod tests {
         assert!(!replica.knows(&n("a")));
         assert_eq!(info(&replica, "log:x").unwrap().retained, 0);
         assert_eq!(floor(&replica, "log:x"), 2);
-        // A channel made now reads what was forgotten from Redis.
+        // A channel of that name made now starts above what it forgot (its
+        // event 1), so it reads that from Redis.
         replica.ensure(&n("a")).unwrap();
-        assert_eq!(floor(&replica, "a"), 2);
+        assert_eq!(floor(&replica, "a"), 1);
     }
 
     /// The store both backends share (`hub::store`) keeps the same
