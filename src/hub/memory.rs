@@ -749,15 +749,7 @@ impl MemoryHub {
 
     /// See [`super::Hub::usage`].
     pub fn usage(&self) -> HistoryUsage {
-        let (events, bytes) = {
-            let ledger = self.commit.lock().expect("commit lock");
-            (ledger.events(), ledger.bytes())
-        };
-        HistoryUsage {
-            events,
-            bytes: bytes + self.envelope_bytes.load(Ordering::Relaxed),
-            channels: self.channels.read().expect("hub lock").len(),
-        }
+        store::usage(&self.commit, &self.envelope_bytes, &self.channels)
     }
 
     /// See [`super::Hub::channels`].

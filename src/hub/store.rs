@@ -39,7 +39,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::{ChannelInfo, ChannelName, StoredEvent};
+use super::{ChannelInfo, ChannelName, HistoryUsage, StoredEvent};
 
 /// What one channel of any backend holds under its (std) lock.
 pub(crate) struct ChannelState {
@@ -179,6 +179,24 @@ impl History {
         if self.events.capacity() > 4 * len + 64 {
             self.events.shrink_to(2 * len + 16);
         }
+    }
+}
+
+/// What a backend retains: the ledger's events and their cost plus the
+/// `/events` envelopes alive (`envelopes`), and the channels in its map.
+pub(crate) fn usage<C: Stored>(
+    ledger: &Mutex<Ledger<C>>,
+    envelopes: &AtomicUsize,
+    map: &ChannelMap<C>,
+) -> HistoryUsage {
+    let (events, bytes) = {
+        let ledger = ledger.lock().expect("ledger lock");
+        (ledger.events(), ledger.bytes())
+    };
+    HistoryUsage {
+        events,
+        bytes: bytes + envelopes.load(Ordering::Relaxed),
+        channels: map.read().expect("map lock").len(),
     }
 }
 

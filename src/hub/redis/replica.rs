@@ -89,7 +89,8 @@ pub(crate) struct Replica {
     /// Bytes of `/events` envelopes made for retained events.
     envelope_bytes: Arc<AtomicUsize>,
     /// Floor of a channel created now (events of unknown channels below it
-    /// may exist in Redis).
+    /// may exist in Redis); a removed channel raises it to its own floor
+    /// (the store's `dropped_through`).
     default_floor: AtomicU64,
     next_subscriber: AtomicU64,
 }
@@ -297,15 +298,7 @@ impl Replica {
 
     /// Events and bytes retained here, and channels known.
     pub(crate) fn usage(&self) -> HistoryUsage {
-        let (events, bytes) = {
-            let ledger = self.ledger.lock().expect("ledger lock");
-            (ledger.events(), ledger.bytes())
-        };
-        HistoryUsage {
-            events,
-            bytes: bytes + self.envelope_bytes.load(Ordering::Relaxed),
-            channels: self.channels.read().expect("map lock").len(),
-        }
+        store::usage(&self.ledger, &self.envelope_bytes, &self.channels)
     }
 
     /// Removes `name` if nobody here subscribes to it; see
