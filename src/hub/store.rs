@@ -543,7 +543,6 @@ mod tests {
     use super::*;
     use crate::hub::ChannelName;
     use std::future::Future;
-    use std::sync::atomic::AtomicUsize;
 
     fn event(seq: u64, size: usize) -> Arc<StoredEvent> {
         Arc::new(StoredEvent::new(
@@ -604,6 +603,71 @@ mod tests {
         assert_eq!(
             (info.subscribers, info.retained, info.last_id),
             (0, 0, None)
+        );
+    }
+
+    /// A channel of a toy backend, for the ledger alone.
+    struct Toy {
+        name: ChannelName,
+        evicted: AtomicU64,
+        state: Mutex<ChannelState>,
+    }
+
+    impl Stored for Toy {
+        fn name(&self) -> &ChannelName {
+            &self.name
+        }
+        fn state(&self) -> &Mutex<ChannelState> {
+            &self.state
+        }
+        fn evicted_through(&self) -> &AtomicU64 {
+            &self.evicted
+        }
+    }
+
+    fn toy(name: &str) -> Arc<Toy> {
+        Arc::new(Toy {
+            name: ChannelName::parse(name).unwrap(),
+            evicted: AtomicU64::new(0),
+            state: Mutex::new(ChannelState::new()),
+        })
+    }
+
+    /// One rule per limit: `--history` right after an event goes in, the
+    /// hub's oldest before one goes in for `--history-bytes` (skipping
+    /// entries another rule evicted), by age for the ttl; the queue
+    /// empties once nothing is retained.
+    #[test]
+    fn the_ledger_evicts_by_count_bytes_and_age_oldest_first() {
+        let (a, b) = (toy("a"), toy("b"));
+        let mut ledger = Ledger::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        let put = |ledger: &mut Ledger<Toy>, ch: &Arc<Toy>, seq: u64, ms: u64| {
+            let mut state = ch.state.lock().unwrap();
+            ledger.insert(ch, &mut state, event(seq, 100), at(ms), 2);
+        };
+        let one = event(1, 100).cost();
+        put(&mut ledger, &a, 1, 0);
+        put(&mut ledger, &b, 2, 10);
+        put(&mut ledger, &a, 3, 20);
+        put(&mut ledger, &a, 4, 30);
+        // a1 left by count; its queue entry is skipped below.
+        assert_eq!((ledger.events(), ledger.bytes()), (3, 3 * one));
+        assert_eq!(a.evicted.load(Ordering::Relaxed), 1);
+        let none = AtomicUsize::new(0);
+        ledger.make_room(3 * one, &none, one);
+        assert_eq!(b.evicted.load(Ordering::Relaxed), 2, "b2, the oldest left");
+        assert_eq!((ledger.events(), ledger.bytes()), (2, 2 * one));
+        // By age: a3 (20 ms) goes, a4 (30 ms) stays.
+        assert_eq!(ledger.evict_oldest(Some(at(25))).map(|e| e.seq), Some(3));
+        assert!(ledger.evict_oldest(Some(at(25))).is_none());
+        let gone = ledger.forget(&*a, &mut a.state.lock().unwrap());
+        assert_eq!(gone.len(), 1);
+        ledger.compact();
+        assert_eq!(
+            (ledger.events(), ledger.bytes(), ledger.ages.len()),
+            (0, 0, 0)
         );
     }
 
