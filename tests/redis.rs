@@ -1040,3 +1040,42 @@ async fn redis_and_data_dir_together_are_refused_at_start_with_one_error_line() 
         "nothing written to the data dir"
     );
 }
+
+/// A channel whose events all left the node's memory (`--history-bytes`)
+/// and whose last subscriber then left is dropped from the replica. Made
+/// again by a resume, it must read what it lost from Redis, not start
+/// empty above it and skip those events silently.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_dropped_after_its_events_left_memory_resumes_them_from_redis() {
+    let redis = Redis::start(false);
+    let a = node(&redis.url(), "a", &["--history-bytes", "4KiB", NO_FILES]).await;
+    let mut sse = Sse::connect(&a.url("/realtime/x")).await;
+    let first = publish_ok(&a, "x", "e1").await;
+    publish_ok(&a, "x", "e2").await;
+    publish_ok(&a, "x", "e3").await;
+    collect(&mut sse, 3).await;
+    // One large event of another channel pushes x's events out of memory.
+    publish_ok(&a, "y", &"y".repeat(5000)).await;
+    let (_, before) = eventually("x's events left the memory", || async {
+        let (status, body) = health(&a).await;
+        (body["history_events"].as_u64() == Some(1)).then_some((status, body))
+    })
+    .await;
+    let channels = before["channels"].as_u64().unwrap();
+    // Its last subscriber leaves: x, empty, leaves the replica.
+    drop(sse);
+    eventually("x left the replica", || async {
+        let (_, body) = health(&a).await;
+        (body["channels"].as_u64() == Some(channels - 1)).then_some(())
+    })
+    .await;
+    let mut sse = Sse::connect_with(&a.url("/realtime/x"), &[("last-event-id", &first)]).await;
+    publish_ok(&a, "x", "e4").await;
+    let (events, resets) = collect(&mut sse, 3).await;
+    assert!(resets.is_empty(), "{resets:?}");
+    assert_eq!(
+        data_of(&events),
+        ["e2", "e3", "e4"],
+        "the resume skipped what left memory"
+    );
+}

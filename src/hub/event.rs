@@ -27,7 +27,7 @@ use crate::sse::{self, FrameFields};
 pub(super) const EVENT_OVERHEAD: usize = size_of::<StoredEvent>()
     + 2 * size_of::<usize>()
     + size_of::<Arc<StoredEvent>>()
-    + super::memory::AGE_ENTRY_SIZE
+    + super::store::AGE_ENTRY_SIZE
     + 32
     + 3 * 16;
 

@@ -27,16 +27,11 @@
 //! from the oldest retained event.
 //!
 //! Memory: every retained event is in its channel's history and in the
-//! hub-wide age queue (oldest first, since ids grow with time). Events
-//! leave a channel only from its front, so an event is retained exactly
-//! when its seq is above its channel's `evicted_through`; age-queue entries
-//! of events evicted by another rule are skipped when met and compacted
-//! away when they outnumber the retained events. Evictions, under the
-//! commit lock:
-//! - `history` events per channel: the channel's oldest, at publish;
-//! - `history_bytes` for the hub: the hub's oldest, at publish, before the
-//!   new event goes in;
-//! - `history_ttl`: the oldest while older than the ttl, by the sweep.
+//! hub-wide [`store::Ledger`] (the commit lock guards it), which evicts by
+//! the store's rules (`history` per channel and `history_bytes` for the hub
+//! at publish, `history_ttl` by the sweep; see [`super::store`]). An event
+//! is retained exactly when its seq is above its channel's
+//! `evicted_through`.
 //!
 //! A `reset` goes only to a channel that lost events: one evicted past the
 //! cursor, or (after an unknown id) one that holds or held events; a
@@ -61,8 +56,7 @@
 //! what stays in memory; the log serves `history` events per channel within
 //! `--retention-bytes`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::mem::size_of;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -72,22 +66,15 @@ use tokio::sync::Notify;
 use super::cursor::{cut_at_bytes, Merge, MAX_BATCH};
 use super::durable::{self, DiskBatch, DiskRead};
 use super::event::EVENT_OVERHEAD;
-use super::store::{self, should_compact, ChannelState};
+use super::store::{self, ChannelState, Stored};
 use super::{
-    Batch, Budget, ChannelInfo, ChannelKind, ChannelName, ChannelRequest, Creator, Delivery,
-    EventId, HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason,
-    Start, StoredEvent, Swept, Tag,
+    Batch, Budget, ChannelInfo, ChannelName, ChannelRequest, Creator, Delivery, EventId,
+    HistoryEvent, HistoryPage, HistoryUsage, HubError, HubLimits, Published, ResetReason, Start,
+    StoredEvent, Swept, Tag,
 };
 use crate::follow::FilePosition;
 use crate::sse::PendingEvent;
 use crate::wal::{FsyncPolicy, NewRecord, Wal, WalError, SCAN_BUDGET};
-
-/// Most events the sweep expires per hold of the commit lock, so that a
-/// large expiry does not stall publishers.
-const SWEEP_CHUNK: usize = 4096;
-
-/// Size of one entry of the age queue (part of an event's cost).
-pub(super) const AGE_ENTRY_SIZE: usize = size_of::<AgeEntry>();
 
 /// The in-memory backend. See the module docs for its ordering, removal
 /// and memory rules.
@@ -124,48 +111,12 @@ pub struct MemoryHub {
     tap: std::sync::OnceLock<Arc<dyn super::CommitTap>>,
 }
 
-/// The hub-wide history account, under the commit lock.
-#[derive(Default)]
-struct Ledger {
-    /// Retained events oldest first, plus entries of events already
-    /// evicted by another rule (skipped, and compacted away).
-    ages: VecDeque<AgeEntry>,
-    /// Cost of the retained events.
-    bytes: usize,
-    /// Number of retained events.
-    events: usize,
-}
-
-/// One event in the hub-wide age queue.
-struct AgeEntry {
-    seq: u64,
-    published: Instant,
-    channel: Arc<Channel>,
-}
-
-impl AgeEntry {
-    /// Whether the event is still in its channel.
-    fn is_retained(&self) -> bool {
-        self.seq > self.channel.evicted_through.load(Ordering::Acquire)
-    }
-}
-
-impl Ledger {
-    /// Drops entries of evicted events once they outnumber retained ones.
-    fn compact(&mut self) {
-        if should_compact(self.ages.len(), self.events) {
-            self.ages.retain(AgeEntry::is_retained);
-            if self.ages.capacity() > 4 * self.ages.len() + 1024 {
-                self.ages.shrink_to(2 * self.ages.len() + 1024);
-            }
-        }
-    }
-}
+/// The hub-wide account of retained events, under the commit lock.
+type Ledger = store::Ledger<Channel>;
 
 /// One channel: its history and who to wake.
 struct Channel {
     name: ChannelName,
-    kind: ChannelKind,
     /// The limit it counts against, decided by who created it.
     budget: Budget,
     /// `seq` of the newest evicted event (everything at or below it is
@@ -179,19 +130,20 @@ struct Channel {
 /// [`ChannelState`], with nothing added.
 type ChannelInner = ChannelState;
 
-impl Channel {
-    /// Evicts the oldest event. The caller holds this channel's lock and
-    /// the commit lock (`ledger`).
-    fn evict_front(
-        &self,
-        inner: &mut ChannelInner,
-        ledger: &mut Ledger,
-    ) -> Option<Arc<StoredEvent>> {
-        let event = inner.history.pop_oldest()?;
-        ledger.bytes -= event.cost();
-        ledger.events -= 1;
-        self.evicted_through.store(event.seq, Ordering::Release);
-        Some(event)
+impl Stored for Channel {
+    #[inline]
+    fn name(&self) -> &ChannelName {
+        &self.name
+    }
+
+    #[inline]
+    fn state(&self) -> &Mutex<ChannelInner> {
+        &self.inner
+    }
+
+    #[inline]
+    fn evicted_through(&self) -> &AtomicU64 {
+        &self.evicted_through
     }
 }
 
@@ -335,7 +287,6 @@ impl MemoryHub {
     fn new_channel(&self, name: &ChannelName, budget: Budget) -> Arc<Channel> {
         Arc::new(Channel {
             name: name.clone(),
-            kind: name.kind(),
             budget,
             evicted_through: AtomicU64::new(if self.log.is_some() {
                 // Older events of the channel may be on disk.
@@ -343,7 +294,7 @@ impl MemoryHub {
             } else {
                 self.dropped_through.load(Ordering::Acquire)
             }),
-            inner: Mutex::new(ChannelState::new(())),
+            inner: Mutex::new(ChannelState::new()),
         })
     }
 
@@ -608,7 +559,7 @@ impl MemoryHub {
         loop {
             let chs = self.channels_for(names, creator)?;
             let mut ledger = self.commit.lock().expect("commit lock");
-            self.make_room(&mut ledger, cost);
+            ledger.make_room(self.limits.history_bytes, &self.envelope_bytes, cost);
             let mut inners: Vec<_> = chs
                 .iter()
                 .map(|ch| ch.inner.lock().expect("channel lock"))
@@ -650,17 +601,7 @@ impl MemoryHub {
                 if tap.is_some() {
                     tapped.push(event.clone());
                 }
-                ledger.bytes += event.cost();
-                ledger.events += 1;
-                inner.history.push(event);
-                ledger.ages.push_back(AgeEntry {
-                    seq,
-                    published,
-                    channel: ch.clone(),
-                });
-                if inner.history.len() > self.limits.history {
-                    ch.evict_front(inner, &mut ledger);
-                }
+                ledger.insert(ch, inner, event, published, self.limits.history);
             }
             if restore.is_none() {
                 self.committed.store(seq, Ordering::Release);
@@ -734,42 +675,6 @@ impl MemoryHub {
             }
         }
         Ok(page)
-    }
-
-    /// Evicts the hub's oldest events until `incoming` more bytes fit in
-    /// `history_bytes` (or nothing is left to evict).
-    fn make_room(&self, ledger: &mut Ledger, incoming: usize) {
-        let limit = self.limits.history_bytes;
-        while ledger.bytes + self.envelope_bytes.load(Ordering::Relaxed) + incoming > limit {
-            if self.evict_oldest(ledger, None).is_none() {
-                break;
-            }
-        }
-    }
-
-    /// Evicts the hub's oldest retained event, if it was published before
-    /// `before` (any age with `None`). Entries of events already evicted
-    /// are dropped on the way.
-    fn evict_oldest(
-        &self,
-        ledger: &mut Ledger,
-        before: Option<Instant>,
-    ) -> Option<Arc<StoredEvent>> {
-        while let Some(entry) = ledger.ages.front() {
-            if !entry.is_retained() {
-                ledger.ages.pop_front();
-                continue;
-            }
-            if before.is_some_and(|before| entry.published >= before) {
-                return None;
-            }
-            let entry = ledger.ages.pop_front().expect("front exists");
-            let mut inner = entry.channel.inner.lock().expect("channel lock");
-            // Retained and oldest of the hub, so oldest of its channel.
-            debug_assert_eq!(inner.history.oldest_seq(), Some(entry.seq));
-            return entry.channel.evict_front(&mut inner, ledger);
-        }
-        None
     }
 
     /// See [`super::Hub::subscribe`].
@@ -887,68 +792,22 @@ impl MemoryHub {
         Ok(found)
     }
 
-    /// Drops `ch` from the map if it has no events and no subscribers and
-    /// is not pinned. The caller holds the map's write lock.
-    fn drop_if_unused(
-        &self,
-        map: &mut HashMap<ChannelName, Arc<Channel>>,
-        ch: &Arc<Channel>,
-    ) -> bool {
-        if ch.kind.is_pinned() {
-            return false;
+    /// Gives back the budget of a channel that left the map.
+    fn left(&self, ch: &Channel) {
+        if let Some(counter) = self.counter(ch.budget) {
+            counter.fetch_sub(1, Ordering::Relaxed);
         }
-        let Ok(mut inner) = ch.inner.lock() else {
-            return false;
-        };
-        if inner.removed || !inner.is_unused() {
-            return false;
-        }
-        self.mark_removed(map, ch, &mut inner);
-        true
-    }
-
-    /// Takes `ch` out of the map (map write lock and channel lock held).
-    fn mark_removed(
-        &self,
-        map: &mut HashMap<ChannelName, Arc<Channel>>,
-        ch: &Arc<Channel>,
-        inner: &mut ChannelInner,
-    ) {
-        inner.removed = true;
-        if map
-            .get(ch.name.as_str())
-            .is_some_and(|c| Arc::ptr_eq(c, ch))
-        {
-            map.remove(ch.name.as_str());
-            if let Some(counter) = self.counter(ch.budget) {
-                counter.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        self.dropped_through
-            .fetch_max(ch.evicted_through.load(Ordering::Acquire), Ordering::AcqRel);
     }
 
     /// See [`super::Hub::remove_unsubscribed`].
     pub fn remove_unsubscribed(&self, name: &ChannelName) -> bool {
-        let mut ledger = self.commit.lock().expect("commit lock");
-        let mut map = self.channels.write().expect("hub lock");
-        let Some(ch) = map.get(name.as_str()).cloned() else {
-            return true;
-        };
-        let mut inner = ch.inner.lock().expect("channel lock");
-        if !inner.subscribers.is_empty() {
-            return false;
-        }
-        let mut garbage = Vec::with_capacity(inner.history.len());
-        while let Some(event) = ch.evict_front(&mut inner, &mut ledger) {
-            garbage.push(event);
-        }
-        self.mark_removed(&mut map, &ch, &mut inner);
-        drop(inner);
-        drop(map);
-        drop(ledger);
-        drop(garbage);
-        true
+        store::remove_unsubscribed(
+            &self.commit,
+            &self.channels,
+            name,
+            &self.dropped_through,
+            |ch| self.left(ch),
+        )
     }
 
     /// See [`super::Hub::sweep`].
@@ -956,63 +815,17 @@ impl MemoryHub {
         let mut swept = Swept::default();
         if let Some(before) = now.checked_sub(self.limits.history_ttl) {
             if !self.limits.history_ttl.is_zero() {
-                loop {
-                    let mut garbage = Vec::new();
-                    let mut ledger = self.commit.lock().expect("commit lock");
-                    while garbage.len() < SWEEP_CHUNK {
-                        match self.evict_oldest(&mut ledger, Some(before)) {
-                            Some(event) => garbage.push(event),
-                            None => break,
-                        }
-                    }
-                    ledger.compact();
-                    drop(ledger);
-                    swept.expired += garbage.len();
-                    if garbage.len() < SWEEP_CHUNK {
-                        break;
-                    }
-                }
+                swept.expired = store::expire(&self.commit, before);
             }
         }
-        swept.dropped = self.drop_empty_channels();
+        swept.dropped =
+            store::drop_unused(&self.channels, &self.dropped_through, |ch| self.left(ch));
         swept
-    }
-
-    /// Drops ordinary channels with no events and no subscribers, and gives
-    /// back the spare room of long histories that shrank.
-    fn drop_empty_channels(&self) -> usize {
-        let candidates: Vec<Arc<Channel>> = {
-            let map = self.channels.read().expect("hub lock");
-            map.values()
-                .filter(|ch| {
-                    let mut inner = ch.inner.lock().expect("channel lock");
-                    inner.history.shrink();
-                    !ch.kind.is_pinned() && inner.is_unused()
-                })
-                .cloned()
-                .collect()
-        };
-        if candidates.is_empty() {
-            return 0;
-        }
-        let mut map = self.channels.write().expect("hub lock");
-        candidates
-            .iter()
-            .filter(|ch| self.drop_if_unused(&mut map, ch))
-            .count()
     }
 
     /// See [`super::Hub::usage`].
     pub fn usage(&self) -> HistoryUsage {
-        let (events, bytes) = {
-            let ledger = self.commit.lock().expect("commit lock");
-            (ledger.events, ledger.bytes)
-        };
-        HistoryUsage {
-            events,
-            bytes: bytes + self.envelope_bytes.load(Ordering::Relaxed),
-            channels: self.channels.read().expect("hub lock").len(),
-        }
+        store::usage(&self.commit, &self.envelope_bytes, &self.channels)
     }
 
     /// See [`super::Hub::channels`].
@@ -1376,16 +1189,11 @@ impl Drop for MemorySubscription {
     /// Unsubscribes, and drops channels left with no subscribers and no
     /// history (lock order: the channel map, then the channel).
     fn drop(&mut self) {
+        let hub = &self.hub;
         for ch in &self.channels {
-            let now_unused = match ch.inner.lock() {
-                Ok(mut inner) => inner.leave(self.key) && !ch.kind.is_pinned(),
-                Err(_) => false,
-            };
-            if now_unused {
-                if let Ok(mut map) = self.hub.channels.write() {
-                    self.hub.drop_if_unused(&mut map, ch);
-                }
-            }
+            store::leave(&hub.channels, ch, self.key, &hub.dropped_through, |ch| {
+                hub.left(ch)
+            });
         }
     }
 }

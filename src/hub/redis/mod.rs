@@ -135,9 +135,10 @@ pub struct RedisOptions {
     pub node: String,
     /// `history`: events kept per channel (locally and in Redis);
     /// `max_channels`: channels in the cluster; `history_ttl`: a channel's
-    /// stream expires this long after its last publish, and idle channels
-    /// leave the replicas (zero: never); `history_bytes`: the replica's
-    /// retained events in all (the oldest leave first; Redis keeps them).
+    /// stream expires this long after its last publish, and events older
+    /// than it leave the replicas (zero: never); `history_bytes`: the
+    /// replica's retained events in all (the oldest leave first; Redis
+    /// keeps them).
     pub limits: HubLimits,
 }
 

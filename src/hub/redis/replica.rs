@@ -32,7 +32,7 @@ use super::link;
 use super::scripts::Entry;
 use super::{Line, Node};
 use crate::hub::cursor::{split_batch, Merge};
-use crate::hub::store::{self, should_compact, ChannelState};
+use crate::hub::store::{self, ChannelState, Stored};
 use crate::hub::{
     ChannelInfo, ChannelName, ChannelRequest, Delivery, EventId, HistoryUsage, HubError,
     ResetReason, Start, StoredEvent, Swept, Tag,
@@ -72,28 +72,25 @@ pub(crate) struct Replica {
     max_channels: usize,
     /// `--history-bytes`: retained events of all channels together.
     history_bytes: usize,
-    /// Retained events in number order (the feed reader's apply order), for
-    /// evicting the oldest first when `history_bytes` is passed. Entries of
-    /// events already gone otherwise are skipped when met, and compacted
-    /// away when they outnumber the live ones. Written by the feed reader
-    /// only (std mutex, never held across an await).
-    oldest: Mutex<VecDeque<(u64, Arc<Channel>)>>,
+    /// The hub-wide account of retained events, with the age queue that
+    /// evicts the oldest first (the store's rules, as in the memory hub).
+    /// Written by the feed reader, the sweep and removals (std mutex,
+    /// never held across an await).
+    ledger: Mutex<Ledger>,
     /// Highest number whose event is in its channel here.
     committed: AtomicU64,
     /// Bumped on every epoch change, before the replica is cleared.
     generation: AtomicU64,
     /// The current line and what its change lost (written by the reader).
     state: RwLock<LineState>,
-    /// Channels by name. Lock order: `state`, this map, then a channel.
+    /// Channels by name. Lock order: `state`, `ledger`, this map, then a
+    /// channel.
     channels: RwLock<HashMap<ChannelName, Arc<Channel>>>,
-    /// Events retained in all channels, and what they cost in memory.
-    retained: AtomicUsize,
-    /// See `retained`.
-    retained_bytes: AtomicUsize,
     /// Bytes of `/events` envelopes made for retained events.
     envelope_bytes: Arc<AtomicUsize>,
     /// Floor of a channel created now (events of unknown channels below it
-    /// may exist in Redis).
+    /// may exist in Redis); a removed channel raises it to its own floor
+    /// (the store's `dropped_through`).
     default_floor: AtomicU64,
     next_subscriber: AtomicU64,
 }
@@ -109,27 +106,38 @@ struct LineState {
 
 pub(crate) struct Channel {
     name: ChannelName,
+    /// Every event of the channel numbered in (floor, committed] is in its
+    /// history (the store's `evicted_through`). Written under the channel
+    /// lock.
+    floor: AtomicU64,
     /// std mutex: held only for short, non-async sections.
     inner: Mutex<ChannelInner>,
 }
 
 /// A channel's events numbered above its floor (oldest first, at most
 /// `--history`), subscribers and `removed` flag: the shared
-/// [`ChannelState`], with the replica's [`Floor`].
-type ChannelInner = ChannelState<Floor>;
+/// [`ChannelState`], with nothing added.
+type ChannelInner = ChannelState;
 
-/// What the replica adds to a channel's state.
-struct Floor {
-    /// Every event of the channel numbered in (floor, committed] is in
-    /// its history.
-    floor: u64,
-    /// When the feed last brought an event (for `--history-ttl`).
-    last_event: Option<Instant>,
+impl Stored for Channel {
+    #[inline]
+    fn name(&self) -> &ChannelName {
+        &self.name
+    }
+
+    #[inline]
+    fn state(&self) -> &Mutex<ChannelInner> {
+        &self.inner
+    }
+
+    #[inline]
+    fn evicted_through(&self) -> &AtomicU64 {
+        &self.floor
+    }
 }
 
-fn is_pinned(name: &ChannelName) -> bool {
-    name.kind().is_pinned()
-}
+/// The replica's account of retained events.
+type Ledger = store::Ledger<Channel>;
 
 impl Replica {
     pub(crate) fn new(history: usize, max_channels: usize, history_bytes: usize) -> Self {
@@ -137,7 +145,7 @@ impl Replica {
             history: history.max(1),
             max_channels,
             history_bytes,
-            oldest: Mutex::new(VecDeque::new()),
+            ledger: Mutex::new(Ledger::default()),
             committed: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             state: RwLock::new(LineState {
@@ -152,8 +160,6 @@ impl Replica {
                 previous: VecDeque::new(),
             }),
             channels: RwLock::new(HashMap::new()),
-            retained: AtomicUsize::new(0),
-            retained_bytes: AtomicUsize::new(0),
             envelope_bytes: Arc::new(AtomicUsize::new(0)),
             default_floor: AtomicU64::new(0),
             next_subscriber: AtomicU64::new(1),
@@ -198,10 +204,8 @@ impl Replica {
         let name = name.clone();
         let ch = Arc::new(Channel {
             name: name.clone(),
-            inner: Mutex::new(ChannelState::new(Floor {
-                floor: self.default_floor.load(Ordering::Relaxed),
-                last_event: None,
-            })),
+            floor: AtomicU64::new(self.default_floor.load(Ordering::Relaxed)),
+            inner: Mutex::new(ChannelState::new()),
         });
         channels.insert(name, ch.clone());
         Ok(ch)
@@ -257,6 +261,7 @@ impl Replica {
         if state.line == *line {
             return;
         }
+        let mut ledger = self.ledger.lock().expect("ledger lock");
         let channels = self.channels.write().expect("map lock");
         let mut lost = HashSet::new();
         let generation = state.generation + 1;
@@ -268,9 +273,12 @@ impl Replica {
             if !inner.history.is_empty() {
                 lost.insert(ch.name.clone());
             }
-            self.forget_events(&mut inner);
-            inner.ext.floor = line.base;
+            ledger.forget(ch, &mut inner);
+            ch.floor.store(line.base, Ordering::Release);
         }
+        // Nothing is retained: the age queue empties.
+        ledger.compact();
+        drop(ledger);
         self.default_floor.store(line.base, Ordering::Relaxed);
         self.committed.store(line.base, Ordering::Release);
         let old = std::mem::replace(&mut state.line, line.clone());
@@ -288,114 +296,44 @@ impl Replica {
         }
     }
 
-    /// Drops the oldest retained events, whatever their channel, while the
-    /// replica holds more than `--history-bytes` (the newest event stays).
-    /// A subscriber that still needs them reads them from Redis.
-    fn evict_for_bytes(&self) {
-        let mut oldest = self.oldest.lock().expect("oldest lock");
-        while self.retained_bytes.load(Ordering::Relaxed)
-            + self.envelope_bytes.load(Ordering::Relaxed)
-            > self.history_bytes
-            && self.retained.load(Ordering::Relaxed) > 1
-        {
-            let Some((seq, ch)) = oldest.pop_front() else {
-                break;
-            };
-            let mut inner = ch.inner.lock().expect("channel lock");
-            if inner.history.oldest_seq() == Some(seq) {
-                if let Some(old) = inner.history.pop_oldest() {
-                    inner.ext.floor = old.seq;
-                    self.retained.fetch_sub(1, Ordering::Relaxed);
-                    self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
-                }
-            }
-        }
-        let live = self.retained.load(Ordering::Relaxed);
-        if should_compact(oldest.len(), live) {
-            oldest.retain(|(seq, ch)| ch.inner.lock().expect("channel lock").history.holds(*seq));
-        }
-    }
-
-    /// Empties a channel's history, keeping the counters right.
-    fn forget_events(&self, inner: &mut ChannelInner) -> usize {
-        let (n, bytes) = inner.history.clear();
-        self.retained.fetch_sub(n, Ordering::Relaxed);
-        self.retained_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        n
-    }
-
     /// Events and bytes retained here, and channels known.
     pub(crate) fn usage(&self) -> HistoryUsage {
-        HistoryUsage {
-            events: self.retained.load(Ordering::Relaxed),
-            bytes: self.retained_bytes.load(Ordering::Relaxed)
-                + self.envelope_bytes.load(Ordering::Relaxed),
-            channels: self.channels.read().expect("map lock").len(),
-        }
+        store::usage(&self.ledger, &self.envelope_bytes, &self.channels)
     }
 
     /// Removes `name` if nobody here subscribes to it; see
-    /// [`crate::hub::Hub::remove_unsubscribed`].
+    /// [`crate::hub::Hub::remove_unsubscribed`]. A channel of that name
+    /// made later starts above what it forgot.
     pub(crate) fn remove_unsubscribed(&self, name: &ChannelName) -> bool {
-        let mut channels = self.channels.write().expect("map lock");
-        let Some(ch) = channels.get(name).cloned() else {
-            return true;
-        };
-        let mut inner = ch.inner.lock().expect("channel lock");
-        if !inner.subscribers.is_empty() {
-            return false;
-        }
-        self.forget_events(&mut inner);
-        inner.removed = true;
-        channels.remove(name);
-        // Events of it below `committed` are no longer here.
-        self.default_floor
-            .fetch_max(self.committed.load(Ordering::Acquire), Ordering::Relaxed);
-        true
+        store::remove_unsubscribed(
+            &self.ledger,
+            &self.channels,
+            name,
+            &self.default_floor,
+            |_| {},
+        )
     }
 
-    /// Drops channels with no subscribers whose last event arrived more than
-    /// `ttl` before `now` (log streams and `broadcast` keep their entry but
-    /// lose their events). Channels created later start above everything
-    /// forgotten, so they read the forgotten range from Redis if asked.
+    /// Expires the events that arrived more than `ttl` before `now` (the
+    /// store's rule, as in the memory hub), then drops channels left with
+    /// no events and no subscribers (log streams and `broadcast` keep their
+    /// entry). A channel of a dropped name made later starts above what it
+    /// forgot, so it reads the forgotten range from Redis if asked.
     pub(crate) fn sweep(&self, ttl: Duration, now: Instant) -> Swept {
         let mut swept = Swept::default();
         if ttl.is_zero() {
             return swept;
         }
-        let mut channels = self.channels.write().expect("map lock");
-        channels.retain(|name, ch| {
-            let mut inner = ch.inner.lock().expect("channel lock");
-            let idle = inner
-                .ext
-                .last_event
-                .is_some_and(|at| now.saturating_duration_since(at) > ttl)
-                && inner.subscribers.is_empty();
-            if !idle {
-                return true;
-            }
-            if let Some(last) = inner.history.newest() {
-                inner.ext.floor = last.seq;
-            }
-            swept.expired += self.forget_events(&mut inner);
-            inner.ext.last_event = None;
-            if is_pinned(name) {
-                return true;
-            }
-            swept.dropped += 1;
-            inner.removed = true;
-            false
-        });
-        if swept != Swept::default() {
-            let committed = self.committed.load(Ordering::Acquire);
-            self.default_floor.fetch_max(committed, Ordering::Relaxed);
+        if let Some(before) = now.checked_sub(ttl) {
+            swept.expired = store::expire(&self.ledger, before);
         }
+        swept.dropped = store::drop_unused(&self.channels, &self.default_floor, |_| {});
         swept
     }
 
     /// Forgets everything up to `through`: the node missed feed entries, so
     /// channels are complete only above it.
-    fn gap(&self, through: u64) {
+    fn gap(&self, ledger: &mut Ledger, through: u64) {
         tracing::warn!(
             "the Redis feed no longer holds events up to number {through}; subscribers read them from the channel streams"
         );
@@ -403,9 +341,10 @@ impl Replica {
         self.default_floor.store(through, Ordering::Relaxed);
         for ch in channels.values() {
             let mut inner = ch.inner.lock().expect("channel lock");
-            self.forget_events(&mut inner);
-            inner.ext.floor = through;
+            ledger.forget(ch, &mut inner);
+            ch.floor.store(through, Ordering::Release);
         }
+        ledger.compact();
     }
 
     /// Appends feed entries of `line` in number order; returns the new
@@ -415,12 +354,13 @@ impl Replica {
         let start = committed;
         let now = Instant::now();
         let mut touched: Vec<Arc<Channel>> = Vec::new();
+        let mut ledger = self.ledger.lock().expect("ledger lock");
         for entry in entries {
             if entry.seq <= committed {
                 continue;
             }
             if entry.seq != committed + 1 {
-                self.gap(entry.seq - 1);
+                self.gap(&mut ledger, entry.seq - 1);
             }
             committed = entry.seq;
             let Ok(name) = ChannelName::parse(entry.field("c")) else {
@@ -430,29 +370,16 @@ impl Replica {
                 continue;
             };
             let event = Arc::new(self.stored(line, &ch.name, &entry));
+            ledger.make_room(self.history_bytes, &self.envelope_bytes, event.cost());
             let mut inner = ch.inner.lock().expect("channel lock");
-            self.retained.fetch_add(1, Ordering::Relaxed);
-            self.retained_bytes
-                .fetch_add(event.cost(), Ordering::Relaxed);
-            inner.history.push(event);
-            inner.ext.last_event = Some(now);
-            if inner.history.len() > self.history {
-                if let Some(old) = inner.history.pop_oldest() {
-                    inner.ext.floor = old.seq;
-                    self.retained.fetch_sub(1, Ordering::Relaxed);
-                    self.retained_bytes.fetch_sub(old.cost(), Ordering::Relaxed);
-                }
-            }
+            ledger.insert(&ch, &mut inner, event, now, self.history);
             drop(inner);
-            self.oldest
-                .lock()
-                .expect("oldest lock")
-                .push_back((entry.seq, ch.clone()));
             if !touched.iter().any(|c| Arc::ptr_eq(c, &ch)) {
                 touched.push(ch);
             }
         }
-        self.evict_for_bytes();
+        ledger.compact();
+        drop(ledger);
         if committed == start {
             return None;
         }
@@ -707,7 +634,7 @@ impl RedisSubscription {
             }
             let inner = ch.inner.lock().expect("channel lock");
             let (begin, end) = inner.history.tail(upto, tail);
-            if end - begin == tail || inner.ext.floor == 0 {
+            if end - begin == tail || ch.floor.load(Ordering::Acquire) == 0 {
                 events.extend(inner.history.events().range(begin..end).cloned());
             } else {
                 fetch.push((i, tail));
@@ -776,7 +703,7 @@ impl RedisSubscription {
         for (i, ch) in self.channels.iter().enumerate() {
             let inner = ch.inner.lock().expect("channel lock");
             holds[i] = !inner.history.is_empty();
-            if inner.ext.floor > self.cursor {
+            if ch.floor.load(Ordering::Acquire) > self.cursor {
                 fetch.push(i);
                 continue;
             }
@@ -897,28 +824,18 @@ use std::future::Future as _;
 
 impl Drop for RedisSubscription {
     /// Unsubscribes, and drops local channels left with no subscribers and
-    /// no events (lock order: the map, then the channel).
+    /// no events (the store's rule: a channel of that name made later
+    /// starts above what this one forgot).
     fn drop(&mut self) {
         let replica = &self.node.replica;
         for ch in &self.channels {
-            let now_empty = match ch.inner.lock() {
-                Ok(mut inner) => inner.leave(self.key) && !is_pinned(&ch.name),
-                Err(_) => false,
-            };
-            if now_empty {
-                let Ok(mut channels) = replica.channels.write() else {
-                    continue;
-                };
-                let Ok(mut inner) = ch.inner.lock() else {
-                    continue;
-                };
-                if inner.is_unused() && !inner.removed {
-                    inner.removed = true;
-                    if channels.get(&ch.name).is_some_and(|c| Arc::ptr_eq(c, ch)) {
-                        channels.remove(&ch.name);
-                    }
-                }
-            }
+            store::leave(
+                &replica.channels,
+                ch,
+                self.key,
+                &replica.default_floor,
+                |_| {},
+            );
         }
     }
 }
@@ -961,8 +878,9 @@ mod tests {
 
     fn floor(replica: &Replica, name: &str) -> u64 {
         let map = replica.channels.read().unwrap();
-        let inner = map[&n(name)].inner.lock().unwrap();
-        inner.ext.floor
+        let ch = &map[&n(name)];
+        let _inner = ch.inner.lock().unwrap();
+        ch.floor.load(Ordering::Acquire)
     }
 
     #[test]
@@ -1033,7 +951,7 @@ mod tests {
     }
 
     #[test]
-    fn the_sweep_forgets_idle_channels_but_keeps_log_streams_listed() {
+    fn the_sweep_expires_old_events_and_drops_unused_channels_but_keeps_log_streams() {
         let (l, replica) = started(100, 100, 64 << 20);
         replica.apply(&l, vec![entry(1, "a", "1"), entry(2, "log:x", "2")]);
         let ttl = Duration::from_secs(60);
@@ -1044,52 +962,112 @@ mod tests {
         assert!(!replica.knows(&n("a")));
         assert_eq!(info(&replica, "log:x").unwrap().retained, 0);
         assert_eq!(floor(&replica, "log:x"), 2);
-        // A channel made now reads what was forgotten from Redis.
+        // A channel of that name made now starts above what it forgot (its
+        // event 1), so it reads that from Redis.
         replica.ensure(&n("a")).unwrap();
-        assert_eq!(floor(&replica, "a"), 2);
+        assert_eq!(floor(&replica, "a"), 1);
     }
 
     /// The store both backends share (`hub::store`) keeps the same
-    /// channels, counts and newest events whether the memory hub numbers
-    /// the events or the feed brings them: `--history` per channel, the
+    /// channels, counts, costs and newest events whether the memory hub
+    /// numbers the events or the feed brings them: eviction by count
+    /// (`--history` per channel), by bytes (`--history-bytes`, the hub's
+    /// oldest first, before the new event goes in) and by age (the sweep's
+    /// `--history-ttl`, per event, then the channels left unused), the
     /// listing, the usage figures and the removal of an unsubscribed
     /// channel.
     #[test]
     fn the_replica_and_the_memory_hub_keep_the_same_store() {
         use crate::hub::memory::MemoryHub;
         use crate::hub::HubLimits;
-        let sequence = [("a", "1"), ("b", "2"), ("a", "3"), ("a", "4"), ("c", "5")];
+        let data = "x".repeat(1000);
+        // What one such event costs (the same in both: one encoding).
+        let cost = {
+            let probe = MemoryHub::new(HubLimits::default());
+            probe.publish(&n("p"), "message", &data).unwrap();
+            probe.usage().bytes
+        };
         let limits = HubLimits {
             history: 2,
+            history_bytes: 3 * cost + cost / 2,
+            history_ttl: Duration::from_secs(60),
             ..HubLimits::default()
         };
         let memory = MemoryHub::new(limits);
-        for (channel, data) in sequence {
-            memory.publish(&n(channel), "message", data).unwrap();
-        }
         let (l, replica) = started(limits.history, 100, limits.history_bytes);
-        let entries = (1..).zip(sequence).map(|(seq, (c, d))| entry(seq, c, d));
-        replica.apply(&l, entries.collect());
+        let mut next = 1;
+        let mut both = |channels: &[&str]| {
+            let mut entries = Vec::new();
+            for c in channels {
+                memory.publish(&n(c), "message", &data).unwrap();
+                entries.push(entry(next, c, &data));
+                next += 1;
+            }
+            replica.apply(&l, entries);
+        };
         // Ids differ by their tag only.
         let seq_of = |id: &Option<String>| id.as_deref().and_then(EventId::parse).map(|id| id.seq);
-        let listed = |infos: Vec<ChannelInfo>| -> Vec<(String, usize, Option<u64>)> {
+        let listed = |infos: Vec<ChannelInfo>| -> Vec<(String, usize, usize, Option<u64>)> {
             infos
                 .iter()
-                .map(|c| (c.name.to_string(), c.retained, seq_of(&c.last_id)))
+                .map(|c| {
+                    let last = seq_of(&c.last_id);
+                    (c.name.to_string(), c.retained, c.retained_bytes, last)
+                })
                 .collect()
         };
+        let usage = |u: HistoryUsage| (u.events, u.bytes, u.channels);
+        // b1 a2 a3, then a4: the hub's oldest (b1) leaves by bytes before
+        // a4 goes in, then a2 by count (the memory hub's rule: room is made
+        // before an event goes in, whatever its own channel then evicts).
+        both(&["b", "a", "a", "a"]);
         let want = vec![
-            ("a".to_string(), 2, Some(4)),
-            ("b".to_string(), 1, Some(2)),
-            ("c".to_string(), 1, Some(5)),
+            ("a".to_string(), 2, 2 * cost, Some(4)),
+            ("b".to_string(), 0, 0, None),
         ];
         assert_eq!(listed(memory.channels()), want);
         assert_eq!(listed(replica.channels()), want);
-        let (m, r) = (memory.usage(), replica.usage());
-        assert_eq!((m.events, m.channels), (4, 3));
-        assert_eq!((r.events, r.channels), (4, 3));
-        assert!(memory.remove_unsubscribed(&n("a")) && replica.remove_unsubscribed(&n("a")));
-        assert_eq!((memory.usage().events, replica.usage().events), (2, 2));
+        assert_eq!(floor(&replica, "a"), 2);
+        assert_eq!(floor(&replica, "b"), 1);
+        both(&["c"]);
+        assert_eq!(usage(memory.usage()), (3, 3 * cost, 3));
+        assert_eq!(usage(replica.usage()), (3, 3 * cost, 3));
+        // A moment strictly after every event so far, and before the next.
+        let published = Instant::now();
+        let mid = loop {
+            let now = Instant::now();
+            if now > published {
+                break now;
+            }
+        };
+        // c6: a3 leaves by bytes.
+        both(&["c"]);
+        let want = vec![
+            ("a".to_string(), 1, cost, Some(4)),
+            ("b".to_string(), 0, 0, None),
+            ("c".to_string(), 2, 2 * cost, Some(6)),
+        ];
+        assert_eq!(listed(memory.channels()), want);
+        assert_eq!(listed(replica.channels()), want);
+        // The sweep at `mid + ttl` expires every event older than the ttl
+        // (a4 and c5, not c6 of the same channel), then drops the
+        // channels left unused (a and b).
+        let at = mid + limits.history_ttl;
+        let swept = Swept {
+            expired: 2,
+            dropped: 2,
+        };
+        assert_eq!(memory.sweep(at), swept);
+        assert_eq!(replica.sweep(limits.history_ttl, at), swept);
+        let want = vec![("c".to_string(), 1, cost, Some(6))];
+        assert_eq!(listed(memory.channels()), want);
+        assert_eq!(listed(replica.channels()), want);
+        assert_eq!(usage(memory.usage()), (1, cost, 1));
+        assert_eq!(usage(replica.usage()), (1, cost, 1));
+        both(&["d"]);
+        assert!(memory.remove_unsubscribed(&n("c")) && replica.remove_unsubscribed(&n("c")));
+        assert_eq!(usage(memory.usage()), (1, cost, 1));
+        assert_eq!(usage(replica.usage()), (1, cost, 1));
         assert_eq!(listed(memory.channels()), listed(replica.channels()));
     }
 
