@@ -11,7 +11,7 @@
 //! On disk, in `DIR/log/`:
 //! - segments named after their first sequence number, each a 24-byte
 //!   header (magic, epoch, first sequence number, CRC) and records (see
-//!   [`record`] for the bytes). The newest segment is the only one written;
+//!   `record` for the bytes). The newest segment is the only one written;
 //!   past [`WalOptions::segment_bytes`] a new one is started (a roll). An
 //!   append does no fsync, a roll included: the syncer thread seals the
 //!   old segment (fsync), syncs the new one and the directory before the
@@ -47,7 +47,7 @@ mod checkpoint;
 mod dropped;
 mod files;
 mod read;
-pub mod record;
+pub(crate) mod record;
 mod segment;
 mod sync;
 
@@ -61,16 +61,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-pub use checkpoint::{Checkpoints, FileCheckpoint};
-pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryQuery, LogPage, SCAN_BUDGET};
-pub use record::{EncodeError, NewRecord, Record, RecordView};
-pub use sync::Durable;
+pub(crate) use checkpoint::{Checkpoints, FileCheckpoint};
+pub(crate) use read::{ChannelCursor, ForwardRead, HistoryQuery, SCAN_BUDGET};
+pub(crate) use record::{EncodeError, NewRecord, Record};
+pub(crate) use sync::Durable;
 
 use dropped::Dropped;
 use segment::{Header, SegmentIndex};
 
 /// Largest segment: the unit of retention and of the startup scan.
-pub const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 /// Smallest segment, whatever `--retention-bytes` says.
 pub const MIN_SEGMENT_BYTES: u64 = 64 << 10;
 
@@ -114,7 +114,7 @@ impl fmt::Display for FsyncPolicy {
 ///
 /// # Errors
 /// A message saying what is expected.
-pub fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
+pub(crate) fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
     text.parse()
 }
 
@@ -132,7 +132,7 @@ pub struct WalOptions {
 impl WalOptions {
     /// Options for `--fsync` and `--retention-bytes`; segments are an eighth
     /// of the retention, between [`MIN_SEGMENT_BYTES`] and
-    /// [`MAX_SEGMENT_BYTES`], so retention works in steps of about 12 %.
+    /// `MAX_SEGMENT_BYTES`, so retention works in steps of about 12 %.
     pub fn new(fsync: FsyncPolicy, retention_bytes: u64) -> Self {
         WalOptions {
             fsync,

@@ -19,7 +19,7 @@ use super::{Segment, Wal, WalError};
 /// Bytes a single [`Wal::read_forward`] or [`Wal::history`] call decodes at
 /// most before it returns what it has, so that a sparse channel cannot make
 /// one call read the whole log.
-pub const SCAN_BUDGET: u64 = 8 << 20;
+pub(crate) const SCAN_BUDGET: u64 = 8 << 20;
 
 /// One channel of a forward read.
 #[derive(Debug, Clone, Copy)]
@@ -176,7 +176,7 @@ impl Snap {
 impl Wal {
     /// Reads records of `read.channels` with sequence numbers in
     /// `(after, through]`, in order, up to the read's limits and
-    /// [`SCAN_BUDGET`] bytes scanned. Segments without any of the channels
+    /// `SCAN_BUDGET` bytes scanned. Segments without any of the channels
     /// are skipped without reading them.
     ///
     /// # Errors
@@ -270,7 +270,7 @@ impl Wal {
 
     /// Records of one channel, newest first, below `before` and above
     /// `after`, that pass `filter`: at most `limit` of them, and at most
-    /// [`SCAN_BUDGET`] bytes looked at. When the budget ends the page
+    /// `SCAN_BUDGET` bytes looked at. When the budget ends the page
     /// early, `next_before` says where to go on.
     ///
     /// # Errors

@@ -41,11 +41,11 @@
 //!
 //! Redis work per publish is one script call (7 commands inside it),
 //! whatever the number of subscribers or nodes; each node reads the feed
-//! in batches of up to [`FEED_BATCH`] events per `XREAD`.
+//! in batches of up to `FEED_BATCH` events per `XREAD`.
 //!
 //! Faults: a supervisor task owns the command connection and runs the
-//! epoch check as a liveness probe every [`PROBE_INTERVAL`] with a
-//! [`PROBE_TIMEOUT`], so a connection that goes silent while TCP stays up
+//! epoch check as a liveness probe every `PROBE_INTERVAL` with a
+//! `PROBE_TIMEOUT`, so a connection that goes silent while TCP stays up
 //! is dropped within seconds (the `redis` crate's connection manager does
 //! not reconnect on timeouts); a connection whose socket Redis closed is
 //! dropped at once, and a publish that finds it so is sent once on a fresh
@@ -80,7 +80,7 @@ use super::{
 };
 
 pub use claims::LogOwner;
-pub use lines::LogQueue;
+pub(crate) use lines::LogQueue;
 pub use replica::RedisSubscription;
 
 use census::Census;
@@ -90,10 +90,10 @@ use replica::Replica;
 use scripts::Scripts;
 
 /// Interval of the liveness probe (the epoch check) on the command connection.
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A probe or command unanswered for this long marks the connection dead.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Longest wait for a command (publish, history read) before it fails.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -109,7 +109,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 const FEED_BLOCK: Duration = Duration::from_millis(1000);
 
 /// Most feed entries read per `XREAD`.
-pub const FEED_BATCH: usize = 1024;
+pub(crate) const FEED_BATCH: usize = 1024;
 
 /// The feed keeps at least this many events (or `--history`, if larger): a
 /// node cut off for longer than that catches up from the channel streams.
@@ -543,7 +543,7 @@ impl RedisHub {
 
     /// See [`super::Hub::history`]: read from the channel's stream in Redis
     /// (the current epoch's events), newest first, at most
-    /// [`crate::wal::SCAN_BUDGET`] bytes of event data looked at per call.
+    /// `crate::wal::SCAN_BUDGET` bytes of event data looked at per call.
     ///
     /// # Errors
     /// A `before` that is not an id of the current epoch; Redis unavailable.
@@ -665,7 +665,7 @@ fn normalize(data: &str) -> std::borrow::Cow<'_, str> {
 
 /// The URL with any password replaced by `REDACTED`, for logs and errors
 /// (each of a comma-separated list).
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     if url.contains(',') {
         return url.split(',').map(redact).collect::<Vec<_>>().join(",");
     }
@@ -689,7 +689,7 @@ pub fn redact(url: &str) -> String {
 ///
 /// # Errors
 /// A message saying what is expected.
-pub fn parse_url(text: &str) -> Result<String, String> {
+pub(crate) fn parse_url(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.starts_with("rediss://") {
         return Err(
@@ -712,7 +712,7 @@ pub fn parse_url(text: &str) -> Result<String, String> {
 ///
 /// # Errors
 /// A message saying what is expected.
-pub fn parse_cluster_urls(text: &str) -> Result<String, String> {
+pub(crate) fn parse_cluster_urls(text: &str) -> Result<String, String> {
     let mut urls = Vec::new();
     for url in text.split(',').map(str::trim).filter(|u| !u.is_empty()) {
         if url.starts_with("redis+unix://") {
@@ -738,7 +738,7 @@ pub fn parse_cluster_urls(text: &str) -> Result<String, String> {
 ///
 /// # Errors
 /// A message saying what is allowed.
-pub fn parse_prefix(text: &str) -> Result<String, String> {
+pub(crate) fn parse_prefix(text: &str) -> Result<String, String> {
     let ok = !text.is_empty()
         && text.len() <= 64
         && text
@@ -755,7 +755,7 @@ pub fn parse_prefix(text: &str) -> Result<String, String> {
 ///
 /// # Errors
 /// A message saying what is allowed.
-pub fn parse_node(text: &str) -> Result<String, String> {
+pub(crate) fn parse_node(text: &str) -> Result<String, String> {
     let ok = !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_graphic());
     if ok {
         Ok(text.to_string())
