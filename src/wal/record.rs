@@ -38,7 +38,7 @@ pub(crate) const MAX_BODY_LEN: usize = 1 << 30;
 
 /// An event to append, borrowed from the caller.
 #[derive(Debug, Clone, Copy)]
-pub struct NewRecord<'a> {
+pub(crate) struct NewRecord<'a> {
     /// Position in the hub's global order; strictly increasing in the log.
     pub seq: u64,
     /// Publication time, milliseconds since the Unix epoch.
@@ -55,7 +55,7 @@ pub struct NewRecord<'a> {
 
 /// A record read back from the log, borrowing its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordView<'a> {
+pub(crate) struct RecordView<'a> {
     /// Position in the global order.
     pub seq: u64,
     /// Publication time, milliseconds since the Unix epoch.
@@ -72,7 +72,7 @@ pub struct RecordView<'a> {
 
 /// A record read back from the log, owning its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// Position in the global order.
     pub seq: u64,
     /// Publication time, milliseconds since the Unix epoch.
@@ -89,7 +89,7 @@ pub struct Record {
 
 impl RecordView<'_> {
     /// An owned copy.
-    pub fn to_record(self) -> Record {
+    pub(crate) fn to_record(self) -> Record {
         Record {
             seq: self.seq,
             time_ms: self.time_ms,

@@ -47,7 +47,7 @@ struct Queued {
 
 impl LogQueue {
     /// Queues one line; false when the queue is full and the line dropped.
-    pub fn push(&self, line: String) -> bool {
+    pub(crate) fn push(&self, line: String) -> bool {
         let mut queued = self.inner.lock().expect("queue lock");
         if queued.lines.len() >= QUEUE_LINES || queued.bytes + line.len() > QUEUE_BYTES {
             queued.dropped += 1;

@@ -382,7 +382,7 @@ impl RedisHub {
     ///
     /// # Errors
     /// Bad name, too many channels, or Redis unavailable.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         channel: &ChannelName,
         event_type: &str,
@@ -402,7 +402,7 @@ impl RedisHub {
     /// # Errors
     /// Empty batch, more events than `--history`, too many channels, or
     /// Redis unavailable.
-    pub async fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
+    pub(crate) async fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
         &self,
         channel: &ChannelName,
         events: &[(T, D)],
@@ -443,7 +443,7 @@ impl RedisHub {
     /// # Errors
     /// Empty batch, more events of one channel than `--history`, too many
     /// channels, or Redis unavailable.
-    pub async fn publish_multi(
+    pub(crate) async fn publish_multi(
         &self,
         events: &[(&ChannelName, &str, &str)],
         creator: Creator,
@@ -487,7 +487,7 @@ impl RedisHub {
     }
 
     /// See [`super::Hub::set_tap`]: told of what this node publishes.
-    pub fn set_tap(&self, tap: Arc<dyn super::CommitTap>) {
+    pub(crate) fn set_tap(&self, tap: Arc<dyn super::CommitTap>) {
         let _ = self.node.tap.set(tap);
     }
 
@@ -501,7 +501,7 @@ impl RedisHub {
     ///
     /// # Errors
     /// Bad channel name, or too many channels on this node.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         requests: &[ChannelRequest],
         start: Start,
@@ -512,7 +512,7 @@ impl RedisHub {
     /// The channels of the whole cluster, plus channels subscribed to here
     /// that were never published, sorted by name (this node's replica when
     /// Redis is unreachable), with the cluster's subscriber counts.
-    pub async fn channels(&self) -> Vec<ChannelInfo> {
+    pub(crate) async fn channels(&self) -> Vec<ChannelInfo> {
         let local = self.node.replica.channels();
         let Ok(cluster) = link::cluster_channels(&self.node).await else {
             return local;
@@ -547,7 +547,7 @@ impl RedisHub {
     ///
     /// # Errors
     /// A `before` that is not an id of the current epoch; Redis unavailable.
-    pub async fn history(
+    pub(crate) async fn history(
         &self,
         channel: &ChannelName,
         before: Option<&str>,
@@ -561,23 +561,23 @@ impl RedisHub {
     ///
     /// # Errors
     /// Too many channels on this node.
-    pub fn ensure_channel(&self, name: &ChannelName) -> Result<(), HubError> {
+    pub(crate) fn ensure_channel(&self, name: &ChannelName) -> Result<(), HubError> {
         self.node.replica.ensure(name)
     }
 
     /// This node's history figures.
-    pub fn usage(&self) -> HistoryUsage {
+    pub(crate) fn usage(&self) -> HistoryUsage {
         self.node.replica.usage()
     }
 
     /// The limits this hub was made with.
-    pub fn limits(&self) -> &HubLimits {
+    pub(crate) fn limits(&self) -> &HubLimits {
         &self.node.opts.limits
     }
 
     /// See [`super::Hub::remove_unsubscribed`]: this node's copy; its claim
     /// (if any) is no longer refreshed and expires.
-    pub fn remove_unsubscribed(&self, channel: &ChannelName) -> bool {
+    pub(crate) fn remove_unsubscribed(&self, channel: &ChannelName) -> bool {
         let removed = self.node.replica.remove_unsubscribed(channel);
         if removed {
             self.node.claims.forget(channel);
@@ -586,7 +586,7 @@ impl RedisHub {
     }
 
     /// See [`super::Hub::sweep`]: this node's replica.
-    pub fn sweep(&self, now: std::time::Instant) -> Swept {
+    pub(crate) fn sweep(&self, now: std::time::Instant) -> Swept {
         self.node
             .replica
             .sweep(self.node.opts.limits.history_ttl, now)
@@ -596,7 +596,7 @@ impl RedisHub {
     ///
     /// # Errors
     /// Redis unavailable and the channel unknown here.
-    pub async fn has_channel(&self, channel: &ChannelName) -> Result<bool, HubError> {
+    pub(crate) async fn has_channel(&self, channel: &ChannelName) -> Result<bool, HubError> {
         if self.node.replica.knows(channel) {
             return Ok(true);
         }
@@ -604,12 +604,12 @@ impl RedisHub {
     }
 
     /// Whether this node reaches Redis now.
-    pub fn health(&self) -> Health {
+    pub(crate) fn health(&self) -> Health {
         self.node.link.health()
     }
 
     /// This node's name.
-    pub fn node_name(&self) -> &str {
+    pub(crate) fn node_name(&self) -> &str {
         &self.node.opts.node
     }
 
@@ -621,35 +621,39 @@ impl RedisHub {
     /// # Errors
     /// [`HubError::Claimed`] naming the node that follows it, or Redis
     /// unavailable.
-    pub async fn claim_log(&self, channel: &ChannelName, path: &str) -> Result<(), HubError> {
+    pub(crate) async fn claim_log(
+        &self,
+        channel: &ChannelName,
+        path: &str,
+    ) -> Result<(), HubError> {
         claims::claim_log(&self.node, channel, path).await
     }
 
     /// Updates the follower state shown to other nodes for a claimed stream.
-    pub fn set_log_state(&self, channel: &ChannelName, state: &str) {
+    pub(crate) fn set_log_state(&self, channel: &ChannelName, state: &str) {
         self.node.claims.set_state(channel, state);
     }
 
     /// The followers of every log stream of the cluster, by channel.
-    pub async fn log_owners(&self) -> HashMap<String, LogOwner> {
+    pub(crate) async fn log_owners(&self) -> HashMap<String, LogOwner> {
         claims::log_owners(&self.node).await.unwrap_or_default()
     }
 
     /// Takes or keeps the lease `what` (e.g. the demo feed): true while this
     /// node holds it; only the holder should do the leased work.
-    pub async fn lead(&self, what: &str) -> bool {
+    pub(crate) async fn lead(&self, what: &str) -> bool {
         claims::lead(&self.node, what).await
     }
 
     /// A queue that publishes the lines of a log stream in order, buffering
     /// them (boundedly) while Redis is unreachable.
-    pub fn log_queue(&self, channel: &ChannelName, path: &str) -> Arc<LogQueue> {
+    pub(crate) fn log_queue(&self, channel: &ChannelName, path: &str) -> Arc<LogQueue> {
         lines::spawn(&self.node, channel, path)
     }
 
     /// Gives up this process's claims (at shutdown, so another node can take
     /// over at once).
-    pub async fn release_claims(&self) {
+    pub(crate) async fn release_claims(&self) {
         claims::release_all(&self.node).await;
     }
 }
