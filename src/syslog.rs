@@ -5,7 +5,7 @@
 //! the channels `--syslog-channel` maps to. Each message is one event of
 //! type `message` whose data is [`crate::ingest::Record::event_data`].
 //!
-//! - TCP: one task per connection, at most [`MAX_TCP_CONNECTIONS`] at
+//! - TCP: one task per connection, at most `MAX_TCP_CONNECTIONS` at
 //!   once (more are closed at once and counted). A connection reads into
 //!   one buffer of at most `--max-line` plus one read; the messages of one
 //!   read are published together (one batch per channel, in order). A bad
@@ -41,7 +41,7 @@ use crate::metrics::Metrics;
 /// Most syslog TCP connections open at once; more are closed on accept
 /// and counted (`reason="connection_limit"`). Each holds at most about
 /// `--max-line` plus 16 KiB of buffer.
-pub const MAX_TCP_CONNECTIONS: usize = 1024;
+pub(crate) const MAX_TCP_CONNECTIONS: usize = 1024;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -58,7 +58,7 @@ const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// The bound syslog sockets, before they serve.
-pub struct Listeners {
+pub(crate) struct Listeners {
     tcp: Option<TcpListener>,
     udp: Option<UdpSocket>,
 }
@@ -68,7 +68,7 @@ impl Listeners {
     ///
     /// # Errors
     /// An address cannot be bound (the message names the option).
-    pub async fn bind(config: &ServeConfig) -> io::Result<Listeners> {
+    pub(crate) async fn bind(config: &ServeConfig) -> io::Result<Listeners> {
         let tcp = match &config.syslog_tcp {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
                 io::Error::new(
@@ -91,17 +91,17 @@ impl Listeners {
     }
 
     /// The bound TCP address.
-    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound UDP address.
-    pub fn udp_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn udp_addr(&self) -> Option<SocketAddr> {
         self.udp.as_ref().and_then(|s| s.local_addr().ok())
     }
 
     /// Serves both sockets on `tracker` until `shutdown`.
-    pub fn start(
+    pub(crate) fn start(
         self,
         config: &ServeConfig,
         hub: Hub,

@@ -74,7 +74,7 @@ fn token_answer(info: &TokenInfo) -> TokenAnswer<'_> {
 /// `GET /api/session`: who the request is authenticated as:
 /// `{"access_control": bool, "signed_in": bool, "sub", "exp", "rights"}`.
 /// A bad token is a 401 like anywhere else.
-pub async fn show(State(app): State<Arc<AppState>>, caller: Caller) -> Response {
+pub(super) async fn show(State(app): State<Arc<AppState>>, caller: Caller) -> Response {
     let answer = match &caller {
         Caller::Token(info) => SessionAnswer {
             access_control: true,
@@ -95,7 +95,7 @@ pub async fn show(State(app): State<Arc<AppState>>, caller: Caller) -> Response 
 /// SameSite=Strict, Path=/; see [`session_cookie`]) expiring with the
 /// token.
 /// Answers `{"sub", "exp", "rights"}`.
-pub async fn sign_in(
+pub(super) async fn sign_in(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -142,7 +142,7 @@ pub async fn sign_in(
 }
 
 /// `DELETE /api/session`: clears the cookie. Needs no token.
-pub async fn sign_out(State(app): State<Arc<AppState>>) -> Response {
+pub(super) async fn sign_out(State(app): State<Arc<AppState>>) -> Response {
     let cookie = session_cookie(&app.config, "", 0);
     let mut response = (StatusCode::OK, Json(SignedOut { signed_in: false })).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {

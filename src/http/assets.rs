@@ -79,20 +79,20 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// The `/assets/{file}` route, for merging into the main router.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub(super) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/assets/{file}", get(asset))
 }
 
 /// The console's `Content-Security-Policy`: everything from this server
 /// only, no inline script or style, no plugins, never framed. `data:`
 /// images are for the page's empty favicon.
-pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+pub(super) const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// Adds the console's security headers (see the module header) to a
 /// response of the page or an asset.
-pub async fn security_headers(mut response: Response) -> Response {
+pub(super) async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CONSOLE_CSP),

@@ -49,7 +49,7 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
 /// How a body is encoded on the wire (`Content-Encoding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentEncoding {
+pub(crate) enum ContentEncoding {
     /// No encoding (no header, or `identity`).
     Identity,
     /// `gzip` (or `x-gzip`), one or more members.
@@ -66,7 +66,7 @@ impl ContentEncoding {
     /// # Errors
     /// 415 for an encoding other than the four above, or for several
     /// (`gzip, zstd`): send the body with one of them or none.
-    pub fn of(headers: &HeaderMap) -> Result<ContentEncoding, ApiError> {
+    pub(crate) fn of(headers: &HeaderMap) -> Result<ContentEncoding, ApiError> {
         let mut values = headers.get_all(header::CONTENT_ENCODING).iter();
         let Some(value) = values.next() else {
             return Ok(ContentEncoding::Identity);
@@ -94,7 +94,7 @@ impl ContentEncoding {
 
 /// The bounds of one body read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyLimits {
+pub(super) struct BodyLimits {
     /// Most bytes accepted, on the wire and decoded (`--max-body`).
     pub max_bytes: usize,
     /// Longest time the whole body may take to arrive (`--body-timeout`).
@@ -104,7 +104,7 @@ pub struct BodyLimits {
 impl BodyLimits {
     /// The limits `tailcast serve` was given (`--max-body`,
     /// `--body-timeout`).
-    pub fn of(config: &crate::config::ServeConfig) -> BodyLimits {
+    pub(super) fn of(config: &crate::config::ServeConfig) -> BodyLimits {
         BodyLimits {
             max_bytes: config.max_body,
             timeout: config.body_timeout,
@@ -114,7 +114,7 @@ impl BodyLimits {
 
 /// Why a body was not read.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// More than the limit arrived, or would once decoded.
     #[error("the body is larger than the limit of {limit} bytes (--max-body){}", if *.decoded { " once decompressed" } else { "" })]
     TooLarge {
@@ -157,7 +157,7 @@ impl From<BodyError> for ApiError {
 /// # Errors
 /// [`BodyError`]: too large (wire or decoded), timed out, corrupt
 /// compressed data, or a failed connection.
-pub async fn read(
+pub(super) async fn read(
     body: &mut Body,
     encoding: ContentEncoding,
     limits: BodyLimits,
@@ -193,7 +193,7 @@ pub async fn read(
 /// upload is done and end the stream short of its `content-length`, which
 /// the `h2` crate answers with `PROTOCOL_ERROR`, so the client never shows
 /// the answer. A larger or unannounced body gets the answer at once.
-pub async fn answer_then_discard(
+pub(super) async fn answer_then_discard(
     answer: impl IntoResponse,
     mut body: Body,
     limits: BodyLimits,
@@ -234,11 +234,11 @@ pub async fn answer_then_discard(
 /// (or `--max-body`, if larger): enough for a client that sends its whole
 /// over-limit upload before it reads (Python's `http.client`), as nginx's
 /// lingering close allows, while a client that sends more is cut off.
-pub const LINGER_MAX_BYTES: usize = 64 << 20;
+pub(super) const LINGER_MAX_BYTES: usize = 64 << 20;
 
 /// The largest announced HTTP/2 request body that [`answer_then_discard`]
 /// reads before answering.
-pub const DRAIN_FIRST_MAX: u64 = 64 * 1024;
+pub(super) const DRAIN_FIRST_MAX: u64 = 64 * 1024;
 
 /// The body of [`answer_then_discard`].
 struct ThenDiscard {

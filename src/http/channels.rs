@@ -37,7 +37,7 @@ async fn channel_request(
 }
 
 /// `GET /realtime/{channel}`: SSE of one channel, created on first use.
-pub async fn realtime(
+pub(super) async fn realtime(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     Path(channel): Path<String>,
@@ -54,7 +54,7 @@ pub async fn realtime(
 /// `GET /events?channel=A&channel=B`: several channels and log streams on
 /// one connection, each event's data wrapped as `{"channel", "data"}`. At
 /// most `--max-stream-channels` distinct channels.
-pub async fn events(
+pub(super) async fn events(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     RawQuery(query): RawQuery,

@@ -25,11 +25,11 @@ use crate::metrics::Metrics;
 use crate::sse;
 
 /// Hub channel carrying the shared `/stream` feed.
-pub const DEMO_CHANNEL: &str = "stream";
+pub(super) const DEMO_CHANNEL: &str = "stream";
 
 /// The channel name whose subscribe right `/stream-numbers` needs (no
 /// hub channel: each connection counts by itself).
-pub const NUMBERS_CHANNEL: &str = "stream-numbers";
+pub(super) const NUMBERS_CHANNEL: &str = "stream-numbers";
 
 /// [`DEMO_CHANNEL`] as a channel name.
 fn demo_channel() -> ChannelName {
@@ -90,7 +90,7 @@ enum DemoEvent {
 /// `notification` every 8 s, but only while the channel has subscribers.
 /// An idle server publishes nothing: no fake events in any history, no ids
 /// used up, `events_per_s` stays 0.
-pub fn spawn_demo_feed(
+pub(crate) fn spawn_demo_feed(
     hub: Hub,
     metrics: Arc<Metrics>,
     tracker: &TaskTracker,
@@ -189,7 +189,7 @@ fn now() -> String {
 }
 
 /// `GET /stream`: `connected` first, then the shared demo feed.
-pub async fn demo_feed(
+pub(super) async fn demo_feed(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     RawQuery(query): RawQuery,
@@ -211,7 +211,7 @@ pub async fn demo_feed(
 
 /// `GET /stream-numbers`: 1 to 10, one a second, then `event: close` with
 /// a `retry:` field, then the response ends.
-pub async fn stream_numbers(
+pub(super) async fn stream_numbers(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     headers: HeaderMap,

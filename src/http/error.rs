@@ -10,7 +10,7 @@ use crate::hub::HubError;
 
 /// An error answered to an HTTP client.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Short machine-friendly summary.
@@ -23,17 +23,17 @@ pub struct ApiError {
 
 impl ApiError {
     /// 400 Bad Request.
-    pub fn bad_request(error: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(error: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error, detail)
     }
 
     /// 404 Not Found.
-    pub fn not_found(detail: impl Into<String>) -> Self {
+    pub(crate) fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not found", detail)
     }
 
     /// Any status.
-    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
         ApiError {
             status,
             error,

@@ -13,9 +13,9 @@ use crate::auth::{Caller, Right};
 use crate::hub::{ChannelKind, ChannelName, HistoryPage};
 
 /// Events per page when `limit` is not given.
-pub const DEFAULT_LIMIT: usize = 100;
+pub(super) const DEFAULT_LIMIT: usize = 100;
 /// Most events per page; a larger `limit` is cut to it.
-pub const MAX_LIMIT: usize = 1000;
+pub(super) const MAX_LIMIT: usize = 1000;
 
 /// The parsed query.
 struct HistoryParams {
@@ -69,7 +69,7 @@ impl HistoryParams {
 
 /// `GET /api/history`: needs the right to subscribe to the channel; the
 /// `broadcast` channel, part of every stream, to any channel.
-pub async fn history(
+pub(super) async fn history(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     RawQuery(query): RawQuery,

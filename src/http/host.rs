@@ -34,7 +34,7 @@ use crate::config::ServeConfig;
 
 /// The host and origin rules of one server (see the module header).
 #[derive(Debug, Clone)]
-pub struct HostCheck {
+pub(crate) struct HostCheck {
     /// Off when access control is on.
     active: bool,
     /// `--allowed-host`, lowercased.
@@ -51,7 +51,11 @@ pub struct HostCheck {
 impl HostCheck {
     /// The rules of `config`; inactive when `auth_enabled`. `listening`:
     /// the address the server listens on (unspecified or `None`: all).
-    pub fn new(config: &ServeConfig, auth_enabled: bool, listening: Option<IpAddr>) -> HostCheck {
+    pub(crate) fn new(
+        config: &ServeConfig,
+        auth_enabled: bool,
+        listening: Option<IpAddr>,
+    ) -> HostCheck {
         HostCheck {
             active: !auth_enabled,
             allowed: config
@@ -70,7 +74,12 @@ impl HostCheck {
     /// # Errors
     /// 421 for a host that is not this server's, 403 for a write from
     /// another origin.
-    pub fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(crate) fn check(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
         if !self.active {
             return Ok(());
         }

@@ -24,7 +24,7 @@ use crate::ingest::{self, Record};
 
 /// An ingest request whose caller may push, checked from the head alone.
 #[derive(Debug)]
-pub struct IngestHead {
+pub(super) struct IngestHead {
     /// Who sends.
     pub caller: Caller,
     /// `?channel=NAME`: every record goes there.
@@ -97,7 +97,7 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName, strip_params: bool
 
 /// What [`commit_records`] published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Committed {
+pub(super) struct Committed {
     /// Records published.
     pub records: usize,
 }
@@ -112,7 +112,7 @@ pub struct Committed {
 /// for a channel the caller may not publish to; 413 for more records than
 /// the history holds; 503 (with `Retry-After`) when the hub cannot take
 /// them now. Nothing is published on error.
-pub async fn commit_records(
+pub(super) async fn commit_records(
     app: &AppState,
     head: &IngestHead,
     records: Vec<Record>,
@@ -158,7 +158,7 @@ pub async fn commit_records(
 }
 
 /// `GET /ready`: 200 once the server serves (Vector's health check).
-pub async fn ready() -> &'static str {
+pub(super) async fn ready() -> &'static str {
     "ready\n"
 }
 
@@ -243,7 +243,7 @@ fn grpc_code(status: StatusCode) -> i32 {
 /// committed all or nothing (503 with `Retry-After` when the hub cannot
 /// take it). Success: `200` with an empty `ExportLogsServiceResponse` in
 /// the request's content type; errors carry a `google.rpc.Status` in it.
-pub async fn otlp_logs(
+pub(super) async fn otlp_logs(
     State(app): State<Arc<AppState>>,
     head: Result<IngestHead, ApiError>,
     headers: HeaderMap,
@@ -325,7 +325,7 @@ pub async fn otlp_logs(
 /// decompressed, or as a snappy header claims before decompressing); 400
 /// for a body that does not parse (naming what and where) or a record
 /// with too many labels; then as [`commit_records`].
-pub async fn loki_push(
+pub(super) async fn loki_push(
     axum::extract::State(app): axum::extract::State<Arc<AppState>>,
     head: Result<IngestHead, ApiError>,
     version: axum::http::Version,

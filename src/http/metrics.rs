@@ -25,7 +25,7 @@ const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// Starts the one task that samples the host (CPU, memory, network) and the
 /// server's rates every second and encodes the `metrics` event once for
 /// every `/metrics` subscriber. Returns the receiver of those frames.
-pub fn spawn_host_sampler(
+pub(crate) fn spawn_host_sampler(
     metrics: Arc<Metrics>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
@@ -82,7 +82,7 @@ fn publish_errors(metrics: &Metrics) -> u64 {
 /// otherwise the Prometheus (OpenMetrics) text exposition. The SSE form
 /// carries metric samples only, never broadcasts: `--metrics-public` opens
 /// it to callers who may not read them.
-pub async fn metrics(
+pub(super) async fn metrics(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     headers: HeaderMap,

@@ -14,7 +14,7 @@ mod metrics;
 mod params;
 mod protocol;
 mod publish;
-pub mod routes;
+pub(crate) mod routes;
 mod sse_body;
 
 use std::sync::Arc;
@@ -29,10 +29,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-pub use demo::spawn_demo_feed;
-pub use error::ApiError;
-pub use host::HostCheck;
-pub use metrics::spawn_host_sampler;
+pub(crate) use demo::spawn_demo_feed;
+pub(crate) use error::ApiError;
+pub(crate) use host::HostCheck;
+pub(crate) use metrics::spawn_host_sampler;
 use publish::NewEvent;
 pub use sse_body::{Filter, FilterScope, OpenStreamGuard, Payload, SseBody};
 
@@ -45,7 +45,7 @@ use params::SseParams;
 use protocol::{HealthAnswer, StreamEntry, StreamKind, StreamState};
 
 /// Shared state of every request handler.
-pub struct AppState {
+pub(crate) struct AppState {
     /// The validated settings.
     pub config: ServeConfig,
     /// Channels, ids, history, fan-out.
@@ -72,7 +72,7 @@ pub struct AppState {
 const CONSOLE_HTML: &str = include_str!("../../assets/console.html");
 
 /// Builds the router with every route, the JSON 404/405 answers and CORS.
-pub fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let max_body = state.config.max_body;
     // The console: the page and its assets, with their security headers.

@@ -35,7 +35,7 @@ const REGEX_NEST_LIMIT: u32 = 64;
 /// for length when the query is parsed; [`ClientRegex::compile`] runs once
 /// the caller is known to be allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientRegex {
+pub(super) struct ClientRegex {
     source: String,
 }
 
@@ -47,7 +47,7 @@ impl ClientRegex {
     /// 400 when `name` was already given (a second regex is never
     /// compiled), or when the value is longer than `max_len` bytes
     /// (`--max-regex`).
-    pub fn take(
+    pub(super) fn take(
         slot: &mut Option<ClientRegex>,
         name: &str,
         value: Cow<'_, str>,
@@ -81,7 +81,7 @@ impl ClientRegex {
     /// # Errors
     /// 400 `invalid regex` for a pattern that does not parse or whose
     /// compiled form would pass the limits.
-    pub async fn compile(self) -> Result<Regex, ApiError> {
+    pub(super) async fn compile(self) -> Result<Regex, ApiError> {
         tokio::task::spawn_blocking(move || self.build())
             .await
             .map_err(|e| {
@@ -109,7 +109,7 @@ impl ClientRegex {
 ///
 /// # Errors
 /// As [`ClientRegex::compile`].
-pub async fn compile(regex: Option<ClientRegex>) -> Result<Option<Regex>, ApiError> {
+pub(super) async fn compile(regex: Option<ClientRegex>) -> Result<Option<Regex>, ApiError> {
     match regex {
         Some(regex) if !regex.source.is_empty() => regex.compile().await.map(Some),
         _ => Ok(None),
@@ -118,7 +118,7 @@ pub async fn compile(regex: Option<ClientRegex>) -> Result<Option<Regex>, ApiErr
 
 /// Query parameters and resume id shared by the SSE endpoints.
 #[derive(Debug, Default)]
-pub struct SseParams {
+pub(super) struct SseParams {
     /// `?tail=N`: retained events to send first.
     pub tail: Option<usize>,
     /// `?grep=REGEX`: server-side filter, not compiled yet (see
@@ -142,7 +142,7 @@ impl SseParams {
     ///
     /// # Errors
     /// 400 for a bad `tail`, a repeated `grep` or one that is too long.
-    pub fn parse(
+    pub(super) fn parse(
         query: Option<&str>,
         headers: &HeaderMap,
         max_regex: usize,
@@ -156,7 +156,7 @@ impl SseParams {
     ///
     /// # Errors
     /// As [`SseParams::parse`], or too many channels.
-    pub fn parse_with_channels(
+    pub(super) fn parse_with_channels(
         query: Option<&str>,
         headers: &HeaderMap,
         max_regex: usize,

@@ -13,7 +13,7 @@ use crate::hub::{ChannelKind, ResetReason};
 
 /// `GET /health`.
 #[derive(Debug, Serialize)]
-pub struct HealthAnswer {
+pub(super) struct HealthAnswer {
     /// `ok`; with `--redis`, `degraded` (and status 503) while Redis is unreachable.
     pub status: &'static str,
     /// The server's version (`CARGO_PKG_VERSION`).
@@ -39,7 +39,7 @@ pub struct HealthAnswer {
 /// What an `/api/streams` entry is: a followed file or a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StreamKind {
+pub(super) enum StreamKind {
     /// A log stream (`log:NAME`).
     Log,
     /// Any other channel, `broadcast` included.
@@ -60,7 +60,7 @@ impl From<ChannelKind> for StreamKind {
 ///
 /// [`Display`]: std::fmt::Display
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamState {
+pub(super) enum StreamState {
     /// The log file is open and being read.
     Following,
     /// The log file does not exist (yet).
@@ -104,7 +104,7 @@ impl Serialize for StreamState {
 
 /// One entry of `GET /api/streams`.
 #[derive(Debug, Serialize)]
-pub struct StreamEntry {
+pub(super) struct StreamEntry {
     /// `log:NAME` or the channel's name.
     pub name: String,
     /// Log stream or channel.
@@ -129,7 +129,7 @@ pub struct StreamEntry {
 
 /// `POST /channels/{c}` (one event) and `POST /api/broadcast`.
 #[derive(Debug, Serialize)]
-pub struct PublishAnswer<'a> {
+pub(super) struct PublishAnswer<'a> {
     /// The event's id.
     pub id: String,
     /// The channel it went to.
@@ -141,7 +141,7 @@ pub struct PublishAnswer<'a> {
 /// `POST /channels/{c}` with an NDJSON body: `count` events numbered
 /// `first_id` to `last_id`, consecutive in the hub's order.
 #[derive(Debug, Serialize)]
-pub struct BulkPublishAnswer<'a> {
+pub(super) struct BulkPublishAnswer<'a> {
     /// The channel they went to.
     pub channel: &'a str,
     /// Id of the first line's event.
@@ -156,7 +156,7 @@ pub struct BulkPublishAnswer<'a> {
 
 /// Data of an `event: reset`: events of `channel` were missed.
 #[derive(Debug, Serialize)]
-pub struct ResetNotice<'a> {
+pub(super) struct ResetNotice<'a> {
     /// Why (`lagged`, `too old`, `unknown id`, `history lost`).
     pub reason: ResetReason,
     /// The channel concerned.
@@ -167,20 +167,20 @@ pub struct ResetNotice<'a> {
 /// stream ends; a client reconnects with a fresh token and its
 /// `Last-Event-ID`.
 #[derive(Debug, Serialize)]
-pub struct TokenExpiredNotice {
+pub(super) struct TokenExpiredNotice {
     /// Always [`TokenExpiredNotice::REASON`].
     pub reason: &'static str,
 }
 
 impl TokenExpiredNotice {
     /// The only reason there is.
-    pub const REASON: &'static str = "token expired";
+    pub(super) const REASON: &'static str = "token expired";
 }
 
 /// A verified token as `POST /api/session` answers it (and as part of
 /// [`SessionAnswer`]): never the token itself.
 #[derive(Debug, Serialize)]
-pub struct TokenAnswer<'a> {
+pub(super) struct TokenAnswer<'a> {
     /// `sub`; `null` when the token has none.
     pub sub: Option<&'a str>,
     /// `exp`, seconds since the epoch.
@@ -192,7 +192,7 @@ pub struct TokenAnswer<'a> {
 /// `GET /api/session`: whether access control is on and who the request
 /// is authenticated as (the token's fields when signed in).
 #[derive(Debug, Serialize)]
-pub struct SessionAnswer<'a> {
+pub(super) struct SessionAnswer<'a> {
     /// Whether the server checks tokens at all.
     pub access_control: bool,
     /// Whether the request carried a good token.
@@ -204,7 +204,7 @@ pub struct SessionAnswer<'a> {
 
 /// `DELETE /api/session`: the cookie is cleared.
 #[derive(Debug, Serialize)]
-pub struct SignedOut {
+pub(super) struct SignedOut {
     /// Always `false`.
     pub signed_in: bool,
 }
@@ -212,7 +212,7 @@ pub struct SignedOut {
 /// Data of a `/metrics` SSE event: host and server figures of the last
 /// second.
 #[derive(Debug, Serialize)]
-pub struct MetricsSample {
+pub(super) struct MetricsSample {
     /// When the sample was taken, RFC 3339.
     pub timestamp: String,
     /// CPU use of the whole host, percent.
@@ -235,7 +235,7 @@ pub struct MetricsSample {
 
 /// Encodes `value` as compact JSON. The types of this module cannot fail
 /// to serialise (no maps with non-string keys, no failing `Serialize`).
-pub fn to_json<T: Serialize>(value: &T) -> String {
+pub(super) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("protocol types always serialise")
 }
 

@@ -30,14 +30,14 @@ use crate::auth::{Caller, Right};
 use crate::hub::{ChannelKind, ChannelName};
 
 /// Longest event type accepted from publishers, in characters.
-pub const MAX_EVENT_TYPE: usize = 64;
+pub(super) const MAX_EVENT_TYPE: usize = 64;
 
 /// Event type of `POST /api/broadcast` events.
 const BROADCAST_EVENT_TYPE: &str = "broadcast";
 
 /// One event as a client asked to publish it, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEvent {
+pub(super) struct NewEvent {
     /// The SSE event type (checked by [`check_event_type`]).
     pub event_type: String,
     /// The data, exactly as sent (the hub normalises line breaks).
@@ -188,7 +188,7 @@ fn query_event_type(query: Option<&str>) -> Result<String, ApiError> {
 /// What `POST /channels/{channel}` asks for, checked from the request head
 /// alone (the extractor runs before the body is read).
 #[derive(Debug)]
-pub struct PublishHead {
+pub(super) struct PublishHead {
     /// The channel, one clients may publish to.
     channel: ChannelName,
     /// `?event=`, or `message`.
@@ -232,7 +232,7 @@ impl FromRequestParts<Arc<AppState>> for PublishHead {
 /// `POST /api/broadcast` from a caller with the broadcast right, checked
 /// from the request head alone.
 #[derive(Debug)]
-pub struct BroadcastHead {
+pub(super) struct BroadcastHead {
     /// How the body is encoded (`Content-Encoding`).
     encoding: ContentEncoding,
 }
@@ -541,7 +541,7 @@ fn compact_json(text: &str) -> String {
 /// The head is checked (see [`PublishHead`]) before the body is read; a
 /// refusal is answered at once (the rest of the body is then discarded
 /// behind it, see [`body::answer_then_discard`]).
-pub async fn handle(
+pub(super) async fn handle(
     State(app): State<Arc<AppState>>,
     head: Result<PublishHead, ApiError>,
     version: Version,
@@ -612,7 +612,7 @@ pub async fn handle(
 /// `POST /api/broadcast`: a JSON object delivered to every SSE client as
 /// `event: broadcast`, kept in channel `broadcast` for resume. The right is
 /// checked (see [`BroadcastHead`]) before the body is read.
-pub async fn broadcast(
+pub(super) async fn broadcast(
     State(app): State<Arc<AppState>>,
     head: Result<BroadcastHead, ApiError>,
     version: Version,

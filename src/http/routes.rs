@@ -18,7 +18,7 @@ use axum::Router;
 use super::{channels, demo, metrics, AppState};
 
 /// One route whose `GET` may answer an event stream.
-pub struct SseRoute {
+pub(crate) struct SseRoute {
     /// The path pattern, in the router's syntax: `{name}` is one non-empty
     /// segment.
     pub pattern: &'static str,
@@ -30,7 +30,7 @@ pub struct SseRoute {
 }
 
 /// Every route that answers a `GET` with an event stream.
-pub const SSE_ROUTES: &[SseRoute] = &[
+pub(crate) const SSE_ROUTES: &[SseRoute] = &[
     SseRoute {
         pattern: "/logs/{name}",
         negotiated: false,
@@ -77,7 +77,7 @@ pub(super) fn sse_router() -> Router<Arc<AppState>> {
 
 /// Whether the request's `Accept` header names `text/event-stream` (any
 /// of its values, any position).
-pub fn accepts_event_stream(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -88,7 +88,7 @@ pub fn accepts_event_stream(headers: &HeaderMap) -> bool {
 /// a `GET` of a route in [`SSE_ROUTES`] (with `Accept` naming
 /// `text/event-stream` for a negotiated one). `path` is the raw
 /// (percent-encoded) path, as the router matches it.
-pub fn is_sse_request(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+pub(crate) fn is_sse_request(method: &Method, path: &str, headers: &HeaderMap) -> bool {
     *method == Method::GET
         && SSE_ROUTES.iter().any(|route| {
             matches_pattern(route.pattern, path)
@@ -98,7 +98,7 @@ pub fn is_sse_request(method: &Method, path: &str, headers: &HeaderMap) -> bool 
 
 /// Whether `response` is an event stream: `200` with `Content-Type:
 /// text/event-stream` (what the SSE routes answer when they succeed).
-pub fn is_event_stream(response: &Response) -> bool {
+pub(crate) fn is_event_stream(response: &Response) -> bool {
     response.status() == StatusCode::OK
         && response
             .headers()

@@ -24,7 +24,7 @@ const VERSION: u32 = 1;
 
 /// Where one log stream stands.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FileCheckpoint {
+pub(crate) struct FileCheckpoint {
     /// The followed path (for the reader of the file; the stream name is
     /// the key).
     pub path: String,
@@ -47,7 +47,7 @@ struct State {
 }
 
 /// The checkpoints of every log stream, by stream name.
-pub struct Checkpoints {
+pub(crate) struct Checkpoints {
     path: PathBuf,
     /// std mutex: held only to read or change the map.
     state: Mutex<State>,
@@ -63,7 +63,7 @@ impl Checkpoints {
     ///
     /// # Errors
     /// The file exists but cannot be read.
-    pub fn load(data_dir: &Path) -> Result<Checkpoints, WalError> {
+    pub(crate) fn load(data_dir: &Path) -> Result<Checkpoints, WalError> {
         let path = data_dir.join(FILE_NAME);
         let read = super::files::read_no_follow(&path);
         let streams = match read {
@@ -101,7 +101,7 @@ impl Checkpoints {
     }
 
     /// The checkpoint of `stream`.
-    pub fn get(&self, stream: &str) -> Option<FileCheckpoint> {
+    pub(crate) fn get(&self, stream: &str) -> Option<FileCheckpoint> {
         self.state
             .lock()
             .expect("checkpoints lock")
@@ -111,7 +111,7 @@ impl Checkpoints {
     }
 
     /// Records where `stream` stands (saved by the next [`Checkpoints::save`]).
-    pub fn set(&self, stream: &str, checkpoint: FileCheckpoint) {
+    pub(crate) fn set(&self, stream: &str, checkpoint: FileCheckpoint) {
         let mut state = self.state.lock().expect("checkpoints lock");
         if state.streams.get(stream) != Some(&checkpoint) {
             state.streams.insert(stream.to_string(), checkpoint);
@@ -120,7 +120,7 @@ impl Checkpoints {
     }
 
     /// Whether something changed since the last save.
-    pub fn is_dirty(&self) -> bool {
+    pub(crate) fn is_dirty(&self) -> bool {
         self.state.lock().expect("checkpoints lock").dirty
     }
 
@@ -129,7 +129,7 @@ impl Checkpoints {
     ///
     /// # Errors
     /// Writing failed; the old file is untouched and the next save retries.
-    pub fn save(&self) -> Result<bool, WalError> {
+    pub(crate) fn save(&self) -> Result<bool, WalError> {
         let _saving = self.saving.lock().expect("saving lock");
         let streams = {
             let mut state = self.state.lock().expect("checkpoints lock");

@@ -11,7 +11,7 @@
 //! On disk, in `DIR/log/`:
 //! - segments named after their first sequence number, each a 24-byte
 //!   header (magic, epoch, first sequence number, CRC) and records (see
-//!   [`record`] for the bytes). The newest segment is the only one written;
+//!   `record` for the bytes). The newest segment is the only one written;
 //!   past [`WalOptions::segment_bytes`] a new one is started (a roll). An
 //!   append does no fsync, a roll included: the syncer thread seals the
 //!   old segment (fsync), syncs the new one and the directory before the
@@ -47,7 +47,7 @@ mod checkpoint;
 mod dropped;
 mod files;
 mod read;
-pub mod record;
+pub(crate) mod record;
 mod segment;
 mod sync;
 
@@ -61,16 +61,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-pub use checkpoint::{Checkpoints, FileCheckpoint};
-pub use read::{ChannelCursor, ForwardBatch, ForwardRead, HistoryQuery, LogPage, SCAN_BUDGET};
-pub use record::{EncodeError, NewRecord, Record, RecordView};
-pub use sync::Durable;
+pub(crate) use checkpoint::{Checkpoints, FileCheckpoint};
+pub(crate) use read::{ChannelCursor, ForwardRead, HistoryQuery, SCAN_BUDGET};
+pub(crate) use record::{EncodeError, NewRecord, Record};
+pub(crate) use sync::Durable;
 
 use dropped::Dropped;
 use segment::{Header, SegmentIndex};
 
 /// Largest segment: the unit of retention and of the startup scan.
-pub const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 /// Smallest segment, whatever `--retention-bytes` says.
 pub const MIN_SEGMENT_BYTES: u64 = 64 << 10;
 
@@ -114,7 +114,7 @@ impl fmt::Display for FsyncPolicy {
 ///
 /// # Errors
 /// A message saying what is expected.
-pub fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
+pub(crate) fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
     text.parse()
 }
 
@@ -132,7 +132,7 @@ pub struct WalOptions {
 impl WalOptions {
     /// Options for `--fsync` and `--retention-bytes`; segments are an eighth
     /// of the retention, between [`MIN_SEGMENT_BYTES`] and
-    /// [`MAX_SEGMENT_BYTES`], so retention works in steps of about 12 %.
+    /// `MAX_SEGMENT_BYTES`, so retention works in steps of about 12 %.
     pub fn new(fsync: FsyncPolicy, retention_bytes: u64) -> Self {
         WalOptions {
             fsync,
@@ -180,7 +180,7 @@ fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> WalError {
 
 /// A cut made at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repair {
+pub(crate) struct Repair {
     /// The segment.
     pub segment: PathBuf,
     /// Where its valid records end.
@@ -194,7 +194,7 @@ pub struct Repair {
 
 /// What [`Wal::open`] found.
 #[derive(Debug, Clone, Default)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     /// Segments kept.
     pub segments: usize,
     /// Valid records in them.
@@ -207,7 +207,7 @@ pub struct Recovery {
 
 /// What an id's `epoch` and sequence number mean to this log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdStatus {
+pub(crate) enum IdStatus {
     /// A record of this log has (or had, if `--history` hides it) this id.
     Known,
     /// The id is of this log but older than anything retained.
@@ -588,22 +588,22 @@ impl Wal {
     }
 
     /// The epoch of new records: part of every id this log hands out.
-    pub fn epoch(&self) -> u32 {
+    pub(crate) fn epoch(&self) -> u32 {
         self.epoch
     }
 
     /// The followers' checkpoints (`DIR/checkpoints.json`).
-    pub fn checkpoints(&self) -> &Checkpoints {
+    pub(crate) fn checkpoints(&self) -> &Checkpoints {
         &self.checkpoints
     }
 
     /// What opening found and repaired.
-    pub fn recovery(&self) -> &Recovery {
+    pub(crate) fn recovery(&self) -> &Recovery {
         &self.recovery
     }
 
     /// The newest sequence number appended (0 if none ever was).
-    pub fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.shared.last_seq.load(Ordering::Acquire)
     }
 
@@ -619,7 +619,7 @@ impl Wal {
     /// A record that cannot be encoded or is out of order (nothing is
     /// written), or a failed write (nothing is kept, and if the segment
     /// cannot be restored the log refuses every later append).
-    pub fn append(&self, records: &[NewRecord<'_>]) -> Result<u64, WalError> {
+    pub(crate) fn append(&self, records: &[NewRecord<'_>]) -> Result<u64, WalError> {
         let shared = &*self.shared;
         let mut guard = shared.writer.lock().expect("writer lock");
         let w = &mut *guard;
@@ -684,7 +684,7 @@ impl Wal {
     ///
     /// # Errors
     /// [`WalError::Poisoned`] if an fsync failed.
-    pub async fn wait_durable(&self, seq: u64) -> Result<(), WalError> {
+    pub(crate) async fn wait_durable(&self, seq: u64) -> Result<(), WalError> {
         let mut rx = self.shared.sync.durable.subscribe();
         if rx.borrow().seq >= seq {
             return Ok(());
@@ -702,7 +702,7 @@ impl Wal {
     }
 
     /// The durable watermark now.
-    pub fn durable(&self) -> Durable {
+    pub(crate) fn durable(&self) -> Durable {
         self.shared.sync.durable.borrow().clone()
     }
 
@@ -720,7 +720,7 @@ impl Wal {
     }
 
     /// Whether an id made of `epoch` and `seq` names a record of this log.
-    pub fn id_status(&self, epoch: u32, seq: u64) -> IdStatus {
+    pub(crate) fn id_status(&self, epoch: u32, seq: u64) -> IdStatus {
         if seq == 0 || seq > self.last_seq() {
             return IdStatus::Unknown;
         }
@@ -745,7 +745,7 @@ impl Wal {
 
     /// The epoch of the record with sequence number `seq` (the epoch of the
     /// segment holding it): with `seq`, the record's id.
-    pub fn epoch_of(&self, seq: u64) -> u32 {
+    pub(crate) fn epoch_of(&self, seq: u64) -> u32 {
         let segments = self.shared.snapshot();
         let at = segments.partition_point(|s| s.header.first_seq <= seq);
         match at.checked_sub(1) {
@@ -755,7 +755,7 @@ impl Wal {
     }
 
     /// Whether any retained segment holds a record of `channel`.
-    pub fn holds_channel(&self, channel: &str) -> bool {
+    pub(crate) fn holds_channel(&self, channel: &str) -> bool {
         self.shared.snapshot().iter().any(|s| {
             s.index
                 .lock()
@@ -767,7 +767,7 @@ impl Wal {
 
     /// Whether retention dropped records of `channel` (or, for a log whose
     /// dropped segments are not accounted for, of any channel).
-    pub fn dropped_any(&self, channel: &str) -> bool {
+    pub(crate) fn dropped_any(&self, channel: &str) -> bool {
         self.shared
             .dropped
             .lock()
@@ -777,7 +777,7 @@ impl Wal {
     }
 
     /// The `--fsync` policy the log was opened with.
-    pub fn fsync_policy(&self) -> FsyncPolicy {
+    pub(crate) fn fsync_policy(&self) -> FsyncPolicy {
         self.shared.opts.fsync
     }
 
@@ -787,7 +787,7 @@ impl Wal {
     ///
     /// # Errors
     /// Reading a segment failed.
-    pub fn hidden_through(&self, channel: &str, keep: usize) -> Result<u64, WalError> {
+    pub(crate) fn hidden_through(&self, channel: &str, keep: usize) -> Result<u64, WalError> {
         let dropped = self
             .shared
             .dropped
@@ -803,7 +803,7 @@ impl Wal {
     /// Stops the syncer after a last fsync, so everything appended is on
     /// disk when this returns. Appends after this are still written, and
     /// made durable only by the operating system.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.shared.sync.stop();
         let handle = self.syncer.lock().expect("syncer lock").take();
         if let Some(handle) = handle {

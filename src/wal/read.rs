@@ -19,11 +19,11 @@ use super::{Segment, Wal, WalError};
 /// Bytes a single [`Wal::read_forward`] or [`Wal::history`] call decodes at
 /// most before it returns what it has, so that a sparse channel cannot make
 /// one call read the whole log.
-pub const SCAN_BUDGET: u64 = 8 << 20;
+pub(crate) const SCAN_BUDGET: u64 = 8 << 20;
 
 /// One channel of a forward read.
 #[derive(Debug, Clone, Copy)]
-pub struct ChannelCursor<'a> {
+pub(crate) struct ChannelCursor<'a> {
     /// Channel name.
     pub channel: &'a str,
     /// Only records above this sequence number (e.g. the channel's
@@ -33,7 +33,7 @@ pub struct ChannelCursor<'a> {
 
 /// A forward read: records of some channels in a sequence range, in order.
 #[derive(Debug, Clone, Copy)]
-pub struct ForwardRead<'a> {
+pub(crate) struct ForwardRead<'a> {
     /// The channels wanted; none: every channel.
     pub channels: &'a [ChannelCursor<'a>],
     /// Only records above this sequence number.
@@ -48,7 +48,7 @@ pub struct ForwardRead<'a> {
 
 /// What a forward read returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ForwardBatch {
+pub(crate) struct ForwardBatch {
     /// Matching records, in increasing sequence order.
     pub records: Vec<Record>,
     /// Every matching record up to this sequence number is in `records`:
@@ -58,7 +58,7 @@ pub struct ForwardBatch {
 }
 
 /// A newest-first read of one channel.
-pub struct HistoryQuery<'a> {
+pub(crate) struct HistoryQuery<'a> {
     /// Channel name.
     pub channel: &'a str,
     /// Only records above this sequence number.
@@ -73,7 +73,7 @@ pub struct HistoryQuery<'a> {
 
 /// A page of history, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogPage {
+pub(crate) struct LogPage {
     /// Matching records, newest first.
     pub records: Vec<Record>,
     /// Where the next page starts (`before` for the next query); `None`
@@ -176,13 +176,13 @@ impl Snap {
 impl Wal {
     /// Reads records of `read.channels` with sequence numbers in
     /// `(after, through]`, in order, up to the read's limits and
-    /// [`SCAN_BUDGET`] bytes scanned. Segments without any of the channels
+    /// `SCAN_BUDGET` bytes scanned. Segments without any of the channels
     /// are skipped without reading them.
     ///
     /// # Errors
     /// A segment cannot be read, or a record that was checked at open or
     /// append no longer decodes (the disk changed under us).
-    pub fn read_forward(&self, read: &ForwardRead<'_>) -> Result<ForwardBatch, WalError> {
+    pub(crate) fn read_forward(&self, read: &ForwardRead<'_>) -> Result<ForwardBatch, WalError> {
         let names: Vec<&str> = read.channels.iter().map(|c| c.channel).collect();
         let segments = self.shared.snapshot();
         let mut out = ForwardBatch {
@@ -270,12 +270,12 @@ impl Wal {
 
     /// Records of one channel, newest first, below `before` and above
     /// `after`, that pass `filter`: at most `limit` of them, and at most
-    /// [`SCAN_BUDGET`] bytes looked at. When the budget ends the page
+    /// `SCAN_BUDGET` bytes looked at. When the budget ends the page
     /// early, `next_before` says where to go on.
     ///
     /// # Errors
     /// As [`Wal::read_forward`].
-    pub fn history(&self, query: &HistoryQuery<'_>) -> Result<LogPage, WalError> {
+    pub(crate) fn history(&self, query: &HistoryQuery<'_>) -> Result<LogPage, WalError> {
         let mut page = LogPage::default();
         if query.limit == 0 {
             return Ok(page);
@@ -341,7 +341,7 @@ impl Wal {
     ///
     /// # Errors
     /// As [`Wal::read_forward`].
-    pub fn read_seq(&self, seq: u64) -> Result<Option<Record>, WalError> {
+    pub(crate) fn read_seq(&self, seq: u64) -> Result<Option<Record>, WalError> {
         let segments = self.shared.snapshot();
         let at = segments.partition_point(|s| s.header.first_seq <= seq);
         let Some(segment) = at.checked_sub(1).map(|i| &segments[i]) else {
@@ -375,7 +375,7 @@ impl Wal {
     ///
     /// # Errors
     /// As [`Wal::read_forward`].
-    pub fn last_record_of(&self, channel: &str) -> Result<Option<Record>, WalError> {
+    pub(crate) fn last_record_of(&self, channel: &str) -> Result<Option<Record>, WalError> {
         for segment in self.shared.snapshot().iter().rev() {
             let last = {
                 let index = segment.index.lock().expect("index lock");
@@ -391,7 +391,7 @@ impl Wal {
     /// The sequence number after which about the newest `bytes` of the log
     /// begin (0: the whole log is smaller), for warming a memory cache of
     /// that size with [`Wal::read_forward`].
-    pub fn seq_before_newest_bytes(&self, bytes: u64) -> u64 {
+    pub(crate) fn seq_before_newest_bytes(&self, bytes: u64) -> u64 {
         let mut left = bytes;
         for segment in self.shared.snapshot().iter().rev() {
             let index = segment.index.lock().expect("index lock");

@@ -19,7 +19,7 @@ use std::fmt;
 use crate::follow::{FilePosition, Fingerprint};
 
 /// Bytes before the body: length and checksum.
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 /// Fixed part of the body: seq, time, channel length, flags, type length.
 const FIXED_LEN: usize = 8 + 8 + 1 + 1 + 2;
 /// Bytes of an encoded [`FilePosition`].
@@ -29,16 +29,16 @@ const FLAG_SOURCE: u8 = 1;
 
 /// Longest channel name a record can hold (the hub allows 128 characters
 /// of ASCII, so this never bites).
-pub const MAX_CHANNEL_LEN: usize = u8::MAX as usize;
+pub(crate) const MAX_CHANNEL_LEN: usize = u8::MAX as usize;
 /// Longest event type a record can hold.
-pub const MAX_TYPE_LEN: usize = u16::MAX as usize;
+pub(crate) const MAX_TYPE_LEN: usize = u16::MAX as usize;
 /// Largest body accepted when reading: a length above it is damage, not a
 /// record (publish bodies and log lines are far smaller).
-pub const MAX_BODY_LEN: usize = 1 << 30;
+pub(crate) const MAX_BODY_LEN: usize = 1 << 30;
 
 /// An event to append, borrowed from the caller.
 #[derive(Debug, Clone, Copy)]
-pub struct NewRecord<'a> {
+pub(crate) struct NewRecord<'a> {
     /// Position in the hub's global order; strictly increasing in the log.
     pub seq: u64,
     /// Publication time, milliseconds since the Unix epoch.
@@ -55,7 +55,7 @@ pub struct NewRecord<'a> {
 
 /// A record read back from the log, borrowing its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordView<'a> {
+pub(crate) struct RecordView<'a> {
     /// Position in the global order.
     pub seq: u64,
     /// Publication time, milliseconds since the Unix epoch.
@@ -72,7 +72,7 @@ pub struct RecordView<'a> {
 
 /// A record read back from the log, owning its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// Position in the global order.
     pub seq: u64,
     /// Publication time, milliseconds since the Unix epoch.
@@ -89,7 +89,7 @@ pub struct Record {
 
 impl RecordView<'_> {
     /// An owned copy.
-    pub fn to_record(&self) -> Record {
+    pub(crate) fn to_record(self) -> Record {
         Record {
             seq: self.seq,
             time_ms: self.time_ms,
@@ -116,7 +116,7 @@ pub enum EncodeError {
 }
 
 /// Bytes `record` takes in the log.
-pub fn encoded_len(record: &NewRecord<'_>) -> usize {
+pub(crate) fn encoded_len(record: &NewRecord<'_>) -> usize {
     HEADER_LEN + body_len(record)
 }
 
@@ -136,7 +136,7 @@ fn body_len(record: &NewRecord<'_>) -> usize {
 ///
 /// # Errors
 /// A field too long for the format; `out` is left as it was.
-pub fn encode(record: &NewRecord<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub(crate) fn encode(record: &NewRecord<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     if record.channel.len() > MAX_CHANNEL_LEN {
         return Err(EncodeError::ChannelTooLong(record.channel.len()));
     }
@@ -181,7 +181,7 @@ fn checksum(len: &[u8], body: &[u8]) -> u32 {
 
 /// Why decoding stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Damage {
+pub(crate) enum Damage {
     /// The bytes end inside the record's header or body: a torn write.
     Truncated,
     /// The length is impossible (below the fixed part or above the limit).
@@ -209,7 +209,7 @@ impl fmt::Display for Damage {
 /// # Errors
 /// [`Damage::Truncated`] if fewer than [`HEADER_LEN`] bytes are given,
 /// [`Damage::BadLength`] for an impossible length.
-pub fn peek_len(bytes: &[u8]) -> Result<usize, Damage> {
+pub(crate) fn peek_len(bytes: &[u8]) -> Result<usize, Damage> {
     if bytes.len() < HEADER_LEN {
         return Err(Damage::Truncated);
     }
@@ -225,7 +225,7 @@ pub fn peek_len(bytes: &[u8]) -> Result<usize, Damage> {
 ///
 /// # Errors
 /// The [`Damage`] found. Nothing damaged is ever returned as a record.
-pub fn decode(bytes: &[u8]) -> Result<(RecordView<'_>, usize), Damage> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<(RecordView<'_>, usize), Damage> {
     let total = peek_len(bytes)?;
     if bytes.len() < total {
         return Err(Damage::Truncated);

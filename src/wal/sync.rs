@@ -31,7 +31,7 @@ use super::{FsyncPolicy, Shared};
 
 /// How far the log is known to be on disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Durable {
+pub(crate) struct Durable {
     /// Every record up to this sequence number has been fsynced.
     pub seq: u64,
     /// Set once an fsync failed; nothing more becomes durable.

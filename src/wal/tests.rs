@@ -9,6 +9,8 @@ use proptest::prelude::*;
 
 use crate::follow::{FilePosition, Fingerprint};
 
+use super::read::LogPage;
+use super::record::RecordView;
 use super::*;
 
 fn options(retention_bytes: u64) -> WalOptions {

@@ -18,10 +18,10 @@ use redis::aio::MultiplexedConnection;
 use super::Node;
 
 /// How often a node reports and reads the counts.
-pub const CENSUS_EVERY: Duration = Duration::from_secs(2);
+pub(super) const CENSUS_EVERY: Duration = Duration::from_secs(2);
 
 /// A report not renewed for this long is dropped.
-pub const CENSUS_TTL: Duration = Duration::from_secs(6);
+pub(super) const CENSUS_TTL: Duration = Duration::from_secs(6);
 
 /// The other nodes' last reported subscriber counts, by channel.
 #[derive(Default)]

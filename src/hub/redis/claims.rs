@@ -22,7 +22,7 @@ use super::Node;
 use crate::hub::{HubError, LOG_PREFIX};
 
 /// Lifetime of a claim that is not refreshed.
-pub const CLAIM_TTL: Duration = Duration::from_secs(6);
+pub(super) const CLAIM_TTL: Duration = Duration::from_secs(6);
 
 /// Who follows a log stream, as other nodes see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]

@@ -14,7 +14,7 @@ use crate::hub::{ChannelName, HistoryEvent, HistoryPage, HubError};
 
 /// Most bytes of event data (and types) one request looks at: the same
 /// figure as the write-ahead log's [`crate::wal::SCAN_BUDGET`].
-pub const SCAN_BUDGET: u64 = crate::wal::SCAN_BUDGET;
+pub(super) const SCAN_BUDGET: u64 = crate::wal::SCAN_BUDGET;
 
 /// Entries read from Redis per round trip.
 const CHUNK: usize = 512;

@@ -18,10 +18,10 @@ use super::{Node, BACKOFF_MAX, BACKOFF_MIN};
 use crate::hub::HubError;
 
 /// Lines a queue holds while Redis is unreachable.
-pub const QUEUE_LINES: usize = 10_000;
+pub(super) const QUEUE_LINES: usize = 10_000;
 
 /// Bytes a queue holds while Redis is unreachable.
-pub const QUEUE_BYTES: usize = 16 << 20;
+pub(super) const QUEUE_BYTES: usize = 16 << 20;
 
 /// Most lines per publish call.
 const BATCH_LINES: usize = 256;
@@ -47,7 +47,7 @@ struct Queued {
 
 impl LogQueue {
     /// Queues one line; false when the queue is full and the line dropped.
-    pub fn push(&self, line: String) -> bool {
+    pub(crate) fn push(&self, line: String) -> bool {
         let mut queued = self.inner.lock().expect("queue lock");
         if queued.lines.len() >= QUEUE_LINES || queued.bytes + line.len() > QUEUE_BYTES {
             queued.dropped += 1;

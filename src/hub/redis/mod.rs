@@ -41,11 +41,11 @@
 //!
 //! Redis work per publish is one script call (7 commands inside it),
 //! whatever the number of subscribers or nodes; each node reads the feed
-//! in batches of up to [`FEED_BATCH`] events per `XREAD`.
+//! in batches of up to `FEED_BATCH` events per `XREAD`.
 //!
 //! Faults: a supervisor task owns the command connection and runs the
-//! epoch check as a liveness probe every [`PROBE_INTERVAL`] with a
-//! [`PROBE_TIMEOUT`], so a connection that goes silent while TCP stays up
+//! epoch check as a liveness probe every `PROBE_INTERVAL` with a
+//! `PROBE_TIMEOUT`, so a connection that goes silent while TCP stays up
 //! is dropped within seconds (the `redis` crate's connection manager does
 //! not reconnect on timeouts); a connection whose socket Redis closed is
 //! dropped at once, and a publish that finds it so is sent once on a fresh
@@ -80,7 +80,7 @@ use super::{
 };
 
 pub use claims::LogOwner;
-pub use lines::LogQueue;
+pub(crate) use lines::LogQueue;
 pub use replica::RedisSubscription;
 
 use census::Census;
@@ -90,10 +90,10 @@ use replica::Replica;
 use scripts::Scripts;
 
 /// Interval of the liveness probe (the epoch check) on the command connection.
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A probe or command unanswered for this long marks the connection dead.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Longest wait for a command (publish, history read) before it fails.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -109,7 +109,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 const FEED_BLOCK: Duration = Duration::from_millis(1000);
 
 /// Most feed entries read per `XREAD`.
-pub const FEED_BATCH: usize = 1024;
+pub(crate) const FEED_BATCH: usize = 1024;
 
 /// The feed keeps at least this many events (or `--history`, if larger): a
 /// node cut off for longer than that catches up from the channel streams.
@@ -383,7 +383,7 @@ impl RedisHub {
     ///
     /// # Errors
     /// Bad name, too many channels, or Redis unavailable.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         channel: &ChannelName,
         event_type: &str,
@@ -403,7 +403,7 @@ impl RedisHub {
     /// # Errors
     /// Empty batch, more events than `--history`, too many channels, or
     /// Redis unavailable.
-    pub async fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
+    pub(crate) async fn publish_batch<T: AsRef<str>, D: AsRef<str>>(
         &self,
         channel: &ChannelName,
         events: &[(T, D)],
@@ -444,7 +444,7 @@ impl RedisHub {
     /// # Errors
     /// Empty batch, more events of one channel than `--history`, too many
     /// channels, or Redis unavailable.
-    pub async fn publish_multi(
+    pub(crate) async fn publish_multi(
         &self,
         events: &[(&ChannelName, &str, &str)],
         creator: Creator,
@@ -488,7 +488,7 @@ impl RedisHub {
     }
 
     /// See [`super::Hub::set_tap`]: told of what this node publishes.
-    pub fn set_tap(&self, tap: Arc<dyn super::CommitTap>) {
+    pub(crate) fn set_tap(&self, tap: Arc<dyn super::CommitTap>) {
         let _ = self.node.tap.set(tap);
     }
 
@@ -502,7 +502,7 @@ impl RedisHub {
     ///
     /// # Errors
     /// Bad channel name, or too many channels on this node.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         requests: &[ChannelRequest],
         start: Start,
@@ -513,7 +513,7 @@ impl RedisHub {
     /// The channels of the whole cluster, plus channels subscribed to here
     /// that were never published, sorted by name (this node's replica when
     /// Redis is unreachable), with the cluster's subscriber counts.
-    pub async fn channels(&self) -> Vec<ChannelInfo> {
+    pub(crate) async fn channels(&self) -> Vec<ChannelInfo> {
         let local = self.node.replica.channels();
         let Ok(cluster) = link::cluster_channels(&self.node).await else {
             return local;
@@ -544,11 +544,11 @@ impl RedisHub {
 
     /// See [`super::Hub::history`]: read from the channel's stream in Redis
     /// (the current epoch's events), newest first, at most
-    /// [`crate::wal::SCAN_BUDGET`] bytes of event data looked at per call.
+    /// `crate::wal::SCAN_BUDGET` bytes of event data looked at per call.
     ///
     /// # Errors
     /// A `before` that is not an id of the current epoch; Redis unavailable.
-    pub async fn history(
+    pub(crate) async fn history(
         &self,
         channel: &ChannelName,
         before: Option<&str>,
@@ -562,23 +562,23 @@ impl RedisHub {
     ///
     /// # Errors
     /// Too many channels on this node.
-    pub fn ensure_channel(&self, name: &ChannelName) -> Result<(), HubError> {
+    pub(crate) fn ensure_channel(&self, name: &ChannelName) -> Result<(), HubError> {
         self.node.replica.ensure(name)
     }
 
     /// This node's history figures.
-    pub fn usage(&self) -> HistoryUsage {
+    pub(crate) fn usage(&self) -> HistoryUsage {
         self.node.replica.usage()
     }
 
     /// The limits this hub was made with.
-    pub fn limits(&self) -> &HubLimits {
+    pub(crate) fn limits(&self) -> &HubLimits {
         &self.node.opts.limits
     }
 
     /// See [`super::Hub::remove_unsubscribed`]: this node's copy; its claim
     /// (if any) is no longer refreshed and expires.
-    pub fn remove_unsubscribed(&self, channel: &ChannelName) -> bool {
+    pub(crate) fn remove_unsubscribed(&self, channel: &ChannelName) -> bool {
         let removed = self.node.replica.remove_unsubscribed(channel);
         if removed {
             self.node.claims.forget(channel);
@@ -587,7 +587,7 @@ impl RedisHub {
     }
 
     /// See [`super::Hub::sweep`]: this node's replica.
-    pub fn sweep(&self, now: std::time::Instant) -> Swept {
+    pub(crate) fn sweep(&self, now: std::time::Instant) -> Swept {
         self.node
             .replica
             .sweep(self.node.opts.limits.history_ttl, now)
@@ -597,7 +597,7 @@ impl RedisHub {
     ///
     /// # Errors
     /// Redis unavailable and the channel unknown here.
-    pub async fn has_channel(&self, channel: &ChannelName) -> Result<bool, HubError> {
+    pub(crate) async fn has_channel(&self, channel: &ChannelName) -> Result<bool, HubError> {
         if self.node.replica.knows(channel) {
             return Ok(true);
         }
@@ -605,12 +605,12 @@ impl RedisHub {
     }
 
     /// Whether this node reaches Redis now.
-    pub fn health(&self) -> Health {
+    pub(crate) fn health(&self) -> Health {
         self.node.link.health()
     }
 
     /// This node's name.
-    pub fn node_name(&self) -> &str {
+    pub(crate) fn node_name(&self) -> &str {
         &self.node.opts.node
     }
 
@@ -622,35 +622,39 @@ impl RedisHub {
     /// # Errors
     /// [`HubError::Claimed`] naming the node that follows it, or Redis
     /// unavailable.
-    pub async fn claim_log(&self, channel: &ChannelName, path: &str) -> Result<(), HubError> {
+    pub(crate) async fn claim_log(
+        &self,
+        channel: &ChannelName,
+        path: &str,
+    ) -> Result<(), HubError> {
         claims::claim_log(&self.node, channel, path).await
     }
 
     /// Updates the follower state shown to other nodes for a claimed stream.
-    pub fn set_log_state(&self, channel: &ChannelName, state: &str) {
+    pub(crate) fn set_log_state(&self, channel: &ChannelName, state: &str) {
         self.node.claims.set_state(channel, state);
     }
 
     /// The followers of every log stream of the cluster, by channel.
-    pub async fn log_owners(&self) -> HashMap<String, LogOwner> {
+    pub(crate) async fn log_owners(&self) -> HashMap<String, LogOwner> {
         claims::log_owners(&self.node).await.unwrap_or_default()
     }
 
     /// Takes or keeps the lease `what` (e.g. the demo feed): true while this
     /// node holds it; only the holder should do the leased work.
-    pub async fn lead(&self, what: &str) -> bool {
+    pub(crate) async fn lead(&self, what: &str) -> bool {
         claims::lead(&self.node, what).await
     }
 
     /// A queue that publishes the lines of a log stream in order, buffering
     /// them (boundedly) while Redis is unreachable.
-    pub fn log_queue(&self, channel: &ChannelName, path: &str) -> Arc<LogQueue> {
+    pub(crate) fn log_queue(&self, channel: &ChannelName, path: &str) -> Arc<LogQueue> {
         lines::spawn(&self.node, channel, path)
     }
 
     /// Gives up this process's claims (at shutdown, so another node can take
     /// over at once).
-    pub async fn release_claims(&self) {
+    pub(crate) async fn release_claims(&self) {
         claims::release_all(&self.node).await;
     }
 }
@@ -666,7 +670,7 @@ fn normalize(data: &str) -> std::borrow::Cow<'_, str> {
 
 /// The URL with any password replaced by `REDACTED`, for logs and errors
 /// (each of a comma-separated list).
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     if url.contains(',') {
         return url.split(',').map(redact).collect::<Vec<_>>().join(",");
     }
@@ -690,7 +694,7 @@ pub fn redact(url: &str) -> String {
 ///
 /// # Errors
 /// A message saying what is expected.
-pub fn parse_url(text: &str) -> Result<String, String> {
+pub(crate) fn parse_url(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.starts_with("rediss://") {
         return Err(
@@ -713,7 +717,7 @@ pub fn parse_url(text: &str) -> Result<String, String> {
 ///
 /// # Errors
 /// A message saying what is expected.
-pub fn parse_cluster_urls(text: &str) -> Result<String, String> {
+pub(crate) fn parse_cluster_urls(text: &str) -> Result<String, String> {
     let mut urls = Vec::new();
     for url in text.split(',').map(str::trim).filter(|u| !u.is_empty()) {
         if url.starts_with("redis+unix://") {
@@ -739,7 +743,7 @@ pub fn parse_cluster_urls(text: &str) -> Result<String, String> {
 ///
 /// # Errors
 /// A message saying what is allowed.
-pub fn parse_prefix(text: &str) -> Result<String, String> {
+pub(crate) fn parse_prefix(text: &str) -> Result<String, String> {
     let ok = !text.is_empty()
         && text.len() <= 64
         && text
@@ -756,7 +760,7 @@ pub fn parse_prefix(text: &str) -> Result<String, String> {
 ///
 /// # Errors
 /// A message saying what is allowed.
-pub fn parse_node(text: &str) -> Result<String, String> {
+pub(crate) fn parse_node(text: &str) -> Result<String, String> {
     let ok = !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_graphic());
     if ok {
         Ok(text.to_string())

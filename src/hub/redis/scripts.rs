@@ -27,7 +27,7 @@ use redis::Value;
 /// without a publish. Replies `{'ok', first, last}`, or `{'behind', why}`
 /// when the feed refused the number (the sequence went backwards under the
 /// node: it must resync).
-pub const PUBLISH: &str = r#"
+pub(super) const PUBLISH: &str = r#"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'epoch'} end
 local k = tonumber(ARGV[5])
 local made = 0
@@ -67,7 +67,7 @@ return {'ok', first, last}
 /// KEYS: channel set, then per candidate its stream and its owner key.
 /// ARGV: the candidates' names. Every key is declared (Redis Cluster
 /// refuses keys a script makes up). Replies the number dropped.
-pub const PRUNE: &str = r#"
+pub(super) const PRUNE: &str = r#"
 local dropped = 0
 for i, name in ipairs(ARGV) do
   if name ~= 'broadcast'
@@ -102,7 +102,7 @@ return dropped
 /// writes), a new epoch starts, numbered on from the highest number known,
 /// and the lost line's feed is deleted. Replies `{epoch, seq}`; an epoch
 /// reads `TAG:BASE` (BASE: the number it started after).
-pub const SYNC: &str = r#"
+pub(super) const SYNC: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local seen = tonumber(ARGV[2])
@@ -143,7 +143,7 @@ return {new, string.format('%d', base)}
 /// the number is the first kept entry's minus one: a cursor between the
 /// channel's last trimmed event and its first kept one gets a `reset` it
 /// could have been spared.)
-pub const HISTORY: &str = r#"
+pub(super) const HISTORY: &str = r#"
 local trimmed = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
@@ -188,7 +188,7 @@ return {deleted, entries, more}
 /// list in the channel set (`''` for none).
 ///
 /// Replies 1 when the claim is this process's now, or the holder's JSON.
-pub const CLAIM: &str = r#"
+pub(super) const CLAIM: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local ok, held = pcall(cjson.decode, cur)
@@ -201,7 +201,7 @@ return 1
 
 /// Gives a claim up if this process holds it. KEYS: claim key.
 /// ARGV: instance id.
-pub const RELEASE: &str = r#"
+pub(super) const RELEASE: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local ok, held = pcall(cjson.decode, cur)
@@ -212,7 +212,7 @@ return 1
 
 /// The compiled scripts (each knows its SHA1; `EVALSHA` falls back to
 /// loading the script when Redis does not know it, e.g. after a restart).
-pub struct Scripts {
+pub(super) struct Scripts {
     /// See [`PUBLISH`].
     pub publish: redis::Script,
     /// See [`SYNC`].
@@ -229,7 +229,7 @@ pub struct Scripts {
 
 impl Scripts {
     /// Compiles every script.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Scripts {
             publish: redis::Script::new(PUBLISH),
             sync: redis::Script::new(SYNC),
@@ -243,7 +243,7 @@ impl Scripts {
 
 /// A reply that is not what the script returns: Redis is not what we
 /// expect (another program uses the prefix, or a proxy mangles replies).
-pub fn unexpected(what: &str, value: &Value) -> redis::RedisError {
+pub(super) fn unexpected(what: &str, value: &Value) -> redis::RedisError {
     redis::RedisError::from((
         redis::ErrorKind::UnexpectedReturnType,
         "unexpected reply",
@@ -252,7 +252,7 @@ pub fn unexpected(what: &str, value: &Value) -> redis::RedisError {
 }
 
 /// The text of a string reply.
-pub fn text(value: &Value) -> Option<&str> {
+pub(super) fn text(value: &Value) -> Option<&str> {
     match value {
         Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
         Value::SimpleString(s) => Some(s),
@@ -262,7 +262,7 @@ pub fn text(value: &Value) -> Option<&str> {
 }
 
 /// An integer reply, or a string holding one.
-pub fn int(value: &Value) -> Option<u64> {
+pub(super) fn int(value: &Value) -> Option<u64> {
     match value {
         Value::Int(n) => u64::try_from(*n).ok(),
         other => text(other)?.parse().ok(),
@@ -270,7 +270,7 @@ pub fn int(value: &Value) -> Option<u64> {
 }
 
 /// The items of an array reply.
-pub fn items(value: &Value) -> Option<&[Value]> {
+pub(super) fn items(value: &Value) -> Option<&[Value]> {
     match value {
         Value::Array(items) | Value::Set(items) => Some(items),
         _ => None,
@@ -278,7 +278,7 @@ pub fn items(value: &Value) -> Option<&[Value]> {
 }
 
 /// The number of a stream entry id `0-N` (every id tailcast writes).
-pub fn entry_seq(id: &str) -> Option<u64> {
+pub(super) fn entry_seq(id: &str) -> Option<u64> {
     let (ms, seq) = id.split_once('-')?;
     if ms != "0" {
         return None;
@@ -287,7 +287,7 @@ pub fn entry_seq(id: &str) -> Option<u64> {
 }
 
 /// One stream entry: its number and its fields as (name, value) pairs.
-pub struct Entry {
+pub(super) struct Entry {
     /// The event's number (from the entry id `0-N`).
     pub seq: u64,
     /// Field names and values.
@@ -296,7 +296,7 @@ pub struct Entry {
 
 impl Entry {
     /// The value of field `name` (empty if absent).
-    pub fn field(&self, name: &str) -> &str {
+    pub(super) fn field(&self, name: &str) -> &str {
         self.fields
             .iter()
             .find(|(k, _)| k == name)
@@ -307,7 +307,7 @@ impl Entry {
 /// Parses the entries of one stream as `XRANGE` returns them:
 /// `[[id, [field, value, ...]], ...]`. Entries whose id is not `0-N`
 /// (written by something else) are skipped.
-pub fn entries(value: &Value) -> Result<Vec<Entry>, redis::RedisError> {
+pub(super) fn entries(value: &Value) -> Result<Vec<Entry>, redis::RedisError> {
     let list = items(value).ok_or_else(|| unexpected("stream entries", value))?;
     let mut out = Vec::with_capacity(list.len());
     for entry in list {
@@ -348,7 +348,7 @@ fn lossy(value: &Value) -> String {
 
 /// Parses an `XREAD` reply for one stream: nil (nothing new), RESP2
 /// `[[key, entries]]` or RESP3 `{key: entries}`.
-pub fn xread_entries(value: &Value) -> Result<Vec<Entry>, redis::RedisError> {
+pub(super) fn xread_entries(value: &Value) -> Result<Vec<Entry>, redis::RedisError> {
     match value {
         Value::Nil => Ok(Vec::new()),
         Value::Map(map) => match map.first() {
