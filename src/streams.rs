@@ -74,7 +74,7 @@ impl LogStream {
 
 /// The server's log streams, in the order they were added. Cheap to clone.
 #[derive(Clone)]
-pub struct LogStreams {
+pub(crate) struct LogStreams {
     inner: Arc<Inner>,
 }
 

@@ -249,7 +249,7 @@ struct Verifier {
 
 /// Access control of one server: off, or a verifier.
 #[derive(Clone)]
-pub struct Auth {
+pub(crate) struct Auth {
     verifier: Option<Arc<Verifier>>,
 }
 

@@ -970,6 +970,7 @@ impl MemorySubscription {
 
     /// Deliveries ready now, without waiting (a read from the log, if one
     /// is due, is done on this thread).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn ready_batch(&mut self) -> Vec<Delivery> {
         match self.step() {
             Step::Ready(batch) => batch,

@@ -805,6 +805,7 @@ impl RedisSubscription {
 
     /// Deliveries ready now from the replica alone, without waiting or
     /// reading Redis (may be empty).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn ready_batch(&mut self) -> Vec<Delivery> {
         let runtime = tokio::runtime::Handle::try_current();
         if runtime.is_err() {
@@ -813,14 +814,12 @@ impl RedisSubscription {
         let mut step = Box::pin(self.step());
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
-        match step.as_mut().poll(&mut cx) {
+        match std::future::Future::poll(step.as_mut(), &mut cx) {
             std::task::Poll::Ready(Step::Ready(batch)) => batch,
             _ => Vec::new(),
         }
     }
 }
-
-use std::future::Future as _;
 
 impl Drop for RedisSubscription {
     /// Unsubscribes, and drops local channels left with no subscribers and
