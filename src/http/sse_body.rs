@@ -166,8 +166,10 @@ async fn wait_wake(shutdown: CancellationToken, mut tick: watch::Receiver<u64>) 
 }
 
 /// Waits for the subscription's next batch, owning it (so that the wait
-/// can be kept across polls without borrowing the body).
-async fn next_batch(mut subscription: Subscription) -> (Vec<Delivery>, Subscription) {
+/// can be kept across polls without borrowing the body). Boxed: an
+/// `async fn` keeps its argument twice in its state (rust-lang/rust#62958),
+/// and every open stream holds this future for its whole life.
+async fn next_batch(mut subscription: Box<Subscription>) -> (Vec<Delivery>, Box<Subscription>) {
     let batch = subscription.next_batch().await;
     (batch, subscription)
 }
@@ -207,7 +209,7 @@ struct SseStream {
     /// The body ends once `own` is sent (token expired).
     ending: bool,
     /// The hub wait, owning the subscription.
-    next: ReusableBoxFuture<'static, (Vec<Delivery>, Subscription)>,
+    next: ReusableBoxFuture<'static, (Vec<Delivery>, Box<Subscription>)>,
     /// The shutdown-or-heartbeat wait.
     wake: ReusableBoxFuture<'static, Woken>,
 }
@@ -375,7 +377,7 @@ pub fn response(body: SseBody) -> Response {
         sent_since_tick: true,
         ticked: false,
         ending: false,
-        next: ReusableBoxFuture::new(next_batch(subscription)),
+        next: ReusableBoxFuture::new(next_batch(Box::new(subscription))),
         wake: ReusableBoxFuture::new(wait_wake(shutdown, tick)),
     };
     let mut response = Response::new(Body::new(frames));
@@ -421,7 +423,7 @@ mod tests {
         let subscription = hub.subscribe(&[], Start::Now).unwrap();
         let (_tick_tx, tick) = watch::channel(0u64);
         let (next, wake) = (
-            next_batch(subscription),
+            next_batch(Box::new(subscription)),
             wait_wake(CancellationToken::new(), tick),
         );
         eprintln!(
@@ -430,6 +432,10 @@ mod tests {
             size_of_future(&wake)
         );
         assert!(size <= 224, "the SSE body grew to {size} bytes");
+        // 512 bytes while the subscription was an argument by value (held
+        // twice) and a log read was inline in the memory hub's step.
+        let hub_wait = size_of_future(&next);
+        assert!(hub_wait <= 192, "the hub wait grew to {hub_wait} bytes");
     }
 
     /// Order: `retry:`, the initial frames, then the hub's events; a tick

@@ -889,8 +889,9 @@ struct Backlog {
 enum Step {
     /// Deliver this (maybe nothing: then wait for a publish).
     Ready(Vec<Delivery>),
-    /// Read this from the log first.
-    Disk(DiskRead),
+    /// Read this from the log first (boxed: a catch-up is rare, and the
+    /// step is held across the wait of every idle subscriber's future).
+    Disk(Box<DiskRead>),
 }
 
 impl MemorySubscription {
@@ -1018,7 +1019,7 @@ impl MemorySubscription {
             return Step::Ready(Vec::new());
         }
         if let Some(read) = self.disk_read(snapshot) {
-            return Step::Disk(read);
+            return Step::Disk(Box::new(read));
         }
         let mut resets = Vec::new();
         let mut events: Vec<Arc<StoredEvent>> = Vec::new();
@@ -1034,7 +1035,7 @@ impl MemorySubscription {
                 // Evicted since `disk_read` looked: read it from the log.
                 drop(inner);
                 return match self.disk_read(snapshot) {
-                    Some(read) => Step::Disk(read),
+                    Some(read) => Step::Disk(Box::new(read)),
                     None => Step::Ready(Vec::new()),
                 };
             }
