@@ -34,7 +34,7 @@ use super::{Line, Node};
 use crate::hub::cursor::{split_batch, Merge};
 use crate::hub::store::{self, ChannelState, Stored};
 use crate::hub::{
-    ChannelInfo, ChannelName, ChannelRequest, Delivery, EventId, HistoryUsage, HubError,
+    ChannelInfo, ChannelName, ChannelRequest, Delivery, EventId, HistoryUsage, HubError, HubLimits,
     ResetReason, Start, StoredEvent, Swept, Tag,
 };
 use crate::sse::PendingEvent;
@@ -140,11 +140,13 @@ impl Stored for Channel {
 type Ledger = store::Ledger<Channel>;
 
 impl Replica {
-    pub(crate) fn new(history: usize, max_channels: usize, history_bytes: usize) -> Self {
+    /// An empty replica kept within `limits` (`--history-ttl` is applied
+    /// by [`Replica::sweep`]).
+    pub(crate) fn new(limits: &HubLimits) -> Self {
         Replica {
-            history: history.max(1),
-            max_channels,
-            history_bytes,
+            history: limits.history.max(1),
+            max_channels: limits.max_channels,
+            history_bytes: limits.history_bytes,
             ledger: Mutex::new(Ledger::default()),
             committed: AtomicU64::new(0),
             generation: AtomicU64::new(0),
@@ -855,7 +857,12 @@ mod tests {
     /// started on line `0a1b2c3d` at number 0, and that line.
     fn started(history: usize, max_channels: usize, history_bytes: usize) -> (Line, Replica) {
         let l = line("0a1b2c3d:0");
-        let replica = Replica::new(history, max_channels, history_bytes);
+        let replica = Replica::new(&HubLimits {
+            history,
+            max_channels,
+            history_bytes,
+            ..HubLimits::default()
+        });
         replica.start(l.clone(), 0);
         (l, replica)
     }
