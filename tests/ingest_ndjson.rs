@@ -497,3 +497,58 @@ async fn redis_multi_channel_publish_is_one_unit() {
     shutdown.cancel();
     tracker.close();
 }
+
+/// On Redis, channels an ingest publish made count on this node against
+/// `--max-ingest-channels`, as in the memory hub, not against
+/// `--max-channels`: the feed entries carry their origin, so ingest does
+/// not crowd out the channels clients subscribe to here (before, the node
+/// counted every ordinary channel it had seen as a client's and refused
+/// the subscription).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_ingest_channels_do_not_take_the_client_budget_of_a_node() {
+    use tailcast::hub::redis::RedisOptions;
+    use tailcast::hub::{ChannelName, ChannelRequest, Creator, Hub, HubLimits, RedisHub, Start};
+    let redis = Redis::start();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let limits = HubLimits {
+        max_channels: 1,
+        max_ingest_channels: 2,
+        ..HubLimits::default()
+    };
+    let hub = Hub::Redis(
+        RedisHub::connect(
+            RedisOptions {
+                url: format!("redis://127.0.0.1:{}", redis.port),
+                cluster: false,
+                prefix: "ingest-budget".into(),
+                node: "n1".into(),
+                limits,
+            },
+            shutdown.clone(),
+            &tracker,
+        )
+        .await
+        .expect("connected to redis"),
+    );
+    let name = |n: &str| ChannelName::parse(n).unwrap();
+    let (i1, i2, a) = (name("i1"), name("i2"), name("a"));
+    hub.publish_multi(
+        &[(&i1, "message", "1"), (&i2, "message", "2")],
+        Creator::Ingest,
+    )
+    .await
+    .unwrap();
+    // The feed brought both ingest channels to this node's replica.
+    eventually("the feed brought i1 and i2", || async {
+        (hub.usage().events == 2).then_some(())
+    })
+    .await;
+    let subscribed = hub
+        .subscribe(&[ChannelRequest::new(a.clone(), 0)], Start::Now)
+        .map(drop);
+    eprintln!("subscribe to a new client channel: {subscribed:?}");
+    assert_eq!(subscribed, Ok(()));
+    shutdown.cancel();
+    tracker.close();
+}

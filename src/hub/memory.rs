@@ -18,7 +18,8 @@
 //! publish answered `Ok` reaches every subscriber of the channel. A
 //! subscription registers on every channel while holding the map lock (read
 //! if they all exist, write if some must be created), so it cannot race a
-//! removal, and it either registers on all of them or on none.
+//! removal, and it either registers on all of them or on none (the
+//! store's rule, shared with the Redis replica: [`store::register`]).
 //!
 //! Backpressure: a subscriber is a cursor into the histories plus a
 //! `Notify`. Publishing appends and wakes; it never waits for a subscriber.
@@ -93,12 +94,9 @@ pub struct MemoryHub {
     committed: AtomicU64,
     /// All channels by name.
     channels: RwLock<HashMap<ChannelName, Arc<Channel>>>,
-    /// How many channels in the map count against `max_channels` (see
-    /// [`super::Creator::budget`]); changed only under the map's write
-    /// lock, together with the map.
-    client_channels: AtomicUsize,
-    /// The same for `max_ingest_channels`.
-    ingest_channels: AtomicUsize,
+    /// How many channels in the map count against `max_channels` and
+    /// `max_ingest_channels` (the store's rule: [`store::Budgets`]).
+    budgets: store::Budgets,
     /// Source of subscriber keys.
     next_subscriber: AtomicU64,
     /// Bytes of `/events` envelopes alive (see [`StoredEvent`]).
@@ -166,8 +164,7 @@ impl MemoryHub {
             commit: Mutex::new(Ledger::default()),
             committed: AtomicU64::new(0),
             channels: RwLock::new(HashMap::new()),
-            client_channels: AtomicUsize::new(0),
-            ingest_channels: AtomicUsize::new(0),
+            budgets: store::Budgets::new(&limits),
             next_subscriber: AtomicU64::new(1),
             envelope_bytes: Arc::new(AtomicUsize::new(0)),
             dropped_through: AtomicU64::new(0),
@@ -298,74 +295,22 @@ impl MemoryHub {
         })
     }
 
-    /// The counter of channels on `budget`, if it has one.
-    fn counter(&self, budget: Budget) -> Option<&AtomicUsize> {
-        match budget {
-            Budget::Free => None,
-            Budget::Client => Some(&self.client_channels),
-            Budget::Ingest => Some(&self.ingest_channels),
-        }
-    }
-
     /// The channels called `names` (distinct), the missing ones created on
-    /// `creator`'s budget: all of them, or none created when the missing
-    /// ones do not fit under their limit (the map's write lock is held
-    /// while checking and creating).
+    /// `creator`'s budget: all of them, or none (the store's rule:
+    /// [`store::channels_for`]).
     fn channels_for(
         &self,
         names: &[&ChannelName],
         creator: Creator,
     ) -> Result<Vec<Arc<Channel>>, HubError> {
-        {
-            let map = self.channels.read().expect("hub lock");
-            let found: Option<Vec<Arc<Channel>>> =
-                names.iter().map(|n| map.get(n.as_str()).cloned()).collect();
-            if let Some(found) = found {
-                return Ok(found);
-            }
-        }
-        let mut map = self.channels.write().expect("hub lock");
-        self.make_missing(&mut map, names.iter().copied(), creator)?;
-        Ok(names
-            .iter()
-            .map(|n| map.get(n.as_str()).expect("just made").clone())
-            .collect())
-    }
-
-    /// Creates those of `names` that `map` lacks, on `creator`'s budget,
-    /// or none if they do not fit under its limit. The caller holds the
-    /// map's write lock.
-    fn make_missing<'a>(
-        &self,
-        map: &mut HashMap<ChannelName, Arc<Channel>>,
-        names: impl Iterator<Item = &'a ChannelName>,
-        creator: Creator,
-    ) -> Result<(), HubError> {
-        let mut seen = HashSet::new();
-        let missing: Vec<&ChannelName> = names
-            .filter(|n| !map.contains_key(n.as_str()) && seen.insert(n.as_str()))
-            .collect();
-        let counted = missing
-            .iter()
-            .filter(|n| creator.budget(n.kind()) != Budget::Free)
-            .count();
-        let (budget, limit) = match creator {
-            Creator::Client => (Budget::Client, self.limits.max_channels),
-            Creator::Ingest => (Budget::Ingest, self.limits.max_ingest_channels),
-        };
-        let counter = self.counter(budget).expect("a counted budget");
-        if counted > 0 && counter.load(Ordering::Relaxed) + counted > limit {
-            return Err(match creator {
-                Creator::Client => HubError::TooManyChannels { limit },
-                Creator::Ingest => HubError::TooManyIngestChannels { limit },
-            });
-        }
-        counter.fetch_add(counted, Ordering::Relaxed);
-        for name in missing {
-            let ch = self.new_channel(name, creator.budget(name.kind()));
-            map.insert(name.clone(), ch);
-        }
-        Ok(())
+        store::channels_for(
+            &self.channels,
+            names,
+            creator,
+            &self.budgets,
+            store::Enforce::Limit,
+            |name, budget| self.new_channel(name, budget),
+        )
     }
 
     /// See [`super::Hub::ensure_channel`].
@@ -754,49 +699,29 @@ impl MemoryHub {
         Ok(sub)
     }
 
-    /// Registers subscriber `key` on every requested channel, creating the
-    /// missing ones, or on none: if the missing client channels do not fit
-    /// under `max_channels`, nothing is created or registered. Runs under the map
-    /// lock, so no channel can be removed meanwhile.
+    /// Registers subscriber `key` on every requested channel (distinct),
+    /// creating the missing ones, or on none (the store's rule:
+    /// [`store::register`]).
     fn register(
         &self,
         requests: &[&ChannelRequest],
         key: u64,
         notify: &Arc<Notify>,
     ) -> Result<Vec<Arc<Channel>>, HubError> {
-        let enlist = |channels: &[Arc<Channel>]| {
-            for ch in channels {
-                let mut inner = ch.inner.lock().expect("channel lock");
-                debug_assert!(!inner.removed, "a channel in the map is not removed");
-                inner.subscribers.insert(key, notify.clone());
-            }
-        };
-        {
-            let map = self.channels.read().expect("hub lock");
-            let found: Option<Vec<Arc<Channel>>> = requests
-                .iter()
-                .map(|r| map.get(r.name.as_str()).cloned())
-                .collect();
-            if let Some(found) = found {
-                enlist(&found);
-                return Ok(found);
-            }
-        }
-        let mut map = self.channels.write().expect("hub lock");
-        self.make_missing(&mut map, requests.iter().map(|r| &r.name), Creator::Client)?;
-        let found: Vec<Arc<Channel>> = requests
-            .iter()
-            .map(|r| map.get(r.name.as_str()).expect("just made").clone())
-            .collect();
-        enlist(&found);
-        Ok(found)
+        let names: Vec<&ChannelName> = requests.iter().map(|r| &r.name).collect();
+        store::register(
+            &self.channels,
+            &names,
+            &self.budgets,
+            key,
+            notify,
+            |name, budget| self.new_channel(name, budget),
+        )
     }
 
     /// Gives back the budget of a channel that left the map.
     fn left(&self, ch: &Channel) {
-        if let Some(counter) = self.counter(ch.budget) {
-            counter.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.budgets.left(ch.budget);
     }
 
     /// See [`super::Hub::remove_unsubscribed`].

@@ -30,8 +30,17 @@
 //! `dropped_through`, where a channel of that name made later starts (so a
 //! resume from before it gets `too old`, or reads Redis, rather than a
 //! silent gap).
+//!
+//! And channels are made by one rule ([`Budgets`], [`channels_for`],
+//! [`register`]): the missing ones of a request are made all together or
+//! not at all, under the map's write lock, each on the budget of who made
+//! it (`--max-channels` for clients, `--max-ingest-channels` for ingest;
+//! log streams and `broadcast` on none), kept as counters that a channel
+//! gives back when it leaves the map. A subscription registers on every
+//! channel while holding the map lock, so it cannot race a removal, and a
+//! refused one leaves neither a channel nor a subscriber behind.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,7 +48,9 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::{ChannelInfo, ChannelName, HistoryUsage, StoredEvent};
+use super::{
+    Budget, ChannelInfo, ChannelName, Creator, HistoryUsage, HubError, HubLimits, StoredEvent,
+};
 
 /// What one channel of any backend holds under its (std) lock.
 pub(crate) struct ChannelState {
@@ -219,6 +230,185 @@ pub(crate) trait Stored {
     /// it at or below is gone from memory). Written under the channel
     /// lock; read without it by the ledger's compaction.
     fn evicted_through(&self) -> &AtomicU64;
+}
+
+/// How many channels of a backend's map count against each limit
+/// (`--max-channels`, `--max-ingest-channels`; see [`Creator::budget`]),
+/// and those limits. Changed only under the map's write lock, together
+/// with the map.
+pub(crate) struct Budgets {
+    client: AtomicUsize,
+    ingest: AtomicUsize,
+    max_channels: usize,
+    max_ingest_channels: usize,
+}
+
+impl Budgets {
+    /// No channel yet, within `limits`.
+    pub(crate) fn new(limits: &HubLimits) -> Self {
+        Budgets {
+            client: AtomicUsize::new(0),
+            ingest: AtomicUsize::new(0),
+            max_channels: limits.max_channels,
+            max_ingest_channels: limits.max_ingest_channels,
+        }
+    }
+
+    /// The counter of channels on `budget`, if it has one.
+    fn counter(&self, budget: Budget) -> Option<&AtomicUsize> {
+        match budget {
+            Budget::Free => None,
+            Budget::Client => Some(&self.client),
+            Budget::Ingest => Some(&self.ingest),
+        }
+    }
+
+    /// How many channels of the map count against `budget` (0 for
+    /// [`Budget::Free`]).
+    #[cfg(test)]
+    pub(crate) fn count(&self, budget: Budget) -> usize {
+        self.counter(budget)
+            .map_or(0, |counter| counter.load(Ordering::Relaxed))
+    }
+
+    /// Gives back the budget of a channel that left the map (its write
+    /// lock held).
+    pub(crate) fn left(&self, budget: Budget) {
+        if let Some(counter) = self.counter(budget) {
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether making channels checks their creator's limit: a publish, a
+/// subscription or `ensure` does ([`Enforce::Limit`]); the replica's feed
+/// reader, which mirrors channels Redis already holds (its publish script
+/// checked the limits cluster-wide), only counts them ([`Enforce::Count`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enforce {
+    /// Refuse what does not fit.
+    Limit,
+    /// Count, never refuse.
+    Count,
+}
+
+/// Makes those of `names` that `map` (its write lock held) lacks, each on
+/// `creator`'s budget for its kind (`make` builds one), or none when the
+/// ones that count do not fit under `creator`'s limit (with
+/// [`Enforce::Limit`]).
+pub(crate) fn make_missing<'a, C>(
+    map: &mut HashMap<ChannelName, Arc<C>>,
+    names: impl Iterator<Item = &'a ChannelName>,
+    creator: Creator,
+    budgets: &Budgets,
+    enforce: Enforce,
+    make: impl Fn(&ChannelName, Budget) -> Arc<C>,
+) -> Result<(), HubError> {
+    let mut seen = HashSet::new();
+    let missing: Vec<&ChannelName> = names
+        .filter(|n| !map.contains_key(n.as_str()) && seen.insert(n.as_str()))
+        .collect();
+    let counted = missing
+        .iter()
+        .filter(|n| creator.budget(n.kind()) != Budget::Free)
+        .count();
+    let (budget, limit) = match creator {
+        Creator::Client => (Budget::Client, budgets.max_channels),
+        Creator::Ingest => (Budget::Ingest, budgets.max_ingest_channels),
+    };
+    let counter = budgets.counter(budget).expect("a counted budget");
+    if enforce == Enforce::Limit && counted > 0 && counter.load(Ordering::Relaxed) + counted > limit
+    {
+        return Err(match creator {
+            Creator::Client => HubError::TooManyChannels { limit },
+            Creator::Ingest => HubError::TooManyIngestChannels { limit },
+        });
+    }
+    counter.fetch_add(counted, Ordering::Relaxed);
+    for name in missing {
+        map.insert(name.clone(), make(name, creator.budget(name.kind())));
+    }
+    Ok(())
+}
+
+/// The channels called `names`, the missing ones made on `creator`'s
+/// budget: all of them, or none made (see [`make_missing`]). Under the
+/// map's read lock when they all exist, else its write lock.
+pub(crate) fn channels_for<C>(
+    map: &ChannelMap<C>,
+    names: &[&ChannelName],
+    creator: Creator,
+    budgets: &Budgets,
+    enforce: Enforce,
+    make: impl Fn(&ChannelName, Budget) -> Arc<C>,
+) -> Result<Vec<Arc<C>>, HubError> {
+    {
+        let map = map.read().expect("map lock");
+        let found: Option<Vec<Arc<C>>> =
+            names.iter().map(|n| map.get(n.as_str()).cloned()).collect();
+        if let Some(found) = found {
+            return Ok(found);
+        }
+    }
+    let mut map = map.write().expect("map lock");
+    make_missing(
+        &mut map,
+        names.iter().copied(),
+        creator,
+        budgets,
+        enforce,
+        make,
+    )?;
+    Ok(names
+        .iter()
+        .map(|n| map.get(n.as_str()).expect("just made").clone())
+        .collect())
+}
+
+/// Registers subscriber `key` (woken by `notify`) on every channel of
+/// `names` (distinct), making the missing ones on the client budget, or
+/// on none: when they do not fit under `--max-channels`, nothing is made
+/// or registered. Runs under the map lock (read when they all exist, else
+/// write), so no channel can be removed meanwhile.
+pub(crate) fn register<C: Stored>(
+    map: &ChannelMap<C>,
+    names: &[&ChannelName],
+    budgets: &Budgets,
+    key: u64,
+    notify: &Arc<Notify>,
+    make: impl Fn(&ChannelName, Budget) -> Arc<C>,
+) -> Result<Vec<Arc<C>>, HubError> {
+    let enlist = |channels: &[Arc<C>]| {
+        for ch in channels {
+            let mut state = ch.state().lock().expect("channel lock");
+            debug_assert!(!state.removed, "a channel in the map is not removed");
+            state.subscribers.insert(key, notify.clone());
+        }
+    };
+    {
+        let map = map.read().expect("map lock");
+        let found: Option<Vec<Arc<C>>> =
+            names.iter().map(|n| map.get(n.as_str()).cloned()).collect();
+        if let Some(found) = found {
+            enlist(&found);
+            return Ok(found);
+        }
+    }
+    let mut map = map.write().expect("map lock");
+    make_missing(
+        &mut map,
+        names.iter().copied(),
+        Creator::Client,
+        budgets,
+        Enforce::Limit,
+        make,
+    )?;
+    let found: Vec<Arc<C>> = names
+        .iter()
+        .map(|n| map.get(n.as_str()).expect("just made").clone())
+        .collect();
+    enlist(&found);
+    Ok(found)
 }
 
 /// Most events [`expire`] evicts per hold of the ledger's lock, so that a

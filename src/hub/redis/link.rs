@@ -657,7 +657,11 @@ pub(crate) async fn run_publish_multi_script(
             .arg(limits.history)
             .arg(limits.history.max(FEED_MIN_LEN))
             .arg(limits.history_ttl.as_millis() as u64)
-            .arg(channels.len());
+            .arg(channels.len())
+            .arg(match creator {
+                Creator::Client => "",
+                Creator::Ingest => super::replica::INGEST,
+            });
         for channel in channels {
             call.arg(*channel)
                 .arg(channel_limit(channel, creator, limits));

@@ -337,11 +337,7 @@ impl RedisHub {
             keys: Keys::new(&opts.prefix, opts.cluster),
             seeds,
             slot: cluster::slot(&opts.prefix),
-            replica: Replica::new(
-                opts.limits.history,
-                opts.limits.max_channels,
-                opts.limits.history_bytes,
-            ),
+            replica: Replica::new(&opts.limits),
             client,
             instance: format!("{:016x}", rand::random::<u64>()),
             scripts: Scripts::new(),

@@ -34,8 +34,8 @@ use super::{Line, Node};
 use crate::hub::cursor::{split_batch, Merge};
 use crate::hub::store::{self, ChannelState, Stored};
 use crate::hub::{
-    ChannelInfo, ChannelName, ChannelRequest, Delivery, EventId, HistoryUsage, HubError,
-    ResetReason, Start, StoredEvent, Swept, Tag,
+    Budget, ChannelInfo, ChannelName, ChannelRequest, Creator, Delivery, EventId, HistoryUsage,
+    HubError, HubLimits, ResetReason, Start, StoredEvent, Swept, Tag,
 };
 use crate::sse::PendingEvent;
 
@@ -61,6 +61,14 @@ const FETCH_RETRY: Duration = Duration::from_millis(250);
 /// rather than `unknown id`.
 const PREVIOUS_TAGS: usize = 16;
 
+/// The feed entry's field naming who published it when not a client
+/// ([`INGEST`]: the publish script writes it for an ingest publish, so
+/// that every node counts the channels it brings on the ingest budget).
+pub(super) const ORIGIN: &str = "o";
+
+/// [`ORIGIN`] of an ingest publish.
+pub(super) const INGEST: &str = "ingest";
+
 const LAGGED: ResetReason = ResetReason::Lagged;
 const TOO_OLD: ResetReason = ResetReason::TooOld;
 const UNKNOWN_ID: ResetReason = ResetReason::UnknownId;
@@ -69,7 +77,9 @@ const HISTORY_LOST: ResetReason = ResetReason::HistoryLost;
 /// The node's copy of the channels. See the module docs.
 pub(crate) struct Replica {
     history: usize,
-    max_channels: usize,
+    /// How many channels here count against `--max-channels` and
+    /// `--max-ingest-channels` (the store's rule: [`store::Budgets`]).
+    budgets: store::Budgets,
     /// `--history-bytes`: retained events of all channels together.
     history_bytes: usize,
     /// The hub-wide account of retained events, with the age queue that
@@ -110,6 +120,9 @@ pub(crate) struct Channel {
     /// history (the store's `evicted_through`). Written under the channel
     /// lock.
     floor: AtomicU64,
+    /// The limit it counts against here, decided by who made it (a client
+    /// here, or the feed: the origin of the event that brought it).
+    budget: Budget,
     /// std mutex: held only for short, non-async sections.
     inner: Mutex<ChannelInner>,
 }
@@ -140,11 +153,13 @@ impl Stored for Channel {
 type Ledger = store::Ledger<Channel>;
 
 impl Replica {
-    pub(crate) fn new(history: usize, max_channels: usize, history_bytes: usize) -> Self {
+    /// An empty replica kept within `limits` (`--history-ttl` is applied
+    /// by [`Replica::sweep`]).
+    pub(crate) fn new(limits: &HubLimits) -> Self {
         Replica {
-            history: history.max(1),
-            max_channels,
-            history_bytes,
+            history: limits.history.max(1),
+            budgets: store::Budgets::new(limits),
+            history_bytes: limits.history_bytes,
             ledger: Mutex::new(Ledger::default()),
             committed: AtomicU64::new(0),
             generation: AtomicU64::new(0),
@@ -182,33 +197,58 @@ impl Replica {
         self.state.read().expect("state lock").line.clone()
     }
 
-    fn lookup(&self, name: &ChannelName, limit: Option<usize>) -> Result<Arc<Channel>, HubError> {
-        if let Some(ch) = self.channels.read().expect("map lock").get(name) {
-            return Ok(ch.clone());
-        }
-        let mut channels = self.channels.write().expect("map lock");
-        if let Some(ch) = channels.get(name) {
-            return Ok(ch.clone());
-        }
-        // Only client channels count (`ChannelKind::counts_toward_max_channels`);
-        // a scan, but only when a channel is created.
-        if let Some(limit) = limit.filter(|_| name.kind().counts_toward_max_channels()) {
-            let clients = channels
-                .keys()
-                .filter(|c| c.kind().counts_toward_max_channels())
-                .count();
-            if clients >= limit {
-                return Err(HubError::TooManyChannels { limit });
-            }
-        }
-        let name = name.clone();
-        let ch = Arc::new(Channel {
+    /// A channel for the map, on `budget`, complete above the floor of a
+    /// channel made now.
+    fn new_channel(&self, name: &ChannelName, budget: Budget) -> Arc<Channel> {
+        Arc::new(Channel {
             name: name.clone(),
             floor: AtomicU64::new(self.default_floor.load(Ordering::Relaxed)),
+            budget,
             inner: Mutex::new(ChannelState::new()),
-        });
-        channels.insert(name, ch.clone());
-        Ok(ch)
+        })
+    }
+
+    /// The channel `name`, made on `creator`'s budget if missing (the
+    /// store's rule: [`store::channels_for`]).
+    fn lookup(
+        &self,
+        name: &ChannelName,
+        creator: Creator,
+        enforce: store::Enforce,
+    ) -> Result<Arc<Channel>, HubError> {
+        let mut found = store::channels_for(
+            &self.channels,
+            &[name],
+            creator,
+            &self.budgets,
+            enforce,
+            |name, budget| self.new_channel(name, budget),
+        )?;
+        Ok(found.pop().expect("one channel"))
+    }
+
+    /// Registers subscriber `key` on every channel of `names` (distinct),
+    /// making the missing ones, or on none (the store's rule:
+    /// [`store::register`]).
+    fn register(
+        &self,
+        names: &[&ChannelName],
+        key: u64,
+        notify: &Arc<Notify>,
+    ) -> Result<Vec<Arc<Channel>>, HubError> {
+        store::register(
+            &self.channels,
+            names,
+            &self.budgets,
+            key,
+            notify,
+            |name, budget| self.new_channel(name, budget),
+        )
+    }
+
+    /// Gives back the budget of a channel that left the map.
+    fn left(&self, ch: &Channel) {
+        self.budgets.left(ch.budget);
     }
 
     /// Whether this node has an entry for `name`.
@@ -217,7 +257,8 @@ impl Replica {
     }
 
     pub(crate) fn ensure(&self, name: &ChannelName) -> Result<(), HubError> {
-        self.lookup(name, Some(self.max_channels)).map(drop)
+        self.lookup(name, Creator::Client, store::Enforce::Limit)
+            .map(drop)
     }
 
     /// Subscribers of `name` on this node.
@@ -310,7 +351,7 @@ impl Replica {
             &self.channels,
             name,
             &self.default_floor,
-            |_| {},
+            |ch| self.left(ch),
         )
     }
 
@@ -327,7 +368,7 @@ impl Replica {
         if let Some(before) = now.checked_sub(ttl) {
             swept.expired = store::expire(&self.ledger, before);
         }
-        swept.dropped = store::drop_unused(&self.channels, &self.default_floor, |_| {});
+        swept.dropped = store::drop_unused(&self.channels, &self.default_floor, |ch| self.left(ch));
         swept
     }
 
@@ -366,7 +407,13 @@ impl Replica {
             let Ok(name) = ChannelName::parse(entry.field("c")) else {
                 continue;
             };
-            let Ok(ch) = self.lookup(&name, None) else {
+            // Redis checked the limits when the event was published: a
+            // channel it brings is counted here, never refused.
+            let creator = match entry.field(ORIGIN) {
+                INGEST => Creator::Ingest,
+                _ => Creator::Client,
+            };
+            let Ok(ch) = self.lookup(&name, creator, store::Enforce::Count) else {
                 continue;
             };
             let event = Arc::new(self.stored(line, &ch.name, &entry));
@@ -472,25 +519,17 @@ pub(crate) fn subscribe(
         announce: None,
         pending: Pending::Nothing,
     };
-    let mut tails = Vec::with_capacity(requests.len());
-    for req in requests {
-        // On error, dropping `sub` unregisters what was registered.
-        let ch = loop {
-            let ch = replica.lookup(&req.name, Some(replica.max_channels))?;
-            let mut inner = ch.inner.lock().expect("channel lock");
-            if !inner.removed {
-                inner.subscribers.insert(sub.key, sub.notify.clone());
-                drop(inner);
-                break ch;
-            }
-        };
-        if !sub.channels.iter().any(|c| Arc::ptr_eq(c, &ch)) {
-            sub.channels.push(ch);
-            sub.implicit.push(req.implicit);
-            sub.delivered.push(false);
-            tails.push(req.tail);
-        }
-    }
+    let mut seen = HashSet::with_capacity(requests.len());
+    let requests: Vec<&ChannelRequest> = requests
+        .iter()
+        .filter(|r| seen.insert(r.name.as_str()))
+        .collect();
+    let names: Vec<&ChannelName> = requests.iter().map(|r| &r.name).collect();
+    // All or none: a refusal leaves nothing registered or made.
+    sub.channels = replica.register(&names, sub.key, &sub.notify)?;
+    sub.implicit = requests.iter().map(|r| r.implicit).collect();
+    sub.delivered = vec![false; requests.len()];
+    let tails: Vec<usize> = requests.iter().map(|r| r.tail).collect();
     // Registered: anything committed after this snapshot wakes us.
     sub.cursor = replica.committed();
     match start {
@@ -833,7 +872,7 @@ impl Drop for RedisSubscription {
                 ch,
                 self.key,
                 &replica.default_floor,
-                |_| {},
+                |ch| replica.left(ch),
             );
         }
     }
@@ -842,9 +881,11 @@ impl Drop for RedisSubscription {
 #[cfg(test)]
 mod tests {
     //! The replica's store without Redis: the feed reader's side (apply,
-    //! evictions, gaps, epoch changes, sweep, removal). Its subscriptions
-    //! need a node and are covered by `tests/redis.rs`; the merge and batch
-    //! rule they share with the memory hub by `crate::hub::cursor`'s tests.
+    //! evictions, gaps, epoch changes, sweep, removal) and the store's
+    //! registration and channel budgets, some run against the memory hub
+    //! too. Its subscriptions need a node and are covered by
+    //! `tests/redis.rs`; the merge and batch rule they share with the
+    //! memory hub by `crate::hub::cursor`'s tests.
     use super::*;
 
     fn line(epoch: &str) -> Line {
@@ -855,7 +896,12 @@ mod tests {
     /// started on line `0a1b2c3d` at number 0, and that line.
     fn started(history: usize, max_channels: usize, history_bytes: usize) -> (Line, Replica) {
         let l = line("0a1b2c3d:0");
-        let replica = Replica::new(history, max_channels, history_bytes);
+        let replica = Replica::new(&HubLimits {
+            history,
+            max_channels,
+            history_bytes,
+            ..HubLimits::default()
+        });
         replica.start(l.clone(), 0);
         (l, replica)
     }
@@ -1068,6 +1114,120 @@ mod tests {
         assert_eq!(usage(memory.usage()), (1, cost, 1));
         assert_eq!(usage(replica.usage()), (1, cost, 1));
         assert_eq!(listed(memory.channels()), listed(replica.channels()));
+    }
+
+    /// One registration rule for both backends (`store::register`): a
+    /// subscription whose missing channels do not fit under
+    /// `--max-channels` is refused whole, leaving neither a channel made
+    /// for it nor a subscriber on the channels that existed; one that fits
+    /// registers on all of them.
+    #[test]
+    fn a_refused_subscription_leaves_no_channel_and_no_subscriber_on_either_backend() {
+        use crate::hub::memory::MemoryHub;
+        let limits = HubLimits {
+            max_channels: 2,
+            ..HubLimits::default()
+        };
+        let memory = Arc::new(MemoryHub::new(limits));
+        let (_, replica) = started(limits.history, limits.max_channels, limits.history_bytes);
+        memory.ensure_channel(&n("a")).unwrap();
+        replica.ensure(&n("a")).unwrap();
+        let listed = |infos: Vec<ChannelInfo>| -> Vec<(String, usize)> {
+            infos
+                .iter()
+                .map(|c| (c.name.to_string(), c.subscribers))
+                .collect()
+        };
+        // a exists; b and c would make three client channels.
+        let names = [n("log:x"), n("a"), n("b"), n("c")];
+        let requests: Vec<ChannelRequest> = names
+            .iter()
+            .map(|name| ChannelRequest::new(name.clone(), 0))
+            .collect();
+        let refused = Err(HubError::TooManyChannels { limit: 2 });
+        assert_eq!(memory.subscribe(&requests, Start::Now).map(drop), refused);
+        let refs: Vec<&ChannelName> = names.iter().collect();
+        let notify = Arc::new(Notify::new());
+        assert_eq!(replica.register(&refs, 7, &notify).map(drop), refused);
+        let want = vec![("a".to_string(), 0)];
+        assert_eq!(listed(memory.channels()), want, "memory");
+        assert_eq!(listed(replica.channels()), want, "replica");
+        assert_eq!(replica.budgets.count(Budget::Client), 1);
+        // a and b fit (the log stream counts nowhere): all registered.
+        let fits = [n("a"), n("b"), n("log:x")];
+        let requests: Vec<ChannelRequest> = fits
+            .iter()
+            .map(|name| ChannelRequest::new(name.clone(), 0))
+            .collect();
+        let sub = memory.subscribe(&requests, Start::Now).unwrap();
+        let refs: Vec<&ChannelName> = fits.iter().collect();
+        let registered = replica.register(&refs, 7, &notify).unwrap();
+        assert_eq!(registered.len(), 3);
+        let want = vec![
+            ("a".to_string(), 1),
+            ("b".to_string(), 1),
+            ("log:x".to_string(), 1),
+        ];
+        assert_eq!(listed(memory.channels()), want, "memory");
+        assert_eq!(listed(replica.channels()), want, "replica");
+        assert_eq!(replica.budgets.count(Budget::Client), 2);
+        drop(sub);
+        for ch in &registered {
+            store::leave(&replica.channels, ch, 7, &replica.default_floor, |ch| {
+                replica.left(ch)
+            });
+        }
+        // Their last subscriber gone, a and b leave and give back their
+        // budget (the log stream is pinned).
+        let want = vec![("log:x".to_string(), 0)];
+        assert_eq!(listed(memory.channels()), want, "memory");
+        assert_eq!(listed(replica.channels()), want, "replica");
+        assert_eq!(replica.budgets.count(Budget::Client), 0);
+    }
+
+    /// Channels the feed brings from an ingest publish (`o: ingest`) count
+    /// against `--max-ingest-channels` here too, not `--max-channels`, as
+    /// in the memory hub: ingest does not crowd out client channels, and
+    /// a channel leaving gives its budget back.
+    #[test]
+    fn ingest_channels_count_against_their_own_budget_on_the_replica_too() {
+        use crate::hub::memory::MemoryHub;
+        let limits = HubLimits {
+            max_channels: 1,
+            max_ingest_channels: 2,
+            ..HubLimits::default()
+        };
+        let memory = MemoryHub::new(limits);
+        let replica = Replica::new(&limits);
+        let l = line("0a1b2c3d:0");
+        replica.start(l.clone(), 0);
+        let ingest = |seq: u64, channel: &str| {
+            let mut e = entry(seq, channel, "x");
+            e.fields.push((ORIGIN.into(), INGEST.into()));
+            e
+        };
+        memory
+            .publish_multi(
+                &[(&n("i1"), "message", "x"), (&n("i2"), "message", "x")],
+                Creator::Ingest,
+            )
+            .unwrap();
+        replica.apply(&l, vec![ingest(1, "i1"), ingest(2, "i2")]);
+        // The client budget is untouched: one client channel fits, not two.
+        assert_eq!(memory.ensure_channel(&n("a")), Ok(()), "memory");
+        assert_eq!(replica.ensure(&n("a")), Ok(()), "replica");
+        let refused = Err(HubError::TooManyChannels { limit: 1 });
+        assert_eq!(memory.ensure_channel(&n("b")), refused);
+        assert_eq!(replica.ensure(&n("b")), refused);
+        assert_eq!(replica.budgets.count(Budget::Ingest), 2);
+        assert_eq!(replica.budgets.count(Budget::Client), 1);
+        // A client's event on a new channel counts on the client budget,
+        // whatever the feed brought before.
+        replica.apply(&l, vec![entry(3, "c", "x")]);
+        assert_eq!(replica.budgets.count(Budget::Client), 2);
+        // Gone, an ingest channel gives its slot back.
+        assert!(memory.remove_unsubscribed(&n("i1")) && replica.remove_unsubscribed(&n("i1")));
+        assert_eq!(replica.budgets.count(Budget::Ingest), 1);
     }
 
     #[test]

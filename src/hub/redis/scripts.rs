@@ -12,16 +12,19 @@ use redis::Value;
 ///
 /// KEYS: epoch, seq, feed, channel set, then the stream of each channel.
 /// ARGV: the epoch the node is on, `--history`, feed length,
-/// `--history-ttl` in ms (0: none), the number of channels `k`, then
-/// (name, channel limit) per channel, then (channel index from 1, type,
-/// data) per event.
+/// `--history-ttl` in ms (0: none), the number of channels `k`, the
+/// publisher's origin (`ingest`, or empty for a client), then (name,
+/// channel limit) per channel, then (channel index from 1, type, data) per
+/// event.
 ///
 /// Refuses (`{'epoch'}`) when the node is on another epoch than Redis, so
 /// no node can hand out ids of a history line that is gone, and
 /// (`{'full'}`) when a channel that does not exist yet would make the
 /// channel set pass its limit: before anything is written. Otherwise
 /// takes consecutive numbers with `INCRBY`, appends each event to the feed
-/// and to its channel's stream (both with the number as stream id, both
+/// (with an `o` field naming a non-empty origin, so that every node's
+/// replica counts the channels it brings on the ingest budget) and to its
+/// channel's stream (both with the number as stream id, both
 /// trimmed with `MAXLEN ~`), and records each channel's newest number in
 /// the channel set; a channel's stream expires after `--history-ttl`
 /// without a publish. Replies `{'ok', first, last}`, or `{'behind', why}`
@@ -32,12 +35,13 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'epoch'} end
 local k = tonumber(ARGV[5])
 local made = 0
 for c = 1, k do
-  if not redis.call('ZSCORE', KEYS[4], ARGV[4 + 2 * c]) then
-    if redis.call('ZCARD', KEYS[4]) + made >= tonumber(ARGV[5 + 2 * c]) then return {'full'} end
+  if not redis.call('ZSCORE', KEYS[4], ARGV[5 + 2 * c]) then
+    if redis.call('ZCARD', KEYS[4]) + made >= tonumber(ARGV[6 + 2 * c]) then return {'full'} end
     made = made + 1
   end
 end
-local base = 6 + 2 * k
+local origin = ARGV[6]
+local base = 7 + 2 * k
 local n = (#ARGV - base + 1) / 3
 local last = redis.call('INCRBY', KEYS[2], n)
 local first = last - n + 1
@@ -46,8 +50,13 @@ for i = 0, n - 1 do
   local id = '0-' .. string.format('%d', first + i)
   local c = tonumber(ARGV[base + 3 * i])
   local t, d = ARGV[base + 1 + 3 * i], ARGV[base + 2 + 3 * i]
-  local name = ARGV[4 + 2 * c]
-  local r = redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], id, 'c', name, 't', t, 'd', d)
+  local name = ARGV[5 + 2 * c]
+  local r
+  if origin == '' then
+    r = redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], id, 'c', name, 't', t, 'd', d)
+  else
+    r = redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], id, 'c', name, 't', t, 'd', d, 'o', origin)
+  end
   if type(r) == 'table' and r.err then return {'behind', r.err} end
   redis.pcall('XADD', KEYS[4 + c], 'MAXLEN', '~', ARGV[2], id, 't', t, 'd', d)
   newest[c] = first + i
@@ -55,7 +64,7 @@ end
 for c = 1, k do
   if newest[c] then
     if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', KEYS[4 + c], ARGV[4]) end
-    redis.call('ZADD', KEYS[4], newest[c], ARGV[4 + 2 * c])
+    redis.call('ZADD', KEYS[4], newest[c], ARGV[5 + 2 * c])
   end
 end
 return {'ok', first, last}
