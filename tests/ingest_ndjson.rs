@@ -397,10 +397,7 @@ async fn hub_events(sub: &mut tailcast::hub::Subscription, n: usize) -> Vec<(Str
 /// channel would pass the limit publishes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_multi_channel_publish_is_one_unit() {
-    use tailcast::hub::redis::RedisOptions;
-    use tailcast::hub::{
-        ChannelName, ChannelRequest, Creator, Hub, HubError, HubLimits, RedisHub, Start,
-    };
+    use tailcast::hub::{ChannelName, ChannelRequest, Creator, HubError, HubLimits, Start};
     let redis = Redis::start();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();
@@ -409,21 +406,7 @@ async fn redis_multi_channel_publish_is_one_unit() {
         max_ingest_channels: 1,
         ..HubLimits::default()
     };
-    let hub = Hub::Redis(
-        RedisHub::connect(
-            RedisOptions {
-                url: format!("redis://127.0.0.1:{}", redis.port),
-                cluster: false,
-                prefix: "ingest-test".into(),
-                node: "n1".into(),
-                limits,
-            },
-            shutdown.clone(),
-            &tracker,
-        )
-        .await
-        .expect("connected to redis"),
-    );
+    let hub = redis_hub(&redis, "ingest-test", limits, &shutdown, &tracker).await;
     let name = |n: &str| ChannelName::parse(n).unwrap();
     let (a, b, c, d) = (name("a"), name("b"), name("c"), name("d"));
     let mut sub = hub
@@ -506,8 +489,7 @@ async fn redis_multi_channel_publish_is_one_unit() {
 /// the subscription).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_ingest_channels_do_not_take_the_client_budget_of_a_node() {
-    use tailcast::hub::redis::RedisOptions;
-    use tailcast::hub::{ChannelName, ChannelRequest, Creator, Hub, HubLimits, RedisHub, Start};
+    use tailcast::hub::{ChannelName, ChannelRequest, Creator, HubLimits, Start};
     let redis = Redis::start();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();
@@ -516,21 +498,7 @@ async fn redis_ingest_channels_do_not_take_the_client_budget_of_a_node() {
         max_ingest_channels: 2,
         ..HubLimits::default()
     };
-    let hub = Hub::Redis(
-        RedisHub::connect(
-            RedisOptions {
-                url: format!("redis://127.0.0.1:{}", redis.port),
-                cluster: false,
-                prefix: "ingest-budget".into(),
-                node: "n1".into(),
-                limits,
-            },
-            shutdown.clone(),
-            &tracker,
-        )
-        .await
-        .expect("connected to redis"),
-    );
+    let hub = redis_hub(&redis, "ingest-budget", limits, &shutdown, &tracker).await;
     let name = |n: &str| ChannelName::parse(n).unwrap();
     let (i1, i2, a) = (name("i1"), name("i2"), name("a"));
     hub.publish_multi(
@@ -551,4 +519,31 @@ async fn redis_ingest_channels_do_not_take_the_client_budget_of_a_node() {
     assert_eq!(subscribed, Ok(()));
     shutdown.cancel();
     tracker.close();
+}
+
+/// A Redis hub of one node (`n1`) on `redis`, keys under `prefix`.
+async fn redis_hub(
+    redis: &Redis,
+    prefix: &str,
+    limits: tailcast::hub::HubLimits,
+    shutdown: &tokio_util::sync::CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) -> tailcast::hub::Hub {
+    use tailcast::hub::redis::RedisOptions;
+    use tailcast::hub::{Hub, RedisHub};
+    Hub::Redis(
+        RedisHub::connect(
+            RedisOptions {
+                url: format!("redis://127.0.0.1:{}", redis.port),
+                cluster: false,
+                prefix: prefix.into(),
+                node: "n1".into(),
+                limits,
+            },
+            shutdown.clone(),
+            tracker,
+        )
+        .await
+        .expect("connected to redis"),
+    )
 }
