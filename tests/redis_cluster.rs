@@ -135,8 +135,25 @@ impl Cluster {
     }
 
     /// The (primary, replica) ports of the shard that holds `{prefix}`, as
-    /// a live node sees it now.
+    /// a live node sees it: polled until that node lists both (its view of
+    /// a replica can lag behind `cluster_state:ok` by a gossip round).
     fn shard_of(&self, prefix: &str) -> (u16, u16) {
+        let start = Instant::now();
+        loop {
+            if let Some(shard) = self.shard_now(prefix) {
+                return shard;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no primary with a replica serves {{{prefix}}} after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// [`Cluster::shard_of`] as the first node sees it now, if it lists a
+    /// live primary for the slot and a replica of it.
+    fn shard_now(&self, prefix: &str) -> Option<(u16, u16)> {
         let asked = *self.children.keys().next().unwrap();
         let slot: u32 = cli(asked, &["CLUSTER", "KEYSLOT", &format!("{{{prefix}}}")])
             .trim()
@@ -160,14 +177,13 @@ impl Cluster {
                 primary = Some((f[0].to_string(), port_of(f[1])));
             }
         }
-        let (id, port) = primary.expect("a primary serves the slot");
+        let (id, port) = primary?;
         let replica = nodes
             .lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .find(|f| f.len() > 3 && f[3] == id && f[2].contains("slave"))
-            .map(|f| port_of(f[1]))
-            .expect("the primary has a replica");
-        (port, replica)
+            .find(|f| f.len() > 3 && f[3] == id && f[2].contains("slave") && !f[2].contains("fail"))
+            .map(|f| port_of(f[1]))?;
+        Some((port, replica))
     }
 
     /// Waits until `port` is a primary.
